@@ -1,0 +1,99 @@
+//! Counter slots of the per-CPU statistics array. Every verdict the XDP
+//! program returns and every parse outcome it reaches increments exactly one
+//! slot of each group, so the groups each sum to the number of packets seen.
+
+/// Name of the per-CPU counter array. The suffix is the layout version: a
+/// change to [`Counter`] that moves a slot bumps it, so a pinned map of the old
+/// layout is never misread.
+pub const STATS_MAP: &str = "STATS_V1";
+
+/// One slot in the per-CPU counter array, indexed by the discriminant.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Verdict: XDP_PASS.
+    VerdictPass = 0,
+    /// Verdict: XDP_DROP.
+    VerdictDrop = 1,
+    /// Verdict: XDP_TX.
+    VerdictTx = 2,
+    /// Verdict: XDP_REDIRECT.
+    VerdictRedirect = 3,
+    /// Parse outcome: frame shorter than the header it claims to carry.
+    ParseTruncated = 4,
+    /// Parse outcome: not IPv4 or IPv6 (ARP, LLDP, ...).
+    ParseNonIp = 5,
+    /// Parse outcome: IPv4 or IPv6 with a transport other than TCP or UDP.
+    ParseOtherL4 = 6,
+    /// Parse outcome: TCP over IPv4.
+    ParseTcp4 = 7,
+    /// Parse outcome: UDP over IPv4.
+    ParseUdp4 = 8,
+    /// Parse outcome: TCP over IPv6.
+    ParseTcp6 = 9,
+    /// Parse outcome: UDP over IPv6.
+    ParseUdp6 = 10,
+    /// Parse outcome: an IPv4 fragment other than the first (no L4 header).
+    ParseFragment = 11,
+    /// Parse outcome: IPv6 with extension headers before L4, or a malformed
+    /// IPv4 header length; passed to the kernel, which knows how to handle it.
+    ParseUnsupported = 12,
+    /// Any frame that carried an 802.1Q tag (counted in addition to its outcome).
+    Vlan = 13,
+}
+
+impl Counter {
+    /// Number of slots; the size of the counter array.
+    pub const COUNT: u32 = 14;
+
+    /// Every counter in slot order.
+    pub const ALL: [Counter; Self::COUNT as usize] = [
+        Counter::VerdictPass,
+        Counter::VerdictDrop,
+        Counter::VerdictTx,
+        Counter::VerdictRedirect,
+        Counter::ParseTruncated,
+        Counter::ParseNonIp,
+        Counter::ParseOtherL4,
+        Counter::ParseTcp4,
+        Counter::ParseUdp4,
+        Counter::ParseTcp6,
+        Counter::ParseUdp6,
+        Counter::ParseFragment,
+        Counter::ParseUnsupported,
+        Counter::Vlan,
+    ];
+
+    /// Stable snake-case name, used in status output and metrics.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Counter::VerdictPass => "verdict_pass",
+            Counter::VerdictDrop => "verdict_drop",
+            Counter::VerdictTx => "verdict_tx",
+            Counter::VerdictRedirect => "verdict_redirect",
+            Counter::ParseTruncated => "parse_truncated",
+            Counter::ParseNonIp => "parse_non_ip",
+            Counter::ParseOtherL4 => "parse_other_l4",
+            Counter::ParseTcp4 => "parse_tcp4",
+            Counter::ParseUdp4 => "parse_udp4",
+            Counter::ParseTcp6 => "parse_tcp6",
+            Counter::ParseUdp6 => "parse_udp6",
+            Counter::ParseFragment => "parse_fragment",
+            Counter::ParseUnsupported => "parse_unsupported",
+            Counter::Vlan => "vlan",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Counter;
+
+    #[test]
+    fn all_is_in_slot_order() {
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i, "{} out of order", c.name());
+        }
+    }
+}

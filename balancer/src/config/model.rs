@@ -1,0 +1,241 @@
+//! Stage two: the validated configuration. Everything here has already been
+//! checked, so the runtime never re-validates: addresses are `SocketAddr`,
+//! durations are `Duration`, pool references are indices, limits are
+//! non-zero where zero would be meaningless.
+
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+    num::NonZeroU32,
+    time::Duration,
+};
+
+use serde::Deserialize;
+
+/// A validated configuration, ready to build a runtime from.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Admin API listen address.
+    pub admin: SocketAddr,
+    /// Listeners in file order.
+    pub listeners: Vec<Listener>,
+    /// Pools in file order; listeners refer to them by index.
+    pub pools: Vec<Pool>,
+    /// XDP settings, when the file has an `xdp` section.
+    pub xdp: Option<Xdp>,
+    /// Guard settings (the XDP program enforces them).
+    pub guard: Guard,
+    /// How long open connections may finish after SIGINT/SIGTERM.
+    pub shutdown_grace: Duration,
+    /// Built-in demo backends (HTTP + UDP echo) the daemon starts itself.
+    pub demo_backends: Vec<SocketAddr>,
+}
+
+/// Transport protocol of a listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// Which data plane serves a listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// XDP where it attaches, otherwise proxy.
+    Auto,
+    /// Kernel fast path only.
+    Xdp,
+    /// Userspace splice/UDP proxy.
+    Proxy,
+    /// Userspace HTTP routing.
+    Http,
+}
+
+/// Backend selection algorithm of a pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    /// Each backend in turn.
+    RoundRobin,
+    /// Smooth weighted round robin (nginx's).
+    WeightedRoundRobin,
+    /// Fewest active connections relative to weight.
+    LeastConnections,
+    /// Hash of the client address.
+    SourceHash,
+    /// Maglev consistent hashing of the flow, the table the XDP path uses.
+    Maglev,
+    /// Power of two random choices by load.
+    TwoChoices,
+}
+
+/// Kind of active health check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthKind {
+    /// TCP connect.
+    Tcp,
+    /// HTTP request, expect 2xx/3xx.
+    Http,
+    /// UDP send and expect a reply.
+    Udp,
+}
+
+/// How the XDP path reaches backends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Forwarding {
+    /// Rewrite MACs, backends answer directly.
+    Dsr,
+    /// Encapsulate IP-in-IP to the backend.
+    Ipip,
+}
+
+/// One listener: a VIP:port, its protocol, plane and pool.
+#[derive(Clone, Debug)]
+pub struct Listener {
+    /// Unique name.
+    pub name: String,
+    /// Address clients connect to.
+    pub address: SocketAddr,
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// Data plane.
+    pub mode: Mode,
+    /// Index into [`Config::pools`].
+    pub pool: usize,
+    /// TCP: concurrent connections; beyond it new ones are closed at once.
+    pub max_connections: NonZeroU32,
+    /// TCP: time allowed for one backend connect attempt.
+    pub connect_timeout: Duration,
+    /// TCP: connection idle time; UDP: session idle time.
+    pub idle_timeout: Duration,
+    /// TCP: backends tried before the client is closed.
+    pub connect_attempts: NonZeroU32,
+    /// UDP: concurrent client sessions; the oldest idle one is evicted beyond it.
+    pub max_sessions: NonZeroU32,
+}
+
+/// A pool of backends and how to choose among them.
+#[derive(Clone, Debug)]
+pub struct Pool {
+    /// Unique name.
+    pub name: String,
+    /// Selection algorithm.
+    pub algorithm: Algorithm,
+    /// Maglev lookup table size (prime).
+    pub maglev_table_size: u32,
+    /// Active health check, if configured.
+    pub health: Option<HealthCheck>,
+    /// Backends in file order; never empty.
+    pub backends: Vec<Backend>,
+}
+
+/// One backend of a pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backend {
+    /// Where to connect.
+    pub address: SocketAddr,
+    /// Relative weight; 0 drains (no new flows).
+    pub weight: u32,
+}
+
+/// Active health-check settings.
+#[derive(Clone, Debug)]
+pub struct HealthCheck {
+    /// Kind of check.
+    pub kind: HealthKind,
+    /// HTTP path.
+    pub path: String,
+    /// Time between checks.
+    pub interval: Duration,
+    /// Time allowed per check.
+    pub timeout: Duration,
+    /// Consecutive successes to mark a backend up.
+    pub rise: NonZeroU32,
+    /// Consecutive failures to mark a backend down.
+    pub fall: NonZeroU32,
+}
+
+/// XDP data-plane settings.
+#[derive(Clone, Debug)]
+pub struct Xdp {
+    /// Interface the program attaches to.
+    pub interface: String,
+    /// Forwarding mode.
+    pub forwarding: Forwarding,
+    /// Flow-table entries.
+    pub flow_table_size: NonZeroU32,
+}
+
+/// Guard settings, enforced in XDP in front of every listener.
+#[derive(Clone, Debug, Default)]
+pub struct Guard {
+    /// Sources dropped first.
+    pub deny: Vec<Cidr>,
+    /// When non-empty, only these sources reach listeners.
+    pub allow: Vec<Cidr>,
+    /// Per-source new-flow limits.
+    pub per_source: Option<PerSource>,
+}
+
+/// Per-source token bucket for new flows.
+#[derive(Clone, Copy, Debug)]
+pub struct PerSource {
+    /// New flows per second.
+    pub syn_rate: NonZeroU32,
+    /// Bucket depth.
+    pub syn_burst: NonZeroU32,
+}
+
+/// An address prefix, host bits zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    /// Network address.
+    pub addr: IpAddr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Auto => "auto",
+            Mode::Xdp => "xdp",
+            Mode::Proxy => "proxy",
+            Mode::Http => "http",
+        })
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Algorithm::RoundRobin => "round_robin",
+            Algorithm::WeightedRoundRobin => "weighted_round_robin",
+            Algorithm::LeastConnections => "least_connections",
+            Algorithm::SourceHash => "source_hash",
+            Algorithm::Maglev => "maglev",
+            Algorithm::TwoChoices => "two_choices",
+        })
+    }
+}

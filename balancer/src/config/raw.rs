@@ -1,0 +1,122 @@
+//! Stage one of loading: the file's shape, exactly as written. Every struct
+//! denies unknown fields so a typo is an error at load, never a silently
+//! ignored key. Values whose syntax we check ourselves (addresses, durations,
+//! CIDRs) stay strings here so the validator can quote them back in errors.
+
+use serde::Deserialize;
+
+use super::model::{Algorithm, Forwarding, HealthKind, Mode, Protocol};
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub version: u32,
+    #[serde(default)]
+    pub admin: Option<RawAdmin>,
+    #[serde(default)]
+    pub listeners: Vec<RawListener>,
+    #[serde(default)]
+    pub pools: Vec<RawPool>,
+    #[serde(default)]
+    pub xdp: Option<RawXdp>,
+    #[serde(default)]
+    pub guard: Option<RawGuard>,
+    #[serde(default)]
+    pub shutdown_grace: Option<String>,
+    #[serde(default)]
+    pub demo_backends: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    pub name: String,
+    pub address: String,
+    pub protocol: Protocol,
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    pub pool: String,
+    #[serde(default)]
+    pub max_connections: Option<u64>,
+    #[serde(default)]
+    pub connect_timeout: Option<String>,
+    #[serde(default)]
+    pub idle_timeout: Option<String>,
+    #[serde(default)]
+    pub connect_attempts: Option<u64>,
+    #[serde(default)]
+    pub max_sessions: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    pub name: String,
+    #[serde(default)]
+    pub algorithm: Option<Algorithm>,
+    #[serde(default)]
+    pub maglev_table_size: Option<u64>,
+    #[serde(default)]
+    pub health: Option<RawHealth>,
+    #[serde(default)]
+    pub backends: Vec<RawBackend>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    pub kind: HealthKind,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub interval: Option<String>,
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub rise: Option<u64>,
+    #[serde(default)]
+    pub fall: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackend {
+    pub address: String,
+    #[serde(default)]
+    pub weight: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawXdp {
+    pub interface: String,
+    #[serde(default)]
+    pub forwarding: Option<Forwarding>,
+    #[serde(default)]
+    pub flow_table_size: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuard {
+    #[serde(default)]
+    pub deny: Vec<String>,
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub per_source: Option<RawPerSource>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPerSource {
+    pub syn_rate: u64,
+    pub syn_burst: u64,
+}
