@@ -3,3 +3,4 @@
 //! code.
 
 pub mod config;
+pub mod select;
