@@ -1,6 +1,16 @@
 //! The balancer daemon as a library: the binary (`main.rs`) only parses the
 //! command line and calls into here, so tests and benchmarks drive the same
-//! code.
+//! code. Unsafe code is confined to the splice/pipe code and the XDP loader,
+//! each with a `SAFETY:` note.
+#![deny(unsafe_code)]
 
+pub mod cli;
 pub mod config;
+pub mod dataplane;
+pub mod demo;
+pub mod logging;
+pub mod proxy;
+pub mod runtime;
 pub mod select;
+pub mod server;
+pub mod summary;

@@ -1,1 +1,52 @@
-fn main() {}
+//! `balancer`: parse the command line, load the config, run.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use balancer::{
+    cli::{Cli, Command},
+    config, logging, server, summary,
+};
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { file } => match config::load(&file) {
+            Ok(c) => {
+                print!("{}: ok\n{}", file.display(), summary::render(&c));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run { config: file } => {
+            logging::init(cli.log_format);
+            match run(file.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn run(file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let config = match file {
+        Some(f) => config::load(f)?,
+        None => {
+            tracing::info!("no config file given: serving the embedded demo (config/default.yaml)");
+            config::embedded_default()?
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(server::run(config))?;
+    Ok(())
+}

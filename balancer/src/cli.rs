@@ -1,0 +1,42 @@
+//! Command-line interface (clap). Only parsing lives here; `main.rs` acts.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Layer-4 TCP/UDP load balancer with an XDP fast path.
+#[derive(Debug, Parser)]
+#[command(name = "balancer", version, about)]
+pub struct Cli {
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a config file, or the embedded demo default when none is given.
+    Run {
+        /// Config file (YAML).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config file and print a summary; exit 1 on any error.
+    Check {
+        /// Config file (YAML).
+        file: PathBuf,
+    },
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}

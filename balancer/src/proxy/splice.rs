@@ -1,0 +1,195 @@
+//! Moves bytes between a client and a backend socket with splice(2) through
+//! a pooled pipe: socket -> pipe -> socket without copying into userspace.
+//! Both directions run in the connection's one task; a FIN from one side is
+//! passed on as a write shutdown while the other direction keeps flowing
+//! (half-close), and the connection ends when both directions have.
+
+use std::{
+    io,
+    os::fd::AsRawFd,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+use socket2::SockRef;
+use tokio::{
+    io::Interest,
+    net::TcpStream,
+    time::{Instant, sleep_until},
+};
+
+use super::pipes::{PipePool, splice};
+
+/// Which end of a proxied connection failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The client's socket.
+    Client,
+    /// The backend's socket.
+    Backend,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Client => "client",
+            Side::Backend => "backend",
+        })
+    }
+}
+
+/// Why a relay ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// A socket operation failed on one side.
+    #[error("{side} side failed: {source}")]
+    Io {
+        /// Failing side.
+        side: Side,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// No byte moved in either direction for the idle timeout.
+    #[error("idle for {0:?}")]
+    Idle(Duration),
+}
+
+/// Byte counters the relay adds to.
+pub struct Counters<'a> {
+    /// Client -> backend.
+    pub up: &'a AtomicU64,
+    /// Backend -> client.
+    pub down: &'a AtomicU64,
+}
+
+/// Last time a byte moved, in milliseconds since `start`.
+struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.last_ms
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    async fn expired(&self, idle: Duration) {
+        loop {
+            let deadline = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + idle;
+            if Instant::now() >= deadline {
+                return;
+            }
+            sleep_until(deadline).await;
+        }
+    }
+}
+
+/// Relays until both directions have ended, one side fails, or nothing moves
+/// for `idle`.
+pub async fn relay(
+    client: &TcpStream,
+    backend: &TcpStream,
+    pipes: &PipePool,
+    idle: Duration,
+    counters: &Counters<'_>,
+) -> Result<(), RelayError> {
+    let activity = Activity {
+        start: Instant::now(),
+        last_ms: AtomicU64::new(0),
+    };
+    let up = pump(client, backend, Side::Client, Side::Backend, pipes, &activity, counters.up);
+    let down = pump(backend, client, Side::Backend, Side::Client, pipes, &activity, counters.down);
+    tokio::select! {
+        r = async { tokio::try_join!(up, down) } => r.map(|_| ()),
+        () = activity.expired(idle) => Err(RelayError::Idle(idle)),
+    }
+}
+
+/// One direction: `src` -> `dst` until `src` sends FIN, then shut down the
+/// write side of `dst`.
+async fn pump(
+    src: &TcpStream,
+    dst: &TcpStream,
+    src_side: Side,
+    dst_side: Side,
+    pipes: &PipePool,
+    activity: &Activity,
+    bytes: &AtomicU64,
+) -> Result<(), RelayError> {
+    let err = |side| move |source| RelayError::Io { side, source };
+    loop {
+        src.readable().await.map_err(err(src_side))?;
+        let n = match pipes.lease() {
+            Some(mut lease) => {
+                let pipe_in = lease.pipe().write.as_raw_fd();
+                let cap = lease.pipe().capacity;
+                match src.try_io(Interest::READABLE, || splice(src.as_raw_fd(), pipe_in, cap)) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        lease.pending = n;
+                        drain(&mut lease, dst).await.map_err(err(dst_side))?;
+                        n
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(err(src_side)(e)),
+                }
+            }
+            None => {
+                // No free pipe: copy this one chunk through a buffer that
+                // exists only for this call, so idle connections hold none.
+                let mut buf = vec![0u8; 16 * 1024];
+                let n = read_some(src, &mut buf).await.map_err(err(src_side))?;
+                if n == 0 {
+                    break;
+                }
+                write_all(dst, &buf[..n]).await.map_err(err(dst_side))?;
+                n
+            }
+        };
+        bytes.fetch_add(n as u64, Ordering::Relaxed);
+        activity.touch();
+    }
+    // FIN from src: pass it on. ENOTCONN means dst is already gone, which the
+    // other direction will report.
+    match SockRef::from(dst).shutdown(std::net::Shutdown::Write) {
+        Err(e) if e.raw_os_error() != Some(libc::ENOTCONN) => Err(err(dst_side)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Empties the leased pipe into `dst`.
+async fn drain(lease: &mut super::pipes::Lease<'_>, dst: &TcpStream) -> io::Result<()> {
+    let pipe_out = lease.pipe().read.as_raw_fd();
+    while lease.pending > 0 {
+        dst.writable().await?;
+        match dst.try_io(Interest::WRITABLE, || splice(pipe_out, dst.as_raw_fd(), lease.pending)) {
+            Ok(m) => lease.pending -= m,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+async fn read_some(src: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match src.try_read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => src.readable().await?,
+            r => return r,
+        }
+    }
+}
+
+async fn write_all(dst: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        dst.writable().await?;
+        match dst.try_write(buf) {
+            Ok(m) => buf = &buf[m..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

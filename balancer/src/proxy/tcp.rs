@@ -1,0 +1,156 @@
+//! The TCP proxy for one listener: accept, enforce the connection limit,
+//! pick a backend and connect with a timeout (a refused or silent backend
+//! costs the client nothing while another can be tried), then relay with
+//! splice until both sides are done.
+
+use std::{
+    io,
+    net::SocketAddr,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+
+use socket2::{SockRef, TcpKeepalive};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{Semaphore, watch},
+};
+use tracing::{debug, warn};
+
+use super::{
+    pipes::PipePool,
+    splice::{Counters, RelayError, relay},
+};
+use crate::{
+    config::{limits::MAX_CONNECT_ATTEMPTS, model::Listener},
+    runtime::{ListenerStats, PoolState, Tracker, flow_tuple},
+};
+
+const IPPROTO_TCP: u8 = 6;
+
+/// What one TCP listener needs at run time.
+pub struct TcpService {
+    /// The listener's validated settings.
+    pub listener: Listener,
+    /// The pool it balances over.
+    pub pool: Arc<PoolState>,
+    /// Its counters.
+    pub stats: Arc<ListenerStats>,
+    /// Shared pipe pool.
+    pub pipes: Arc<PipePool>,
+    /// Open-connection tracker (graceful shutdown waits on it).
+    pub tracker: Tracker,
+}
+
+/// Accepts until `shutdown` turns true; connections already accepted keep
+/// running on their own tasks.
+pub async fn serve(socket: TcpListener, svc: Arc<TcpService>, mut shutdown: watch::Receiver<bool>) {
+    let limit = Arc::new(Semaphore::new(svc.listener.max_connections.get() as usize));
+    loop {
+        let accepted = tokio::select! {
+            r = socket.accept() => r,
+            _ = shutdown.changed() => break,
+        };
+        let (client, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                accept_failed(&svc, &e).await;
+                continue;
+            }
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            svc.stats.rejected_limit.fetch_add(1, Ordering::Relaxed);
+            if let Some(suppressed) = svc.stats.log.allow() {
+                warn!(listener = %svc.listener.name, limit = svc.listener.max_connections, suppressed,
+                    "connection limit reached; closing new connections");
+            }
+            drop(client);
+            continue;
+        };
+        svc.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        let guard = svc.tracker.open();
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            handle(client, peer, &svc).await;
+            drop(permit);
+            drop(guard);
+        });
+    }
+}
+
+async fn accept_failed(svc: &TcpService, e: &io::Error) {
+    svc.stats.accept_errors.fetch_add(1, Ordering::Relaxed);
+    if let Some(suppressed) = svc.stats.log.allow() {
+        warn!(listener = %svc.listener.name, error = %e, suppressed, "accept failed");
+    }
+    // Out of descriptors or memory: accepting again at once would spin.
+    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn handle(client: TcpStream, peer: SocketAddr, svc: &TcpService) {
+    let local = client.local_addr().unwrap_or(svc.listener.address);
+    let Some((backend, index)) = connect(peer, local, svc).await else {
+        svc.stats.no_backend.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    tune(&client);
+    tune(&backend);
+    let stats = &svc.pool.backends[index].stats;
+    let _active = stats.open();
+    let counters = Counters {
+        up: &stats.bytes_in,
+        down: &stats.bytes_out,
+    };
+    match relay(&client, &backend, &svc.pipes, svc.listener.idle_timeout, &counters).await {
+        Ok(()) => {}
+        Err(RelayError::Idle(idle)) => {
+            debug!(listener = %svc.listener.name, %peer, ?idle, "closing idle connection");
+        }
+        Err(e) => {
+            debug!(listener = %svc.listener.name, %peer, error = %e, "connection aborted");
+            // Pass the abort on as a reset to both ends rather than a clean
+            // FIN that would look like a complete response.
+            for s in [&client, &backend] {
+                let _ = SockRef::from(s).set_linger(Some(Duration::ZERO));
+            }
+        }
+    }
+}
+
+/// Tries up to `connect_attempts` distinct backends.
+async fn connect(peer: SocketAddr, local: SocketAddr, svc: &TcpService) -> Option<(TcpStream, usize)> {
+    let flow = flow_tuple(peer, local, IPPROTO_TCP);
+    let mut tried = [usize::MAX; MAX_CONNECT_ATTEMPTS as usize];
+    let attempts = (svc.listener.connect_attempts.get() as usize).min(tried.len());
+    for n in 0..attempts {
+        let index = svc.pool.pick(&flow, &tried[..n])?;
+        tried[n] = index;
+        let backend = &svc.pool.backends[index];
+        let error = match tokio::time::timeout(svc.listener.connect_timeout, TcpStream::connect(backend.address)).await {
+            Ok(Ok(stream)) => return Some((stream, index)),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {:?}", svc.listener.connect_timeout),
+        };
+        backend.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+        if let Some(suppressed) = backend.stats.log.allow() {
+            warn!(listener = %svc.listener.name, pool = %svc.pool.name, backend = %backend.address,
+                %error, suppressed, "backend connect failed; trying another");
+        }
+    }
+    if let Some(suppressed) = svc.stats.log.allow() {
+        warn!(listener = %svc.listener.name, pool = %svc.pool.name, %peer, suppressed,
+            "no backend reachable; closing client");
+    }
+    None
+}
+
+fn tune(s: &TcpStream) {
+    // Both are best effort: a socket that refuses them still works.
+    let _ = s.set_nodelay(true);
+    let keepalive = TcpKeepalive::new()
+        .with_time(Duration::from_secs(60))
+        .with_interval(Duration::from_secs(10));
+    let _ = SockRef::from(s).set_tcp_keepalive(&keepalive);
+}

@@ -1,0 +1,230 @@
+//! The UDP proxy for one listener. Each client address gets a session: its
+//! own socket connected to one backend, so replies are matched to the client
+//! by the kernel, not by us. Replies leave through the listener's socket and
+//! so carry the listener's address. Sessions end after `idle_timeout`; at
+//! `max_sessions` the longest-idle one is evicted for a new client.
+
+use std::{
+    collections::HashMap,
+    io,
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use socket2::SockRef;
+use tokio::{net::UdpSocket, sync::watch, task::JoinHandle, time::Instant};
+use tracing::warn;
+
+use crate::{
+    config::model::Listener,
+    runtime::{ActiveGuard, BackendStats, ListenerStats, PoolState, flow_tuple},
+};
+
+const IPPROTO_UDP: u8 = 17;
+/// Largest UDP payload over IPv4/IPv6 without jumbograms.
+const MAX_DATAGRAM: usize = 65_536;
+
+/// What one UDP listener needs at run time.
+pub struct UdpService {
+    /// The listener's validated settings.
+    pub listener: Listener,
+    /// The pool it balances over.
+    pub pool: Arc<PoolState>,
+    /// Its counters.
+    pub stats: Arc<ListenerStats>,
+}
+
+struct Session {
+    upstream: Arc<UdpSocket>,
+    last_ms: Arc<AtomicU64>,
+    stats: Arc<BackendStats>,
+    replies: JoinHandle<()>,
+    _active: ActiveGuard,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.replies.abort();
+    }
+}
+
+struct Clock(Instant);
+
+impl Clock {
+    fn now_ms(&self) -> u64 {
+        self.0.elapsed().as_millis() as u64
+    }
+}
+
+/// Serves datagrams until `shutdown` turns true.
+pub async fn serve(socket: UdpSocket, svc: Arc<UdpService>, mut shutdown: watch::Receiver<bool>) {
+    let socket = Arc::new(socket);
+    let clock = Arc::new(Clock(Instant::now()));
+    let idle = svc.listener.idle_timeout;
+    let mut sessions: HashMap<SocketAddr, Session> = HashMap::new();
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut sweep = tokio::time::interval((idle / 4).max(Duration::from_millis(100)));
+    loop {
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok((n, client)) => on_datagram(&buf[..n], client, &socket, &svc, &clock, &mut sessions).await,
+                Err(e) => log_error(&svc, "receive failed", &e),
+            },
+            _ = sweep.tick() => {
+                let cutoff = clock.now_ms().saturating_sub(idle.as_millis() as u64);
+                let before = sessions.len();
+                sessions.retain(|_, s| s.last_ms.load(Ordering::Relaxed) > cutoff);
+                let expired = (before - sessions.len()) as u64;
+                svc.stats.sessions_expired.fetch_add(expired, Ordering::Relaxed);
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+async fn on_datagram(
+    data: &[u8],
+    client: SocketAddr,
+    socket: &Arc<UdpSocket>,
+    svc: &UdpService,
+    clock: &Arc<Clock>,
+    sessions: &mut HashMap<SocketAddr, Session>,
+) {
+    if !sessions.contains_key(&client) {
+        if sessions.len() >= svc.listener.max_sessions.get() as usize {
+            evict_oldest(sessions, svc);
+        }
+        match open_session(client, socket, svc, clock).await {
+            Some(s) => {
+                svc.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                sessions.insert(client, s);
+            }
+            None => {
+                svc.stats.no_backend.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+    let Some(s) = sessions.get(&client) else { return };
+    s.last_ms.store(clock.now_ms(), Ordering::Relaxed);
+    // Never wait on one backend's send buffer while other clients queue up:
+    // a full buffer drops this datagram, as the network would. The send goes
+    // straight to the non-blocking socket: tokio's `try_send` would refuse
+    // until the reactor has seen the new socket become writable, losing a
+    // session's first datagram.
+    match SockRef::from(s.upstream.as_ref()).send(data) {
+        Ok(n) => {
+            s.stats.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        Err(e) => log_error(svc, "send to backend failed", &e),
+    }
+}
+
+fn evict_oldest(sessions: &mut HashMap<SocketAddr, Session>, svc: &UdpService) {
+    let oldest = sessions
+        .iter()
+        .min_by_key(|(_, s)| s.last_ms.load(Ordering::Relaxed))
+        .map(|(a, _)| *a);
+    if let Some(addr) = oldest {
+        sessions.remove(&addr);
+        svc.stats.sessions_evicted.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+async fn open_session(
+    client: SocketAddr,
+    socket: &Arc<UdpSocket>,
+    svc: &UdpService,
+    clock: &Arc<Clock>,
+) -> Option<Session> {
+    let local = socket.local_addr().unwrap_or(svc.listener.address);
+    let flow = flow_tuple(client, local, IPPROTO_UDP);
+    let mut tried = Vec::new();
+    for _ in 0..svc.listener.connect_attempts.get() {
+        let index = svc.pool.pick(&flow, &tried)?;
+        tried.push(index);
+        let backend = &svc.pool.backends[index];
+        match connect(backend.address).await {
+            Ok(upstream) => {
+                let upstream = Arc::new(upstream);
+                let last_ms = Arc::new(AtomicU64::new(clock.now_ms()));
+                let replies = tokio::spawn(relay_replies(
+                    upstream.clone(),
+                    socket.clone(),
+                    client,
+                    last_ms.clone(),
+                    clock.clone(),
+                    backend.stats.clone(),
+                ));
+                return Some(Session {
+                    upstream,
+                    last_ms,
+                    stats: backend.stats.clone(),
+                    replies,
+                    _active: backend.stats.open(),
+                });
+            }
+            Err(e) => {
+                backend.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+                if let Some(suppressed) = backend.stats.log.allow() {
+                    warn!(listener = %svc.listener.name, backend = %backend.address, error = %e, suppressed,
+                        "cannot open a UDP session to backend; trying another");
+                }
+            }
+        }
+    }
+    None
+}
+
+async fn connect(backend: SocketAddr) -> io::Result<UdpSocket> {
+    let any: SocketAddr = if backend.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = UdpSocket::bind(any).await?;
+    s.connect(backend).await?;
+    Ok(s)
+}
+
+/// Backend -> client for one session. The receive buffer exists only while
+/// a datagram is being handled, so an idle session holds no buffer.
+async fn relay_replies(
+    upstream: Arc<UdpSocket>,
+    socket: Arc<UdpSocket>,
+    client: SocketAddr,
+    last_ms: Arc<AtomicU64>,
+    clock: Arc<Clock>,
+    stats: Arc<BackendStats>,
+) {
+    loop {
+        if upstream.readable().await.is_err() {
+            return;
+        }
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        match upstream.try_recv(&mut buf) {
+            Ok(n) => {
+                if socket.send_to(&buf[..n], client).await.is_ok() {
+                    stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                    last_ms.store(clock.now_ms(), Ordering::Relaxed);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // ICMP port unreachable from the backend surfaces here; the
+            // session stays so a restarted backend is reached again.
+            Err(_) => {
+                stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn log_error(svc: &UdpService, what: &str, e: &io::Error) {
+    if let Some(suppressed) = svc.stats.log.allow() {
+        warn!(listener = %svc.listener.name, error = %e, suppressed, "{what}");
+    }
+}

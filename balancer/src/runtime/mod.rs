@@ -1,0 +1,134 @@
+//! Runtime state built from a validated [`Config`]: per pool, the backends
+//! with their live counters and the selector. The data planes read it; only
+//! the control plane builds it. Counters are shared (`Arc`) so a later
+//! snapshot of the same backend keeps its numbers.
+
+mod stats;
+mod tracker;
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
+
+use balancer_common::{FlowTuple, flow_hash, hash::addr_hash};
+
+pub use stats::{ActiveGuard, BackendStats, ListenerStats, LogLimiter};
+pub use tracker::{ConnectionGuard, Tracker};
+
+use crate::{
+    config::{
+        Config,
+        model::{Algorithm, Pool},
+    },
+    select::{self, Member, Request, Selector},
+};
+
+/// One backend as the data planes see it.
+pub struct BackendState {
+    /// Where to connect.
+    pub address: SocketAddr,
+    /// Current weight (0 = draining).
+    pub weight: u32,
+    /// Live counters.
+    pub stats: Arc<BackendStats>,
+}
+
+/// A pool ready to serve: backends plus the selector built over them.
+pub struct PoolState {
+    /// Pool name.
+    pub name: String,
+    /// Selection algorithm.
+    pub algorithm: Algorithm,
+    /// Backends, in config order (selector indices point here).
+    pub backends: Vec<BackendState>,
+    selector: Box<dyn Selector>,
+}
+
+impl PoolState {
+    /// Builds a pool from its validated config.
+    #[must_use]
+    pub fn new(pool: &Pool) -> Self {
+        let members: Vec<Member> = pool
+            .backends
+            .iter()
+            .map(|b| Member {
+                address: b.address,
+                weight: b.weight,
+            })
+            .collect();
+        Self {
+            name: pool.name.clone(),
+            algorithm: pool.algorithm,
+            backends: pool
+                .backends
+                .iter()
+                .map(|b| BackendState {
+                    address: b.address,
+                    weight: b.weight,
+                    stats: Arc::new(BackendStats::default()),
+                })
+                .collect(),
+            selector: select::build(pool.algorithm, &members, pool.maglev_table_size),
+        }
+    }
+
+    /// Chooses a backend for `flow`, passing over the indices in `tried`.
+    #[must_use]
+    pub fn pick(&self, flow: &FlowTuple, tried: &[usize]) -> Option<usize> {
+        let load = |i: usize| self.backends[i].stats.active();
+        self.selector.select(&Request {
+            flow_hash: flow_hash(flow, 0),
+            source_hash: addr_hash(&flow.src, 0),
+            skip: &|i| tried.contains(&i),
+            load: &load,
+        })
+    }
+}
+
+/// Everything the data planes need, built once per config.
+pub struct Snapshot {
+    /// The config it was built from.
+    pub config: Arc<Config>,
+    /// Pools by index (listeners refer to them by [`crate::config::model::Listener::pool`]).
+    pub pools: Vec<Arc<PoolState>>,
+    /// Per-listener counters, by listener index.
+    pub listeners: Vec<Arc<ListenerStats>>,
+}
+
+impl Snapshot {
+    /// Builds the runtime view of `config`.
+    #[must_use]
+    pub fn new(config: Config) -> Self {
+        let pools = config.pools.iter().map(|p| Arc::new(PoolState::new(p))).collect();
+        let listeners = config
+            .listeners
+            .iter()
+            .map(|_| Arc::new(ListenerStats::default()))
+            .collect();
+        Self {
+            config: Arc::new(config),
+            pools,
+            listeners,
+        }
+    }
+}
+
+/// The 5-tuple of a proxied flow, in the layout the flow hash expects. A
+/// v4-mapped IPv6 address (from a dual-stack socket) hashes as the IPv4
+/// address it is, so a client maps the same way on either kind of socket.
+#[must_use]
+pub fn flow_tuple(client: SocketAddr, local: SocketAddr, protocol: u8) -> FlowTuple {
+    let bytes = |a: SocketAddr| match a.ip().to_canonical() {
+        IpAddr::V4(v4) => FlowTuple::v4_mapped(v4.octets()),
+        IpAddr::V6(v6) => v6.octets(),
+    };
+    FlowTuple {
+        src: bytes(client),
+        dst: bytes(local),
+        src_port: client.port(),
+        dst_port: local.port(),
+        protocol,
+        pad: [0; 3],
+    }
+}

@@ -1,0 +1,115 @@
+//! Live counters. Plain relaxed atomics: they are statistics, read by status
+//! and metrics, never used to synchronise anything.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+/// Counters of one backend.
+#[derive(Default)]
+pub struct BackendStats {
+    active: AtomicU64,
+    /// Connections or sessions established, ever.
+    pub total: AtomicU64,
+    /// Connect attempts that failed or timed out.
+    pub connect_failures: AtomicU64,
+    /// Bytes client -> backend.
+    pub bytes_in: AtomicU64,
+    /// Bytes backend -> client.
+    pub bytes_out: AtomicU64,
+    /// Rate limit for this backend's failure log lines.
+    pub log: LogLimiter,
+}
+
+impl BackendStats {
+    /// Connections or sessions open now.
+    pub fn active(&self) -> u64 {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Marks one more open connection until the guard drops.
+    pub fn open(self: &std::sync::Arc<Self>) -> ActiveGuard {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        self.total.fetch_add(1, Ordering::Relaxed);
+        ActiveGuard(self.clone())
+    }
+}
+
+/// Decrements a backend's active count on drop, on every exit path.
+pub struct ActiveGuard(std::sync::Arc<BackendStats>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counters of one listener.
+#[derive(Default)]
+pub struct ListenerStats {
+    /// Connections accepted (TCP) or sessions created (UDP).
+    pub accepted: AtomicU64,
+    /// Connections closed at once because the listener was at `max_connections`.
+    pub rejected_limit: AtomicU64,
+    /// Clients closed because no backend could be reached.
+    pub no_backend: AtomicU64,
+    /// UDP sessions evicted because the listener was at `max_sessions`.
+    pub sessions_evicted: AtomicU64,
+    /// UDP sessions ended by idle timeout.
+    pub sessions_expired: AtomicU64,
+    /// Accept errors (e.g. out of file descriptors).
+    pub accept_errors: AtomicU64,
+    /// Rate limit for this listener's log lines.
+    pub log: LogLimiter,
+}
+
+/// Allows one log line per second per owner, so a dead backend or an fd
+/// shortage is reported without flooding the log.
+pub struct LogLimiter {
+    epoch: Instant,
+    next_ms: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl Default for LogLimiter {
+    fn default() -> Self {
+        Self {
+            epoch: Instant::now(),
+            next_ms: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LogLimiter {
+    /// `Some(n)` when a line may be written now, `n` being how many were
+    /// suppressed since the last one; `None` otherwise.
+    pub fn allow(&self) -> Option<u64> {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let next = self.next_ms.load(Ordering::Relaxed);
+        if now >= next
+            && self
+                .next_ms
+                .compare_exchange(next, now + Duration::from_secs(1).as_millis() as u64, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        }
+        self.suppressed.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogLimiter;
+
+    #[test]
+    fn one_line_per_second() {
+        let l = LogLimiter::default();
+        assert_eq!(l.allow(), Some(0));
+        assert_eq!(l.allow(), None);
+        assert_eq!(l.allow(), None);
+    }
+}
