@@ -1,0 +1,45 @@
+//! Plain-socket clients for tests. They run on a thread inside the client
+//! namespace (see [`crate::Netns::enter`]) and report what the far end said,
+//! so tests can count which backend answered.
+
+use socket2::{Domain, Socket, Type};
+use std::{
+    io::{Read, Write},
+    net::{IpAddr, SocketAddr, TcpStream},
+    time::Duration,
+};
+
+/// One HTTP/1.1 GET on a new connection (`Connection: close`), optionally
+/// from a chosen local address. Returns the body, or the error text.
+pub fn http_get(vip: SocketAddr, from: Option<IpAddr>) -> Result<String, String> {
+    let mut s = connect(vip, from).map_err(|e| format!("connect {vip}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    s.write_all(format!("GET / HTTP/1.1\r\nHost: {vip}\r\nConnection: close\r\n\r\n").as_bytes())
+        .map_err(|e| format!("send: {e}"))?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).map_err(|e| format!("read: {e}"))?;
+    match resp.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.trim().to_owned()),
+        _ => Err(format!("bad response: {resp:?}")),
+    }
+}
+
+/// Connects to `to`, optionally bound to `from` first.
+pub fn connect(to: SocketAddr, from: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let s = Socket::new(Domain::for_address(to), Type::STREAM, None)?;
+    if let Some(ip) = from {
+        s.bind(&SocketAddr::new(ip, 0).into())?;
+    }
+    s.connect_timeout(&to.into(), Duration::from_secs(5))?;
+    Ok(s.into())
+}
+
+/// Counts occurrences of each distinct answer.
+#[must_use]
+pub fn tally<I: IntoIterator<Item = String>>(answers: I) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for a in answers {
+        *m.entry(a).or_insert(0) += 1;
+    }
+    m
+}

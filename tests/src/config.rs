@@ -1,0 +1,60 @@
+//! Builds balancer YAML for tests from listener and pool specs.
+
+use std::fmt::Write as _;
+
+/// One listener.
+pub struct ListenerSpec<'a> {
+    /// Listener name.
+    pub name: &'a str,
+    /// `ip:port` clients use.
+    pub address: &'a str,
+    /// `tcp` or `udp`.
+    pub protocol: &'a str,
+    /// Pool name.
+    pub pool: &'a str,
+    /// Extra `key: value` lines.
+    pub extra: &'a [&'a str],
+}
+
+/// One pool.
+pub struct PoolSpec<'a> {
+    /// Pool name.
+    pub name: &'a str,
+    /// Algorithm key.
+    pub algorithm: &'a str,
+    /// `(address, weight)` per backend.
+    pub backends: Vec<(String, u32)>,
+}
+
+/// A proxy-mode config with these listeners and pools.
+#[must_use]
+pub fn yaml(listeners: &[ListenerSpec<'_>], pools: &[PoolSpec<'_>]) -> String {
+    let mut y = String::from("version: 1\nshutdown_grace: 5s\nlisteners:\n");
+    for l in listeners {
+        let _ = write!(
+            y,
+            "  - name: {}\n    address: \"{}\"\n    protocol: {}\n    mode: proxy\n    pool: {}\n",
+            l.name, l.address, l.protocol, l.pool
+        );
+        for e in l.extra {
+            let _ = writeln!(y, "    {e}");
+        }
+    }
+    y.push_str("pools:\n");
+    for p in pools {
+        let _ = write!(y, "  - name: {}\n    algorithm: {}\n    backends:\n", p.name, p.algorithm);
+        for (a, w) in &p.backends {
+            let _ = write!(y, "      - address: \"{a}\"\n        weight: {w}\n");
+        }
+    }
+    y
+}
+
+/// The common case: one listener over one pool `p`.
+#[must_use]
+pub fn simple(name: &str, address: &str, protocol: &str, extra: &[&str], algorithm: &str, backends: Vec<(String, u32)>) -> String {
+    yaml(
+        &[ListenerSpec { name, address, protocol, pool: "p", extra }],
+        &[PoolSpec { name: "p", algorithm, backends }],
+    )
+}

@@ -1,0 +1,49 @@
+//! Debian's nginx as a test backend: one master + one worker per backend
+//! namespace, answering `/` with the backend's name and serving the scratch
+//! directory under `/files/`.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use crate::{netns::Netns, process::Process};
+
+/// Starts nginx in `ns`, listening on `listen`, answering `name\n` on `/`.
+#[must_use]
+pub fn start(ns: &Netns, dir: &Path, name: &str, listen: &[SocketAddr]) -> Process {
+    let conf = dir.join(format!("nginx-{name}.conf"));
+    let temp = dir.join(format!("nginx-{name}-tmp"));
+    std::fs::create_dir_all(&temp).expect("nginx temp dir");
+    let listens: String = listen.iter().map(|a| format!("    listen {a} reuseport;\n")).collect();
+    let d = dir.display();
+    let t = temp.display();
+    std::fs::write(
+        &conf,
+        format!(
+            "user root;\nworker_processes 1;\ndaemon off;\npid {t}/nginx.pid;\nerror_log stderr warn;\n\
+             events {{ worker_connections 8192; }}\n\
+             http {{\n  access_log off;\n  keepalive_timeout 75s;\n  keepalive_requests 100000;\n\
+               client_body_temp_path {t}/body;\n  proxy_temp_path {t}/proxy;\n  fastcgi_temp_path {t}/fcgi;\n\
+               uwsgi_temp_path {t}/uwsgi;\n  scgi_temp_path {t}/scgi;\n  sendfile on;\n\
+               server {{\n{listens}    location / {{ default_type text/plain; return 200 \"{name}\\n\"; }}\n\
+                 location /files/ {{ alias {d}/; }}\n  }}\n}}\n"
+        ),
+    )
+    .expect("write nginx.conf");
+    let mut cmd = ns.command("nginx");
+    cmd.args(["-c", conf.to_str().expect("utf-8"), "-e", "stderr"]);
+    let p = Process::spawn(&format!("nginx {name}"), cmd, dir.join(format!("nginx-{name}.log")));
+    wait_listening(ns, listen, Duration::from_secs(10));
+    p
+}
+
+/// Waits until every address accepts a TCP connection inside `ns`.
+pub fn wait_listening(ns: &Netns, addrs: &[SocketAddr], timeout: Duration) {
+    ns.enter(|| {
+        let start = std::time::Instant::now();
+        for a in addrs {
+            while std::net::TcpStream::connect_timeout(a, Duration::from_millis(200)).is_err() {
+                assert!(start.elapsed() < timeout, "nothing listens on {a} after {timeout:?}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    });
+}

@@ -1,0 +1,227 @@
+//! TCP behaviour through the proxy with real peers: half-close both ways
+//! (socat), a 1 GiB transfer each way with matching sha256, a stopped backend
+//! costing clients nothing, the connection limit, and graceful shutdown.
+
+use std::{
+    io::{Read, Write},
+    net::{Shutdown, SocketAddr},
+    time::{Duration, Instant},
+};
+
+use balancer_tests::{
+    Process, Topology,
+    client::{connect, http_get, tally},
+    config::{ListenerSpec, PoolSpec, simple, yaml},
+    nginx,
+    topology::{VIP4, backend_addr, random_file},
+};
+
+fn one_backend(port: u16) -> Vec<(String, u32)> {
+    vec![(backend_addr(0, port, false).to_string(), 100)]
+}
+
+/// Starts socat in backend 0 listening on `port` and running `script` per
+/// connection; waits until it listens.
+fn socat_backend(t: &Topology, port: u16, script: &str) -> Process {
+    let mut cmd = t.backends[0].command("socat");
+    cmd.args([
+        "-t",
+        "10",
+        &format!("TCP-LISTEN:{port},bind={},reuseaddr,fork", backend_addr(0, port, false).ip()),
+        // `pipes`: separate stdin and stdout, so a script that closes its
+        // stdout half-closes the connection.
+        &format!("SYSTEM:{script},pipes"),
+    ]);
+    let p = Process::spawn("socat backend", cmd, t.path(&format!("socat-{port}.log")));
+    nginx::wait_listening(&t.backends[0], &[backend_addr(0, port, false)], Duration::from_secs(5));
+    p
+}
+
+#[test]
+fn half_close_is_forwarded_both_ways() {
+    let t = Topology::new(1);
+    let got = t.path("late-data");
+    let _a = socat_backend(&t, 7000, "wc -c; echo after-eof");
+    // A backend that says hello, shuts down its write side at once, then
+    // stores whatever the client sends afterwards.
+    let script = format!(
+        "import socket\ns=socket.create_server(('198.18.1.11',7001))\nprint('ready',flush=True)\nwhile True:\n    c,_=s.accept()\n\
+         \x20   c.sendall(b'hello\\n')\n    c.shutdown(socket.SHUT_WR)\n    d=b''\n    while True:\n\
+         \x20       x=c.recv(65536)\n        if not x: break\n        d+=x\n    if d: open('{}','wb').write(d)\n",
+        got.display()
+    );
+    let mut py = t.backends[0].command("python3");
+    py.args(["-c", &script]);
+    let mut b = Process::spawn("python backend", py, t.path("py.log"));
+    // Not a connect probe: a probe that closes with `hello` unread makes the
+    // kernel answer with a reset, which would end this one-script server.
+    b.wait_for("ready", 1, Duration::from_secs(5));
+    let cfg = yaml(
+        &[
+            ListenerSpec { name: "a", address: "198.18.0.10:7000", protocol: "tcp", pool: "a", extra: &[] },
+            ListenerSpec { name: "b", address: "198.18.0.10:7001", protocol: "tcp", pool: "b", extra: &[] },
+        ],
+        &[
+            PoolSpec { name: "a", algorithm: "round_robin", backends: one_backend(7000) },
+            PoolSpec { name: "b", algorithm: "round_robin", backends: one_backend(7001) },
+        ],
+    );
+    let _lb = t.start_balancer(&cfg, 2);
+
+    // Client -> backend FIN: the client (socat) sends 3 bytes and shuts down
+    // its write side; the backend only answers once it has seen that EOF.
+    let out = t.client.run("sh", &["-c", "printf abc | socat -t 5 - TCP:198.18.0.10:7000"]);
+    assert_eq!(out, "3\nafter-eof\n");
+
+    // Backend -> client FIN: the backend says hello and closes its write
+    // side; the client (socat) sees EOF, keeps sending a second later, and
+    // the backend must still receive it.
+    let out = t.client.run("sh", &["-c", "(sleep 1; printf late-data) | socat -t 10 - TCP:198.18.0.10:7001"]);
+    assert_eq!(out, "hello\n");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(&got).unwrap_or_default() != "late-data" {
+        assert!(Instant::now() < deadline, "backend never got the data sent after its FIN");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn sha256(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("sha256sum").arg(path).output().expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn one_gib_each_way_arrives_intact() {
+    let t = Topology::new(1);
+    let blob = random_file(t.dir.path(), "blob", 1 << 30);
+    let want = sha256(&blob);
+    let received = t.path("received.sha");
+    let _up = socat_backend(&t, 7002, &format!("sha256sum > {}", received.display()));
+    let _nginx = nginx::start(&t.backends[0], t.dir.path(), "backend-1", &[backend_addr(0, 80, false)]);
+    let cfg = yaml(
+        &[
+            ListenerSpec { name: "up", address: "198.18.0.10:7002", protocol: "tcp", pool: "up", extra: &[] },
+            ListenerSpec { name: "down", address: "198.18.0.10:80", protocol: "tcp", pool: "down", extra: &[] },
+        ],
+        &[
+            PoolSpec { name: "up", algorithm: "round_robin", backends: one_backend(7002) },
+            PoolSpec { name: "down", algorithm: "round_robin", backends: one_backend(80) },
+        ],
+    );
+    let _lb = t.start_balancer(&cfg, 2);
+
+    // Upload through the proxy; the backend hashes what it received.
+    t.client.run("socat", &["-u", &format!("OPEN:{}", blob.display()), "TCP:198.18.0.10:7002"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = std::fs::read_to_string(&received).unwrap_or_default();
+        if let Some(h) = got.split_whitespace().next() {
+            assert_eq!(h, want, "upload: sha256 differs");
+            break;
+        }
+        assert!(Instant::now() < deadline, "backend never finished hashing the upload");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Download through the proxy from nginx.
+    let down = t.client.run("sh", &["-c", "curl -sS --max-time 60 http://198.18.0.10/files/blob | sha256sum"]);
+    assert_eq!(down.split_whitespace().next().unwrap_or_default(), want, "download: sha256 differs");
+}
+
+#[test]
+fn stopped_backend_costs_clients_nothing() {
+    let t = Topology::new(3);
+    let _nginx: Vec<_> = (0..3)
+        .map(|i| nginx::start(&t.backends[i], t.dir.path(), &format!("backend-{}", i + 1), &[backend_addr(i, 80, false)]))
+        .collect();
+    let backends: Vec<_> = (0..3).map(|i| (backend_addr(i, 80, false).to_string(), 100)).collect();
+    let lb = t.start_balancer(&simple("web", "198.18.0.10:80", "tcp", &[], "round_robin", backends), 1);
+    let vip: SocketAddr = (VIP4, 80).into();
+    assert_eq!(t.client.enter(|| http_get(vip, None)).map(|b| b.starts_with("backend-")), Ok(true));
+
+    // Backend 2 dies: master and worker.
+    t.backends[1].kill_all();
+    let start = Instant::now();
+    let results: Vec<Result<String, String>> = t.client.enter(|| (0..500).map(|_| http_get(vip, None)).collect());
+    let elapsed = start.elapsed();
+    let failures: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(failures.is_empty(), "{} of 500 failed, first: {:?}", failures.len(), failures.first());
+    let names = tally(results.into_iter().map(Result::unwrap));
+    assert_eq!(names.get("backend-2"), None);
+    assert_eq!(names.values().sum::<usize>(), 500);
+    // The dead backend is logged, but at most once per second.
+    let lines = lb.output().matches("backend connect failed").count();
+    let allowed = elapsed.as_secs() as usize + 2;
+    assert!((1..=allowed).contains(&lines), "{lines} failure log lines in {elapsed:?}");
+}
+
+#[test]
+fn connection_limit_closes_extra_connections_at_once() {
+    let t = Topology::new(1);
+    let _nginx = nginx::start(&t.backends[0], t.dir.path(), "backend-1", &[backend_addr(0, 80, false)]);
+    let cfg = simple("web", "198.18.0.10:80", "tcp", &["max_connections: 5"], "round_robin", one_backend(80));
+    let _lb = t.start_balancer(&cfg, 1);
+    let vip: SocketAddr = (VIP4, 80).into();
+    t.client.enter(|| {
+        let mut held: Vec<_> = (0..5).map(|_| keepalive(vip)).collect();
+        // The sixth is accepted by the kernel and closed by the balancer at
+        // once, without a byte from the backend.
+        let mut sixth = connect(vip, None).expect("connect");
+        sixth.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+        let _ = sixth.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut buf = [0u8; 64];
+        let n = sixth.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "the sixth connection got an answer");
+        // The five held ones still work.
+        for s in &mut held {
+            get_on(s);
+        }
+        // A slot freed is a slot usable.
+        drop(held.pop());
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(http_get(vip, None).as_deref(), Ok("backend-1"));
+    });
+}
+
+fn keepalive(vip: SocketAddr) -> std::net::TcpStream {
+    let mut s = connect(vip, None).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    get_on(&mut s);
+    s
+}
+
+/// One keep-alive GET on an open connection; panics unless backend-1 answers.
+fn get_on(s: &mut std::net::TcpStream) {
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 512];
+    while !String::from_utf8_lossy(&buf).ends_with("backend-1\n") {
+        let n = s.read(&mut chunk).expect("read");
+        assert!(n > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn sigterm_stops_accepting_and_lets_open_connections_finish() {
+    let t = Topology::new(1);
+    let _nginx = nginx::start(&t.backends[0], t.dir.path(), "backend-1", &[backend_addr(0, 80, false)]);
+    let cfg = simple("web", "198.18.0.10:80", "tcp", &[], "round_robin", one_backend(80));
+    let mut lb = t.start_balancer(&cfg, 1);
+    let vip: SocketAddr = (VIP4, 80).into();
+    t.client.enter(|| {
+        let mut open = keepalive(vip);
+        lb.signal(libc::SIGTERM);
+        lb.wait_for("stopping", 1, Duration::from_secs(5));
+        // New connections are refused once the listener is closed.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while connect(vip, None).is_ok() {
+            assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The open one keeps working until the client ends it.
+        get_on(&mut open);
+        drop(open);
+    });
+    let status = lb.wait_timeout(Duration::from_secs(4)).expect("exited within the grace period");
+    assert!(status.success(), "exit status {status}");
+}
