@@ -9,7 +9,9 @@ use aya_build::{Package, Toolchain};
 
 fn main() -> anyhow::Result<()> {
     let manifest = std::env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR not set")?;
-    let root = Path::new(&manifest).parent().context("balancer/ has no parent")?;
+    let root = Path::new(&manifest)
+        .parent()
+        .context("balancer/ has no parent")?;
     let ebpf = root.join("balancer-ebpf");
     let common = root.join("balancer-common");
     println!("cargo:rerun-if-changed={}", common.display());

@@ -40,7 +40,10 @@ const C2: u32 = 0x1b87_3593;
 #[inline(always)]
 const fn mix(h: u32, k: u32) -> u32 {
     let k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
-    (h ^ k).rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64)
+    (h ^ k)
+        .rotate_left(13)
+        .wrapping_mul(5)
+        .wrapping_add(0xe654_6b64)
 }
 
 #[inline(always)]
@@ -58,7 +61,7 @@ const fn word(b: &[u8; 16], i: usize) -> u32 {
     u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
 }
 
-/// MurmurHash3 (x86, 32-bit) of 16 address bytes with a seed: the same mixing
+/// `MurmurHash3` (x86, 32-bit) of 16 address bytes with a seed: the same mixing
 /// as the flow hash, for hashing a source address alone or a backend identity.
 #[inline(always)]
 #[must_use]
@@ -71,7 +74,7 @@ pub const fn addr_hash(addr: &[u8; 16], seed: u32) -> u32 {
     finish(h, 16)
 }
 
-/// Hash of a whole flow: MurmurHash3 (x86, 32-bit) over both addresses, the
+/// Hash of a whole flow: `MurmurHash3` (x86, 32-bit) over both addresses, the
 /// ports and the protocol. Fixed length and loop-free, so the BPF verifier
 /// accepts it as is.
 #[inline(always)]
@@ -121,9 +124,11 @@ mod tests {
         assert_eq!(got, PINNED, "flow hash outputs changed: {got:#010x?}");
     }
 
-    const PINNED: [u32; 6] = [0xf0abaced,0x85acda50,0xdf21895a,0xe6a5c60a,0xddb55438,0x9d2abfa7];
+    const PINNED: [u32; 6] = [
+        0xf0ab_aced, 0x85ac_da50, 0xdf21_895a, 0xe6a5_c60a, 0xddb5_5438, 0x9d2a_bfa7,
+    ];
 
-    /// `addr_hash` is plain MurmurHash3_x86_32 over the 16 bytes; these vectors
+    /// `addr_hash` is plain `MurmurHash3_x86_32` over the 16 bytes; these vectors
     /// come from the reference implementation (Python `mmh3`).
     #[test]
     fn addr_hash_matches_reference_murmur3() {

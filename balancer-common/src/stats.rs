@@ -11,13 +11,13 @@ pub const STATS_MAP: &str = "STATS_V1";
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
-    /// Verdict: XDP_PASS.
+    /// Verdict: `XDP_PASS`.
     VerdictPass = 0,
-    /// Verdict: XDP_DROP.
+    /// Verdict: `XDP_DROP`.
     VerdictDrop = 1,
-    /// Verdict: XDP_TX.
+    /// Verdict: `XDP_TX`.
     VerdictTx = 2,
-    /// Verdict: XDP_REDIRECT.
+    /// Verdict: `XDP_REDIRECT`.
     VerdictRedirect = 3,
     /// Parse outcome: frame shorter than the header it claims to carry.
     ParseTruncated = 4,

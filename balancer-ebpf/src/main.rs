@@ -12,6 +12,8 @@ use balancer_common::Counter;
 /// Entry point. Every exit goes through [`stats::verdict`], so each packet is
 /// counted once by verdict and once by parse outcome; nothing returns
 /// `XDP_ABORTED`.
+// The #[xdp] wrapper hands the context over by value.
+#[allow(clippy::needless_pass_by_value)]
 #[xdp]
 pub fn balancer(ctx: XdpContext) -> u32 {
     let outcome = match parse::parse(&ctx) {

@@ -126,7 +126,6 @@ fn read<T: Copy>(ctx: &XdpContext, offset: usize) -> Result<T, ParseError> {
     Ok(unsafe { ptr.read_unaligned() })
 }
 
-
 /// Parses the frame down to its TCP or UDP header.
 #[inline(always)]
 pub fn parse(ctx: &XdpContext) -> Result<Packet, ParseError> {

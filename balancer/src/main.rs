@@ -36,12 +36,11 @@ fn main() -> ExitCode {
 }
 
 fn run(file: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let config = match file {
-        Some(f) => config::load(f)?,
-        None => {
-            tracing::info!("no config file given: serving the embedded demo (config/default.yaml)");
-            config::embedded_default()?
-        }
+    let config = if let Some(f) = file {
+        config::load(f)?
+    } else {
+        tracing::info!("no config file given: serving the embedded demo (config/default.yaml)");
+        config::embedded_default()?
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

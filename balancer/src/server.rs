@@ -30,7 +30,9 @@ use crate::{
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// A listener's address could not be bound.
-    #[error("listener `{listener}`: cannot bind {protocol} `{address}`: {source} (is another process using it, or is the address not assigned to this host?)")]
+    #[error(
+        "listener `{listener}`: cannot bind {protocol} `{address}`: {source} (is another process using it, or is the address not assigned to this host?)"
+    )]
     Bind {
         /// Listener name.
         listener: String,
@@ -52,7 +54,9 @@ pub enum RunError {
         source: io::Error,
     },
     /// A listener asks for a data plane this build cannot serve.
-    #[error("listener `{listener}`: mode `{mode}` is not available yet in this version; use `proxy` or `auto`")]
+    #[error(
+        "listener `{listener}`: mode `{mode}` is not available yet in this version; use `proxy` or `auto`"
+    )]
     Unsupported {
         /// Listener name.
         listener: String,
@@ -84,9 +88,14 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     for (i, l) in config.listeners.iter().enumerate() {
         match l.mode {
             Mode::Proxy => {}
-            Mode::Auto => info!(listener = %l.name, "mode auto: serving in proxy mode (the XDP data plane is not in this version)"),
+            Mode::Auto => {
+                info!(listener = %l.name, "mode auto: serving in proxy mode (the XDP data plane is not in this version)");
+            }
             Mode::Xdp | Mode::Http => {
-                return Err(RunError::Unsupported { listener: l.name.clone(), mode: l.mode });
+                return Err(RunError::Unsupported {
+                    listener: l.name.clone(),
+                    mode: l.mode,
+                });
             }
         }
         let bind_err = |source| RunError::Bind {
@@ -100,15 +109,26 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         bound.push(match l.protocol {
             Protocol::Tcp => Bound::Tcp(
                 proxy::bind_tcp(l.address).map_err(bind_err)?,
-                Arc::new(TcpService { listener: l.clone(), pool, stats, pipes: pipes.clone(), tracker: tracker.clone() }),
+                Arc::new(TcpService {
+                    listener: l.clone(),
+                    pool,
+                    stats,
+                    pipes: pipes.clone(),
+                    tracker: tracker.clone(),
+                }),
             ),
             Protocol::Udp => Bound::Udp(
                 proxy::bind_udp(l.address).map_err(bind_err)?,
-                Arc::new(UdpService { listener: l.clone(), pool, stats }),
+                Arc::new(UdpService {
+                    listener: l.clone(),
+                    pool,
+                    stats,
+                }),
             ),
         });
     }
-    demo::start(&config.demo_backends).map_err(|(address, source)| RunError::Demo { address, source })?;
+    demo::start(&config.demo_backends)
+        .map_err(|(address, source)| RunError::Demo { address, source })?;
 
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -129,13 +149,21 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         _ = sigint.recv() => "SIGINT",
         _ = sigterm.recv() => "SIGTERM",
     };
-    info!(signal = which, open = tracker.count(), ?grace, "stopping: no new connections; waiting for open ones");
+    info!(
+        signal = which,
+        open = tracker.count(),
+        ?grace,
+        "stopping: no new connections; waiting for open ones"
+    );
     let _ = stop.send(true);
     for t in tasks {
         let _ = t.await;
     }
     if tokio::time::timeout(grace, tracker.idle()).await.is_err() {
-        warn!(open = tracker.count(), "grace period over; closing remaining connections");
+        warn!(
+            open = tracker.count(),
+            "grace period over; closing remaining connections"
+        );
     }
     info!("stopped");
     Ok(())
@@ -157,7 +185,10 @@ fn raise_fd_limit() {
 
 #[allow(unsafe_code)]
 fn rlimit_nofile() -> io::Result<(u64, u64)> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `lim` is a valid rlimit for getrlimit to fill.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 {
         return Err(io::Error::last_os_error());
@@ -167,7 +198,10 @@ fn rlimit_nofile() -> io::Result<(u64, u64)> {
 
 #[allow(unsafe_code)]
 fn set_rlimit_nofile(value: u64) -> io::Result<()> {
-    let lim = libc::rlimit { rlim_cur: value, rlim_max: value };
+    let lim = libc::rlimit {
+        rlim_cur: value,
+        rlim_max: value,
+    };
     // SAFETY: `lim` is a valid rlimit; raising the soft limit to the hard one needs no privilege.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) } != 0 {
         return Err(io::Error::last_os_error());

@@ -12,15 +12,33 @@ pub fn render(config: &Config) -> String {
     let _ = writeln!(out, "listeners: {}", config.listeners.len());
     for l in &config.listeners {
         let pool = &config.pools[l.pool];
-        let _ = writeln!(out, "  {} {}/{} mode={} -> pool {}", l.name, l.address, l.protocol, l.mode, pool.name);
+        let _ = writeln!(
+            out,
+            "  {} {}/{} mode={} -> pool {}",
+            l.name, l.address, l.protocol, l.mode, pool.name
+        );
     }
     let _ = writeln!(out, "pools: {}", config.pools.len());
     for p in &config.pools {
-        let backends: Vec<String> = p.backends.iter().map(|b| format!("{} (w{})", b.address, b.weight)).collect();
-        let _ = writeln!(out, "  {} {} [{}]", p.name, p.algorithm, backends.join(", "));
+        let backends: Vec<String> = p
+            .backends
+            .iter()
+            .map(|b| format!("{} (w{})", b.address, b.weight))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {} {} [{}]",
+            p.name,
+            p.algorithm,
+            backends.join(", ")
+        );
     }
     if let Some(x) = &config.xdp {
-        let _ = writeln!(out, "xdp: interface {} forwarding {:?} flow table {}", x.interface, x.forwarding, x.flow_table_size);
+        let _ = writeln!(
+            out,
+            "xdp: interface {} forwarding {:?} flow table {}",
+            x.interface, x.forwarding, x.flow_table_size
+        );
     }
     out
 }

@@ -13,11 +13,13 @@ use std::{
 /// from a chosen local address. Returns the body, or the error text.
 pub fn http_get(vip: SocketAddr, from: Option<IpAddr>) -> Result<String, String> {
     let mut s = connect(vip, from).map_err(|e| format!("connect {vip}: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
     s.write_all(format!("GET / HTTP/1.1\r\nHost: {vip}\r\nConnection: close\r\n\r\n").as_bytes())
         .map_err(|e| format!("send: {e}"))?;
     let mut resp = String::new();
-    s.read_to_string(&mut resp).map_err(|e| format!("read: {e}"))?;
+    s.read_to_string(&mut resp)
+        .map_err(|e| format!("read: {e}"))?;
     match resp.split_once("\r\n\r\n") {
         Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.trim().to_owned()),
         _ => Err(format!("bad response: {resp:?}")),
@@ -36,7 +38,9 @@ pub fn connect(to: SocketAddr, from: Option<IpAddr>) -> std::io::Result<TcpStrea
 
 /// Counts occurrences of each distinct answer.
 #[must_use]
-pub fn tally<I: IntoIterator<Item = String>>(answers: I) -> std::collections::BTreeMap<String, usize> {
+pub fn tally<I: IntoIterator<Item = String>>(
+    answers: I,
+) -> std::collections::BTreeMap<String, usize> {
     let mut m = std::collections::BTreeMap::new();
     for a in answers {
         *m.entry(a).or_insert(0) += 1;

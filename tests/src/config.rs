@@ -42,7 +42,11 @@ pub fn yaml(listeners: &[ListenerSpec<'_>], pools: &[PoolSpec<'_>]) -> String {
     }
     y.push_str("pools:\n");
     for p in pools {
-        let _ = write!(y, "  - name: {}\n    algorithm: {}\n    backends:\n", p.name, p.algorithm);
+        let _ = write!(
+            y,
+            "  - name: {}\n    algorithm: {}\n    backends:\n",
+            p.name, p.algorithm
+        );
         for (a, w) in &p.backends {
             let _ = write!(y, "      - address: \"{a}\"\n        weight: {w}\n");
         }
@@ -52,9 +56,26 @@ pub fn yaml(listeners: &[ListenerSpec<'_>], pools: &[PoolSpec<'_>]) -> String {
 
 /// The common case: one listener over one pool `p`.
 #[must_use]
-pub fn simple(name: &str, address: &str, protocol: &str, extra: &[&str], algorithm: &str, backends: Vec<(String, u32)>) -> String {
+pub fn simple(
+    name: &str,
+    address: &str,
+    protocol: &str,
+    extra: &[&str],
+    algorithm: &str,
+    backends: Vec<(String, u32)>,
+) -> String {
     yaml(
-        &[ListenerSpec { name, address, protocol, pool: "p", extra }],
-        &[PoolSpec { name: "p", algorithm, backends }],
+        &[ListenerSpec {
+            name,
+            address,
+            protocol,
+            pool: "p",
+            extra,
+        }],
+        &[PoolSpec {
+            name: "p",
+            algorithm,
+            backends,
+        }],
     )
 }

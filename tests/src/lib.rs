@@ -1,6 +1,6 @@
 //! Namespace harness for end-to-end tests and benchmarks. A test builds a
 //! [`Topology`] (client, balancer and backend namespaces joined by veth and a
-//! bridge, addresses from 198.18.0.0/15 and fd00::/8), starts real processes
+//! bridge, addresses from 198.18.0.0/15 and `fd00::/8`), starts real processes
 //! inside it, and everything is torn down by `Drop`, also when the test
 //! panics. Nothing is ever addressed or routed in the root namespace.
 

@@ -40,7 +40,11 @@ impl Netns {
     #[must_use]
     pub fn new(role: &str) -> Self {
         SWEEP.call_once(sweep_stale);
-        let name = format!("{PREFIX}{}-{}-{role}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "{PREFIX}{}-{}-{role}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
         ip(&["netns", "add", &name]);
         let ns = Self { name };
         ns.ip(&["link", "set", "lo", "up"]);
@@ -70,8 +74,14 @@ impl Netns {
 
     /// Runs a command inside the namespace to completion; returns stdout.
     /// Panics with stderr when it fails.
+    #[must_use = "tests should check what the command printed"]
     pub fn run(&self, program: &str, args: &[&str]) -> String {
-        let out = self.command(program).args(args).stdin(Stdio::null()).output().expect("spawn");
+        let out = self
+            .command(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn");
         assert!(
             out.status.success(),
             "{program} {} in {}: {}",
@@ -108,7 +118,11 @@ impl Netns {
         kill_all_in(&self.name);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while !pids_in(&self.name).is_empty() {
-            assert!(std::time::Instant::now() < deadline, "processes in {} survived SIGKILL", self.name);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "processes in {} survived SIGKILL",
+                self.name
+            );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
@@ -119,20 +133,27 @@ impl Netns {
         Command::new("ip")
             .args(["netns", "pids", &self.name])
             .output()
-            .map(|out| String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect())
+            .map(|out| {
+                String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// Sets a per-namespace sysctl (`key` as in `sysctl -w key=value`).
     pub fn sysctl(&self, key: &str, value: &str) {
-        self.run("sysctl", &["-q", "-w", &format!("{key}={value}")]);
+        let _ = self.run("sysctl", &["-q", "-w", &format!("{key}={value}")]);
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
         kill_all_in(&self.name);
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -140,7 +161,12 @@ fn pids_in(name: &str) -> Vec<i32> {
     Command::new("ip")
         .args(["netns", "pids", name])
         .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -153,11 +179,17 @@ fn kill_all_in(name: &str) {
 
 /// Deletes namespaces left by test runs whose process no longer exists.
 fn sweep_stale() {
-    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or_default();
-        let Some(rest) = name.strip_prefix(PREFIX) else { continue };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Some(rest) = name.strip_prefix(PREFIX) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             kill_all_in(name);
             let _ = Command::new("ip").args(["netns", "del", name]).status();

@@ -2,7 +2,7 @@
 //! namespace, answering `/` with the backend's name and serving the scratch
 //! directory under `/files/`.
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{fmt::Write as _, net::SocketAddr, path::Path, time::Duration};
 
 use crate::{netns::Netns, process::Process};
 
@@ -12,7 +12,10 @@ pub fn start(ns: &Netns, dir: &Path, name: &str, listen: &[SocketAddr]) -> Proce
     let conf = dir.join(format!("nginx-{name}.conf"));
     let temp = dir.join(format!("nginx-{name}-tmp"));
     std::fs::create_dir_all(&temp).expect("nginx temp dir");
-    let listens: String = listen.iter().map(|a| format!("    listen {a} reuseport;\n")).collect();
+    let listens = listen.iter().fold(String::new(), |mut out, a| {
+        let _ = writeln!(out, "    listen {a} reuseport;");
+        out
+    });
     let d = dir.display();
     let t = temp.display();
     std::fs::write(
@@ -30,7 +33,11 @@ pub fn start(ns: &Netns, dir: &Path, name: &str, listen: &[SocketAddr]) -> Proce
     .expect("write nginx.conf");
     let mut cmd = ns.command("nginx");
     cmd.args(["-c", conf.to_str().expect("utf-8"), "-e", "stderr"]);
-    let p = Process::spawn(&format!("nginx {name}"), cmd, dir.join(format!("nginx-{name}.log")));
+    let p = Process::spawn(
+        &format!("nginx {name}"),
+        cmd,
+        dir.join(format!("nginx-{name}.log")),
+    );
     wait_listening(ns, listen, Duration::from_secs(10));
     p
 }
@@ -41,7 +48,10 @@ pub fn wait_listening(ns: &Netns, addrs: &[SocketAddr], timeout: Duration) {
         let start = std::time::Instant::now();
         for a in addrs {
             while std::net::TcpStream::connect_timeout(a, Duration::from_millis(200)).is_err() {
-                assert!(start.elapsed() < timeout, "nothing listens on {a} after {timeout:?}");
+                assert!(
+                    start.elapsed() < timeout,
+                    "nothing listens on {a} after {timeout:?}"
+                );
                 std::thread::sleep(Duration::from_millis(20));
             }
         }

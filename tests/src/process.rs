@@ -26,7 +26,11 @@ impl Process {
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        Self { name: name.to_owned(), child, log }
+        Self {
+            name: name.to_owned(),
+            child,
+            log,
+        }
     }
 
     /// The pid.
@@ -51,9 +55,16 @@ impl Process {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited ({status}) before printing `{needle}`:\n{out}", self.name);
+                panic!(
+                    "{} exited ({status}) before printing `{needle}`:\n{out}",
+                    self.name
+                );
             }
-            assert!(start.elapsed() < timeout, "{} did not print `{needle}` within {timeout:?}:\n{out}", self.name);
+            assert!(
+                start.elapsed() < timeout,
+                "{} did not print `{needle}` within {timeout:?}:\n{out}",
+                self.name
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -63,7 +74,7 @@ impl Process {
         #[allow(unsafe_code)]
         // SAFETY: sending a signal has no memory-safety preconditions.
         unsafe {
-            libc::kill(self.child.id() as i32, signal);
+            libc::kill(self.child.id().cast_signed(), signal);
         }
     }
 

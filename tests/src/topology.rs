@@ -43,7 +43,10 @@ impl Topology {
     /// Builds the network with `backends` backend namespaces.
     #[must_use]
     pub fn new(backends: usize) -> Self {
-        let dir = tempfile::Builder::new().prefix("balancer-e2e-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("balancer-e2e-")
+            .tempdir()
+            .expect("tempdir");
         let client = Netns::new("c");
         let lb = Netns::new("lb");
         veth(&client, "eth0", &lb, "eth0");
@@ -67,12 +70,31 @@ impl Topology {
             let port = format!("b{}", i + 1);
             veth(&b, "eth0", &lb, &port);
             lb.ip(&["link", "set", &port, "master", "br0", "up"]);
-            b.ip(&["addr", "add", &format!("{}/24", backend_v4(i)), "dev", "eth0"]);
-            b.ip(&["-6", "addr", "add", &format!("{}/64", backend_v6(i)), "dev", "eth0", "nodad"]);
+            b.ip(&[
+                "addr",
+                "add",
+                &format!("{}/24", backend_v4(i)),
+                "dev",
+                "eth0",
+            ]);
+            b.ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{}/64", backend_v6(i)),
+                "dev",
+                "eth0",
+                "nodad",
+            ]);
             b.ip(&["link", "set", "eth0", "up"]);
             list.push(b);
         }
-        Self { backends: list, lb, client, dir }
+        Self {
+            backends: list,
+            lb,
+            client,
+            dir,
+        }
     }
 
     /// Adds `n` more IPv4 addresses to the client (198.18.0.100 upwards), for
@@ -82,7 +104,8 @@ impl Topology {
         (0..n)
             .map(|i| {
                 let a = Ipv4Addr::new(198, 18, 0, 100 + i);
-                self.client.ip(&["addr", "add", &format!("{a}/24"), "dev", "eth0"]);
+                self.client
+                    .ip(&["addr", "add", &format!("{a}/24"), "dev", "eth0"]);
                 a
             })
             .collect()
@@ -119,7 +142,8 @@ impl Topology {
         let config = self.path("balancer.yaml");
         std::fs::write(&config, yaml).expect("write config");
         let mut cmd = self.lb.command(bin.to_str().expect("utf-8 path"));
-        cmd.args(["run", "-c", config.to_str().expect("utf-8 path")]).env("RUST_LOG", "info");
+        cmd.args(["run", "-c", config.to_str().expect("utf-8 path")])
+            .env("RUST_LOG", "info");
         let mut p = Process::spawn("balancer", cmd, self.path("balancer.log"));
         p.wait_for("listening", listeners, Duration::from_secs(10));
         p
@@ -132,7 +156,7 @@ pub fn backend_v4(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 18, 1, 11 + i as u8)
 }
 
-/// IPv6 address of backend `i` (0-based): fd00:1::11, fd00:1::12, ...
+/// IPv6 address of backend `i` (0-based): `fd00:1::11`, `fd00:1::12`, ...
 #[must_use]
 pub fn backend_v6(i: usize) -> Ipv6Addr {
     Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 0x11 + i as u16)
@@ -141,13 +165,28 @@ pub fn backend_v6(i: usize) -> Ipv6Addr {
 /// `ip:port` of backend `i`, IPv4 or IPv6.
 #[must_use]
 pub fn backend_addr(i: usize, port: u16, v6: bool) -> SocketAddr {
-    let ip: IpAddr = if v6 { backend_v6(i).into() } else { backend_v4(i).into() };
+    let ip: IpAddr = if v6 {
+        backend_v6(i).into()
+    } else {
+        backend_v4(i).into()
+    };
     SocketAddr::new(ip, port)
 }
 
 fn veth(a: &Netns, a_name: &str, b: &Netns, b_name: &str) {
     crate::netns::ip(&[
-        "link", "add", a_name, "netns", a.name(), "type", "veth", "peer", "name", b_name, "netns", b.name(),
+        "link",
+        "add",
+        a_name,
+        "netns",
+        a.name(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_name,
+        "netns",
+        b.name(),
     ]);
 }
 
@@ -165,6 +204,10 @@ pub fn random_file(dir: &Path, name: &str, size: u64) -> PathBuf {
         .status()
         .expect("make random file");
     assert!(status.success());
-    assert_eq!(std::fs::metadata(&path).expect("stat").len(), size, "random file size");
+    assert_eq!(
+        std::fs::metadata(&path).expect("stat").len(),
+        size,
+        "random file size"
+    );
     path
 }

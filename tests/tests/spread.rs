@@ -18,14 +18,21 @@ use balancer_tests::{
 const WEIGHTS: [u32; 3] = [200, 100, 100];
 
 fn backends(v6: bool) -> Vec<(String, u32)> {
-    (0..3).map(|i| (backend_addr(i, 80, v6).to_string(), WEIGHTS[i])).collect()
+    (0..3)
+        .map(|i| (backend_addr(i, 80, v6).to_string(), WEIGHTS[i]))
+        .collect()
 }
 
 fn start_nginx(t: &Topology) -> Vec<balancer_tests::Process> {
     (0..3)
         .map(|i| {
             let name = format!("backend-{}", i + 1);
-            nginx::start(&t.backends[i], t.dir.path(), &name, &[backend_addr(i, 80, false), backend_addr(i, 80, true)])
+            nginx::start(
+                &t.backends[i],
+                t.dir.path(),
+                &name,
+                &[backend_addr(i, 80, false), backend_addr(i, 80, true)],
+            )
         })
         .collect()
 }
@@ -38,8 +45,10 @@ fn counts(m: &BTreeMap<String, usize>) -> [usize; 3] {
 /// it as active, which is what load-aware algorithms look at.
 fn held_get(vip: SocketAddr) -> (TcpStream, String) {
     let mut s = connect(vip, None).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    s.write_all(format!("GET / HTTP/1.1\r\nHost: {vip}\r\n\r\n").as_bytes()).expect("send");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(format!("GET / HTTP/1.1\r\nHost: {vip}\r\n\r\n").as_bytes())
+        .expect("send");
     let mut buf = Vec::new();
     let mut chunk = [0u8; 512];
     loop {
@@ -61,11 +70,32 @@ fn every_algorithm_spreads_over_real_backends() {
     let _nginx = start_nginx(&t);
     let vip: SocketAddr = (VIP4, 80).into();
     let sources = t.add_client_addresses(60);
-    for algorithm in ["round_robin", "weighted_round_robin", "least_connections", "two_choices", "source_hash", "maglev"] {
-        let lb = t.start_balancer(&simple("web", "198.18.0.10:80", "tcp", &[], algorithm, backends(false)), 1);
+    for algorithm in [
+        "round_robin",
+        "weighted_round_robin",
+        "least_connections",
+        "two_choices",
+        "source_hash",
+        "maglev",
+    ] {
+        let lb = t.start_balancer(
+            &simple(
+                "web",
+                "198.18.0.10:80",
+                "tcp",
+                &[],
+                algorithm,
+                backends(false),
+            ),
+            1,
+        );
         let got = t.client.enter(|| match algorithm {
             "least_connections" | "two_choices" => {
-                let n = if algorithm == "least_connections" { 40 } else { 120 };
+                let n = if algorithm == "least_connections" {
+                    40
+                } else {
+                    120
+                };
                 let held: Vec<_> = (0..n).map(|_| held_get(vip)).collect();
                 counts(&tally(held.into_iter().map(|(_, name)| name)))
             }
@@ -81,7 +111,9 @@ fn every_algorithm_spreads_over_real_backends() {
             }
             _ => {
                 let n = if algorithm == "round_robin" { 300 } else { 400 };
-                counts(&tally((0..n).map(|_| http_get(vip, None).expect("request"))))
+                counts(&tally(
+                    (0..n).map(|_| http_get(vip, None).expect("request")),
+                ))
             }
         });
         let total: usize = got.iter().sum();
@@ -92,7 +124,11 @@ fn every_algorithm_spreads_over_real_backends() {
             _ => {
                 // Hash and sampling algorithms: the 2:1:1 shape within a
                 // tolerance that fits the sample size.
-                let tolerance = if algorithm == "source_hash" { 0.5 } else { 0.25 };
+                let tolerance = if algorithm == "source_hash" {
+                    0.5
+                } else {
+                    0.25
+                };
                 for (i, &c) in got.iter().enumerate() {
                     let expected = total as f64 * f64::from(WEIGHTS[i]) / 400.0;
                     assert!(
@@ -111,12 +147,22 @@ fn every_algorithm_spreads_over_real_backends() {
 fn ipv6_listener_reaches_ipv6_backends() {
     let t = Topology::new(3);
     let _nginx = start_nginx(&t);
-    let cfg = simple("web", "[fd00::10]:80", "tcp", &[], "round_robin", backends(true));
+    let cfg = simple(
+        "web",
+        "[fd00::10]:80",
+        "tcp",
+        &[],
+        "round_robin",
+        backends(true),
+    );
     let _lb = t.start_balancer(&cfg, 1);
     // curl as the real client, one new connection per request.
     let mut names = Vec::new();
     for _ in 0..9 {
-        let body = t.client.run("curl", &["-sS", "-g", "--max-time", "5", "http://[fd00::10]:80/"]);
+        let body = t.client.run(
+            "curl",
+            &["-sS", "-g", "--max-time", "5", "http://[fd00::10]:80/"],
+        );
         names.push(body.trim().to_owned());
     }
     assert_eq!(counts(&tally(names)), [3, 3, 3]);

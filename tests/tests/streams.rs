@@ -4,7 +4,7 @@
 
 use std::{
     io::{Read, Write},
-    net::{Shutdown, SocketAddr},
+    net::SocketAddr,
     time::{Duration, Instant},
 };
 
@@ -27,13 +27,20 @@ fn socat_backend(t: &Topology, port: u16, script: &str) -> Process {
     cmd.args([
         "-t",
         "10",
-        &format!("TCP-LISTEN:{port},bind={},reuseaddr,fork", backend_addr(0, port, false).ip()),
+        &format!(
+            "TCP-LISTEN:{port},bind={},reuseaddr,fork",
+            backend_addr(0, port, false).ip()
+        ),
         // `pipes`: separate stdin and stdout, so a script that closes its
         // stdout half-closes the connection.
         &format!("SYSTEM:{script},pipes"),
     ]);
     let p = Process::spawn("socat backend", cmd, t.path(&format!("socat-{port}.log")));
-    nginx::wait_listening(&t.backends[0], &[backend_addr(0, port, false)], Duration::from_secs(5));
+    nginx::wait_listening(
+        &t.backends[0],
+        &[backend_addr(0, port, false)],
+        Duration::from_secs(5),
+    );
     p
 }
 
@@ -58,36 +65,75 @@ fn half_close_is_forwarded_both_ways() {
     b.wait_for("ready", 1, Duration::from_secs(5));
     let cfg = yaml(
         &[
-            ListenerSpec { name: "a", address: "198.18.0.10:7000", protocol: "tcp", pool: "a", extra: &[] },
-            ListenerSpec { name: "b", address: "198.18.0.10:7001", protocol: "tcp", pool: "b", extra: &[] },
+            ListenerSpec {
+                name: "a",
+                address: "198.18.0.10:7000",
+                protocol: "tcp",
+                pool: "a",
+                extra: &[],
+            },
+            ListenerSpec {
+                name: "b",
+                address: "198.18.0.10:7001",
+                protocol: "tcp",
+                pool: "b",
+                extra: &[],
+            },
         ],
         &[
-            PoolSpec { name: "a", algorithm: "round_robin", backends: one_backend(7000) },
-            PoolSpec { name: "b", algorithm: "round_robin", backends: one_backend(7001) },
+            PoolSpec {
+                name: "a",
+                algorithm: "round_robin",
+                backends: one_backend(7000),
+            },
+            PoolSpec {
+                name: "b",
+                algorithm: "round_robin",
+                backends: one_backend(7001),
+            },
         ],
     );
     let _lb = t.start_balancer(&cfg, 2);
 
     // Client -> backend FIN: the client (socat) sends 3 bytes and shuts down
     // its write side; the backend only answers once it has seen that EOF.
-    let out = t.client.run("sh", &["-c", "printf abc | socat -t 5 - TCP:198.18.0.10:7000"]);
+    let out = t.client.run(
+        "sh",
+        &["-c", "printf abc | socat -t 5 - TCP:198.18.0.10:7000"],
+    );
     assert_eq!(out, "3\nafter-eof\n");
 
     // Backend -> client FIN: the backend says hello and closes its write
     // side; the client (socat) sees EOF, keeps sending a second later, and
     // the backend must still receive it.
-    let out = t.client.run("sh", &["-c", "(sleep 1; printf late-data) | socat -t 10 - TCP:198.18.0.10:7001"]);
+    let out = t.client.run(
+        "sh",
+        &[
+            "-c",
+            "(sleep 1; printf late-data) | socat -t 10 - TCP:198.18.0.10:7001",
+        ],
+    );
     assert_eq!(out, "hello\n");
     let deadline = Instant::now() + Duration::from_secs(5);
     while std::fs::read_to_string(&got).unwrap_or_default() != "late-data" {
-        assert!(Instant::now() < deadline, "backend never got the data sent after its FIN");
+        assert!(
+            Instant::now() < deadline,
+            "backend never got the data sent after its FIN"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 fn sha256(path: &std::path::Path) -> String {
-    let out = std::process::Command::new("sha256sum").arg(path).output().expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_owned()
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[test]
@@ -97,21 +143,53 @@ fn one_gib_each_way_arrives_intact() {
     let want = sha256(&blob);
     let received = t.path("received.sha");
     let _up = socat_backend(&t, 7002, &format!("sha256sum > {}", received.display()));
-    let _nginx = nginx::start(&t.backends[0], t.dir.path(), "backend-1", &[backend_addr(0, 80, false)]);
+    let _nginx = nginx::start(
+        &t.backends[0],
+        t.dir.path(),
+        "backend-1",
+        &[backend_addr(0, 80, false)],
+    );
     let cfg = yaml(
         &[
-            ListenerSpec { name: "up", address: "198.18.0.10:7002", protocol: "tcp", pool: "up", extra: &[] },
-            ListenerSpec { name: "down", address: "198.18.0.10:80", protocol: "tcp", pool: "down", extra: &[] },
+            ListenerSpec {
+                name: "up",
+                address: "198.18.0.10:7002",
+                protocol: "tcp",
+                pool: "up",
+                extra: &[],
+            },
+            ListenerSpec {
+                name: "down",
+                address: "198.18.0.10:80",
+                protocol: "tcp",
+                pool: "down",
+                extra: &[],
+            },
         ],
         &[
-            PoolSpec { name: "up", algorithm: "round_robin", backends: one_backend(7002) },
-            PoolSpec { name: "down", algorithm: "round_robin", backends: one_backend(80) },
+            PoolSpec {
+                name: "up",
+                algorithm: "round_robin",
+                backends: one_backend(7002),
+            },
+            PoolSpec {
+                name: "down",
+                algorithm: "round_robin",
+                backends: one_backend(80),
+            },
         ],
     );
     let _lb = t.start_balancer(&cfg, 2);
 
     // Upload through the proxy; the backend hashes what it received.
-    t.client.run("socat", &["-u", &format!("OPEN:{}", blob.display()), "TCP:198.18.0.10:7002"]);
+    let _ = t.client.run(
+        "socat",
+        &[
+            "-u",
+            &format!("OPEN:{}", blob.display()),
+            "TCP:198.18.0.10:7002",
+        ],
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let got = std::fs::read_to_string(&received).unwrap_or_default();
@@ -119,46 +197,98 @@ fn one_gib_each_way_arrives_intact() {
             assert_eq!(h, want, "upload: sha256 differs");
             break;
         }
-        assert!(Instant::now() < deadline, "backend never finished hashing the upload");
+        assert!(
+            Instant::now() < deadline,
+            "backend never finished hashing the upload"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // Download through the proxy from nginx.
-    let down = t.client.run("sh", &["-c", "curl -sS --max-time 60 http://198.18.0.10/files/blob | sha256sum"]);
-    assert_eq!(down.split_whitespace().next().unwrap_or_default(), want, "download: sha256 differs");
+    let down = t.client.run(
+        "sh",
+        &[
+            "-c",
+            "curl -sS --max-time 60 http://198.18.0.10/files/blob | sha256sum",
+        ],
+    );
+    assert_eq!(
+        down.split_whitespace().next().unwrap_or_default(),
+        want,
+        "download: sha256 differs"
+    );
 }
 
 #[test]
 fn stopped_backend_costs_clients_nothing() {
     let t = Topology::new(3);
     let _nginx: Vec<_> = (0..3)
-        .map(|i| nginx::start(&t.backends[i], t.dir.path(), &format!("backend-{}", i + 1), &[backend_addr(i, 80, false)]))
+        .map(|i| {
+            nginx::start(
+                &t.backends[i],
+                t.dir.path(),
+                &format!("backend-{}", i + 1),
+                &[backend_addr(i, 80, false)],
+            )
+        })
         .collect();
-    let backends: Vec<_> = (0..3).map(|i| (backend_addr(i, 80, false).to_string(), 100)).collect();
-    let lb = t.start_balancer(&simple("web", "198.18.0.10:80", "tcp", &[], "round_robin", backends), 1);
+    let backends: Vec<_> = (0..3)
+        .map(|i| (backend_addr(i, 80, false).to_string(), 100))
+        .collect();
+    let lb = t.start_balancer(
+        &simple("web", "198.18.0.10:80", "tcp", &[], "round_robin", backends),
+        1,
+    );
     let vip: SocketAddr = (VIP4, 80).into();
-    assert_eq!(t.client.enter(|| http_get(vip, None)).map(|b| b.starts_with("backend-")), Ok(true));
+    assert_eq!(
+        t.client
+            .enter(|| http_get(vip, None))
+            .map(|b| b.starts_with("backend-")),
+        Ok(true)
+    );
 
     // Backend 2 dies: master and worker.
     t.backends[1].kill_all();
     let start = Instant::now();
-    let results: Vec<Result<String, String>> = t.client.enter(|| (0..500).map(|_| http_get(vip, None)).collect());
+    let results: Vec<Result<String, String>> = t
+        .client
+        .enter(|| (0..500).map(|_| http_get(vip, None)).collect());
     let elapsed = start.elapsed();
     let failures: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-    assert!(failures.is_empty(), "{} of 500 failed, first: {:?}", failures.len(), failures.first());
+    assert!(
+        failures.is_empty(),
+        "{} of 500 failed, first: {:?}",
+        failures.len(),
+        failures.first()
+    );
     let names = tally(results.into_iter().map(Result::unwrap));
     assert_eq!(names.get("backend-2"), None);
     assert_eq!(names.values().sum::<usize>(), 500);
     // The dead backend is logged, but at most once per second.
     let lines = lb.output().matches("backend connect failed").count();
     let allowed = elapsed.as_secs() as usize + 2;
-    assert!((1..=allowed).contains(&lines), "{lines} failure log lines in {elapsed:?}");
+    assert!(
+        (1..=allowed).contains(&lines),
+        "{lines} failure log lines in {elapsed:?}"
+    );
 }
 
 #[test]
 fn connection_limit_closes_extra_connections_at_once() {
     let t = Topology::new(1);
-    let _nginx = nginx::start(&t.backends[0], t.dir.path(), "backend-1", &[backend_addr(0, 80, false)]);
-    let cfg = simple("web", "198.18.0.10:80", "tcp", &["max_connections: 5"], "round_robin", one_backend(80));
+    let _nginx = nginx::start(
+        &t.backends[0],
+        t.dir.path(),
+        "backend-1",
+        &[backend_addr(0, 80, false)],
+    );
+    let cfg = simple(
+        "web",
+        "198.18.0.10:80",
+        "tcp",
+        &["max_connections: 5"],
+        "round_robin",
+        one_backend(80),
+    );
     let _lb = t.start_balancer(&cfg, 1);
     let vip: SocketAddr = (VIP4, 80).into();
     t.client.enter(|| {
@@ -166,7 +296,9 @@ fn connection_limit_closes_extra_connections_at_once() {
         // The sixth is accepted by the kernel and closed by the balancer at
         // once, without a byte from the backend.
         let mut sixth = connect(vip, None).expect("connect");
-        sixth.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+        sixth
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .expect("timeout");
         let _ = sixth.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         let mut buf = [0u8; 64];
         let n = sixth.read(&mut buf).unwrap_or(0);
@@ -184,14 +316,16 @@ fn connection_limit_closes_extra_connections_at_once() {
 
 fn keepalive(vip: SocketAddr) -> std::net::TcpStream {
     let mut s = connect(vip, None).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     get_on(&mut s);
     s
 }
 
 /// One keep-alive GET on an open connection; panics unless backend-1 answers.
 fn get_on(s: &mut std::net::TcpStream) {
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
     let mut buf = Vec::new();
     let mut chunk = [0u8; 512];
     while !String::from_utf8_lossy(&buf).ends_with("backend-1\n") {
@@ -204,8 +338,20 @@ fn get_on(s: &mut std::net::TcpStream) {
 #[test]
 fn sigterm_stops_accepting_and_lets_open_connections_finish() {
     let t = Topology::new(1);
-    let _nginx = nginx::start(&t.backends[0], t.dir.path(), "backend-1", &[backend_addr(0, 80, false)]);
-    let cfg = simple("web", "198.18.0.10:80", "tcp", &[], "round_robin", one_backend(80));
+    let _nginx = nginx::start(
+        &t.backends[0],
+        t.dir.path(),
+        "backend-1",
+        &[backend_addr(0, 80, false)],
+    );
+    let cfg = simple(
+        "web",
+        "198.18.0.10:80",
+        "tcp",
+        &[],
+        "round_robin",
+        one_backend(80),
+    );
     let mut lb = t.start_balancer(&cfg, 1);
     let vip: SocketAddr = (VIP4, 80).into();
     t.client.enter(|| {
@@ -222,6 +368,8 @@ fn sigterm_stops_accepting_and_lets_open_connections_finish() {
         get_on(&mut open);
         drop(open);
     });
-    let status = lb.wait_timeout(Duration::from_secs(4)).expect("exited within the grace period");
+    let status = lb
+        .wait_timeout(Duration::from_secs(4))
+        .expect("exited within the grace period");
     assert!(status.success(), "exit status {status}");
 }

@@ -75,8 +75,7 @@ impl MarkedEventReceiver for Builder {
             Event::Scalar(..) | Event::Alias(_) => {
                 let path = self.value_path();
                 // A value's own position beats its key's: overwrite.
-                self.nodes
-                    .insert(path, (mark.line(), mark.col() + 1));
+                self.nodes.insert(path, (mark.line(), mark.col() + 1));
             }
             Event::MappingStart(..) => {
                 let path = self.value_path();
@@ -146,6 +145,9 @@ mod tests {
     #[test]
     fn missing_field_points_at_its_parent() {
         let loc = Locator::new(DOC);
-        assert_eq!(loc.position("pools[0].health.interval"), loc.position("pools[0]"));
+        assert_eq!(
+            loc.position("pools[0].health.interval"),
+            loc.position("pools[0]")
+        );
     }
 }

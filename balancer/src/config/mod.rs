@@ -60,7 +60,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
     })
 }
 
-/// serde_yaml_ng renders `path: message at line L column C`; we move the
+/// `serde_yaml_ng` renders `path: message at line L column C`; we move the
 /// position to the front in our `file:line:column: field: message` shape.
 fn syntax_error(e: &serde_yaml_ng::Error, file: &str) -> ConfigError {
     let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));

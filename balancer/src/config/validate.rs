@@ -78,7 +78,8 @@ impl Problems {
         if v == 0 || v > max {
             self.add(path, format!("`{v}` is out of range (expected 1..={max})"));
         }
-        NonZeroU32::new(u32::try_from(v.clamp(1, max)).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
+        NonZeroU32::new(u32::try_from(v.clamp(1, max)).unwrap_or(u32::MAX))
+            .unwrap_or(NonZeroU32::MIN)
     }
 }
 
@@ -86,18 +87,36 @@ impl Problems {
 pub fn validate(raw: &RawConfig) -> Result<Config, Problems> {
     let mut p = Problems::default();
     if raw.version != 1 {
-        p.add("version", format!("`{}` is not a supported version (expected 1)", raw.version));
+        p.add(
+            "version",
+            format!("`{}` is not a supported version (expected 1)", raw.version),
+        );
     }
-    let admin = raw.admin.as_ref().map_or(Some(limits::ADMIN.parse().ok()).flatten(), |a| {
-        p.check("admin.listen", values::socket_addr(&a.listen))
-    });
+    let admin = raw
+        .admin
+        .as_ref()
+        .map_or(Some(limits::ADMIN.parse().ok()).flatten(), |a| {
+            p.check("admin.listen", values::socket_addr(&a.listen))
+        });
     let pools = pools(&raw.pools, &mut p);
-    let pool_index: HashMap<&str, usize> =
-        raw.pools.iter().enumerate().map(|(i, pool)| (pool.name.as_str(), i)).collect();
+    let pool_index: HashMap<&str, usize> = raw
+        .pools
+        .iter()
+        .enumerate()
+        .map(|(i, pool)| (pool.name.as_str(), i))
+        .collect();
     let xdp = raw.xdp.as_ref().map(|x| xdp(x, &mut p));
     let listeners = listeners(&raw.listeners, &pool_index, raw.xdp.is_some(), &mut p);
-    let guard = raw.guard.as_ref().map(|g| guard(g, &mut p)).unwrap_or_default();
-    let shutdown_grace = p.duration("shutdown_grace", raw.shutdown_grace.as_ref(), Duration::from_secs(10));
+    let guard = raw
+        .guard
+        .as_ref()
+        .map(|g| guard(g, &mut p))
+        .unwrap_or_default();
+    let shutdown_grace = p.duration(
+        "shutdown_grace",
+        raw.shutdown_grace.as_ref(),
+        Duration::from_secs(10),
+    );
     let demo_backends: Vec<SocketAddr> = raw
         .demo_backends
         .iter()
@@ -128,7 +147,14 @@ fn listeners(
     p: &mut Problems,
 ) -> Vec<Listener> {
     if raw.len() > limits::MAX_LISTENERS {
-        p.add("listeners", format!("{} listeners exceed the limit of {}", raw.len(), limits::MAX_LISTENERS));
+        p.add(
+            "listeners",
+            format!(
+                "{} listeners exceed the limit of {}",
+                raw.len(),
+                limits::MAX_LISTENERS
+            ),
+        );
     }
     let mut names = HashSet::new();
     let mut addresses = HashSet::new();
@@ -138,27 +164,42 @@ fn listeners(
         if l.name.trim().is_empty() {
             p.add(at("name"), "must not be empty");
         } else if !names.insert(l.name.as_str()) {
-            p.add(at("name"), format!("`{}` is used by another listener (names must be unique)", l.name));
+            p.add(
+                at("name"),
+                format!(
+                    "`{}` is used by another listener (names must be unique)",
+                    l.name
+                ),
+            );
         }
         let address = p.check(&at("address"), values::socket_addr(&l.address));
         if let Some(a) = address
             && !addresses.insert((a, l.protocol))
         {
-            p.add(at("address"), format!("`{a}` ({}) is used by another listener", l.protocol));
+            p.add(
+                at("address"),
+                format!("`{a}` ({}) is used by another listener", l.protocol),
+            );
         }
         let mode = l.mode.unwrap_or(Mode::Auto);
         if l.protocol == Protocol::Udp && mode == Mode::Http {
-            p.add(at("mode"), "`http` needs a tcp listener (this one is udp; use `proxy` or `auto`)");
+            p.add(
+                at("mode"),
+                "`http` needs a tcp listener (this one is udp; use `proxy` or `auto`)",
+            );
         }
         if mode == Mode::Xdp && !have_xdp {
-            p.add(at("mode"), "`xdp` needs the top-level `xdp` section with an `interface`");
+            p.add(
+                at("mode"),
+                "`xdp` needs the top-level `xdp` section with an `interface`",
+            );
         }
         let pool = pools.get(l.pool.as_str()).copied();
         if pool.is_none() {
             p.add(at("pool"), format!("`{}` is not a defined pool", l.pool));
         }
         let idle_default = match l.protocol {
-            Protocol::Tcp => Duration::from_secs(300),
+            Protocol::Tcp => Duration::from_mins(5),
             Protocol::Udp => Duration::from_secs(30),
         };
         out.push(Listener {
@@ -167,11 +208,30 @@ fn listeners(
             protocol: l.protocol,
             mode,
             pool: pool.unwrap_or(0),
-            max_connections: p.bounded(&at("max_connections"), l.max_connections, limits::MAX_CONNECTIONS, limits::MAX_MAX_CONNECTIONS),
-            connect_timeout: p.duration(&at("connect_timeout"), l.connect_timeout.as_ref(), Duration::from_secs(2)),
+            max_connections: p.bounded(
+                &at("max_connections"),
+                l.max_connections,
+                limits::MAX_CONNECTIONS,
+                limits::MAX_MAX_CONNECTIONS,
+            ),
+            connect_timeout: p.duration(
+                &at("connect_timeout"),
+                l.connect_timeout.as_ref(),
+                Duration::from_secs(2),
+            ),
             idle_timeout: p.duration(&at("idle_timeout"), l.idle_timeout.as_ref(), idle_default),
-            connect_attempts: p.bounded(&at("connect_attempts"), l.connect_attempts, limits::CONNECT_ATTEMPTS, limits::MAX_CONNECT_ATTEMPTS),
-            max_sessions: p.bounded(&at("max_sessions"), l.max_sessions, limits::MAX_SESSIONS, limits::MAX_MAX_SESSIONS),
+            connect_attempts: p.bounded(
+                &at("connect_attempts"),
+                l.connect_attempts,
+                limits::CONNECT_ATTEMPTS,
+                limits::MAX_CONNECT_ATTEMPTS,
+            ),
+            max_sessions: p.bounded(
+                &at("max_sessions"),
+                l.max_sessions,
+                limits::MAX_SESSIONS,
+                limits::MAX_MAX_SESSIONS,
+            ),
         });
     }
     out
@@ -185,14 +245,32 @@ fn pools(raw: &[RawPool], p: &mut Problems) -> Vec<Pool> {
         if pool.name.trim().is_empty() {
             p.add(at("name"), "must not be empty");
         } else if !names.insert(pool.name.as_str()) {
-            p.add(at("name"), format!("`{}` is used by another pool (names must be unique)", pool.name));
+            p.add(
+                at("name"),
+                format!(
+                    "`{}` is used by another pool (names must be unique)",
+                    pool.name
+                ),
+            );
         }
         let algorithm = pool.algorithm.unwrap_or(Algorithm::WeightedRoundRobin);
         let table = pool.maglev_table_size.unwrap_or(limits::MAGLEV_TABLE);
         if !values::is_prime(table) || table > limits::MAX_MAGLEV_TABLE {
-            p.add(at("maglev_table_size"), format!("`{table}` must be a prime no larger than {}", limits::MAX_MAGLEV_TABLE));
+            p.add(
+                at("maglev_table_size"),
+                format!(
+                    "`{table}` must be a prime no larger than {}",
+                    limits::MAX_MAGLEV_TABLE
+                ),
+            );
         } else if table < pool.backends.len() as u64 {
-            p.add(at("maglev_table_size"), format!("`{table}` is smaller than the pool's {} backends", pool.backends.len()));
+            p.add(
+                at("maglev_table_size"),
+                format!(
+                    "`{table}` is smaller than the pool's {} backends",
+                    pool.backends.len()
+                ),
+            );
         }
         let health = pool.health.as_ref().map(|h| health(h, &at("health"), p));
         out.push(Pool {
@@ -211,22 +289,38 @@ fn backends(raw: &[RawBackend], at: &str, p: &mut Problems) -> Vec<Backend> {
         p.add(at, "pool has no backends (expected at least one)");
     }
     if raw.len() > limits::MAX_BACKENDS {
-        p.add(at, format!("{} backends exceed the limit of {}", raw.len(), limits::MAX_BACKENDS));
+        p.add(
+            at,
+            format!(
+                "{} backends exceed the limit of {}",
+                raw.len(),
+                limits::MAX_BACKENDS
+            ),
+        );
     }
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (i, b) in raw.iter().enumerate() {
-        let address = p.check(&format!("{at}[{i}].address"), values::socket_addr(&b.address));
+        let address = p.check(
+            &format!("{at}[{i}].address"),
+            values::socket_addr(&b.address),
+        );
         if let Some(a) = address
             && !seen.insert(a)
         {
-            p.add(format!("{at}[{i}].address"), format!("`{a}` appears twice in this pool"));
+            p.add(
+                format!("{at}[{i}].address"),
+                format!("`{a}` appears twice in this pool"),
+            );
         }
         let weight = b.weight.unwrap_or(limits::WEIGHT);
         if !(0..=limits::MAX_WEIGHT).contains(&weight) {
             p.add(
                 format!("{at}[{i}].weight"),
-                format!("`{weight}` is out of range (expected 0..={}; 0 drains the backend)", limits::MAX_WEIGHT),
+                format!(
+                    "`{weight}` is out of range (expected 0..={}; 0 drains the backend)",
+                    limits::MAX_WEIGHT
+                ),
             );
         }
         if let Some(address) = address {
@@ -240,17 +334,30 @@ fn backends(raw: &[RawBackend], at: &str, p: &mut Problems) -> Vec<Backend> {
 }
 
 fn health(h: &RawHealth, at: &str, p: &mut Problems) -> HealthCheck {
-    let interval = p.duration(&format!("{at}.interval"), h.interval.as_ref(), Duration::from_secs(2));
-    let timeout = p.duration(&format!("{at}.timeout"), h.timeout.as_ref(), Duration::from_secs(1));
+    let interval = p.duration(
+        &format!("{at}.interval"),
+        h.interval.as_ref(),
+        Duration::from_secs(2),
+    );
+    let timeout = p.duration(
+        &format!("{at}.timeout"),
+        h.timeout.as_ref(),
+        Duration::from_secs(1),
+    );
     if timeout > interval {
         p.add(
             format!("{at}.timeout"),
-            format!("`{timeout:?}` is longer than the interval `{interval:?}` (checks would overlap)"),
+            format!(
+                "`{timeout:?}` is longer than the interval `{interval:?}` (checks would overlap)"
+            ),
         );
     }
     let path = h.path.clone().unwrap_or_else(|| "/".to_owned());
     if h.kind == HealthKind::Http && !path.starts_with('/') {
-        p.add(format!("{at}.path"), format!("`{path}` must start with `/`"));
+        p.add(
+            format!("{at}.path"),
+            format!("`{path}` must start with `/`"),
+        );
     }
     if h.kind != HealthKind::Http && h.path.is_some() {
         p.add(format!("{at}.path"), "only `http` checks take a path");
@@ -270,12 +377,20 @@ fn xdp(x: &RawXdp, p: &mut Problems) -> Xdp {
         && x.interface.len() < 16
         && !x.interface.contains(['/', ' ', '\0']);
     if !name_ok {
-        p.add("xdp.interface", format!("`{}` is not a valid interface name", x.interface));
+        p.add(
+            "xdp.interface",
+            format!("`{}` is not a valid interface name", x.interface),
+        );
     }
     Xdp {
         interface: x.interface.clone(),
         forwarding: x.forwarding.unwrap_or(Forwarding::Dsr),
-        flow_table_size: p.bounded("xdp.flow_table_size", x.flow_table_size, limits::FLOW_TABLE, limits::MAX_FLOW_TABLE),
+        flow_table_size: p.bounded(
+            "xdp.flow_table_size",
+            x.flow_table_size,
+            limits::FLOW_TABLE,
+            limits::MAX_FLOW_TABLE,
+        ),
     }
 }
 
@@ -300,5 +415,9 @@ fn guard(g: &RawGuard, p: &mut Problems) -> Guard {
             syn_burst: p.bounded("guard.per_source.syn_burst", Some(s.syn_burst), 0, 10_000_000),
         }
     });
-    Guard { deny, allow, per_source }
+    Guard {
+        deny,
+        allow,
+        per_source,
+    }
 }

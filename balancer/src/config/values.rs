@@ -57,9 +57,9 @@ pub fn cidr(text: &str) -> Result<Cidr, String> {
         Some((a, p)) => (a, Some(p)),
         None => (t, None),
     };
-    let addr: IpAddr = addr
-        .parse()
-        .map_err(|_| format!("`{text}` is not a CIDR (expected e.g. `198.18.0.0/15` or `fd00::/8`)"))?;
+    let addr: IpAddr = addr.parse().map_err(|_| {
+        format!("`{text}` is not a CIDR (expected e.g. `198.18.0.0/15` or `fd00::/8`)")
+    })?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let prefix = match prefix {
         None => max,
@@ -99,7 +99,7 @@ pub fn is_prime(n: u64) -> bool {
     }
     let mut d = 2;
     while d * d <= n {
-        if n % d == 0 {
+        if n.is_multiple_of(d) {
             return false;
         }
         d += 1;
@@ -118,7 +118,7 @@ mod tests {
         assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(duration("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(duration("1.5m"), Ok(Duration::from_secs(90)));
-        assert_eq!(duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(duration("1h"), Ok(Duration::from_hours(1)));
         assert!(duration("0s").unwrap_err().contains("greater than zero"));
         assert!(duration("5").unwrap_err().contains("unit"));
         assert!(duration("fast").unwrap_err().contains("`fast`"));
@@ -129,7 +129,11 @@ mod tests {
     fn addresses() {
         assert!(socket_addr("198.18.0.10:80").is_ok());
         assert!(socket_addr("[fd00::1]:80").is_ok());
-        assert!(socket_addr("198.18.1.300:80").unwrap_err().contains("`198.18.1.300:80`"));
+        assert!(
+            socket_addr("198.18.1.300:80")
+                .unwrap_err()
+                .contains("`198.18.1.300:80`")
+        );
         assert!(socket_addr("fd00::1:80").is_err());
     }
 

@@ -64,7 +64,8 @@ async fn answer(mut stream: TcpStream, name: &str) -> io::Result<()> {
         head.extend_from_slice(&buf[..n]);
         while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
             let request = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
-            let close = request.contains("connection: close") || request.starts_with("get / http/1.0");
+            let close =
+                request.contains("connection: close") || request.starts_with("get / http/1.0");
             let body = format!("{name}\n");
             let response = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-backend: {name}\r\n{}\r\n{body}",

@@ -1,6 +1,6 @@
 //! A bounded pool of kernel pipes for splice(2). A pipe is taken only while
 //! bytes are in flight and returned empty, so an idle connection holds no
-//! pipe and costs two file descriptors, not six (HAProxy's `maxpipes`). When
+//! pipe and costs two file descriptors, not six (`HAProxy`'s `maxpipes`). When
 //! the pool is exhausted the relay copies through userspace for that chunk.
 #![allow(unsafe_code)]
 
@@ -42,11 +42,21 @@ impl Pipe {
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         // A failed resize (limits) leaves the default 64 KiB pipe: still works.
         // SAFETY: plain fcntl on a descriptor we own.
-        let granted = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE as libc::c_int) };
+        let granted = unsafe {
+            libc::fcntl(
+                write.as_raw_fd(),
+                libc::F_SETPIPE_SZ,
+                libc::c_int::try_from(PIPE_SIZE).unwrap_or(libc::c_int::MAX),
+            )
+        };
         // SAFETY: as above.
         let size = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) };
         let capacity = usize::try_from(if granted > 0 { granted } else { size }).unwrap_or(65_536);
-        Ok(Self { read, write, capacity })
+        Ok(Self {
+            read,
+            write,
+            capacity,
+        })
     }
 }
 
@@ -80,18 +90,28 @@ impl PipePool {
     }
 
     fn take(&self) -> Option<Pipe> {
-        if let Some(p) = self.free.lock().unwrap_or_else(PoisonError::into_inner).pop() {
+        if let Some(p) = self
+            .free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+        {
             return Some(p);
         }
         if self.created.fetch_add(1, Ordering::AcqRel) >= self.max {
             self.created.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        Pipe::new().map_err(|_| self.created.fetch_sub(1, Ordering::AcqRel)).ok()
+        Pipe::new()
+            .map_err(|_| self.created.fetch_sub(1, Ordering::AcqRel))
+            .ok()
     }
 
     fn put(&self, pipe: Pipe) {
-        self.free.lock().unwrap_or_else(PoisonError::into_inner).push(pipe);
+        self.free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(pipe);
     }
 
     fn discard(&self, pipe: Pipe) {

@@ -18,7 +18,7 @@ use tokio::{
     time::{Instant, sleep_until},
 };
 
-use super::pipes::{PipePool, splice};
+use super::pipes::{Lease, PipePool, splice};
 
 /// Which end of a proxied connection failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +77,8 @@ impl Activity {
 
     async fn expired(&self, idle: Duration) {
         loop {
-            let deadline = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + idle;
+            let deadline =
+                self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + idle;
             if Instant::now() >= deadline {
                 return;
             }
@@ -99,8 +100,24 @@ pub async fn relay(
         start: Instant::now(),
         last_ms: AtomicU64::new(0),
     };
-    let up = pump(client, backend, Side::Client, Side::Backend, pipes, &activity, counters.up);
-    let down = pump(backend, client, Side::Backend, Side::Client, pipes, &activity, counters.down);
+    let up = pump(
+        client,
+        backend,
+        Side::Client,
+        Side::Backend,
+        pipes,
+        &activity,
+        counters.up,
+    );
+    let down = pump(
+        backend,
+        client,
+        Side::Backend,
+        Side::Client,
+        pipes,
+        &activity,
+        counters.down,
+    );
     tokio::select! {
         r = async { tokio::try_join!(up, down) } => r.map(|_| ()),
         () = activity.expired(idle) => Err(RelayError::Idle(idle)),
@@ -121,35 +138,20 @@ async fn pump(
     let err = |side| move |source| RelayError::Io { side, source };
     loop {
         src.readable().await.map_err(err(src_side))?;
-        let n = match pipes.lease() {
-            Some(mut lease) => {
-                let pipe_in = lease.pipe().write.as_raw_fd();
-                let cap = lease.pipe().capacity;
-                match src.try_io(Interest::READABLE, || splice(src.as_raw_fd(), pipe_in, cap)) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        lease.pending = n;
-                        drain(&mut lease, dst).await.map_err(err(dst_side))?;
-                        n
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Err(err(src_side)(e)),
-                }
-            }
-            None => {
-                // No free pipe: copy this one chunk through a buffer that
-                // exists only for this call, so idle connections hold none.
-                let mut buf = vec![0u8; 16 * 1024];
-                let n = read_some(src, &mut buf).await.map_err(err(src_side))?;
-                if n == 0 {
-                    break;
-                }
-                write_all(dst, &buf[..n]).await.map_err(err(dst_side))?;
-                n
-            }
+        let moved = match pipes.lease() {
+            Some(lease) => splice_chunk(src, dst, lease).await,
+            None => copy_chunk(src, dst).await,
         };
-        bytes.fetch_add(n as u64, Ordering::Relaxed);
-        activity.touch();
+        match moved {
+            Ok(Some(0)) => break,
+            Ok(Some(n)) => {
+                bytes.fetch_add(n as u64, Ordering::Relaxed);
+                activity.touch();
+            }
+            Ok(None) => {}
+            Err((End::Src, e)) => return Err(err(src_side)(e)),
+            Err((End::Dst, e)) => return Err(err(dst_side)(e)),
+        }
     }
     // FIN from src: pass it on. ENOTCONN means dst is already gone, which the
     // other direction will report.
@@ -159,18 +161,48 @@ async fn pump(
     }
 }
 
-/// Empties the leased pipe into `dst`.
-async fn drain(lease: &mut super::pipes::Lease<'_>, dst: &TcpStream) -> io::Result<()> {
+/// Which end of one direction an error came from.
+enum End {
+    Src,
+    Dst,
+}
+
+/// Moves one chunk `src` -> pipe -> `dst`. `Some(0)` is EOF, `None` a
+/// spurious wake-up with nothing to read.
+async fn splice_chunk(
+    src: &TcpStream,
+    dst: &TcpStream,
+    mut lease: Lease<'_>,
+) -> Result<Option<usize>, (End, io::Error)> {
+    let pipe_in = lease.pipe().write.as_raw_fd();
+    let cap = lease.pipe().capacity;
+    let n = match src.try_io(Interest::READABLE, || splice(src.as_raw_fd(), pipe_in, cap)) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+        Err(e) => return Err((End::Src, e)),
+    };
+    lease.pending = n;
     let pipe_out = lease.pipe().read.as_raw_fd();
     while lease.pending > 0 {
-        dst.writable().await?;
-        match dst.try_io(Interest::WRITABLE, || splice(pipe_out, dst.as_raw_fd(), lease.pending)) {
+        dst.writable().await.map_err(|e| (End::Dst, e))?;
+        match dst.try_io(Interest::WRITABLE, || {
+            splice(pipe_out, dst.as_raw_fd(), lease.pending)
+        }) {
             Ok(m) => lease.pending -= m,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err((End::Dst, e)),
         }
     }
-    Ok(())
+    Ok(Some(n))
+}
+
+/// Fallback when no pipe is free: one chunk through a buffer that exists
+/// only for this call, so idle connections still hold none.
+async fn copy_chunk(src: &TcpStream, dst: &TcpStream) -> Result<Option<usize>, (End, io::Error)> {
+    let mut buf = vec![0u8; 16 * 1024];
+    let n = read_some(src, &mut buf).await.map_err(|e| (End::Src, e))?;
+    write_all(dst, &buf[..n]).await.map_err(|e| (End::Dst, e))?;
+    Ok(Some(n))
 }
 
 async fn read_some(src: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {

@@ -84,7 +84,10 @@ async fn accept_failed(svc: &TcpService, e: &io::Error) {
         warn!(listener = %svc.listener.name, error = %e, suppressed, "accept failed");
     }
     // Out of descriptors or memory: accepting again at once would spin.
-    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)) {
+    if matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    ) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -103,7 +106,15 @@ async fn handle(client: TcpStream, peer: SocketAddr, svc: &TcpService) {
         up: &stats.bytes_in,
         down: &stats.bytes_out,
     };
-    match relay(&client, &backend, &svc.pipes, svc.listener.idle_timeout, &counters).await {
+    match relay(
+        &client,
+        &backend,
+        &svc.pipes,
+        svc.listener.idle_timeout,
+        &counters,
+    )
+    .await
+    {
         Ok(()) => {}
         Err(RelayError::Idle(idle)) => {
             debug!(listener = %svc.listener.name, %peer, ?idle, "closing idle connection");
@@ -120,7 +131,11 @@ async fn handle(client: TcpStream, peer: SocketAddr, svc: &TcpService) {
 }
 
 /// Tries up to `connect_attempts` distinct backends.
-async fn connect(peer: SocketAddr, local: SocketAddr, svc: &TcpService) -> Option<(TcpStream, usize)> {
+async fn connect(
+    peer: SocketAddr,
+    local: SocketAddr,
+    svc: &TcpService,
+) -> Option<(TcpStream, usize)> {
     let flow = flow_tuple(peer, local, IPPROTO_TCP);
     let mut tried = [usize::MAX; MAX_CONNECT_ATTEMPTS as usize];
     let attempts = (svc.listener.connect_attempts.get() as usize).min(tried.len());
@@ -128,12 +143,20 @@ async fn connect(peer: SocketAddr, local: SocketAddr, svc: &TcpService) -> Optio
         let index = svc.pool.pick(&flow, &tried[..n])?;
         tried[n] = index;
         let backend = &svc.pool.backends[index];
-        let error = match tokio::time::timeout(svc.listener.connect_timeout, TcpStream::connect(backend.address)).await {
+        let error = match tokio::time::timeout(
+            svc.listener.connect_timeout,
+            TcpStream::connect(backend.address),
+        )
+        .await
+        {
             Ok(Ok(stream)) => return Some((stream, index)),
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {:?}", svc.listener.connect_timeout),
         };
-        backend.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+        backend
+            .stats
+            .connect_failures
+            .fetch_add(1, Ordering::Relaxed);
         if let Some(suppressed) = backend.stats.log.allow() {
             warn!(listener = %svc.listener.name, pool = %svc.pool.name, backend = %backend.address,
                 %error, suppressed, "backend connect failed; trying another");
@@ -150,7 +173,7 @@ fn tune(s: &TcpStream) {
     // Both are best effort: a socket that refuses them still works.
     let _ = s.set_nodelay(true);
     let keepalive = TcpKeepalive::new()
-        .with_time(Duration::from_secs(60))
+        .with_time(Duration::from_mins(1))
         .with_interval(Duration::from_secs(10));
     let _ = SockRef::from(s).set_tcp_keepalive(&keepalive);
 }

@@ -98,18 +98,16 @@ async fn on_datagram(
         if sessions.len() >= svc.listener.max_sessions.get() as usize {
             evict_oldest(sessions, svc);
         }
-        match open_session(client, socket, svc, clock).await {
-            Some(s) => {
-                svc.stats.accepted.fetch_add(1, Ordering::Relaxed);
-                sessions.insert(client, s);
-            }
-            None => {
-                svc.stats.no_backend.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-        }
+        let Some(session) = open_session(client, socket, svc, clock).await else {
+            svc.stats.no_backend.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        svc.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        sessions.insert(client, session);
     }
-    let Some(s) = sessions.get(&client) else { return };
+    let Some(s) = sessions.get(&client) else {
+        return;
+    };
     s.last_ms.store(clock.now_ms(), Ordering::Relaxed);
     // Never wait on one backend's send buffer while other clients queue up:
     // a full buffer drops this datagram, as the network would. The send goes
@@ -169,7 +167,10 @@ async fn open_session(
                 });
             }
             Err(e) => {
-                backend.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+                backend
+                    .stats
+                    .connect_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 if let Some(suppressed) = backend.stats.log.allow() {
                     warn!(listener = %svc.listener.name, backend = %backend.address, error = %e, suppressed,
                         "cannot open a UDP session to backend; trying another");

@@ -100,7 +100,11 @@ impl Snapshot {
     /// Builds the runtime view of `config`.
     #[must_use]
     pub fn new(config: Config) -> Self {
-        let pools = config.pools.iter().map(|p| Arc::new(PoolState::new(p))).collect();
+        let pools = config
+            .pools
+            .iter()
+            .map(|p| Arc::new(PoolState::new(p)))
+            .collect();
         let listeners = config
             .listeners
             .iter()

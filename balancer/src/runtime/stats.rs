@@ -91,7 +91,12 @@ impl LogLimiter {
         if now >= next
             && self
                 .next_ms
-                .compare_exchange(next, now + Duration::from_secs(1).as_millis() as u64, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(
+                    next,
+                    now + Duration::from_secs(1).as_millis() as u64,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
         {
             return Some(self.suppressed.swap(0, Ordering::Relaxed));

@@ -38,7 +38,11 @@ impl MaglevTable {
     #[must_use]
     pub fn build(members: &[Member], size: u32) -> Self {
         let m = u64::from(size);
-        let max_weight = members.iter().map(|b| u64::from(b.weight)).max().unwrap_or(0);
+        let max_weight = members
+            .iter()
+            .map(|b| u64::from(b.weight))
+            .max()
+            .unwrap_or(0);
         if max_weight == 0 || m == 0 {
             return Self { slots: Vec::new() };
         }
@@ -128,6 +132,10 @@ impl Selector for Maglev {
         }
         // Almost every member skipped: a scan is bounded by the table and
         // still finds one if any is left.
-        self.table.slots().iter().map(|&i| i as usize).find(|&i| !(req.skip)(i))
+        self.table
+            .slots()
+            .iter()
+            .map(|&i| i as usize)
+            .find(|&i| !(req.skip)(i))
     }
 }

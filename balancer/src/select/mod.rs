@@ -52,7 +52,11 @@ pub trait Selector: Send + Sync {
 /// Builds the selector for `algorithm`. `maglev_table_size` must be prime
 /// (the config validator guarantees it).
 #[must_use]
-pub fn build(algorithm: Algorithm, members: &[Member], maglev_table_size: u32) -> Box<dyn Selector> {
+pub fn build(
+    algorithm: Algorithm,
+    members: &[Member],
+    maglev_table_size: u32,
+) -> Box<dyn Selector> {
     match algorithm {
         Algorithm::RoundRobin => Box::new(round_robin::RoundRobin::new(members)),
         Algorithm::WeightedRoundRobin => Box::new(wrr::SmoothWeighted::new(members)),

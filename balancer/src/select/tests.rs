@@ -34,7 +34,7 @@ fn members(weights: &[u32]) -> Vec<Member> {
 fn flow(i: u32) -> FlowTuple {
     let b = i.to_be_bytes();
     FlowTuple {
-        src: FlowTuple::v4_mapped([198, 18 | (b[1] & 1), b[2], b[3]]),
+        src: FlowTuple::v4_mapped([198, 0x12 | (b[1] & 1), b[2], b[3]]),
         dst: FlowTuple::v4_mapped([198, 18, 0, 10]),
         src_port: 1024 + (i % 60_000) as u16,
         dst_port: 80,
@@ -69,7 +69,12 @@ fn spread(algorithm: Algorithm, weights: &[u32], n: u32) -> Vec<u64> {
 
 #[test]
 fn every_algorithm_spreads_by_weight() {
-    let weight_sets: [&[u32]; 4] = [&[100, 100, 100], &[100, 50, 25, 25], &[1, 3], &[100, 100, 100, 100, 100, 100, 100, 100]];
+    let weight_sets: [&[u32]; 4] = [
+        &[100, 100, 100],
+        &[100, 50, 25, 25],
+        &[1, 3],
+        &[100, 100, 100, 100, 100, 100, 100, 100],
+    ];
     let n = 60_000;
     for algorithm in ALL {
         for weights in weight_sets {
@@ -98,7 +103,10 @@ fn every_algorithm_spreads_by_weight() {
 fn weight_zero_is_never_chosen() {
     for algorithm in ALL {
         let counts = spread(algorithm, &[100, 0, 100], 3_000);
-        assert_eq!(counts[1], 0, "{algorithm} chose a draining backend: {counts:?}");
+        assert_eq!(
+            counts[1], 0,
+            "{algorithm} chose a draining backend: {counts:?}"
+        );
     }
 }
 
@@ -116,7 +124,12 @@ fn skipped_backends_are_passed_over_and_none_when_all_skipped() {
             };
             assert_eq!(sel.select(&r), Some(2), "{algorithm}");
         }
-        let none = Request { flow_hash: 1, source_hash: 1, skip: &|_| true, load: &|_| 0 };
+        let none = Request {
+            flow_hash: 1,
+            source_hash: 1,
+            skip: &|_| true,
+            load: &|_| 0,
+        };
         assert_eq!(sel.select(&none), None, "{algorithm}");
     }
 }
@@ -128,7 +141,12 @@ fn hashing_algorithms_are_deterministic_per_flow() {
         let b = build(algorithm, &members(&[100, 100, 100]), 65_537);
         for i in 0..1000 {
             let f = flow(i);
-            let r = Request { flow_hash: flow_hash(&f, 0), source_hash: addr_hash(&f.src, 0), skip: &|_| false, load: &|_| 0 };
+            let r = Request {
+                flow_hash: flow_hash(&f, 0),
+                source_hash: addr_hash(&f.src, 0),
+                skip: &|_| false,
+                load: &|_| 0,
+            };
             assert_eq!(a.select(&r), b.select(&r), "{algorithm}");
         }
     }
@@ -161,7 +179,11 @@ fn maglev_removal_moves_few_surviving_keys() {
             }
         }
         let share = f64::from(moved) / f64::from(survivors);
-        assert!(share <= 0.02, "n={n}: {moved} of {survivors} surviving keys moved ({:.2}%)", share * 100.0);
+        assert!(
+            share <= 0.02,
+            "n={n}: {moved} of {survivors} surviving keys moved ({:.2}%)",
+            share * 100.0
+        );
     }
 }
 
@@ -181,7 +203,15 @@ fn smooth_wrr_interleaves() {
     let ms = members(&[5, 1, 1]);
     let sel = build(Algorithm::WeightedRoundRobin, &ms, 251);
     let picks: Vec<usize> = (0..7)
-        .map(|_| sel.select(&Request { flow_hash: 0, source_hash: 0, skip: &|_| false, load: &|_| 0 }).unwrap())
+        .map(|_| {
+            sel.select(&Request {
+                flow_hash: 0,
+                source_hash: 0,
+                skip: &|_| false,
+                load: &|_| 0,
+            })
+            .unwrap()
+        })
         .collect();
     // nginx's documented sequence for weights 5,1,1: a a b a c a a.
     assert_eq!(picks, [0, 0, 1, 0, 2, 0, 0]);

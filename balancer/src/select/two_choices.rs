@@ -24,7 +24,10 @@ impl TwoChoices {
                 Some(*sum)
             })
             .collect();
-        Self { weights, cumulative }
+        Self {
+            weights,
+            cumulative,
+        }
     }
 
     fn sample(&self, r: u64) -> usize {

@@ -25,15 +25,15 @@ pub const PROGRAM: &str = "balancer";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Verdict {
-    /// XDP_ABORTED: a program error. Ours must never return it.
+    /// `XDP_ABORTED`: a program error. Ours must never return it.
     Aborted = 0,
-    /// XDP_DROP.
+    /// `XDP_DROP`.
     Drop = 1,
-    /// XDP_PASS.
+    /// `XDP_PASS`.
     Pass = 2,
-    /// XDP_TX.
+    /// `XDP_TX`.
     Tx = 3,
-    /// XDP_REDIRECT.
+    /// `XDP_REDIRECT`.
     Redirect = 4,
 }
 
@@ -54,7 +54,9 @@ impl Verdict {
 #[derive(Debug, thiserror::Error)]
 pub enum XdpError {
     /// The object could not be parsed or its maps created.
-    #[error("cannot load the embedded XDP object: {0} (loading BPF needs root or CAP_BPF + CAP_NET_ADMIN)")]
+    #[error(
+        "cannot load the embedded XDP object: {0} (loading BPF needs root or CAP_BPF + CAP_NET_ADMIN)"
+    )]
     Object(#[from] EbpfError),
     /// The verifier or the kernel refused the program.
     #[error("the kernel refused XDP program `{PROGRAM}`: {0}")]
@@ -94,7 +96,11 @@ impl XdpProgram {
     }
 
     fn program(&self) -> Result<&Xdp, XdpError> {
-        Ok(self.ebpf.program(PROGRAM).ok_or(XdpError::MissingProgram)?.try_into()?)
+        Ok(self
+            .ebpf
+            .program(PROGRAM)
+            .ok_or(XdpError::MissingProgram)?
+            .try_into()?)
     }
 
     /// Runs one frame through the program and returns its verdict and the
@@ -124,10 +130,15 @@ impl XdpProgram {
 
     /// Every counter, summed over CPUs, in [`Counter::ALL`] order.
     pub fn counters(&self) -> Result<[u64; Counter::COUNT as usize], XdpError> {
-        let map_err = |source| XdpError::Map { name: STATS_MAP, source };
+        let map_err = |source| XdpError::Map {
+            name: STATS_MAP,
+            source,
+        };
         let map = self.ebpf.map(STATS_MAP).ok_or(XdpError::Map {
             name: STATS_MAP,
-            source: MapError::InvalidName { name: STATS_MAP.to_owned() },
+            source: MapError::InvalidName {
+                name: STATS_MAP.to_owned(),
+            },
         })?;
         let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map).map_err(map_err)?;
         let mut out = [0u64; Counter::COUNT as usize];

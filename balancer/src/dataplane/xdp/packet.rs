@@ -80,33 +80,70 @@ impl Frame {
     /// A TCP frame over IPv4 with no options.
     #[must_use]
     pub fn tcp4(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: u8) -> Self {
-        Self::new(Self::v4(src, dst), L4::Tcp { src: sport, dst: dport, flags })
+        Self::new(
+            Self::v4(src, dst),
+            L4::Tcp {
+                src: sport,
+                dst: dport,
+                flags,
+            },
+        )
     }
 
     /// A UDP frame over IPv4.
     #[must_use]
     pub fn udp4(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Self {
-        Self::new(Self::v4(src, dst), L4::Udp { src: sport, dst: dport })
+        Self::new(
+            Self::v4(src, dst),
+            L4::Udp {
+                src: sport,
+                dst: dport,
+            },
+        )
     }
 
     /// A TCP frame over IPv6.
     #[must_use]
     pub fn tcp6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16, flags: u8) -> Self {
-        Self::new(Ip::V6 { src, dst }, L4::Tcp { src: sport, dst: dport, flags })
+        Self::new(
+            Ip::V6 { src, dst },
+            L4::Tcp {
+                src: sport,
+                dst: dport,
+                flags,
+            },
+        )
     }
 
     /// A UDP frame over IPv6.
     #[must_use]
     pub fn udp6(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16) -> Self {
-        Self::new(Ip::V6 { src, dst }, L4::Udp { src: sport, dst: dport })
+        Self::new(
+            Ip::V6 { src, dst },
+            L4::Udp {
+                src: sport,
+                dst: dport,
+            },
+        )
     }
 
     fn v4(src: Ipv4Addr, dst: Ipv4Addr) -> Ip {
-        Ip::V4 { src, dst, options: Vec::new(), frag_offset: 0, more_fragments: false }
+        Ip::V4 {
+            src,
+            dst,
+            options: Vec::new(),
+            frag_offset: 0,
+            more_fragments: false,
+        }
     }
 
     fn new(ip: Ip, l4: L4) -> Self {
-        Self { vlan: None, ip, l4, payload: b"hello".to_vec() }
+        Self {
+            vlan: None,
+            ip,
+            l4,
+            payload: b"hello".to_vec(),
+        }
     }
 
     /// Wire bytes.
@@ -142,7 +179,13 @@ impl Frame {
         };
         l4.extend_from_slice(&self.payload);
         let (ethertype, ip) = match &self.ip {
-            Ip::V4 { src, dst, options, frag_offset, more_fragments } => {
+            Ip::V4 {
+                src,
+                dst,
+                options,
+                frag_offset,
+                more_fragments,
+            } => {
                 if let Some(at) = csum_at {
                     let mut pseudo = Vec::new();
                     pseudo.extend_from_slice(&src.octets());
@@ -235,7 +278,14 @@ mod tests {
 
     #[test]
     fn ipv4_header_checksum_verifies() {
-        let f = Frame::tcp4([198, 18, 0, 1].into(), 40_000, [198, 18, 0, 10].into(), 80, SYN).bytes();
+        let f = Frame::tcp4(
+            [198, 18, 0, 1].into(),
+            40_000,
+            [198, 18, 0, 10].into(),
+            80,
+            SYN,
+        )
+        .bytes();
         assert_eq!(checksum(&[&f[14..34]]), 0, "a correct header sums to zero");
         assert_eq!(f.len(), 14 + 20 + 20 + 5);
     }

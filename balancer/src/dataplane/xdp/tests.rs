@@ -1,6 +1,6 @@
 //! Packet tests: crafted frames through the loaded (unattached) program via
-//! BPF_PROG_TEST_RUN, asserting the verdict, the unchanged frame and the
-//! counters. Needs root (CAP_BPF); `cargo xtask test` runs as root.
+//! `BPF_PROG_TEST_RUN`, asserting the verdict, the unchanged frame and the
+//! counters. Needs root (`CAP_BPF`); `cargo xtask test` runs as root.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -34,7 +34,12 @@ fn with_ip_options(mut f: Frame) -> Frame {
 }
 
 fn fragment(mut f: Frame, offset: u16, more: bool) -> Frame {
-    if let Ip::V4 { frag_offset, more_fragments, .. } = &mut f.ip {
+    if let Ip::V4 {
+        frag_offset,
+        more_fragments,
+        ..
+    } = &mut f.ip
+    {
         *frag_offset = offset;
         *more_fragments = more;
     }
@@ -66,21 +71,76 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Counter, bool)> {
     bad_version[14] = 0x55;
     vec![
         ("tcp syn over ipv4", tcp4.bytes(), Counter::ParseTcp4, false),
-        ("tcp ack over ipv4", Frame::tcp4(CLIENT4, 40_000, VIP4, 80, ACK).bytes(), Counter::ParseTcp4, false),
+        (
+            "tcp ack over ipv4",
+            Frame::tcp4(CLIENT4, 40_000, VIP4, 80, ACK).bytes(),
+            Counter::ParseTcp4,
+            false,
+        ),
         ("udp over ipv4", udp4.bytes(), Counter::ParseUdp4, false),
         ("tcp over ipv6", tcp6.bytes(), Counter::ParseTcp6, false),
         ("udp over ipv6", udp6.bytes(), Counter::ParseUdp6, false),
-        ("tcp over ipv4 in vlan", with_vlan(tcp4.clone()).bytes(), Counter::ParseTcp4, true),
-        ("udp over ipv6 in vlan", with_vlan(udp6.clone()).bytes(), Counter::ParseUdp6, true),
-        ("tcp over ipv4 with options", with_ip_options(tcp4.clone()).bytes(), Counter::ParseTcp4, false),
-        ("udp over ipv4 with options in vlan", with_vlan(with_ip_options(udp4.clone())).bytes(), Counter::ParseUdp4, true),
-        ("first fragment carries ports", fragment(udp4.clone(), 0, true).bytes(), Counter::ParseUdp4, false),
-        ("non-first fragment", fragment(udp4.clone(), 185, false).bytes(), Counter::ParseFragment, false),
-        ("icmp over ipv4", icmp4.bytes(), Counter::ParseOtherL4, false),
+        (
+            "tcp over ipv4 in vlan",
+            with_vlan(tcp4.clone()).bytes(),
+            Counter::ParseTcp4,
+            true,
+        ),
+        (
+            "udp over ipv6 in vlan",
+            with_vlan(udp6.clone()).bytes(),
+            Counter::ParseUdp6,
+            true,
+        ),
+        (
+            "tcp over ipv4 with options",
+            with_ip_options(tcp4.clone()).bytes(),
+            Counter::ParseTcp4,
+            false,
+        ),
+        (
+            "udp over ipv4 with options in vlan",
+            with_vlan(with_ip_options(udp4.clone())).bytes(),
+            Counter::ParseUdp4,
+            true,
+        ),
+        (
+            "first fragment carries ports",
+            fragment(udp4.clone(), 0, true).bytes(),
+            Counter::ParseUdp4,
+            false,
+        ),
+        (
+            "non-first fragment",
+            fragment(udp4.clone(), 185, false).bytes(),
+            Counter::ParseFragment,
+            false,
+        ),
+        (
+            "icmp over ipv4",
+            icmp4.bytes(),
+            Counter::ParseOtherL4,
+            false,
+        ),
         ("icmpv6", icmp6.bytes(), Counter::ParseOtherL4, false),
-        ("ipv6 hop-by-hop header", hop_by_hop.bytes(), Counter::ParseUnsupported, false),
-        ("ipv4 header length below 20", bad_ihl, Counter::ParseUnsupported, false),
-        ("ethertype ipv4 with version 5", bad_version, Counter::ParseUnsupported, false),
+        (
+            "ipv6 hop-by-hop header",
+            hop_by_hop.bytes(),
+            Counter::ParseUnsupported,
+            false,
+        ),
+        (
+            "ipv4 header length below 20",
+            bad_ihl,
+            Counter::ParseUnsupported,
+            false,
+        ),
+        (
+            "ethertype ipv4 with version 5",
+            bad_version,
+            Counter::ParseUnsupported,
+            false,
+        ),
         ("arp", arp(), Counter::ParseNonIp, false),
     ]
 }
@@ -97,7 +157,9 @@ fn every_case_passes_unchanged_and_is_counted() {
         let after = prog.counters().expect("counters");
         for c in Counter::ALL {
             let delta = after[c as usize] - before[c as usize];
-            let expected = u64::from(c == *outcome || c == Counter::VerdictPass || (c == Counter::Vlan && *tagged));
+            let expected = u64::from(
+                c == *outcome || c == Counter::VerdictPass || (c == Counter::Vlan && *tagged),
+            );
             assert_eq!(delta, expected, "case {i}: {what}: counter {}", c.name());
         }
     }
@@ -112,7 +174,9 @@ fn truncated_frames_never_abort() {
     let mut runs = 0u64;
     for (what, frame, outcome, _) in cases() {
         for len in 14..frame.len() {
-            let (verdict, _) = prog.run(&frame[..len]).unwrap_or_else(|e| panic!("{what} cut to {len}: {e}"));
+            let (verdict, _) = prog
+                .run(&frame[..len])
+                .unwrap_or_else(|e| panic!("{what} cut to {len}: {e}"));
             assert_eq!(verdict, Verdict::Pass, "{what} cut to {len}");
             runs += 1;
         }

@@ -1,0 +1,179 @@
+//! The command line as an operator meets it: `check` exit codes and
+//! messages, `run` refusing bad input before starting anything, bind errors
+//! naming the listener, `--version`, JSON logs. Loopback only.
+
+use std::{
+    net::TcpListener,
+    path::PathBuf,
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_balancer"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run balancer")
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).expect("write");
+    p
+}
+
+fn config(address: &str, backend: &str) -> String {
+    format!(
+        "version: 1\nlisteners:\n  - name: web\n    address: {address}\n    protocol: tcp\n    mode: proxy\n    pool: p\n\
+         pools:\n  - name: p\n    backends:\n      - address: {backend}\n"
+    )
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[test]
+fn check_accepts_every_example() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
+    for entry in std::fs::read_dir(dir).expect("config dir") {
+        let path = entry.expect("entry").path();
+        let out = run(&["check", path.to_str().expect("utf-8")]);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains(": ok"));
+    }
+}
+
+#[test]
+fn check_rejects_with_file_line_column_and_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = write(
+        &dir,
+        "bad.yaml",
+        &config("127.0.0.1:8080", "198.18.1.300:80"),
+    );
+    let out = run(&["check", bad.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "bad.yaml:11:18: pools[0].backends[0].address: `198.18.1.300:80` is not an IP:port"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_with_invalid_config_starts_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let bad = write(
+        &dir,
+        "bad.yaml",
+        &config(&format!("127.0.0.1:{port}"), "not-an-address"),
+    );
+    let out = run(&["run", "-c", bad.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pools[0].backends[0].address"));
+    assert!(
+        TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        "nothing may be left listening"
+    );
+}
+
+#[test]
+fn run_names_the_listener_whose_address_is_taken() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let file = write(&dir, "c.yaml", &config(&addr.to_string(), "127.0.0.1:9"));
+    let out = run(&["run", "-c", file.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("listener `web`: cannot bind tcp `{addr}`")),
+        "{err}"
+    );
+    assert!(err.contains("in use"), "{err}");
+}
+
+#[test]
+fn run_names_the_listener_whose_address_is_not_assigned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // An address from the benchmarking range that this host does not hold:
+    // binding fails at once; no packet is sent.
+    let file = write(&dir, "c.yaml", &config("198.18.255.254:80", "127.0.0.1:9"));
+    let out = run(&["run", "-c", file.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("listener `web`: cannot bind tcp `198.18.255.254:80`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn version_is_printed() {
+    let out = run(&["--version"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("balancer "));
+}
+
+#[test]
+fn json_logs_and_clean_exit_on_sigint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let file = write(
+        &dir,
+        "c.yaml",
+        &config(&format!("127.0.0.1:{port}"), "127.0.0.1:9"),
+    );
+    let log = dir.path().join("log");
+    let mut child = bin()
+        .args([
+            "--log-format",
+            "json",
+            "run",
+            "-c",
+            file.to_str().expect("utf-8"),
+        ])
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("listening")
+    {
+        assert!(start.elapsed() < Duration::from_secs(10), "never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status}");
+    let text = std::fs::read_to_string(&log).expect("log");
+    for line in text.lines() {
+        assert!(
+            line.starts_with('{') && line.ends_with('}'),
+            "not JSON: {line}"
+        );
+    }
+    assert!(text.contains("\"message\":\"listening\""), "{text}");
+}
