@@ -125,7 +125,12 @@ mod tests {
     }
 
     const PINNED: [u32; 6] = [
-        0xf0ab_aced, 0x85ac_da50, 0xdf21_895a, 0xe6a5_c60a, 0xddb5_5438, 0x9d2a_bfa7,
+        0xf0ab_aced,
+        0x85ac_da50,
+        0xdf21_895a,
+        0xe6a5_c60a,
+        0xddb5_5438,
+        0x9d2a_bfa7,
     ];
 
     /// `addr_hash` is plain `MurmurHash3_x86_32` over the 16 bytes; these vectors

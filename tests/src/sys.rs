@@ -10,7 +10,10 @@ use std::io;
 /// the hard limit itself is left alone). Returns the new `(soft, hard)`.
 /// Children spawned afterwards inherit it.
 pub fn raise_nofile_limit() -> io::Result<(u64, u64)> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `lim` is a valid rlimit for getrlimit to fill.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 {
         return Err(io::Error::last_os_error());

@@ -239,12 +239,13 @@ fn stopped_backend_costs_clients_nothing() {
         1,
     );
     let vip: SocketAddr = (VIP4, 80).into();
-    assert_eq!(
-        t.client
-            .enter(|| http_get(vip, None))
-            .map(|b| b.starts_with("backend-")),
-        Ok(true)
-    );
+    // Warm up (the pipe pool grows to what sequential requests need), then
+    // take the descriptor baseline.
+    for _ in 0..6 {
+        let body = t.client.enter(|| http_get(vip, None));
+        assert!(body.is_ok_and(|b| b.starts_with("backend-")));
+    }
+    let fds_before = open_fds(lb.pid());
 
     // Backend 2 dies: master and worker.
     t.backends[1].kill_all();
@@ -270,6 +271,78 @@ fn stopped_backend_costs_clients_nothing() {
         (1..=allowed).contains(&lines),
         "{lines} failure log lines in {elapsed:?}"
     );
+    // Failed connects and finished connections leave no descriptor behind.
+    let fds_after = open_fds(lb.pid());
+    assert!(
+        fds_after <= fds_before + 4,
+        "descriptors grew from {fds_before} to {fds_after}"
+    );
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("proc fd")
+        .count()
+}
+
+#[test]
+fn silent_backend_times_out_and_the_client_moves_on() {
+    let t = Topology::new(3);
+    let _nginx: Vec<_> = (0..3)
+        .map(|i| {
+            let name = format!("backend-{}", i + 1);
+            nginx::start(
+                &t.backends[i],
+                t.dir.path(),
+                &name,
+                &[backend_addr(i, 80, false)],
+            )
+        })
+        .collect();
+    let backends: Vec<_> = (0..3)
+        .map(|i| (backend_addr(i, 80, false).to_string(), 100))
+        .collect();
+    let extra = ["connect_timeout: 300ms"];
+    let cfg = simple(
+        "web",
+        "198.18.0.10:80",
+        "tcp",
+        &extra,
+        "round_robin",
+        backends,
+    );
+    let lb = t.start_balancer(&cfg, 1);
+    let vip: SocketAddr = (VIP4, 80).into();
+    assert!(t.client.enter(|| http_get(vip, None)).is_ok());
+    // Backend 2's link goes down: its SYNs vanish without an answer, the
+    // worst case for a client (no reset to react to).
+    t.backends[1].ip(&["link", "set", "eth0", "down"]);
+    let timings: Vec<(Result<String, String>, Duration)> = t.client.enter(|| {
+        (0..30)
+            .map(|_| {
+                let start = Instant::now();
+                (http_get(vip, None), start.elapsed())
+            })
+            .collect()
+    });
+    for (i, (r, took)) in timings.iter().enumerate() {
+        let body = r.as_ref().unwrap_or_else(|e| panic!("request {i}: {e}"));
+        assert_ne!(body, "backend-2");
+        // A detour costs one connect timeout, never the client's connection.
+        assert!(
+            *took < Duration::from_millis(1500),
+            "request {i} took {took:?}"
+        );
+    }
+    let detours = timings
+        .iter()
+        .filter(|(_, took)| *took >= Duration::from_millis(300))
+        .count();
+    assert!(
+        detours >= 5,
+        "about a third of first attempts should meet the silent backend; {detours} detours"
+    );
+    assert!(lb.output().contains("no answer within 300ms"));
 }
 
 #[test]

@@ -1,1 +1,98 @@
-fn main() {}
+//! `cargo xtask`: what cargo alone cannot do. `setup` installs the eBPF
+//! toolchain and the test peers (idempotently), `run` serves the demo,
+//! `test` runs unit, packet and namespace tests, `bench` measures against
+//! peers.
+
+mod bench;
+mod setup;
+mod shell;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "balancer project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install nightly rust-src, bpf-linker and the Debian test peers (idempotent).
+    Setup,
+    /// Build the release binary with the embedded XDP program.
+    Build,
+    /// Set up, build and run the balancer (no arguments: the embedded demo).
+    Run {
+        /// Arguments after `balancer run`, e.g. `-c config/web-maglev.yaml`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, then run every test: unit, BPF packet and namespace end-to-end.
+    Test,
+    /// Benchmarks against peers; writes docs/bench/.
+    Bench {
+        /// Which benchmark.
+        #[command(subcommand)]
+        which: bench::Which,
+    },
+}
+
+fn main() -> Result<()> {
+    let root = workspace_root();
+    match Cli::parse().task {
+        Task::Setup => setup::all(),
+        Task::Build => {
+            setup::toolchain()?;
+            shell::cargo(&root, &["build", "--release", "-p", "balancer"])
+        }
+        Task::Run { args } => {
+            setup::toolchain()?;
+            let mut cmd = vec!["run", "--release", "-p", "balancer", "--", "run"];
+            cmd.extend(args.iter().map(String::as_str));
+            shell::cargo(&root, &cmd)
+        }
+        Task::Test => {
+            setup::all()?;
+            test(&root)
+        }
+        Task::Bench { which } => {
+            setup::all()?;
+            bench::run(&root, &which)
+        }
+    }
+}
+
+fn test(root: &std::path::Path) -> Result<()> {
+    // Unit tests and the BPF packet table (loads the program: needs root).
+    shell::cargo(
+        root,
+        &[
+            "test",
+            "-p",
+            "balancer-common",
+            "-p",
+            "balancer",
+            "-p",
+            "xtask",
+        ],
+    )?;
+    // The namespace tests drive the real binary.
+    shell::cargo(root, &["build", "-p", "balancer"])?;
+    let bin = root.join("target/debug/balancer");
+    shell::cargo_env(
+        root,
+        &["test", "-p", "balancer-tests", "--", "--test-threads=2"],
+        &[("BALANCER_BIN", bin.as_os_str())],
+    )
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
+}

@@ -1,0 +1,49 @@
+//! Benchmarks against peers. Figures are reported, never asserted: a
+//! benchmark prints a table and its ratios, writes results, method and a
+//! chart under `docs/bench/`, and leaves judging them to a person.
+//!
+//! The proxy benchmark is split by concern: `proxy` runs it, `peers` knows
+//! each target's config and lifecycle, `load` drives iperf3 and wrk, `idle`
+//! measures memory per idle connection, `env` records versions, `figures`
+//! holds what was measured, `report` renders the table, ratios and JSON,
+//! `doc` writes the markdown page.
+
+mod doc;
+mod env;
+mod figures;
+mod idle;
+mod load;
+mod peers;
+mod proxy;
+mod report;
+
+use std::path::Path;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+/// Which benchmark to run.
+#[derive(Subcommand)]
+pub enum Which {
+    /// Proxy plane vs direct, HAProxy and nginx stream.
+    Proxy {
+        /// Rounds over every target; the report shows each figure's median
+        /// and range. Idle memory is measured in the first round only.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=5))]
+        rounds: u32,
+    },
+}
+
+/// Runs the chosen benchmark from the workspace root.
+pub fn run(root: &Path, which: &Which) -> Result<()> {
+    match which {
+        Which::Proxy { rounds } => proxy::run(root, *rounds),
+    }
+}
+
+/// `n` as a float, for ratios and averages of counts that stay far below
+/// 2^52.
+#[allow(clippy::cast_precision_loss)]
+fn float(n: u64) -> f64 {
+    n as f64
+}
