@@ -64,6 +64,19 @@ impl Counter {
         Counter::Vlan,
     ];
 
+    /// The parse-outcome group: every packet lands in exactly one of these.
+    pub const PARSE_OUTCOMES: [Counter; 9] = [
+        Counter::ParseTruncated,
+        Counter::ParseNonIp,
+        Counter::ParseOtherL4,
+        Counter::ParseTcp4,
+        Counter::ParseUdp4,
+        Counter::ParseTcp6,
+        Counter::ParseUdp6,
+        Counter::ParseFragment,
+        Counter::ParseUnsupported,
+    ];
+
     /// Stable snake-case name, used in status output and metrics.
     #[must_use]
     pub const fn name(self) -> &'static str {

@@ -54,6 +54,31 @@ pub fn yaml(listeners: &[ListenerSpec<'_>], pools: &[PoolSpec<'_>]) -> String {
     y
 }
 
+/// TCP listeners that each send to their own single backend:
+/// `(name, listener address, backend address)`. Pools take the listener's name.
+#[must_use]
+pub fn one_to_one(pairs: &[(&str, &str, String)]) -> String {
+    let listeners: Vec<ListenerSpec<'_>> = pairs
+        .iter()
+        .map(|(name, address, _)| ListenerSpec {
+            name,
+            address,
+            protocol: "tcp",
+            pool: name,
+            extra: &[],
+        })
+        .collect();
+    let pools: Vec<PoolSpec<'_>> = pairs
+        .iter()
+        .map(|(name, _, backend)| PoolSpec {
+            name,
+            algorithm: "round_robin",
+            backends: vec![(backend.clone(), 100)],
+        })
+        .collect();
+    yaml(&listeners, &pools)
+}
+
 /// The common case: one listener over one pool `p`.
 #[must_use]
 pub fn simple(

@@ -130,16 +130,7 @@ impl Netns {
     /// Pids of the processes inside the namespace (`ip netns pids`).
     #[must_use]
     pub fn pids(&self) -> Vec<u32> {
-        Command::new("ip")
-            .args(["netns", "pids", &self.name])
-            .output()
-            .map(|out| {
-                String::from_utf8_lossy(&out.stdout)
-                    .split_whitespace()
-                    .filter_map(|p| p.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default()
+        pids_in(&self.name)
     }
 
     /// Sets a per-namespace sysctl (`key` as in `sysctl -w key=value`).
@@ -157,7 +148,7 @@ impl Drop for Netns {
     }
 }
 
-fn pids_in(name: &str) -> Vec<i32> {
+fn pids_in(name: &str) -> Vec<u32> {
     Command::new("ip")
         .args(["netns", "pids", name])
         .output()
@@ -173,7 +164,7 @@ fn pids_in(name: &str) -> Vec<i32> {
 fn kill_all_in(name: &str) {
     for pid in pids_in(name) {
         // SAFETY: sending a signal has no memory-safety preconditions.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        unsafe { libc::kill(pid.cast_signed(), libc::SIGKILL) };
     }
 }
 

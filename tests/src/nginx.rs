@@ -4,7 +4,11 @@
 
 use std::{fmt::Write as _, net::SocketAddr, path::Path, time::Duration};
 
-use crate::{netns::Netns, process::Process};
+use crate::{
+    netns::Netns,
+    process::Process,
+    topology::{Topology, backend_addr},
+};
 
 /// Starts nginx in `ns`, listening on `listen`, answering `name\n` on `/`.
 #[must_use]
@@ -40,6 +44,27 @@ pub fn start(ns: &Netns, dir: &Path, name: &str, listen: &[SocketAddr]) -> Proce
     );
     wait_listening(ns, listen, Duration::from_secs(10));
     p
+}
+
+/// Starts nginx named `backend-N` in every backend of `t`, listening on
+/// `port` on each backend's IPv4 address, and on its IPv6 address too when
+/// `v6` is set.
+#[must_use]
+pub fn start_all(t: &Topology, port: u16, v6: bool) -> Vec<Process> {
+    (0..t.backends.len())
+        .map(|i| {
+            let mut listen = vec![backend_addr(i, port, false)];
+            if v6 {
+                listen.push(backend_addr(i, port, true));
+            }
+            start(
+                &t.backends[i],
+                t.dir.path(),
+                &format!("backend-{}", i + 1),
+                &listen,
+            )
+        })
+        .collect()
 }
 
 /// Waits until every address accepts a TCP connection inside `ns`.

@@ -23,20 +23,6 @@ fn backends(v6: bool) -> Vec<(String, u32)> {
         .collect()
 }
 
-fn start_nginx(t: &Topology) -> Vec<balancer_tests::Process> {
-    (0..3)
-        .map(|i| {
-            let name = format!("backend-{}", i + 1);
-            nginx::start(
-                &t.backends[i],
-                t.dir.path(),
-                &name,
-                &[backend_addr(i, 80, false), backend_addr(i, 80, true)],
-            )
-        })
-        .collect()
-}
-
 fn counts(m: &BTreeMap<String, usize>) -> [usize; 3] {
     [1, 2, 3].map(|i| m.get(&format!("backend-{i}")).copied().unwrap_or(0))
 }
@@ -67,7 +53,7 @@ fn held_get(vip: SocketAddr) -> (TcpStream, String) {
 #[test]
 fn every_algorithm_spreads_over_real_backends() {
     let t = Topology::new(3);
-    let _nginx = start_nginx(&t);
+    let _nginx = nginx::start_all(&t, 80, true);
     let vip: SocketAddr = (VIP4, 80).into();
     let sources = t.add_client_addresses(60);
     for algorithm in [
@@ -146,7 +132,7 @@ fn every_algorithm_spreads_over_real_backends() {
 #[test]
 fn ipv6_listener_reaches_ipv6_backends() {
     let t = Topology::new(3);
-    let _nginx = start_nginx(&t);
+    let _nginx = nginx::start_all(&t, 80, true);
     let cfg = simple(
         "web",
         "[fd00::10]:80",

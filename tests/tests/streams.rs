@@ -11,7 +11,7 @@ use std::{
 use balancer_tests::{
     Process, Topology,
     client::{connect, http_get, tally},
-    config::{ListenerSpec, PoolSpec, simple, yaml},
+    config::{one_to_one, simple},
     nginx,
     topology::{VIP4, backend_addr, random_file},
 };
@@ -63,36 +63,18 @@ fn half_close_is_forwarded_both_ways() {
     // Not a connect probe: a probe that closes with `hello` unread makes the
     // kernel answer with a reset, which would end this one-script server.
     b.wait_for("ready", 1, Duration::from_secs(5));
-    let cfg = yaml(
-        &[
-            ListenerSpec {
-                name: "a",
-                address: "198.18.0.10:7000",
-                protocol: "tcp",
-                pool: "a",
-                extra: &[],
-            },
-            ListenerSpec {
-                name: "b",
-                address: "198.18.0.10:7001",
-                protocol: "tcp",
-                pool: "b",
-                extra: &[],
-            },
-        ],
-        &[
-            PoolSpec {
-                name: "a",
-                algorithm: "round_robin",
-                backends: one_backend(7000),
-            },
-            PoolSpec {
-                name: "b",
-                algorithm: "round_robin",
-                backends: one_backend(7001),
-            },
-        ],
-    );
+    let cfg = one_to_one(&[
+        (
+            "a",
+            "198.18.0.10:7000",
+            backend_addr(0, 7000, false).to_string(),
+        ),
+        (
+            "b",
+            "198.18.0.10:7001",
+            backend_addr(0, 7001, false).to_string(),
+        ),
+    ]);
     let _lb = t.start_balancer(&cfg, 2);
 
     // Client -> backend FIN: the client (socat) sends 3 bytes and shuts down
@@ -149,36 +131,18 @@ fn one_gib_each_way_arrives_intact() {
         "backend-1",
         &[backend_addr(0, 80, false)],
     );
-    let cfg = yaml(
-        &[
-            ListenerSpec {
-                name: "up",
-                address: "198.18.0.10:7002",
-                protocol: "tcp",
-                pool: "up",
-                extra: &[],
-            },
-            ListenerSpec {
-                name: "down",
-                address: "198.18.0.10:80",
-                protocol: "tcp",
-                pool: "down",
-                extra: &[],
-            },
-        ],
-        &[
-            PoolSpec {
-                name: "up",
-                algorithm: "round_robin",
-                backends: one_backend(7002),
-            },
-            PoolSpec {
-                name: "down",
-                algorithm: "round_robin",
-                backends: one_backend(80),
-            },
-        ],
-    );
+    let cfg = one_to_one(&[
+        (
+            "up",
+            "198.18.0.10:7002",
+            backend_addr(0, 7002, false).to_string(),
+        ),
+        (
+            "down",
+            "198.18.0.10:80",
+            backend_addr(0, 80, false).to_string(),
+        ),
+    ]);
     let _lb = t.start_balancer(&cfg, 2);
 
     // Upload through the proxy; the backend hashes what it received.
@@ -221,16 +185,7 @@ fn one_gib_each_way_arrives_intact() {
 #[test]
 fn stopped_backend_costs_clients_nothing() {
     let t = Topology::new(3);
-    let _nginx: Vec<_> = (0..3)
-        .map(|i| {
-            nginx::start(
-                &t.backends[i],
-                t.dir.path(),
-                &format!("backend-{}", i + 1),
-                &[backend_addr(i, 80, false)],
-            )
-        })
-        .collect();
+    let _nginx = nginx::start_all(&t, 80, false);
     let backends: Vec<_> = (0..3)
         .map(|i| (backend_addr(i, 80, false).to_string(), 100))
         .collect();
@@ -288,17 +243,7 @@ fn open_fds(pid: u32) -> usize {
 #[test]
 fn silent_backend_times_out_and_the_client_moves_on() {
     let t = Topology::new(3);
-    let _nginx: Vec<_> = (0..3)
-        .map(|i| {
-            let name = format!("backend-{}", i + 1);
-            nginx::start(
-                &t.backends[i],
-                t.dir.path(),
-                &name,
-                &[backend_addr(i, 80, false)],
-            )
-        })
-        .collect();
+    let _nginx = nginx::start_all(&t, 80, false);
     let backends: Vec<_> = (0..3)
         .map(|i| (backend_addr(i, 80, false).to_string(), 100))
         .collect();

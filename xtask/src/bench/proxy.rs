@@ -13,7 +13,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, ensure};
-use balancer_tests::{Process, Topology, nginx, sys, topology::backend_addr};
+use balancer_tests::{Process, Topology, nginx, sys};
 
 use super::{
     doc,
@@ -102,17 +102,7 @@ fn prepare(topo: &Topology) {
 
 /// nginx on port 80 in every backend, `iperf3 -s` in backend 1.
 fn start_servers(topo: &Topology) -> Result<Vec<Process>> {
-    let mut servers: Vec<Process> = (0..BACKENDS)
-        .map(|i| {
-            let name = format!("backend-{}", i + 1);
-            nginx::start(
-                &topo.backends[i],
-                topo.dir.path(),
-                &name,
-                &[backend_addr(i, HTTP_PORT, false)],
-            )
-        })
-        .collect();
+    let mut servers = nginx::start_all(topo, HTTP_PORT, false);
     let mut cmd = topo.backends[0].command("iperf3");
     cmd.args(["-s", "-p", &IPERF_PORT.to_string()]);
     servers.push(Process::spawn(
