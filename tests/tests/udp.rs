@@ -12,12 +12,10 @@ use balancer_tests::{
     topology::{VIP4, backend_addr},
 };
 
-#[test]
-fn udp_requests_from_100_ports_get_replies_from_the_vip() {
-    let t = Topology::new(3);
-    // socat as the UDP server: one child per datagram, answering with the
-    // backend's name and the request.
-    let _servers: Vec<Process> = (0..3)
+/// socat UDP servers in the first `n` backends, answering `backend-N=<request>`
+/// (one write, so the reply is one datagram).
+fn udp_servers(t: &Topology, n: usize) -> Vec<Process> {
+    let servers = (0..n)
         .map(|i| {
             let mut cmd = t.backends[i].command("socat");
             cmd.args([
@@ -25,16 +23,43 @@ fn udp_requests_from_100_ports_get_replies_from_the_vip() {
                     "UDP-RECVFROM:53,bind={},fork",
                     backend_addr(i, 53, false).ip()
                 ),
-                // One write, so the reply is one datagram.
                 &format!("SYSTEM:read -r x; printf backend-{}=%s $x", i + 1),
             ]);
             Process::spawn("socat udp", cmd, t.path(&format!("udp-{i}.log")))
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let backends: Vec<_> = (0..3)
+    servers
+}
+
+fn pool(n: usize) -> Vec<(String, u32)> {
+    (0..n)
         .map(|i| (backend_addr(i, 53, false).to_string(), 100))
-        .collect();
+        .collect()
+}
+
+/// Sends `payload` from `s` to the VIP and returns the answering backend.
+fn ask(s: &UdpSocket, payload: &str) -> String {
+    let vip: SocketAddr = (VIP4, 53).into();
+    s.send_to(payload.as_bytes(), vip).expect("send");
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let mut buf = [0u8; 256];
+    let (n, from) = s
+        .recv_from(&mut buf)
+        .unwrap_or_else(|e| panic!("{payload}: no reply: {e}"));
+    assert_eq!(from, vip, "reply must come from the VIP");
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let (name, echo) = text.split_once('=').expect("name=payload");
+    assert_eq!(echo, payload);
+    name.to_owned()
+}
+
+#[test]
+fn udp_requests_from_100_ports_get_replies_from_the_vip() {
+    let t = Topology::new(3);
+    let _servers = udp_servers(&t, 3);
+    let backends = pool(3);
     let cfg = simple("dns", "198.18.0.10:53", "udp", &[], "round_robin", backends);
     let _lb = t.start_balancer(&cfg, 1);
     let vip: SocketAddr = (VIP4, 53).into();
@@ -49,19 +74,7 @@ fn udp_requests_from_100_ports_get_replies_from_the_vip() {
         sockets
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                s.set_read_timeout(Some(Duration::from_secs(3)))
-                    .expect("timeout");
-                let mut buf = [0u8; 256];
-                let (n, from) = s
-                    .recv_from(&mut buf)
-                    .unwrap_or_else(|e| panic!("port {i}: no reply: {e}"));
-                assert_eq!(from, vip, "reply must come from the VIP");
-                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-                let (name, echo) = text.split_once('=').expect("name=payload");
-                assert_eq!(echo, format!("ping-{i}"));
-                name.to_owned()
-            })
+            .map(|(i, s)| ask(s, &format!("ping-{i}")))
             .collect()
     });
     let mut per_backend = BTreeMap::new();
@@ -74,4 +87,39 @@ fn udp_requests_from_100_ports_get_replies_from_the_vip() {
         3,
         "every backend served some sessions: {per_backend:?}"
     );
+}
+
+/// A session lives while it is used. With round robin over three backends
+/// and room for two sessions, a client whose session was evicted or expired
+/// is placed anew and lands on a different backend than before.
+#[test]
+fn sessions_are_evicted_oldest_first_and_expire_when_idle() {
+    let t = Topology::new(3);
+    let _servers = udp_servers(&t, 3);
+    let extra = ["max_sessions: 2", "idle_timeout: 1s"];
+    let cfg = simple(
+        "dns",
+        "198.18.0.10:53",
+        "udp",
+        &extra,
+        "round_robin",
+        pool(3),
+    );
+    let _lb = t.start_balancer(&cfg, 1);
+    t.client.enter(|| {
+        let [a, b, c] = [0; 3].map(|_| UdpSocket::bind("0.0.0.0:0").expect("bind"));
+        let a1 = ask(&a, "a1");
+        let b1 = ask(&b, "b1");
+        assert_eq!(ask(&a, "a2"), a1, "a live session keeps its backend");
+        // c needs a third session: b, idle longest, is evicted.
+        let c1 = ask(&c, "c1");
+        // b needs one again (evicting a) and is placed anew: round robin
+        // has moved on, so not where it was.
+        assert_ne!(ask(&b, "b2"), b1, "b's session should have been evicted");
+        // Idle past idle_timeout: c's session expires and c is placed anew.
+        std::thread::sleep(Duration::from_millis(1600));
+        let c2 = ask(&c, "c2");
+        assert_ne!(c2, c1, "c's session should have expired");
+        assert_eq!(ask(&c, "c3"), c2, "the new session sticks");
+    });
 }
