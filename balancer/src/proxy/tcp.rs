@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use socket2::{SockRef, TcpKeepalive};
+use socket2::SockRef;
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::{Semaphore, watch},
@@ -93,12 +93,18 @@ async fn accept_failed(svc: &TcpService, e: &io::Error) {
 }
 
 async fn handle(client: TcpStream, peer: SocketAddr, svc: &TcpService) {
-    let local = client.local_addr().unwrap_or(svc.listener.address);
+    // The listener's own address, unless it is a wildcard and the kernel
+    // must say which local address this client reached.
+    let local = if svc.listener.address.ip().is_unspecified() {
+        client.local_addr().unwrap_or(svc.listener.address)
+    } else {
+        svc.listener.address
+    };
     let Some((backend, index)) = connect(peer, local, svc).await else {
         svc.stats.no_backend.fetch_add(1, Ordering::Relaxed);
         return;
     };
-    tune(&client);
+    // The client socket inherited its options from the listener.
     tune(&backend);
     let stats = &svc.pool.backends[index].stats;
     let _active = stats.open();
@@ -172,8 +178,5 @@ async fn connect(
 fn tune(s: &TcpStream) {
     // Both are best effort: a socket that refuses them still works.
     let _ = s.set_nodelay(true);
-    let keepalive = TcpKeepalive::new()
-        .with_time(Duration::from_mins(1))
-        .with_interval(Duration::from_secs(10));
-    let _ = SockRef::from(s).set_tcp_keepalive(&keepalive);
+    let _ = SockRef::from(s).set_tcp_keepalive(&super::keepalive());
 }
