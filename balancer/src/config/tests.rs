@@ -558,7 +558,7 @@ fn no_input_panics() {
     let alphabet = b" :-[]{}\n\t#&*!|>'\"0123456789abcxyz.,/";
     for _ in 0..3000 {
         let mut bytes = full.clone().into_bytes();
-        for _ in 0..1 + next() % 4 {
+        for _ in 0..=next() % 4 {
             let at = (next() % bytes.len() as u64) as usize;
             bytes[at] = alphabet[(next() % alphabet.len() as u64) as usize];
         }

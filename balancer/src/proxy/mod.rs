@@ -30,6 +30,7 @@ fn socket(addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket> {
 
 /// Keepalive probing for proxied connections: a peer that vanished without
 /// a FIN or reset is noticed after about two minutes instead of never.
+#[must_use]
 pub fn keepalive() -> TcpKeepalive {
     TcpKeepalive::new()
         .with_time(KEEPALIVE_IDLE)
