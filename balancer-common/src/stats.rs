@@ -64,18 +64,14 @@ impl Counter {
         Counter::Vlan,
     ];
 
-    /// The parse-outcome group: every packet lands in exactly one of these.
-    pub const PARSE_OUTCOMES: [Counter; 9] = [
-        Counter::ParseTruncated,
-        Counter::ParseNonIp,
-        Counter::ParseOtherL4,
-        Counter::ParseTcp4,
-        Counter::ParseUdp4,
-        Counter::ParseTcp6,
-        Counter::ParseUdp6,
-        Counter::ParseFragment,
-        Counter::ParseUnsupported,
-    ];
+    /// Whether this slot is a parse outcome: every packet lands in exactly
+    /// one of them. They occupy the slots from `ParseTruncated` to
+    /// `ParseUnsupported`.
+    #[must_use]
+    pub const fn is_parse_outcome(self) -> bool {
+        let slot = self as u32;
+        slot >= Counter::ParseTruncated as u32 && slot <= Counter::ParseUnsupported as u32
+    }
 
     /// Stable snake-case name, used in status output and metrics.
     #[must_use]
