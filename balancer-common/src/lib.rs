@@ -5,6 +5,7 @@
 #![no_std]
 
 pub mod hash;
+pub mod maps;
 pub mod stats;
 
 pub use hash::{FlowTuple, addr_hash, flow_hash};

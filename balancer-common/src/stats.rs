@@ -5,7 +5,7 @@
 /// Name of the per-CPU counter array. The suffix is the layout version: a
 /// change to [`Counter`] that moves a slot bumps it, so a pinned map of the old
 /// layout is never misread.
-pub const STATS_MAP: &str = "STATS_V1";
+pub const STATS_MAP: &str = "STATS_V2";
 
 /// One slot in the per-CPU counter array, indexed by the discriminant.
 #[repr(u32)]
@@ -40,11 +40,31 @@ pub enum Counter {
     ParseUnsupported = 12,
     /// Any frame that carried an 802.1Q tag (counted in addition to its outcome).
     Vlan = 13,
+    /// Balancing: TCP/UDP packet not addressed to a VIP; passed untouched.
+    NotVip = 14,
+    /// Balancing: packet of a flow already in the flow table.
+    FlowHit = 15,
+    /// Balancing: new flow, placed by the Maglev ring and recorded.
+    FlowNew = 16,
+    /// Balancing: ICMP "too big" for a VIP flow, routed to that flow's backend.
+    IcmpTooBig = 17,
+    /// Forwarding: sent on with rewritten MACs (DSR).
+    ForwardDsr = 18,
+    /// Forwarding: sent on inside an IP-in-IP tunnel.
+    ForwardIpip = 19,
+    /// Drop: the VIP has no backend (empty ring or unknown backend id).
+    DropNoBackend = 20,
+    /// Drop: making room for the tunnel header failed.
+    DropEncapFailed = 21,
+    /// Drop: the packet would exceed the MTU once encapsulated.
+    DropTooBig = 22,
+    /// Drop: backend and VIP differ in address family under IP-in-IP.
+    DropFamilyMismatch = 23,
 }
 
 impl Counter {
     /// Number of slots; the size of the counter array.
-    pub const COUNT: u32 = 14;
+    pub const COUNT: u32 = 24;
 
     /// Every counter in slot order.
     pub const ALL: [Counter; Self::COUNT as usize] = [
@@ -62,6 +82,16 @@ impl Counter {
         Counter::ParseFragment,
         Counter::ParseUnsupported,
         Counter::Vlan,
+        Counter::NotVip,
+        Counter::FlowHit,
+        Counter::FlowNew,
+        Counter::IcmpTooBig,
+        Counter::ForwardDsr,
+        Counter::ForwardIpip,
+        Counter::DropNoBackend,
+        Counter::DropEncapFailed,
+        Counter::DropTooBig,
+        Counter::DropFamilyMismatch,
     ];
 
     /// Whether this slot is a parse outcome: every packet lands in exactly
@@ -71,6 +101,13 @@ impl Counter {
     pub const fn is_parse_outcome(self) -> bool {
         let slot = self as u32;
         slot >= Counter::ParseTruncated as u32 && slot <= Counter::ParseUnsupported as u32
+    }
+
+    /// Whether this slot counts a drop; every `XDP_DROP` increments one.
+    #[must_use]
+    pub const fn is_drop_reason(self) -> bool {
+        let slot = self as u32;
+        slot >= Counter::DropNoBackend as u32 && slot <= Counter::DropFamilyMismatch as u32
     }
 
     /// Stable snake-case name, used in status output and metrics.
@@ -91,6 +128,16 @@ impl Counter {
             Counter::ParseFragment => "parse_fragment",
             Counter::ParseUnsupported => "parse_unsupported",
             Counter::Vlan => "vlan",
+            Counter::NotVip => "not_vip",
+            Counter::FlowHit => "flow_hit",
+            Counter::FlowNew => "flow_new",
+            Counter::IcmpTooBig => "icmp_too_big",
+            Counter::ForwardDsr => "forward_dsr",
+            Counter::ForwardIpip => "forward_ipip",
+            Counter::DropNoBackend => "drop_no_backend",
+            Counter::DropEncapFailed => "drop_encap_failed",
+            Counter::DropTooBig => "drop_too_big",
+            Counter::DropFamilyMismatch => "drop_family_mismatch",
         }
     }
 }

@@ -1,32 +1,62 @@
-//! The balancer's XDP program. `main.rs` only runs the stages in order; each
-//! stage lives in its own module. Today the program parses and counts every
-//! frame and passes it on; balancing and the guard build on these stages.
+//! The balancer's XDP program. `main.rs` only runs the stages in order:
+//! parse -> balance (VIP, flow table, Maglev ring) -> forward; each stage
+//! lives in its own module.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
+mod csum;
+mod forward;
+mod lb;
+mod maps;
 mod parse;
+mod ptr;
 mod stats;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use balancer_common::Counter;
 
-/// Entry point. Every exit goes through [`stats::verdict`], so each packet is
-/// counted once by verdict and once by parse outcome; nothing returns
-/// `XDP_ABORTED`.
+/// Entry point. Every exit goes through [`stats::verdict`], and every drop
+/// has its reason counted; nothing returns `XDP_ABORTED`.
 // The #[xdp] wrapper hands the context over by value.
 #[allow(clippy::needless_pass_by_value)]
 #[xdp]
 pub fn balancer(ctx: XdpContext) -> u32 {
-    let outcome = match parse::parse(&ctx) {
-        Ok(pkt) => {
-            if pkt.vlan {
-                stats::count(Counter::Vlan);
-            }
-            pkt.outcome()
+    match run(&ctx) {
+        Ok(action) => stats::verdict(action),
+        Err(reason) => {
+            stats::count(reason);
+            stats::verdict(xdp_action::XDP_DROP)
         }
-        Err(reason) => reason.counter(),
+    }
+}
+
+/// The stages; `Err` is a drop reason.
+#[inline(always)]
+fn run(ctx: &XdpContext) -> Result<u32, Counter> {
+    let pkt = match parse::parse(ctx) {
+        Ok(pkt) => pkt,
+        Err(e) => {
+            stats::count(e.counter());
+            return Ok(xdp_action::XDP_PASS);
+        }
     };
-    stats::count(outcome);
-    stats::verdict(xdp_action::XDP_PASS)
+    if pkt.vlan {
+        stats::count(Counter::Vlan);
+    }
+    stats::count(pkt.outcome());
+    let backend = match lb::place(&pkt.flow, !pkt.icmp_too_big) {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            if !pkt.icmp_too_big {
+                stats::count(Counter::NotVip);
+            }
+            return Ok(xdp_action::XDP_PASS);
+        }
+        Err(lb::NoBackend) => return Err(Counter::DropNoBackend),
+    };
+    if pkt.icmp_too_big {
+        stats::count(Counter::IcmpTooBig);
+    }
+    forward::forward(ctx, &pkt, &backend)
 }
 
 #[cfg(target_arch = "bpf")]

@@ -5,15 +5,25 @@
 #![allow(unsafe_code)]
 
 pub mod packet;
+pub mod tables;
 #[cfg(test)]
 mod tests;
 
 use aya::{
-    Ebpf, EbpfError,
-    maps::{MapError, PerCpuArray},
+    Ebpf, EbpfError, EbpfLoader,
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray},
     programs::{ProgramError, TestRun, TestRunOptions, Xdp},
 };
-use balancer_common::{Counter, stats::STATS_MAP};
+use balancer_common::{
+    Counter,
+    maps::{
+        BACKENDS_MAP, BackendEntry, FLOWS_MAP, FlowKey, FlowValue, RING_MAP, SETTINGS_MAP,
+        Settings, VIPS_MAP, VipKey, VipMeta,
+    },
+    stats::STATS_MAP,
+};
+
+use self::tables::Tables;
 
 /// The compiled XDP object, built by `build.rs` from `balancer-ebpf`.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/balancer"));
@@ -78,15 +88,49 @@ pub enum XdpError {
     BadVerdict(u32),
 }
 
+/// Map sizes, chosen at load time from the config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    /// VIP entries.
+    pub vips: u32,
+    /// Ring slots, all VIPs together.
+    pub ring: u32,
+    /// Backend entries.
+    pub backends: u32,
+    /// Flow-table entries.
+    pub flows: u32,
+}
+
+impl Sizes {
+    /// Exactly what `tables` needs (at least one of each: the kernel refuses
+    /// empty maps), and `flows` flow-table entries.
+    #[must_use]
+    pub fn for_tables(tables: &Tables, flows: u32) -> Self {
+        let at_least_one = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).max(1);
+        Self {
+            vips: at_least_one(tables.vips.len()),
+            ring: at_least_one(tables.ring.len()),
+            backends: at_least_one(tables.backends.len()),
+            flows: flows.max(1),
+        }
+    }
+}
+
 /// A loaded, unattached instance of the program with its own maps.
 pub struct XdpProgram {
     ebpf: Ebpf,
 }
 
 impl XdpProgram {
-    /// Loads the embedded object into the kernel (verifier included).
-    pub fn load() -> Result<Self, XdpError> {
-        let mut ebpf = Ebpf::load(OBJECT)?;
+    /// Loads the embedded object into the kernel (verifier included) with
+    /// maps of `sizes`.
+    pub fn load(sizes: Sizes) -> Result<Self, XdpError> {
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(VIPS_MAP, sizes.vips)
+            .map_max_entries(RING_MAP, sizes.ring)
+            .map_max_entries(BACKENDS_MAP, sizes.backends)
+            .map_max_entries(FLOWS_MAP, sizes.flows)
+            .load(OBJECT)?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM)
             .ok_or(XdpError::MissingProgram)?
@@ -126,6 +170,63 @@ impl XdpProgram {
             ..TestRunOptions::default()
         })?;
         Ok(result.duration)
+    }
+
+    fn map_mut(&mut self, name: &'static str) -> Result<&mut aya::maps::Map, XdpError> {
+        self.ebpf.map_mut(name).ok_or(XdpError::Map {
+            name,
+            source: MapError::InvalidName {
+                name: name.to_owned(),
+            },
+        })
+    }
+
+    /// Writes `tables` into the maps. Entries are written in dependency
+    /// order (backends, rings, then VIPs), so a packet never finds a VIP
+    /// whose ring points at a backend not yet written.
+    pub fn write_tables(&mut self, tables: &Tables) -> Result<(), XdpError> {
+        let err = |name| move |source| XdpError::Map { name, source };
+        let mut settings: Array<&mut MapData, Settings> =
+            Array::try_from(self.map_mut(SETTINGS_MAP)?).map_err(err(SETTINGS_MAP))?;
+        settings
+            .set(0, tables.settings, 0)
+            .map_err(err(SETTINGS_MAP))?;
+        let mut backends: Array<&mut MapData, BackendEntry> =
+            Array::try_from(self.map_mut(BACKENDS_MAP)?).map_err(err(BACKENDS_MAP))?;
+        for (i, b) in tables.backends.iter().enumerate() {
+            backends.set(i as u32, b, 0).map_err(err(BACKENDS_MAP))?;
+        }
+        let mut ring: Array<&mut MapData, u32> =
+            Array::try_from(self.map_mut(RING_MAP)?).map_err(err(RING_MAP))?;
+        for (i, id) in tables.ring.iter().enumerate() {
+            ring.set(i as u32, id, 0).map_err(err(RING_MAP))?;
+        }
+        let mut vips: HashMap<&mut MapData, VipKey, VipMeta> =
+            HashMap::try_from(self.map_mut(VIPS_MAP)?).map_err(err(VIPS_MAP))?;
+        for (k, v) in &tables.vips {
+            vips.insert(k, v, 0).map_err(err(VIPS_MAP))?;
+        }
+        Ok(())
+    }
+
+    /// The backend id a flow is pinned to in the flow table, if any.
+    pub fn flow(&self, key: &FlowKey) -> Result<Option<u32>, XdpError> {
+        let err = |source| XdpError::Map {
+            name: FLOWS_MAP,
+            source,
+        };
+        let map = self.ebpf.map(FLOWS_MAP).ok_or(XdpError::Map {
+            name: FLOWS_MAP,
+            source: MapError::InvalidName {
+                name: FLOWS_MAP.to_owned(),
+            },
+        })?;
+        let flows: HashMap<&MapData, FlowKey, FlowValue> = HashMap::try_from(map).map_err(err)?;
+        match flows.get(key, 0) {
+            Ok(v) => Ok(Some(v.backend)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
     }
 
     /// Every counter, summed over CPUs, in [`Counter::ALL`] order.

@@ -1,0 +1,138 @@
+//! Keys, values and names of the maps the XDP program shares with the
+//! daemon. Every name carries its layout version: a change to a struct here
+//! gets a new suffix, so a pinned map of the old layout is never misread.
+//! All structs are `#[repr(C)]` with explicit padding and no `bool`.
+
+use crate::FlowTuple;
+
+/// VIP -> [`VipMeta`].
+pub const VIPS_MAP: &str = "VIPS_V1";
+/// Flat array of Maglev rings: slot -> backend id.
+pub const RING_MAP: &str = "RING_V1";
+/// Backend id -> [`BackendEntry`].
+pub const BACKENDS_MAP: &str = "BACKENDS_V1";
+/// [`FlowTuple`] -> [`FlowValue`], an LRU table of placed flows.
+pub const FLOWS_MAP: &str = "FLOWS_V1";
+/// One [`Settings`] entry.
+pub const SETTINGS_MAP: &str = "SETTINGS_V1";
+
+/// The flow-table key is the flow's 5-tuple.
+pub type FlowKey = FlowTuple;
+
+/// A VIP as the program matches it: address (IPv4-mapped for IPv4),
+/// destination port and IP protocol.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VipKey {
+    /// Address, 16 bytes, IPv4-mapped for IPv4.
+    pub addr: [u8; 16],
+    /// Destination port, host order.
+    pub port: u16,
+    /// IP protocol (6 or 17).
+    pub protocol: u8,
+    /// Explicit padding; zero.
+    pub pad: u8,
+}
+
+/// Where a VIP's Maglev ring lives in [`RING_MAP`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VipMeta {
+    /// First slot of this VIP's ring.
+    pub ring_offset: u32,
+    /// Ring length (the pool's prime Maglev table size); 0 = no backend.
+    pub ring_size: u32,
+    /// Reserved for per-VIP flags; zero.
+    pub flags: u32,
+    /// Stable VIP number, for counters.
+    pub vip_id: u32,
+}
+
+/// Address family tag in [`BackendEntry::family`].
+pub const FAMILY_V4: u8 = 4;
+/// Address family tag in [`BackendEntry::family`].
+pub const FAMILY_V6: u8 = 6;
+
+/// How to reach one backend.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackendEntry {
+    /// Backend address, 16 bytes, IPv4-mapped for IPv4.
+    pub addr: [u8; 16],
+    /// Next-hop MAC: the backend itself on a shared L2, else the router.
+    pub mac: [u8; 6],
+    /// [`FAMILY_V4`] or [`FAMILY_V6`]; 0 marks an unused slot.
+    pub family: u8,
+    /// Reserved; zero.
+    pub flags: u8,
+}
+
+/// A placed flow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowValue {
+    /// Backend id the flow is pinned to.
+    pub backend: u32,
+    /// Reserved; zero.
+    pub pad: u32,
+}
+
+/// Forwarding mode in [`Settings::forwarding`]: rewrite MACs, `XDP_TX`.
+pub const FORWARD_DSR: u32 = 0;
+/// Forwarding mode in [`Settings::forwarding`]: IP-in-IP encapsulation.
+pub const FORWARD_IPIP: u32 = 1;
+
+/// Program-wide settings, one entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// [`FORWARD_DSR`] or [`FORWARD_IPIP`].
+    pub forwarding: u32,
+    /// Largest IP packet the egress link carries; an encapsulated packet
+    /// beyond it is dropped and counted.
+    pub mtu: u32,
+    /// Outer source address for IPv4 tunnels.
+    pub ipip_src4: [u8; 4],
+    /// Outer source address for IPv6 tunnels.
+    pub ipip_src6: [u8; 16],
+    /// Source MAC of forwarded frames (the egress interface's).
+    pub src_mac: [u8; 6],
+    /// Explicit padding; zero.
+    pub pad: [u8; 2],
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are `#[repr(C)]`, made only of integers and byte
+    // arrays, with every padding byte an explicit field: any bit pattern is
+    // a valid value and none has uninitialised bytes.
+    unsafe impl aya::Pod for super::VipKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::VipMeta {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::BackendEntry {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FlowValue {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Settings {}
+    // SAFETY: as above (FlowTuple: two 16-byte arrays, two u16, u8, [u8; 3]).
+    unsafe impl aya::Pod for crate::FlowTuple {}
+}
+
+#[cfg(test)]
+mod tests {
+    use core::mem::size_of;
+
+    use super::{BackendEntry, FlowKey, FlowValue, Settings, VipKey, VipMeta};
+
+    /// The kernel sees these sizes; a change must come with a new map name.
+    #[test]
+    fn layouts_are_pinned() {
+        assert_eq!(size_of::<VipKey>(), 20);
+        assert_eq!(size_of::<VipMeta>(), 16);
+        assert_eq!(size_of::<BackendEntry>(), 24);
+        assert_eq!(size_of::<FlowKey>(), 40);
+        assert_eq!(size_of::<FlowValue>(), 8);
+        assert_eq!(size_of::<Settings>(), 36);
+    }
+}

@@ -1,0 +1,30 @@
+//! The maps the balancing stages read, declared once. Sizes here are only
+//! defaults: the daemon sets the real ones from the config at load time
+//! (`EbpfLoader::set_max_entries`). Names must equal the constants in
+//! `balancer_common::maps`; the loader looks maps up by those constants,
+//! so a mismatch fails every test that loads the program.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LruHashMap},
+};
+use balancer_common::maps::{BackendEntry, FlowKey, FlowValue, Settings, VipKey, VipMeta};
+
+#[map(name = "VIPS_V1")]
+pub static VIPS: HashMap<VipKey, VipMeta> = HashMap::with_max_entries(256, 0);
+
+#[map(name = "RING_V1")]
+pub static RING: Array<u32> = Array::with_max_entries(65_537, 0);
+
+#[map(name = "BACKENDS_V1")]
+pub static BACKENDS: Array<BackendEntry> = Array::with_max_entries(1024, 0);
+
+// Shared across CPUs rather than per-CPU: veth and multi-queue NICs may
+// deliver one flow's packets on different CPUs, and a per-CPU table would
+// then place the same flow once per CPU. The LRU evicts the least recently
+// used flow when full, so the table cannot be exhausted.
+#[map(name = "FLOWS_V1")]
+pub static FLOWS: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entries(65_536, 0);
+
+#[map(name = "SETTINGS_V1")]
+pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
