@@ -4,6 +4,8 @@
 //! listener mode.
 #![allow(unsafe_code)]
 
+#[cfg(test)]
+mod balance_tests;
 pub mod packet;
 pub mod tables;
 #[cfg(test)]
