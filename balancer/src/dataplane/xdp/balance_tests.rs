@@ -10,7 +10,7 @@ use balancer_common::{Counter, FlowTuple};
 use super::{
     Sizes, Verdict, XdpProgram,
     packet::{ACK, Frame, Ip, L4, LB_MAC, SYN, checksum},
-    tables::{Egress, Tables, mapped},
+    tables::{BackendIds, Egress, Tables, mapped},
 };
 use crate::{
     config::{self, Config, model::Forwarding},
@@ -69,9 +69,21 @@ fn mac_of(ip: IpAddr) -> [u8; 6] {
 struct Lb {
     prog: XdpProgram,
     config: Config,
+    ids: BackendIds,
+    tables: Tables,
 }
 
-fn tables(config: &Config) -> Tables {
+impl Lb {
+    /// Moves the program to `yaml`, as a reload would.
+    fn change(&mut self, yaml: &str) {
+        self.config = config::parse(yaml, "t.yaml").expect("config");
+        let new = tables(&self.config, &mut self.ids);
+        self.prog.apply(Some(&self.tables), &new).expect("apply");
+        self.tables = new;
+    }
+}
+
+fn tables(config: &Config, ids: &mut BackendIds) -> Tables {
     let listeners: Vec<_> = config.listeners.iter().collect();
     let forwarding = config
         .xdp
@@ -84,15 +96,24 @@ fn tables(config: &Config) -> Tables {
         ipip_src4: TUN4,
         ipip_src6: TUN6,
     };
-    Tables::build(&listeners, &config.pools, &egress, &|ip| Some(mac_of(ip))).expect("tables")
+    Tables::build(&listeners, &config.pools, &egress, ids, &|ip| {
+        Some(mac_of(ip))
+    })
+    .expect("tables")
 }
 
 fn setup(forwarding: &str) -> Lb {
     let config = config::parse(&yaml(forwarding, [100, 100, 100]), "t.yaml").expect("config");
-    let t = tables(&config);
+    let mut ids = BackendIds::default();
+    let t = tables(&config, &mut ids);
     let mut prog = XdpProgram::load(Sizes::for_tables(&t, 4096)).expect("load");
-    prog.write_tables(&t).expect("write");
-    Lb { prog, config }
+    prog.apply(None, &t).expect("write");
+    Lb {
+        prog,
+        config,
+        ids,
+        tables: t,
+    }
 }
 
 /// The flow of a crafted frame, as the program keys it.
@@ -284,8 +305,7 @@ fn weight_change_keeps_established_flows() {
         .iter()
         .map(|f| lb.prog.run(&f.bytes()).expect("run").1)
         .collect();
-    let heavier = config::parse(&yaml("dsr", [1000, 10, 10]), "t.yaml").expect("config");
-    lb.prog.write_tables(&tables(&heavier)).expect("rewrite");
+    lb.change(&yaml("dsr", [1000, 10, 10]));
     for (f, old) in frames.iter().zip(&before) {
         let (_, now) = lb
             .prog
@@ -486,4 +506,43 @@ fn truncated_vip_frames_never_abort() {
         }
         assert_drops_have_reasons(&lb.prog);
     }
+}
+
+/// Removing a backend moves only its flows: the others stay put (flow
+/// table), the removed one's flows are placed again on the survivors, and
+/// a removed VIP stops being balanced.
+#[test]
+fn removing_a_backend_moves_only_its_flows() {
+    let mut lb = setup("dsr");
+    let removed = mac_of(IpAddr::V4(Ipv4Addr::new(198, 18, 1, 12)));
+    let frames: Vec<Frame> = (0..300)
+        .map(|p| Frame::tcp4(CLIENT4, 30_000 + p, VIP4, 80, SYN))
+        .collect();
+    let before: Vec<Vec<u8>> = frames
+        .iter()
+        .map(|f| lb.prog.run(&f.bytes()).expect("run").1)
+        .collect();
+    assert!(
+        before.iter().any(|o| o[..6] == removed),
+        "some flows start on the backend to remove"
+    );
+    let without = yaml("dsr", [100, 100, 100])
+        .replace("      - { address: 198.18.1.12:80, weight: 100 }\n", "");
+    lb.change(&without);
+    for (f, old) in frames.iter().zip(&before) {
+        let ack = Frame::tcp4(CLIENT4, flow_of(f).src_port, VIP4, 80, ACK);
+        let (verdict, now) = lb.prog.run(&ack.bytes()).expect("run");
+        assert_eq!(verdict, Verdict::Tx);
+        if old[..6] == removed {
+            assert_ne!(now[..6], removed, "a flow stayed on the removed backend");
+        } else {
+            assert_eq!(now[..6], old[..6], "a flow on a surviving backend moved");
+        }
+    }
+    // The VIP goes away: its packets pass to the kernel again.
+    let web4 = "  - { name: web4, address: 198.18.0.10:80, protocol: tcp, mode: xdp, pool: web }\n";
+    assert!(without.contains(web4));
+    lb.change(&without.replace(web4, ""));
+    let (verdict, _) = lb.prog.run(&frames[0].bytes()).expect("run");
+    assert_eq!(verdict, Verdict::Pass);
 }

@@ -104,15 +104,27 @@ pub struct Sizes {
 }
 
 impl Sizes {
-    /// Exactly what `tables` needs (at least one of each: the kernel refuses
-    /// empty maps), and `flows` flow-table entries.
+    /// Room for `tables` twice over plus a little, so later changes with up
+    /// to that many VIPs, ring slots and new backend ids fit without
+    /// reloading; and `flows` flow-table entries.
     #[must_use]
     pub fn for_tables(tables: &Tables, flows: u32) -> Self {
-        let at_least_one = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).max(1);
+        let room = |n: usize| {
+            u32::try_from(n)
+                .unwrap_or(u32::MAX / 4)
+                .saturating_mul(2)
+                .saturating_add(16)
+        };
+        let max_id = tables
+            .backends
+            .iter()
+            .map(|(id, _)| *id as usize + 1)
+            .max()
+            .unwrap_or(0);
         Self {
-            vips: at_least_one(tables.vips.len()),
-            ring: at_least_one(tables.ring.len()),
-            backends: at_least_one(tables.backends.len()),
+            vips: room(tables.vips.len()),
+            ring: room(tables.ring.len()),
+            backends: room(max_id),
             flows: flows.max(1),
         }
     }
@@ -183,30 +195,64 @@ impl XdpProgram {
         })
     }
 
-    /// Writes `tables` into the maps. Entries are written in dependency
-    /// order (backends, rings, then VIPs), so a packet never finds a VIP
-    /// whose ring points at a backend not yet written.
-    pub fn write_tables(&mut self, tables: &Tables) -> Result<(), XdpError> {
+    /// Moves the maps from `old` (what was written before, `None` when they
+    /// are empty) to `new`, writing only what changed. Order matters to
+    /// packets in flight: new backends first, then rings, then VIPs; removed
+    /// VIPs and backends last, so no VIP ever points at a missing backend. A
+    /// removed backend's slot is cleared, and flows pinned to it are placed
+    /// again by the ring on their next packet.
+    pub fn apply(&mut self, old: Option<&Tables>, new: &Tables) -> Result<(), XdpError> {
         let err = |name| move |source| XdpError::Map { name, source };
+        let none = Tables {
+            vips: Vec::new(),
+            ring: Vec::new(),
+            backends: Vec::new(),
+            settings: new.settings,
+        };
+        let old = old.unwrap_or(&none);
         let mut settings: Array<&mut MapData, Settings> =
             Array::try_from(self.map_mut(SETTINGS_MAP)?).map_err(err(SETTINGS_MAP))?;
         settings
-            .set(0, tables.settings, 0)
+            .set(0, new.settings, 0)
             .map_err(err(SETTINGS_MAP))?;
         let mut backends: Array<&mut MapData, BackendEntry> =
             Array::try_from(self.map_mut(BACKENDS_MAP)?).map_err(err(BACKENDS_MAP))?;
-        for (i, b) in tables.backends.iter().enumerate() {
-            backends.set(i as u32, b, 0).map_err(err(BACKENDS_MAP))?;
+        for b in new.backends.iter().filter(|b| !old.backends.contains(b)) {
+            backends.set(b.0, b.1, 0).map_err(err(BACKENDS_MAP))?;
         }
         let mut ring: Array<&mut MapData, u32> =
             Array::try_from(self.map_mut(RING_MAP)?).map_err(err(RING_MAP))?;
-        for (i, id) in tables.ring.iter().enumerate() {
-            ring.set(i as u32, id, 0).map_err(err(RING_MAP))?;
+        for (i, id) in new.ring.iter().enumerate() {
+            if old.ring.get(i) != Some(id) {
+                ring.set(i as u32, id, 0).map_err(err(RING_MAP))?;
+            }
         }
         let mut vips: HashMap<&mut MapData, VipKey, VipMeta> =
             HashMap::try_from(self.map_mut(VIPS_MAP)?).map_err(err(VIPS_MAP))?;
-        for (k, v) in &tables.vips {
-            vips.insert(k, v, 0).map_err(err(VIPS_MAP))?;
+        for v in new.vips.iter().filter(|v| !old.vips.contains(v)) {
+            vips.insert(v.0, v.1, 0).map_err(err(VIPS_MAP))?;
+        }
+        for (k, _) in old
+            .vips
+            .iter()
+            .filter(|(k, _)| !new.vips.iter().any(|(n, _)| n == k))
+        {
+            vips.remove(k).map_err(err(VIPS_MAP))?;
+        }
+        let mut backends: Array<&mut MapData, BackendEntry> =
+            Array::try_from(self.map_mut(BACKENDS_MAP)?).map_err(err(BACKENDS_MAP))?;
+        let cleared = BackendEntry {
+            addr: [0; 16],
+            mac: [0; 6],
+            family: 0,
+            flags: 0,
+        };
+        for (id, _) in old
+            .backends
+            .iter()
+            .filter(|(id, _)| !new.backends.iter().any(|(n, _)| n == id))
+        {
+            backends.set(*id, cleared, 0).map_err(err(BACKENDS_MAP))?;
         }
         Ok(())
     }

@@ -4,7 +4,10 @@
 //! same backend on either plane. Building is pure; `XdpProgram::write_tables`
 //! puts the result into the kernel.
 
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+};
 
 use balancer_common::{
     FlowTuple,
@@ -25,10 +28,48 @@ pub struct Tables {
     pub vips: Vec<(VipKey, VipMeta)>,
     /// All rings, back to back; `VipMeta::ring_offset` points in here.
     pub ring: Vec<u32>,
-    /// Backend id -> how to reach it.
-    pub backends: Vec<BackendEntry>,
+    /// Backend id -> how to reach it, for the backends in use.
+    pub backends: Vec<(u32, BackendEntry)>,
     /// Program-wide settings.
     pub settings: Settings,
+}
+
+/// Backend ids that outlive a rebuild. The flow table pins flows to ids,
+/// and an id names one pool member (pool, address), not just an address:
+/// removing a backend from one pool must move that pool's flows even when the
+/// same host still serves another pool. A member keeps its id while it stays
+/// configured, and an id is never handed to another member while flows may
+/// still point at it.
+#[derive(Debug, Default)]
+pub struct BackendIds {
+    ids: HashMap<(String, SocketAddr), u32>,
+    next: u32,
+}
+
+impl BackendIds {
+    /// The id of `address` in `pool`, allocating a fresh one for a new member.
+    fn id(&mut self, pool: &str, address: SocketAddr) -> u32 {
+        *self
+            .ids
+            .entry((pool.to_owned(), address))
+            .or_insert_with(|| {
+                self.next += 1;
+                self.next - 1
+            })
+    }
+
+    /// Forgets members not in `keep`. Their ids are not reused: a later
+    /// member gets a fresh id, so flows still pinned to an old id find an
+    /// empty slot and are placed again by the ring.
+    fn retain(&mut self, keep: &[u32]) {
+        self.ids.retain(|_, id| keep.contains(id));
+    }
+
+    /// Ids handed out so far; the backends map must hold this many.
+    #[must_use]
+    pub fn allocated(&self) -> u32 {
+        self.next
+    }
 }
 
 /// Tunnel and interface facts the tables need besides the config.
@@ -65,22 +106,28 @@ pub fn mapped(ip: IpAddr) -> [u8; 16] {
 
 impl Tables {
     /// Builds the tables for `listeners` (those the XDP plane serves) over
-    /// `pools`. `mac_of` gives a backend's next-hop MAC.
+    /// `pools`. `ids` keeps backend ids stable across rebuilds; `mac_of`
+    /// gives a backend's next-hop MAC.
     pub fn build(
         listeners: &[&Listener],
         pools: &[Pool],
         egress: &Egress,
+        ids: &mut BackendIds,
         mac_of: &dyn Fn(IpAddr) -> Option<[u8; 6]>,
     ) -> Result<Self, TablesError> {
-        let mut backends: Vec<(IpAddr, BackendEntry)> = Vec::new();
+        let mut backends: Vec<(u32, BackendEntry)> = Vec::new();
         let mut vips = Vec::new();
         let mut ring = Vec::new();
         for (vip_id, l) in listeners.iter().enumerate() {
             let pool = &pools[l.pool];
-            // Backend ids are shared across pools: one entry per address.
-            let mut ids = Vec::with_capacity(pool.backends.len());
+            let mut member_ids = Vec::with_capacity(pool.backends.len());
             for b in &pool.backends {
-                ids.push(id_of(&mut backends, b.address, mac_of)?);
+                let id = ids.id(&pool.name, b.address);
+                // Two listeners may share a pool: one entry per member.
+                if !backends.iter().any(|(known, _)| *known == id) {
+                    backends.push((id, entry(b.address.ip().to_canonical(), mac_of)?));
+                }
+                member_ids.push(id);
             }
             let members: Vec<Member> = pool
                 .backends
@@ -92,17 +139,9 @@ impl Tables {
                 .collect();
             let table = MaglevTable::build(&members, pool.maglev_table_size);
             let offset = ring.len() as u32;
-            ring.extend(table.slots().iter().map(|&m| ids[m as usize]));
+            ring.extend(table.slots().iter().map(|&m| member_ids[m as usize]));
             vips.push((
-                VipKey {
-                    addr: mapped(l.address.ip()),
-                    port: l.address.port(),
-                    protocol: match l.protocol {
-                        Protocol::Tcp => 6,
-                        Protocol::Udp => 17,
-                    },
-                    pad: 0,
-                },
+                vip_key(l.address, l.protocol),
                 VipMeta {
                     ring_offset: offset,
                     ring_size: table.slots().len() as u32,
@@ -111,10 +150,12 @@ impl Tables {
                 },
             ));
         }
+        let in_use: Vec<u32> = backends.iter().map(|(id, _)| *id).collect();
+        ids.retain(&in_use);
         Ok(Self {
             vips,
             ring,
-            backends: backends.into_iter().map(|(_, e)| e).collect(),
+            backends,
             settings: Settings {
                 forwarding: match egress.forwarding {
                     Forwarding::Dsr => FORWARD_DSR,
@@ -130,24 +171,28 @@ impl Tables {
     }
 }
 
-fn id_of(
-    backends: &mut Vec<(IpAddr, BackendEntry)>,
-    address: SocketAddr,
-    mac_of: &dyn Fn(IpAddr) -> Option<[u8; 6]>,
-) -> Result<u32, TablesError> {
-    let ip = address.ip().to_canonical();
-    if let Some(i) = backends.iter().position(|(a, _)| *a == ip) {
-        return Ok(i as u32);
-    }
-    let mac = mac_of(ip).ok_or(TablesError::NoMac(ip))?;
-    backends.push((
-        ip,
-        BackendEntry {
-            addr: mapped(ip),
-            mac,
-            family: if ip.is_ipv4() { FAMILY_V4 } else { FAMILY_V6 },
-            flags: 0,
+/// The key the program matches a listener by.
+#[must_use]
+pub fn vip_key(address: SocketAddr, protocol: Protocol) -> VipKey {
+    VipKey {
+        addr: mapped(address.ip()),
+        port: address.port(),
+        protocol: match protocol {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
         },
-    ));
-    Ok(backends.len() as u32 - 1)
+        pad: 0,
+    }
+}
+
+fn entry(
+    ip: IpAddr,
+    mac_of: &dyn Fn(IpAddr) -> Option<[u8; 6]>,
+) -> Result<BackendEntry, TablesError> {
+    Ok(BackendEntry {
+        addr: mapped(ip),
+        mac: mac_of(ip).ok_or(TablesError::NoMac(ip))?,
+        family: if ip.is_ipv4() { FAMILY_V4 } else { FAMILY_V6 },
+        flags: 0,
+    })
 }
