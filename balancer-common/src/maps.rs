@@ -15,6 +15,9 @@ pub const BACKENDS_MAP: &str = "BACKENDS_V1";
 pub const FLOWS_MAP: &str = "FLOWS_V1";
 /// One [`Settings`] entry.
 pub const SETTINGS_MAP: &str = "SETTINGS_V1";
+/// Decapsulator: local tunnel endpoints (16-byte addresses, IPv4-mapped)
+/// whose IP-in-IP packets are unwrapped; value unused (zero).
+pub const DECAP_ADDRS_MAP: &str = "DECAP_ADDRS_V1";
 
 /// The flow-table key is the flow's 5-tuple.
 pub type FlowKey = FlowTuple;

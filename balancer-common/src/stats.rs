@@ -60,11 +60,15 @@ pub enum Counter {
     DropTooBig = 22,
     /// Drop: backend and VIP differ in address family under IP-in-IP.
     DropFamilyMismatch = 23,
+    /// Decapsulator: an IP-in-IP packet for a local endpoint, unwrapped.
+    Decapsulated = 24,
+    /// Decapsulator: not a tunnel packet for us; passed untouched.
+    NotTunnel = 25,
 }
 
 impl Counter {
     /// Number of slots; the size of the counter array.
-    pub const COUNT: u32 = 24;
+    pub const COUNT: u32 = 26;
 
     /// Every counter in slot order.
     pub const ALL: [Counter; Self::COUNT as usize] = [
@@ -92,6 +96,8 @@ impl Counter {
         Counter::DropEncapFailed,
         Counter::DropTooBig,
         Counter::DropFamilyMismatch,
+        Counter::Decapsulated,
+        Counter::NotTunnel,
     ];
 
     /// Whether this slot is a parse outcome: every packet lands in exactly
@@ -138,6 +144,8 @@ impl Counter {
             Counter::DropEncapFailed => "drop_encap_failed",
             Counter::DropTooBig => "drop_too_big",
             Counter::DropFamilyMismatch => "drop_family_mismatch",
+            Counter::Decapsulated => "decapsulated",
+            Counter::NotTunnel => "not_tunnel",
         }
     }
 }

@@ -1,9 +1,10 @@
-//! The balancer's XDP program. `main.rs` only runs the stages in order:
-//! parse -> balance (VIP, flow table, Maglev ring) -> forward; each stage
-//! lives in its own module.
+//! The balancer's XDP programs. `balancer` runs the stages in order:
+//! parse -> balance (VIP, flow table, Maglev ring) -> forward, each stage in
+//! its own module; `balancer_decap` is the backend-side tunnel decapsulator.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
 mod csum;
+mod decap;
 mod forward;
 mod lb;
 mod maps;
@@ -27,6 +28,15 @@ pub fn balancer(ctx: XdpContext) -> u32 {
             stats::verdict(xdp_action::XDP_DROP)
         }
     }
+}
+
+/// Backend-side entry point: unwraps IP-in-IP tunnel packets from the
+/// balancer (see [`decap`]).
+// The #[xdp] wrapper hands the context over by value.
+#[allow(clippy::needless_pass_by_value)]
+#[xdp]
+pub fn balancer_decap(ctx: XdpContext) -> u32 {
+    stats::verdict(decap::decap(&ctx))
 }
 
 /// The stages; `Err` is a drop reason.

@@ -1,7 +1,7 @@
 //! The userspace half of the XDP balancer: the validated config turned into
 //! the contents of the maps (VIPs, Maglev rings, backends, settings). Rings
 //! are the same `MaglevTable` the proxy plane uses, so a flow reaches the
-//! same backend on either plane. Building is pure; `XdpProgram::write_tables`
+//! same backend on either plane. Building is pure; `XdpProgram::apply`
 //! puts the result into the kernel.
 
 use std::{

@@ -1,0 +1,191 @@
+//! A loaded instance of one entry point with its own maps: load (map sizes
+//! set at load time), run frames through it with `BPF_PROG_TEST_RUN`, read
+//! its counters and flow table, and attach it to an interface by the ladder
+//! native, then generic. Dropping it detaches it.
+
+use std::{net::IpAddr, time::Duration};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, Map, MapData, MapError, PerCpuArray},
+    programs::{TestRun, TestRunOptions, Xdp, xdp::XdpMode},
+};
+use balancer_common::{
+    Counter,
+    maps::{BACKENDS_MAP, DECAP_ADDRS_MAP, FLOWS_MAP, FlowKey, FlowValue, RING_MAP, VIPS_MAP},
+    stats::STATS_MAP,
+};
+
+use super::{Entry, OBJECT, Sizes, Verdict, XdpError, tables::mapped};
+
+/// How a program ended up attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attached {
+    /// In the driver: the fast path.
+    Native,
+    /// In the kernel stack after the driver (`SKB` mode): correct, slower.
+    Generic,
+}
+
+impl std::fmt::Display for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Attached::Native => "native",
+            Attached::Generic => "generic",
+        })
+    }
+}
+
+/// One loaded entry point.
+pub struct XdpProgram {
+    pub(super) ebpf: Ebpf,
+    entry: Entry,
+}
+
+impl XdpProgram {
+    /// Loads the balancer with maps of `sizes` (verifier included).
+    pub fn load(sizes: Sizes) -> Result<Self, XdpError> {
+        let ebpf = EbpfLoader::new()
+            .map_max_entries(VIPS_MAP, sizes.vips)
+            .map_max_entries(RING_MAP, sizes.ring)
+            .map_max_entries(BACKENDS_MAP, sizes.backends)
+            .map_max_entries(FLOWS_MAP, sizes.flows)
+            .load(OBJECT)?;
+        Self::finish(ebpf, Entry::Balancer)
+    }
+
+    /// Loads the decapsulator, unwrapping tunnels addressed to `endpoints`.
+    pub fn load_decap(endpoints: &[IpAddr]) -> Result<Self, XdpError> {
+        // The balancer's maps come with the object; keep them minimal here.
+        let ebpf = EbpfLoader::new()
+            .map_max_entries(VIPS_MAP, 1)
+            .map_max_entries(RING_MAP, 1)
+            .map_max_entries(BACKENDS_MAP, 1)
+            .map_max_entries(FLOWS_MAP, 1)
+            .map_max_entries(
+                DECAP_ADDRS_MAP,
+                u32::try_from(endpoints.len()).unwrap_or(u32::MAX).max(1),
+            )
+            .load(OBJECT)?;
+        let mut prog = Self::finish(ebpf, Entry::Decap)?;
+        let mut addrs: HashMap<&mut MapData, [u8; 16], u32> =
+            HashMap::try_from(prog.map_mut(DECAP_ADDRS_MAP)?).map_err(map_err(DECAP_ADDRS_MAP))?;
+        for ip in endpoints {
+            addrs
+                .insert(mapped(*ip), 0, 0)
+                .map_err(map_err(DECAP_ADDRS_MAP))?;
+        }
+        Ok(prog)
+    }
+
+    fn finish(mut ebpf: Ebpf, entry: Entry) -> Result<Self, XdpError> {
+        let program: &mut Xdp = ebpf
+            .program_mut(entry.name())
+            .ok_or(XdpError::MissingProgram(entry.name()))?
+            .try_into()?;
+        program.load()?;
+        Ok(Self { ebpf, entry })
+    }
+
+    fn program(&self) -> Result<&Xdp, XdpError> {
+        let name = self.entry.name();
+        Ok(self
+            .ebpf
+            .program(name)
+            .ok_or(XdpError::MissingProgram(name))?
+            .try_into()?)
+    }
+
+    pub(super) fn map(&self, name: &'static str) -> Result<&Map, XdpError> {
+        self.ebpf.map(name).ok_or_else(|| missing(name))
+    }
+
+    pub(super) fn map_mut(&mut self, name: &'static str) -> Result<&mut Map, XdpError> {
+        self.ebpf.map_mut(name).ok_or_else(|| missing(name))
+    }
+
+    /// Attaches to `interface`: native XDP if the driver has it, else
+    /// generic. The caller reports which one, loudly when generic.
+    pub fn attach(&mut self, interface: &str) -> Result<Attached, XdpError> {
+        let name = self.entry.name();
+        let program: &mut Xdp = self
+            .ebpf
+            .program_mut(name)
+            .ok_or(XdpError::MissingProgram(name))?
+            .try_into()?;
+        if program.attach(interface, XdpMode::Driver).is_ok() {
+            return Ok(Attached::Native);
+        }
+        match program.attach(interface, XdpMode::Skb) {
+            Ok(_) => Ok(Attached::Generic),
+            Err(source) => Err(XdpError::Attach {
+                interface: interface.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Runs one frame through the program and returns its verdict and the
+    /// frame as the program left it.
+    pub fn run(&self, frame: &[u8]) -> Result<(Verdict, Vec<u8>), XdpError> {
+        // Room for the tunnel header the balancer may push.
+        let mut out = vec![0u8; frame.len() + 256];
+        let result = self.program()?.test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            repeat: 1,
+            ..TestRunOptions::default()
+        })?;
+        out.truncate(result.data_size_out as usize);
+        Ok((Verdict::from_raw(result.return_value)?, out))
+    }
+
+    /// Runs `frame` `repeat` times in the kernel; returns the mean time per run.
+    pub fn time(&self, frame: &[u8], repeat: u32) -> Result<Duration, XdpError> {
+        let result = self.program()?.test_run(TestRunOptions {
+            data_in: Some(frame),
+            repeat,
+            ..TestRunOptions::default()
+        })?;
+        Ok(result.duration)
+    }
+
+    /// The backend id a flow is pinned to in the flow table, if any.
+    pub fn flow(&self, key: &FlowKey) -> Result<Option<u32>, XdpError> {
+        let flows: HashMap<&MapData, FlowKey, FlowValue> =
+            HashMap::try_from(self.map(FLOWS_MAP)?).map_err(map_err(FLOWS_MAP))?;
+        match flows.get(key, 0) {
+            Ok(v) => Ok(Some(v.backend)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(map_err(FLOWS_MAP)(e)),
+        }
+    }
+
+    /// Every counter, summed over CPUs, in [`Counter::ALL`] order.
+    pub fn counters(&self) -> Result<[u64; Counter::COUNT as usize], XdpError> {
+        let array: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(self.map(STATS_MAP)?).map_err(map_err(STATS_MAP))?;
+        let mut out = [0u64; Counter::COUNT as usize];
+        for c in Counter::ALL {
+            out[c as usize] = array
+                .get(&(c as u32), 0)
+                .map_err(map_err(STATS_MAP))?
+                .iter()
+                .sum();
+        }
+        Ok(out)
+    }
+}
+
+pub(super) fn map_err(name: &'static str) -> impl Fn(MapError) -> XdpError {
+    move |source| XdpError::Map { name, source }
+}
+
+fn missing(name: &'static str) -> XdpError {
+    XdpError::Map {
+        name,
+        source: MapError::InvalidName {
+            name: name.to_owned(),
+        },
+    }
+}

@@ -1,0 +1,74 @@
+//! Writing the balancer's maps: from what was written before to what the
+//! config says now, changing only what differs, in an order that never lets
+//! a packet find a VIP whose ring points at a missing backend.
+
+use aya::maps::{Array, HashMap, MapData};
+use balancer_common::maps::{
+    BACKENDS_MAP, BackendEntry, RING_MAP, SETTINGS_MAP, Settings, VIPS_MAP, VipKey, VipMeta,
+};
+
+use super::{XdpError, XdpProgram, program::map_err, tables::Tables};
+
+impl XdpProgram {
+    /// Moves the maps from `old` (what was written before, `None` when they
+    /// are empty) to `new`, writing only what changed. Order matters to
+    /// packets in flight: new backends first, then rings, then VIPs; removed
+    /// VIPs and backends last, so no VIP ever points at a missing backend. A
+    /// removed backend's slot is cleared, and flows pinned to it are placed
+    /// again by the ring on their next packet.
+    pub fn apply(&mut self, old: Option<&Tables>, new: &Tables) -> Result<(), XdpError> {
+        let err = map_err;
+        let none = Tables {
+            vips: Vec::new(),
+            ring: Vec::new(),
+            backends: Vec::new(),
+            settings: new.settings,
+        };
+        let old = old.unwrap_or(&none);
+        let mut settings: Array<&mut MapData, Settings> =
+            Array::try_from(self.map_mut(SETTINGS_MAP)?).map_err(err(SETTINGS_MAP))?;
+        settings
+            .set(0, new.settings, 0)
+            .map_err(err(SETTINGS_MAP))?;
+        let mut backends: Array<&mut MapData, BackendEntry> =
+            Array::try_from(self.map_mut(BACKENDS_MAP)?).map_err(err(BACKENDS_MAP))?;
+        for b in new.backends.iter().filter(|b| !old.backends.contains(b)) {
+            backends.set(b.0, b.1, 0).map_err(err(BACKENDS_MAP))?;
+        }
+        let mut ring: Array<&mut MapData, u32> =
+            Array::try_from(self.map_mut(RING_MAP)?).map_err(err(RING_MAP))?;
+        for (i, id) in new.ring.iter().enumerate() {
+            if old.ring.get(i) != Some(id) {
+                ring.set(i as u32, id, 0).map_err(err(RING_MAP))?;
+            }
+        }
+        let mut vips: HashMap<&mut MapData, VipKey, VipMeta> =
+            HashMap::try_from(self.map_mut(VIPS_MAP)?).map_err(err(VIPS_MAP))?;
+        for v in new.vips.iter().filter(|v| !old.vips.contains(v)) {
+            vips.insert(v.0, v.1, 0).map_err(err(VIPS_MAP))?;
+        }
+        for (k, _) in old
+            .vips
+            .iter()
+            .filter(|(k, _)| !new.vips.iter().any(|(n, _)| n == k))
+        {
+            vips.remove(k).map_err(err(VIPS_MAP))?;
+        }
+        let mut backends: Array<&mut MapData, BackendEntry> =
+            Array::try_from(self.map_mut(BACKENDS_MAP)?).map_err(err(BACKENDS_MAP))?;
+        let cleared = BackendEntry {
+            addr: [0; 16],
+            mac: [0; 6],
+            family: 0,
+            flags: 0,
+        };
+        for (id, _) in old
+            .backends
+            .iter()
+            .filter(|(id, _)| !new.backends.iter().any(|(n, _)| n == id))
+        {
+            backends.set(*id, cleared, 0).map_err(err(BACKENDS_MAP))?;
+        }
+        Ok(())
+    }
+}
