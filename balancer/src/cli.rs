@@ -30,6 +30,16 @@ pub enum Command {
         /// Config file (YAML).
         file: PathBuf,
     },
+    /// On a backend: unwrap the balancer's IP-in-IP tunnels arriving on an
+    /// interface (this kernel may lack the `ipip` module).
+    Decap {
+        /// Interface the tunnels arrive on.
+        #[arg(short, long)]
+        interface: String,
+        /// Tunnel endpoint addresses to accept (default: the interface's own).
+        #[arg(long)]
+        endpoint: Vec<std::net::IpAddr>,
+    },
 }
 
 /// Log output format.

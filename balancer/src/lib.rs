@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod dataplane;
+pub mod decap;
 pub mod demo;
 pub mod logging;
 pub mod proxy;

@@ -22,6 +22,21 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Decap {
+            interface,
+            endpoint,
+        } => {
+            logging::init(cli.log_format);
+            match runtime()
+                .and_then(|rt| Ok(rt.block_on(balancer::decap::run(&interface, &endpoint))?))
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run { config: file } => {
             logging::init(cli.log_format);
             match run(file.as_deref()) {
@@ -42,10 +57,13 @@ fn run(file: Option<&std::path::Path>) -> anyhow::Result<()> {
         tracing::info!("no config file given: serving the embedded demo (config/default.yaml)");
         config::embedded_default()?
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    runtime()?.block_on(server::run(config))?;
+    Ok(())
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
-    rt.block_on(server::run(config))?;
-    Ok(())
+        .context("cannot start the async runtime")
 }

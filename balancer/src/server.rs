@@ -16,6 +16,7 @@ use crate::{
         Config,
         model::{Mode, Protocol},
     },
+    dataplane::xdp::plane::{PlaneError, XdpPlane},
     demo,
     proxy::{
         self,
@@ -63,6 +64,15 @@ pub enum RunError {
         /// Requested mode.
         mode: Mode,
     },
+    /// An `xdp` listener cannot be served because the XDP plane failed.
+    #[error("listener `{listener}` needs the XDP plane, which failed to start: {source}")]
+    Xdp {
+        /// Listener name.
+        listener: String,
+        /// Why the plane failed (boxed: the loader's errors are large).
+        #[source]
+        source: Box<PlaneError>,
+    },
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] io::Error),
@@ -84,12 +94,19 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let tracker = Tracker::default();
     let pipes = Arc::new(PipePool::new(MAX_PIPES));
 
+    // Held until shutdown: dropping it detaches the program.
+    let xdp = start_xdp(&config)?;
     let mut bound = Vec::new();
     for (i, l) in config.listeners.iter().enumerate() {
+        if let Some(plane) = xdp.as_ref().filter(|p| p.serves(i)) {
+            info!(listener = %l.name, address = %l.address, protocol = %l.protocol, plane = "xdp",
+                interface = %plane.interface, attach = %plane.attached, "listening");
+            continue;
+        }
         match l.mode {
             Mode::Proxy => {}
             Mode::Auto => {
-                info!(listener = %l.name, "mode auto: serving in proxy mode (the XDP data plane is not in this version)");
+                info!(listener = %l.name, "mode auto: served by the proxy plane (XDP needs the `xdp` section, a maglev pool and backends on the listener's port)");
             }
             Mode::Xdp | Mode::Http => {
                 return Err(RunError::Unsupported {
@@ -135,11 +152,11 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     for b in bound {
         tasks.push(match b {
             Bound::Tcp(socket, svc) => {
-                info!(listener = %svc.listener.name, address = %svc.listener.address, protocol = "tcp", pool = %svc.pool.name, algorithm = %svc.pool.algorithm, "listening");
+                info!(listener = %svc.listener.name, address = %svc.listener.address, protocol = "tcp", plane = "proxy", pool = %svc.pool.name, algorithm = %svc.pool.algorithm, "listening");
                 tokio::spawn(proxy::tcp::serve(socket, svc, stopped.clone()))
             }
             Bound::Udp(socket, svc) => {
-                info!(listener = %svc.listener.name, address = %svc.listener.address, protocol = "udp", pool = %svc.pool.name, algorithm = %svc.pool.algorithm, "listening");
+                info!(listener = %svc.listener.name, address = %svc.listener.address, protocol = "udp", plane = "proxy", pool = %svc.pool.name, algorithm = %svc.pool.algorithm, "listening");
                 tokio::spawn(proxy::udp::serve(socket, svc, stopped.clone()))
             }
         });
@@ -167,6 +184,24 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// Starts the XDP plane. Its failure stops the start when an `xdp`
+/// listener depends on it; `auto` listeners fall back to the proxy, loudly.
+fn start_xdp(config: &crate::config::Config) -> Result<Option<XdpPlane>, RunError> {
+    match XdpPlane::start(config) {
+        Ok(plane) => Ok(plane),
+        Err(source) => {
+            if let Some(l) = config.listeners.iter().find(|l| l.mode == Mode::Xdp) {
+                return Err(RunError::Xdp {
+                    listener: l.name.clone(),
+                    source: Box::new(source),
+                });
+            }
+            warn!(error = %source, "XDP plane unavailable: `auto` listeners are served by the proxy plane");
+            Ok(None)
+        }
+    }
 }
 
 /// Each proxied connection costs two descriptors; lift the soft limit to the

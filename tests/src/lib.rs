@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod config;
+pub mod l2;
 pub mod netns;
 pub mod nginx;
 pub mod process;

@@ -208,6 +208,23 @@ fn cases() -> Vec<Case> {
             "`http` needs a tcp listener",
         ),
         (
+            "xdp mode over a non-maglev pool",
+            replace("mode: proxy", "mode: xdp")
+                .replace("algorithm: maglev", "algorithm: round_robin")
+                + "xdp:\n  interface: eth0\n",
+            6,
+            "listeners[0].mode",
+            "balances with the pool's Maglev ring",
+        ),
+        (
+            "xdp mode with a port-translating backend",
+            replace("mode: proxy", "mode: xdp").replace("198.18.1.12:80", "198.18.1.12:8080")
+                + "xdp:\n  interface: eth0\n",
+            6,
+            "listeners[0].mode",
+            "backends must serve the listener's port 80; `198.18.1.12:8080`",
+        ),
+        (
             "xdp mode without xdp section",
             replace("mode: proxy", "mode: xdp"),
             6,

@@ -107,6 +107,7 @@ pub fn validate(raw: &RawConfig) -> Result<Config, Problems> {
         .collect();
     let xdp = raw.xdp.as_ref().map(|x| xdp(x, &mut p));
     let listeners = listeners(&raw.listeners, &pool_index, raw.xdp.is_some(), &mut p);
+    xdp_listeners(&listeners, &pools, &mut p);
     let guard = raw
         .guard
         .as_ref()
@@ -235,6 +236,41 @@ fn listeners(
         });
     }
     out
+}
+
+/// What the kernel plane can do: a Maglev ring per VIP (so `maglev` pools
+/// only) and no port translation (a backend serves the VIP's port).
+/// `auto` listeners that do not qualify are served by the proxy instead.
+fn xdp_listeners(listeners: &[Listener], pools: &[Pool], p: &mut Problems) {
+    for (i, l) in listeners.iter().enumerate() {
+        if l.mode != Mode::Xdp {
+            continue;
+        }
+        let Some(pool) = pools.get(l.pool) else {
+            continue;
+        };
+        if pool.algorithm != Algorithm::Maglev {
+            p.add(
+                format!("listeners[{i}].mode"),
+                format!("`xdp` balances with the pool's Maglev ring; pool `{}` uses `{}` (use `maglev`, or mode `auto`/`proxy`)", pool.name, pool.algorithm),
+            );
+        }
+        if let Some(b) = pool
+            .backends
+            .iter()
+            .find(|b| b.address.port() != l.address.port())
+        {
+            p.add(
+                format!("listeners[{i}].mode"),
+                format!(
+                    "`xdp` forwards packets unchanged, so backends must serve the listener's port {}; `{}` in pool `{}` does not",
+                    l.address.port(),
+                    b.address,
+                    pool.name
+                ),
+            );
+        }
+    }
 }
 
 fn pools(raw: &[RawPool], p: &mut Problems) -> Vec<Pool> {

@@ -9,7 +9,9 @@ mod balance_tests;
 #[cfg(test)]
 mod decap_tests;
 pub mod iface;
+pub mod neighbor;
 pub mod packet;
+pub mod plane;
 pub mod program;
 pub mod tables;
 #[cfg(test)]

@@ -1,0 +1,161 @@
+//! The one-segment network the XDP plane needs: `XDP_TX` sends a packet
+//! back out of the interface it came in on, so client, balancer and
+//! backends share one L2 segment (a bridge in a switch namespace).
+//!
+//! ```text
+//!   client 198.18.0.1 --+
+//!   balancer 198.18.0.2 -+-- br0 (switch ns) --+-- backend i 198.18.0.(11+i), VIP on lo
+//! ```
+//!
+//! The VIP (198.18.100.10) is routed by the client via the balancer and held
+//! by every backend on its loopback, so backends answer the client directly
+//! (direct server return) and never answer ARP for it.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use crate::{netns::Netns, process::Process};
+
+/// The VIP of XDP tests.
+pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 10);
+
+/// Client, balancer and backends on one bridged segment.
+pub struct L2 {
+    /// The XDP program on the balancer's bridge port (see [`L2::new`]);
+    /// stopped first.
+    _napi: Process,
+    /// Backends, dropped first.
+    pub backends: Vec<Netns>,
+    /// The balancer's namespace; its `eth0` is where XDP attaches.
+    pub lb: Netns,
+    /// The client's namespace.
+    pub client: Netns,
+    /// The switch.
+    pub switch: Netns,
+    /// Scratch space.
+    pub dir: tempfile::TempDir,
+}
+
+/// Address of backend `i` on the segment.
+#[must_use]
+pub fn backend(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 0, 11 + i as u8)
+}
+
+impl L2 {
+    /// Builds the segment with `n` backends.
+    #[must_use]
+    pub fn new(n: usize) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("balancer-l2-")
+            .tempdir()
+            .expect("tempdir");
+        let switch = Netns::new("sw");
+        switch.ip(&["link", "add", "br0", "type", "bridge"]);
+        switch.ip(&["link", "set", "br0", "up"]);
+        let client = Netns::new("c");
+        let lb = Netns::new("lb");
+        attach(&switch, "pc", &client, "198.18.0.1/24");
+        attach(&switch, "plb", &lb, "198.18.0.2/24");
+        // veth hands the client's TCP/UDP checksums to "hardware"; XDP_TX
+        // turns the packet into a raw frame and that promise is lost, so
+        // backends would see bad checksums. A real NIC always delivers
+        // complete ones; make the client compute them.
+        let _ = client.run("ethtool", &["-K", "eth0", "tx", "off"]);
+        // Frames the balancer sends with XDP_TX arrive at this port, and a
+        // veth only takes XDP frames in when the receiving side runs NAPI.
+        // Any XDP program turns NAPI on (toggling GRO did not here); ours is
+        // the decapsulator with an endpoint no packet carries, which passes
+        // every frame unchanged.
+        let napi = start_pass_through(&switch, "plb", dir.path());
+        client.ip(&["route", "add", &format!("{VIP}/32"), "via", "198.18.0.2"]);
+        let mut backends = Vec::new();
+        for i in 0..n {
+            let b = Netns::new(&format!("b{}", i + 1));
+            attach(
+                &switch,
+                &format!("pb{}", i + 1),
+                &b,
+                &format!("{}/24", backend(i)),
+            );
+            b.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
+            backends.push(b);
+        }
+        Self {
+            _napi: napi,
+            backends,
+            lb,
+            client,
+            switch,
+            dir,
+        }
+    }
+
+    /// Starts the balancer with `yaml` and waits for `listeners` listeners.
+    #[must_use]
+    pub fn start_balancer(&self, yaml: &str, listeners: usize) -> Process {
+        let config = self.dir.path().join("balancer.yaml");
+        std::fs::write(&config, yaml).expect("write config");
+        let mut cmd = self
+            .lb
+            .command(crate::balancer_bin().to_str().expect("utf-8"));
+        cmd.args(["run", "-c", config.to_str().expect("utf-8")])
+            .env("RUST_LOG", "info");
+        let mut p = Process::spawn("balancer", cmd, self.dir.path().join("balancer.log"));
+        p.wait_for("listening", listeners, std::time::Duration::from_secs(15));
+        p
+    }
+
+    /// Runs `balancer decap` on backend `i`'s `eth0`.
+    #[must_use]
+    pub fn start_decap(&self, i: usize) -> Process {
+        let mut cmd = self.backends[i].command(crate::balancer_bin().to_str().expect("utf-8"));
+        cmd.args(["decap", "--interface", "eth0"])
+            .env("RUST_LOG", "info");
+        let mut p = Process::spawn("decap", cmd, self.dir.path().join(format!("decap-{i}.log")));
+        p.wait_for("decapsulating", 1, std::time::Duration::from_secs(10));
+        p
+    }
+
+    /// `VIP:port`.
+    #[must_use]
+    pub fn vip(port: u16) -> SocketAddr {
+        (VIP, port).into()
+    }
+}
+
+/// A veth from the switch's bridge (port `port`) to `ns`'s `eth0` with `addr`.
+fn attach(switch: &Netns, port: &str, ns: &Netns, addr: &str) {
+    crate::netns::ip(&[
+        "link",
+        "add",
+        port,
+        "netns",
+        switch.name(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        ns.name(),
+    ]);
+    switch.ip(&["link", "set", port, "master", "br0", "up"]);
+    ns.ip(&["addr", "add", addr, "dev", "eth0"]);
+    ns.ip(&["link", "set", "eth0", "up"]);
+}
+
+/// A pass-through XDP program on `interface` in `ns` (see [`L2::new`]).
+fn start_pass_through(ns: &Netns, interface: &str, dir: &std::path::Path) -> Process {
+    let mut cmd = ns.command(crate::balancer_bin().to_str().expect("utf-8"));
+    cmd.args([
+        "decap",
+        "--interface",
+        interface,
+        "--endpoint",
+        "198.18.255.255",
+    ])
+    .env("RUST_LOG", "info");
+    let mut p = Process::spawn("napi", cmd, dir.join(format!("napi-{interface}.log")));
+    p.wait_for("decapsulating", 1, std::time::Duration::from_secs(10));
+    p
+}
