@@ -39,6 +39,15 @@ pub fn balancer_decap(ctx: XdpContext) -> u32 {
     stats::verdict(decap::decap(&ctx))
 }
 
+/// The benchmark's yardstick: bounce every frame back with no work at all.
+/// `cargo xtask bench xdp` reports the balancer's cost beside this one.
+// The #[xdp] wrapper hands the context over by value.
+#[allow(clippy::needless_pass_by_value)]
+#[xdp]
+pub fn bench_bare_tx(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_TX
+}
+
 /// The stages; `Err` is a drop reason.
 #[inline(always)]
 fn run(ctx: &XdpContext) -> Result<u32, Counter> {

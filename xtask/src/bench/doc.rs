@@ -14,13 +14,16 @@ use super::{
     report::Report,
 };
 
-const ANALYSIS: &str = "## Analysis";
-const PLACEHOLDER: &str = "TODO(analysis)\n";
+/// Heading of the hand-written part of a benchmark page.
+pub const ANALYSIS: &str = "## Analysis";
+/// What a fresh page's analysis says until a person writes one.
+pub const PLACEHOLDER: &str = "TODO(analysis)\n";
 
-/// Writes the page to `path`, keeping the analysis already there.
-pub fn write(path: &Path, report: &Report) -> Result<()> {
+/// The analysis already written under [`ANALYSIS`] in the page at `path`,
+/// or the placeholder: a re-run rewrites figures, never a person's text.
+pub fn kept_analysis(path: &Path) -> String {
     let previous = std::fs::read_to_string(path).unwrap_or_default();
-    let analysis = previous
+    previous
         .find(&format!("\n{ANALYSIS}\n"))
         .map(|i| {
             previous[i + ANALYSIS.len() + 2..]
@@ -28,7 +31,12 @@ pub fn write(path: &Path, report: &Report) -> Result<()> {
                 .to_owned()
         })
         .filter(|a| !a.trim().is_empty())
-        .unwrap_or_else(|| PLACEHOLDER.to_owned());
+        .unwrap_or_else(|| PLACEHOLDER.to_owned())
+}
+
+/// Writes the page to `path`, keeping the analysis already there.
+pub fn write(path: &Path, report: &Report) -> Result<()> {
+    let analysis = kept_analysis(path);
     let text = render(report, &analysis);
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -16,6 +16,7 @@ mod load;
 mod peers;
 mod proxy;
 mod report;
+mod xdp;
 
 use std::path::Path;
 
@@ -25,6 +26,12 @@ use clap::Subcommand;
 /// Which benchmark to run.
 #[derive(Subcommand)]
 pub enum Which {
+    /// The XDP program's cost per packet beside a bare `XDP_TX` program.
+    Xdp {
+        /// Rounds; the report shows each figure's median and range.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
+        rounds: u32,
+    },
     /// Proxy plane vs direct, HAProxy and nginx stream.
     Proxy {
         /// Rounds over every target; the report shows each figure's median
@@ -38,6 +45,7 @@ pub enum Which {
 pub fn run(root: &Path, which: &Which) -> Result<()> {
     match which {
         Which::Proxy { rounds } => proxy::run(root, *rounds),
+        Which::Xdp { rounds } => xdp::run(root, *rounds),
     }
 }
 

@@ -33,6 +33,8 @@ pub enum Entry {
     Balancer,
     /// The backend-side IP-in-IP decapsulator.
     Decap,
+    /// `XDP_TX` and nothing else: the benchmark's yardstick.
+    BareTx,
 }
 
 impl Entry {
@@ -42,6 +44,7 @@ impl Entry {
         match self {
             Entry::Balancer => "balancer",
             Entry::Decap => "balancer_decap",
+            Entry::BareTx => "bench_bare_tx",
         }
     }
 }

@@ -78,6 +78,17 @@ impl XdpProgram {
         Ok(prog)
     }
 
+    /// Loads the bare `XDP_TX` program the benchmark compares against.
+    pub fn load_bare_tx() -> Result<Self, XdpError> {
+        let ebpf = EbpfLoader::new()
+            .map_max_entries(VIPS_MAP, 1)
+            .map_max_entries(RING_MAP, 1)
+            .map_max_entries(BACKENDS_MAP, 1)
+            .map_max_entries(FLOWS_MAP, 1)
+            .load(OBJECT)?;
+        Self::finish(ebpf, Entry::BareTx)
+    }
+
     fn finish(mut ebpf: Ebpf, entry: Entry) -> Result<Self, XdpError> {
         let program: &mut Xdp = ebpf
             .program_mut(entry.name())

@@ -1,0 +1,115 @@
+//! Measures the XDP program's cost per packet with `BPF_PROG_TEST_RUN`,
+//! beside a bare `XDP_TX` program in the same run, and prints the figures
+//! as JSON. Run by `cargo xtask bench xdp` (needs root); not a test.
+//!
+//! Cases: an established flow (flow-table hit), a new flow (ring lookup and
+//! table insert: distinct SYNs, one run each), UDP, and a packet for no VIP.
+//! Repeated cases use the kernel's own repeat loop; the new-flow case cannot
+//! (a repeat would hit the entry the first run made), so it and its bare
+//! yardstick are measured as single runs over distinct packets.
+
+use std::{net::Ipv4Addr, time::Duration};
+
+use balancer::{
+    config,
+    dataplane::xdp::{
+        Sizes, XdpProgram,
+        packet::{ACK, Frame, LB_MAC, SYN},
+        tables::{BackendIds, Egress, Tables},
+    },
+};
+
+const REPEAT: u32 = 1_000_000;
+const DISTINCT: u16 = 20_000;
+
+const CONFIG: &str = "version: 1
+listeners:
+  - { name: web, address: 198.18.100.10:80, protocol: tcp, mode: xdp, pool: web }
+  - { name: dns, address: 198.18.100.10:53, protocol: udp, mode: xdp, pool: dns }
+pools:
+  - name: web
+    algorithm: maglev
+    backends: [{ address: 198.18.0.11:80 }, { address: 198.18.0.12:80 }, { address: 198.18.0.13:80 }]
+  - name: dns
+    algorithm: maglev
+    backends: [{ address: 198.18.0.11:53 }, { address: 198.18.0.12:53 }]
+xdp: { interface: eth0, forwarding: dsr, flow_table_size: 1000000 }
+";
+
+const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 10);
+
+fn ns(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e9
+}
+
+/// Mean kernel time of single runs over `frames`.
+fn single_runs(prog: &XdpProgram, frames: impl Iterator<Item = Vec<u8>>) -> anyhow::Result<f64> {
+    let (mut total, mut n) = (0.0, 0.0);
+    for f in frames {
+        total += ns(prog.time(&f, 1)?);
+        n += 1.0;
+    }
+    Ok(total / n)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cfg = config::parse(CONFIG, "xdp_bench")?;
+    let listeners: Vec<_> = cfg.listeners.iter().collect();
+    let egress = Egress {
+        forwarding: config::model::Forwarding::Dsr,
+        mac: LB_MAC,
+        mtu: 1500,
+        ipip_src4: [198, 18, 0, 2],
+        ipip_src6: [0; 16],
+    };
+    let tables = Tables::build(
+        &listeners,
+        &cfg.pools,
+        &egress,
+        &mut BackendIds::default(),
+        &|ip| {
+            Some([
+                2,
+                0xbe,
+                0,
+                0,
+                0,
+                balancer::dataplane::xdp::tables::mapped(ip)[15],
+            ])
+        },
+    )?;
+    let mut lb = XdpProgram::load(Sizes::for_tables(&tables, 1_000_000))?;
+    lb.apply(None, &tables)?;
+    let bare = XdpProgram::load_bare_tx()?;
+
+    let established = Frame::tcp4(CLIENT, 40_000, VIP, 80, ACK).bytes();
+    lb.run(&established)?; // places the flow
+    let udp = Frame::udp4(CLIENT, 40_000, VIP, 53).bytes();
+    lb.run(&udp)?;
+    let not_vip = Frame::tcp4(CLIENT, 40_000, Ipv4Addr::new(198, 18, 0, 2), 22, ACK).bytes();
+
+    let repeated = |prog: &XdpProgram, f: &[u8]| prog.time(f, REPEAT).map(ns);
+    let syns = |base: u16| {
+        (0..DISTINCT).map(move |i| Frame::tcp4(CLIENT, base.wrapping_add(i), VIP, 80, SYN).bytes())
+    };
+    let results = serde_json_like(&[
+        ("bare_tx", repeated(&bare, &established)?),
+        ("established_tcp", repeated(&lb, &established)?),
+        ("udp", repeated(&lb, &udp)?),
+        ("not_vip_pass", repeated(&lb, &not_vip)?),
+        ("bare_tx_single", single_runs(&bare, syns(1024))?),
+        ("new_flow_syn_single", single_runs(&lb, syns(1024))?),
+    ]);
+    println!("{results}");
+    Ok(())
+}
+
+/// `{"name": ns, ...}` without pulling a JSON crate into the daemon's deps.
+fn serde_json_like(pairs: &[(&str, f64)]) -> String {
+    let body: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("\"{k}\": {v:.2}"))
+        .collect();
+    format!("{{{}}}", body.join(", "))
+}
