@@ -30,6 +30,25 @@ pub enum Command {
         /// Config file (YAML).
         file: PathBuf,
     },
+    /// Which backend a flow reaches (asked of the real XDP program and of the
+    /// proxy plane), or, with --against, how a config change moves ring slots.
+    Explain {
+        /// Config file (YAML).
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Compare with this config instead of explaining a flow.
+        #[arg(long, conflicts_with_all = ["protocol", "source", "destination"])]
+        against: Option<PathBuf>,
+        /// `tcp` or `udp`.
+        #[arg(required_unless_present = "against")]
+        protocol: Option<crate::config::model::Protocol>,
+        /// Client address, `IP:port`.
+        #[arg(required_unless_present = "against")]
+        source: Option<std::net::SocketAddr>,
+        /// VIP address, `IP:port`.
+        #[arg(required_unless_present = "against")]
+        destination: Option<std::net::SocketAddr>,
+    },
     /// On a backend: unwrap the balancer's IP-in-IP tunnels arriving on an
     /// interface (this kernel may lack the `ipip` module).
     Decap {

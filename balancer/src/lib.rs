@@ -9,6 +9,7 @@ pub mod config;
 pub mod dataplane;
 pub mod decap;
 pub mod demo;
+pub mod explain;
 pub mod logging;
 pub mod proxy;
 pub mod runtime;

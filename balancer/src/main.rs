@@ -22,6 +22,28 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Explain {
+            config: file,
+            against,
+            protocol,
+            source,
+            destination,
+        } => {
+            match explain(
+                &file,
+                against.as_deref(),
+                protocol.zip(source).zip(destination),
+            ) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Decap {
             interface,
             endpoint,
@@ -59,6 +81,33 @@ fn run(file: Option<&std::path::Path>) -> anyhow::Result<()> {
     };
     runtime()?.block_on(server::run(config))?;
     Ok(())
+}
+
+type Flow = (
+    (balancer::config::model::Protocol, std::net::SocketAddr),
+    std::net::SocketAddr,
+);
+
+fn explain(
+    file: &std::path::Path,
+    against: Option<&std::path::Path>,
+    flow: Option<Flow>,
+) -> anyhow::Result<String> {
+    let config = config::load(file)?;
+    if let Some(new) = against {
+        return Ok(balancer::explain::ring_changes(
+            &config,
+            &config::load(new)?,
+        ));
+    }
+    let ((protocol, source), destination) =
+        flow.context("give PROTOCOL SOURCE DESTINATION, or --against FILE")?;
+    Ok(balancer::explain::flow(
+        &config,
+        protocol,
+        source,
+        destination,
+    )?)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

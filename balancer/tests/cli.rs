@@ -177,3 +177,87 @@ fn json_logs_and_clean_exit_on_sigint() {
     }
     assert!(text.contains("\"message\":\"listening\""), "{text}");
 }
+
+fn example(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../config")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// The real XDP program and the proxy plane's selector answer alike for
+/// many flows (needs root: the program is loaded into the kernel).
+#[test]
+fn explain_runs_the_real_program_and_the_planes_agree() {
+    for port in 40_000..40_040 {
+        let src = format!("198.18.0.1:{port}");
+        let out = run(&[
+            "explain",
+            "-c",
+            &example("xdp-dsr.yaml"),
+            "tcp",
+            &src,
+            "198.18.0.10:80",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("verdict Tx"), "{text}");
+        assert!(text.contains("planes agree"), "{text}");
+    }
+}
+
+#[test]
+fn explain_against_shows_only_the_removed_backends_slots_moving() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let original = std::fs::read_to_string(example("web-maglev.yaml")).expect("example");
+    let removed = "      - address: 198.18.1.12:80\n        weight: 100\n";
+    assert!(original.contains(removed));
+    let smaller = write(&dir, "smaller.yaml", &original.replace(removed, ""));
+    let out = run(&[
+        "explain",
+        "-c",
+        &example("web-maglev.yaml"),
+        "--against",
+        smaller.to_str().expect("utf-8"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let loses = |addr: &str| -> usize {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(addr))
+            .unwrap_or_else(|| panic!("{addr} in {text}"));
+        line.split_whitespace()
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .expect("count")
+    };
+    // The removed backend loses its whole share; the others lose almost
+    // nothing (Maglev's small churn), at most 1% of the table.
+    assert!(loses("198.18.1.12:80") > 20_000, "{text}");
+    assert!(
+        loses("198.18.1.11:80") + loses("198.18.1.13:80") < 655,
+        "{text}"
+    );
+}
+
+#[test]
+fn explain_names_a_destination_no_listener_serves() {
+    let out = run(&[
+        "explain",
+        "-c",
+        &example("xdp-dsr.yaml"),
+        "udp",
+        "198.18.0.1:1",
+        "198.18.0.10:80",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no listener serves udp `198.18.0.10:80`")
+    );
+}
