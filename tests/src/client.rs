@@ -12,7 +12,13 @@ use std::{
 /// One HTTP/1.1 GET on a new connection (`Connection: close`), optionally
 /// from a chosen local address. Returns the body, or the error text.
 pub fn http_get(vip: SocketAddr, from: Option<IpAddr>) -> Result<String, String> {
-    let mut s = connect(vip, from).map_err(|e| format!("connect {vip}: {e}"))?;
+    request(
+        connect(vip, from).map_err(|e| format!("connect {vip}: {e}"))?,
+        vip,
+    )
+}
+
+fn request(mut s: TcpStream, vip: SocketAddr) -> Result<String, String> {
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
     s.write_all(format!("GET / HTTP/1.1\r\nHost: {vip}\r\nConnection: close\r\n\r\n").as_bytes())
@@ -28,12 +34,27 @@ pub fn http_get(vip: SocketAddr, from: Option<IpAddr>) -> Result<String, String>
 
 /// Connects to `to`, optionally bound to `from` first.
 pub fn connect(to: SocketAddr, from: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    connect_from(to, from.map(|ip| SocketAddr::new(ip, 0)))
+}
+
+/// Connects to `to` from exactly `from` (address and port), so a test can
+/// send the same 5-tuple again.
+pub fn connect_from(to: SocketAddr, from: Option<SocketAddr>) -> std::io::Result<TcpStream> {
     let s = Socket::new(Domain::for_address(to), Type::STREAM, None)?;
-    if let Some(ip) = from {
-        s.bind(&SocketAddr::new(ip, 0).into())?;
+    if let Some(local) = from {
+        s.set_reuse_address(true)?;
+        s.bind(&local.into())?;
     }
     s.connect_timeout(&to.into(), Duration::from_secs(5))?;
     Ok(s.into())
+}
+
+/// [`http_get`] from exactly `from`.
+pub fn http_get_from(vip: SocketAddr, from: SocketAddr) -> Result<String, String> {
+    request(
+        connect_from(vip, Some(from)).map_err(|e| format!("connect {vip} from {from}: {e}"))?,
+        vip,
+    )
 }
 
 /// Counts occurrences of each distinct answer.

@@ -11,12 +11,14 @@
 //! by every backend on its loopback, so backends answer the client directly
 //! (direct server return) and never answer ARP for it.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::{netns::Netns, process::Process};
 
 /// The VIP of XDP tests.
 pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 10);
+/// The IPv6 VIP of XDP tests.
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x100, 0, 0, 0, 0, 0, 0x10);
 
 /// Client, balancer and backends on one bridged segment.
 pub struct L2 {
@@ -41,6 +43,12 @@ pub fn backend(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 18, 0, 11 + i as u8)
 }
 
+/// IPv6 address of backend `i` on the segment: `fd00:2::11`, ...
+#[must_use]
+pub fn backend6(i: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, 2, 0, 0, 0, 0, 0, 0x11 + i as u16)
+}
+
 impl L2 {
     /// Builds the segment with `n` backends.
     #[must_use]
@@ -56,6 +64,8 @@ impl L2 {
         let lb = Netns::new("lb");
         attach(&switch, "pc", &client, "198.18.0.1/24");
         attach(&switch, "plb", &lb, "198.18.0.2/24");
+        client.ip(&["-6", "addr", "add", "fd00:2::1/64", "dev", "eth0", "nodad"]);
+        lb.ip(&["-6", "addr", "add", "fd00:2::2/64", "dev", "eth0", "nodad"]);
         // veth hands the client's TCP/UDP checksums to "hardware"; XDP_TX
         // turns the packet into a raw frame and that promise is lost, so
         // backends would see bad checksums. A real NIC always delivers
@@ -68,6 +78,14 @@ impl L2 {
         // every frame unchanged.
         let napi = start_pass_through(&switch, "plb", dir.path());
         client.ip(&["route", "add", &format!("{VIP}/32"), "via", "198.18.0.2"]);
+        client.ip(&[
+            "-6",
+            "route",
+            "add",
+            &format!("{VIP6}/128"),
+            "via",
+            "fd00:2::2",
+        ]);
         let mut backends = Vec::new();
         for i in 0..n {
             let b = Netns::new(&format!("b{}", i + 1));
@@ -78,6 +96,24 @@ impl L2 {
                 &format!("{}/24", backend(i)),
             );
             b.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
+            b.ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{}/64", backend6(i)),
+                "dev",
+                "eth0",
+                "nodad",
+            ]);
+            b.ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{VIP6}/128"),
+                "dev",
+                "lo",
+                "nodad",
+            ]);
             backends.push(b);
         }
         Self {
@@ -120,6 +156,12 @@ impl L2 {
     #[must_use]
     pub fn vip(port: u16) -> SocketAddr {
         (VIP, port).into()
+    }
+
+    /// `[VIP6]:port`.
+    #[must_use]
+    pub fn vip6(port: u16) -> SocketAddr {
+        (IpAddr::V6(VIP6), port).into()
     }
 }
 

@@ -4,14 +4,15 @@
 
 use std::{
     collections::BTreeMap,
+    fmt::Write as _,
     net::{SocketAddr, UdpSocket},
     time::Duration,
 };
 
 use balancer_tests::{
     Process,
-    client::{http_get, tally},
-    l2::{L2, VIP, backend},
+    client::{http_get, http_get_from, tally},
+    l2::{L2, VIP, VIP6, backend, backend6},
     nginx,
 };
 
@@ -149,4 +150,93 @@ fn dsr_balances_udp_and_replies_come_from_the_vip() {
     });
     let spread: BTreeMap<String, usize> = tally(names);
     assert_eq!(spread.len(), 3, "{spread:?}");
+}
+
+#[test]
+fn dsr_balances_ipv6_tcp() {
+    let t = L2::new(3);
+    let _nginx: Vec<Process> = (0..3)
+        .map(|i| {
+            nginx::start(
+                &t.backends[i],
+                t.dir.path(),
+                &format!("backend-{}", i + 1),
+                &[L2::vip6(80)],
+            )
+        })
+        .collect();
+    let backends = (0..3).fold(String::new(), |mut out, i| {
+        let _ = writeln!(out, "      - {{ address: \"[{}]:80\" }}", backend6(i));
+        out
+    });
+    let cfg = format!(
+        "version: 1\nlisteners:\n  - {{ name: vip6, address: \"[{VIP6}]:80\", protocol: tcp, mode: xdp, pool: p }}\n\
+         pools:\n  - name: p\n    algorithm: maglev\n    backends:\n{backends}xdp: {{ interface: eth0, forwarding: dsr }}\n"
+    );
+    let _lb = t.start_balancer(&cfg, 1);
+    let vip = L2::vip6(80);
+    let answers: Vec<String> = t.client.enter(|| {
+        (0..60)
+            .map(|i| http_get(vip, None).unwrap_or_else(|e| panic!("connection {i}: {e}")))
+            .collect()
+    });
+    let spread = tally(answers);
+    assert_eq!(spread.len(), 3, "{spread:?}");
+}
+
+/// The same flows through the kernel plane, then (after a restart) through
+/// the proxy plane on the same VIP: each lands on the same backend, since
+/// both planes read the same Maglev table with the same flow hash.
+#[test]
+fn xdp_and_proxy_planes_place_each_flow_on_the_same_backend() {
+    let t = L2::new(3);
+    let _nginx: Vec<Process> = (0..3)
+        .map(|i| {
+            let listen = [L2::vip(80), SocketAddr::from((backend(i), 80))];
+            nginx::start(
+                &t.backends[i],
+                t.dir.path(),
+                &format!("backend-{}", i + 1),
+                &listen,
+            )
+        })
+        .collect();
+    let vip = L2::vip(80);
+    let ports = 41_000..41_040u16;
+    let place = || -> Vec<String> {
+        t.client.enter(|| {
+            ports
+                .clone()
+                .map(|p| {
+                    http_get_from(vip, SocketAddr::from(([198, 18, 0, 1], p)))
+                        .unwrap_or_else(|e| panic!("port {p}: {e}"))
+                })
+                .collect()
+        })
+    };
+    let mut lb = t.start_balancer(&config("dsr", 80, "tcp"), 1);
+    let by_xdp = place();
+    lb.signal(libc::SIGTERM);
+    assert!(
+        lb.wait_timeout(Duration::from_secs(10))
+            .is_some_and(|s| s.success()),
+        "clean exit detaches XDP"
+    );
+    drop(lb);
+    // The proxy plane needs the VIP as a local address to accept on.
+    t.lb.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
+    let _lb = t.start_balancer(
+        &config("dsr", 80, "tcp").replace("mode: xdp", "mode: proxy"),
+        1,
+    );
+    let by_proxy = place();
+    assert_eq!(
+        tally(by_xdp.clone()).len(),
+        3,
+        "the flows spread: {by_xdp:?}"
+    );
+    assert_eq!(
+        by_xdp, by_proxy,
+        "each port's flow must reach the same backend on both planes"
+    );
 }
