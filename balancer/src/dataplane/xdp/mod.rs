@@ -8,12 +8,16 @@
 mod balance_tests;
 #[cfg(test)]
 mod decap_tests;
+#[cfg(test)]
+mod edge_tests;
 pub mod iface;
 pub mod neighbor;
 pub mod packet;
 pub mod plane;
 pub mod program;
 pub mod tables;
+#[cfg(test)]
+mod testkit;
 #[cfg(test)]
 mod tests;
 mod writer;
