@@ -21,7 +21,7 @@ use crate::{
         tables::{BackendIds, Egress, Tables, TablesError},
     },
     runtime::{PoolState, flow_tuple},
-    select::{MaglevTable, Member},
+    select::MaglevTable,
 };
 
 /// Why a question could not be answered.
@@ -178,15 +178,7 @@ pub fn ring_changes(old: &Config, new: &Config) -> String {
         };
         let (a, b) = (&old.pools[before.pool], &new.pools[l.pool]);
         let table = |p: &crate::config::model::Pool| {
-            let members: Vec<Member> = p
-                .backends
-                .iter()
-                .map(|b| Member {
-                    address: b.address,
-                    weight: b.weight,
-                })
-                .collect();
-            let t = MaglevTable::build(&members, p.maglev_table_size);
+            let t = MaglevTable::for_pool(p);
             t.slots()
                 .iter()
                 .map(|&i| p.backends[i as usize].address)

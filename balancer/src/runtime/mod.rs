@@ -21,7 +21,7 @@ use crate::{
         Config,
         model::{Algorithm, Pool},
     },
-    select::{self, Member, Request, Selector},
+    select::{self, Request, Selector},
 };
 
 /// One backend as the data planes see it.
@@ -49,14 +49,7 @@ impl PoolState {
     /// Builds a pool from its validated config.
     #[must_use]
     pub fn new(pool: &Pool) -> Self {
-        let members: Vec<Member> = pool
-            .backends
-            .iter()
-            .map(|b| Member {
-                address: b.address,
-                weight: b.weight,
-            })
-            .collect();
+        let members = select::members(pool);
         Self {
             name: pool.name.clone(),
             algorithm: pool.algorithm,

@@ -82,6 +82,12 @@ impl MaglevTable {
         Self { slots }
     }
 
+    /// The table of a configured pool, with its configured size.
+    #[must_use]
+    pub fn for_pool(pool: &crate::config::model::Pool) -> Self {
+        Self::build(&super::members(pool), pool.maglev_table_size)
+    }
+
     /// Member index for a flow hash, or `None` for an empty table.
     #[must_use]
     pub fn lookup(&self, hash: u32) -> Option<usize> {

@@ -49,6 +49,18 @@ pub trait Selector: Send + Sync {
     fn select(&self, req: &Request<'_>) -> Option<usize>;
 }
 
+/// The members of a configured pool, in config order.
+#[must_use]
+pub fn members(pool: &crate::config::model::Pool) -> Vec<Member> {
+    pool.backends
+        .iter()
+        .map(|b| Member {
+            address: b.address,
+            weight: b.weight,
+        })
+        .collect()
+}
+
 /// Builds the selector for `algorithm`. `maglev_table_size` must be prime
 /// (the config validator guarantees it).
 #[must_use]

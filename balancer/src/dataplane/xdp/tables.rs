@@ -18,7 +18,7 @@ use balancer_common::{
 
 use crate::{
     config::model::{Forwarding, Listener, Pool, Protocol},
-    select::{MaglevTable, Member},
+    select::MaglevTable,
 };
 
 /// How the maps should look.
@@ -129,15 +129,7 @@ impl Tables {
                 }
                 member_ids.push(id);
             }
-            let members: Vec<Member> = pool
-                .backends
-                .iter()
-                .map(|b| Member {
-                    address: b.address,
-                    weight: b.weight,
-                })
-                .collect();
-            let table = MaglevTable::build(&members, pool.maglev_table_size);
+            let table = MaglevTable::for_pool(pool);
             let offset = ring.len() as u32;
             ring.extend(table.slots().iter().map(|&m| member_ids[m as usize]));
             vips.push((
