@@ -30,6 +30,12 @@ pub enum Command {
         /// Config file (YAML).
         file: PathBuf,
     },
+    /// Print the running daemon's listeners, planes and counters.
+    Status {
+        /// The daemon's `state_dir`.
+        #[arg(long, default_value = crate::config::STATE_DIR)]
+        state_dir: PathBuf,
+    },
     /// Which backend a flow reaches (asked of the real XDP program and of the
     /// proxy plane), or, with --against, how a config change moves ring slots.
     Explain {

@@ -22,6 +22,19 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Status { state_dir } => match balancer::status::read(&state_dir) {
+            Ok(s) => {
+                print!(
+                    "{}",
+                    balancer::status::render(&s, balancer::status::now_ms())
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Explain {
             config: file,
             against,

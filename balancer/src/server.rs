@@ -24,7 +24,9 @@ use crate::{
         tcp::TcpService,
         udp::UdpService,
     },
+    publish,
     runtime::{Snapshot, Tracker},
+    status,
 };
 
 /// Why the daemon could not start.
@@ -94,11 +96,75 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let tracker = Tracker::default();
     let pipes = Arc::new(PipePool::new(MAX_PIPES));
 
-    // Held until shutdown: dropping it detaches the program.
-    let xdp = start_xdp(&config)?;
+    // Held until shutdown: dropping the last reference detaches the program.
+    let xdp = start_xdp(&config)?.map(Arc::new);
+    let bound = bind(&snapshot, xdp.as_deref(), &pipes, &tracker)?;
+    demo::start(&config.demo_backends)
+        .map_err(|(address, source)| RunError::Demo { address, source })?;
+
+    let publisher = tokio::spawn(publish::run(publish::Sources {
+        config: config.clone(),
+        listeners: snapshot.listeners.clone(),
+        xdp_served: (0..config.listeners.len())
+            .map(|i| xdp.as_ref().is_some_and(|p| p.serves(i)))
+            .collect(),
+        xdp: xdp.clone(),
+    }));
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for b in bound {
+        tasks.push(match b {
+            Bound::Tcp(socket, svc) => {
+                info!(listener = %svc.listener.name, address = %svc.listener.address, protocol = "tcp", plane = "proxy", pool = %svc.pool.name, algorithm = %svc.pool.algorithm, "listening");
+                tokio::spawn(proxy::tcp::serve(socket, svc, stopped.clone()))
+            }
+            Bound::Udp(socket, svc) => {
+                info!(listener = %svc.listener.name, address = %svc.listener.address, protocol = "udp", plane = "proxy", pool = %svc.pool.name, algorithm = %svc.pool.algorithm, "listening");
+                tokio::spawn(proxy::udp::serve(socket, svc, stopped.clone()))
+            }
+        });
+    }
+
+    let which = tokio::select! {
+        _ = sigint.recv() => "SIGINT",
+        _ = sigterm.recv() => "SIGTERM",
+    };
+    info!(
+        signal = which,
+        open = tracker.count(),
+        ?grace,
+        "stopping: no new connections; waiting for open ones"
+    );
+    let _ = stop.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    if tokio::time::timeout(grace, tracker.idle()).await.is_err() {
+        warn!(
+            open = tracker.count(),
+            "grace period over; closing remaining connections"
+        );
+    }
+    publisher.abort();
+    let _ = publisher.await;
+    status::remove(&config.state_dir);
+    drop(xdp);
+    info!("stopped");
+    Ok(())
+}
+
+/// Binds a socket for every listener the proxy plane serves (all before any
+/// is served, so a bad address fails the start cleanly) and logs the ones
+/// the XDP plane serves.
+fn bind(
+    snapshot: &Snapshot,
+    xdp: Option<&XdpPlane>,
+    pipes: &Arc<PipePool>,
+    tracker: &Tracker,
+) -> Result<Vec<Bound>, RunError> {
     let mut bound = Vec::new();
-    for (i, l) in config.listeners.iter().enumerate() {
-        if let Some(plane) = xdp.as_ref().filter(|p| p.serves(i)) {
+    for (i, l) in snapshot.config.listeners.iter().enumerate() {
+        if let Some(plane) = xdp.filter(|p| p.serves(i)) {
             info!(listener = %l.name, address = %l.address, protocol = %l.protocol, plane = "xdp",
                 interface = %plane.interface, attach = %plane.attached, "listening");
             continue;
@@ -144,46 +210,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             ),
         });
     }
-    demo::start(&config.demo_backends)
-        .map_err(|(address, source)| RunError::Demo { address, source })?;
-
-    let (stop, stopped) = watch::channel(false);
-    let mut tasks = Vec::new();
-    for b in bound {
-        tasks.push(match b {
-            Bound::Tcp(socket, svc) => {
-                info!(listener = %svc.listener.name, address = %svc.listener.address, protocol = "tcp", plane = "proxy", pool = %svc.pool.name, algorithm = %svc.pool.algorithm, "listening");
-                tokio::spawn(proxy::tcp::serve(socket, svc, stopped.clone()))
-            }
-            Bound::Udp(socket, svc) => {
-                info!(listener = %svc.listener.name, address = %svc.listener.address, protocol = "udp", plane = "proxy", pool = %svc.pool.name, algorithm = %svc.pool.algorithm, "listening");
-                tokio::spawn(proxy::udp::serve(socket, svc, stopped.clone()))
-            }
-        });
-    }
-
-    let which = tokio::select! {
-        _ = sigint.recv() => "SIGINT",
-        _ = sigterm.recv() => "SIGTERM",
-    };
-    info!(
-        signal = which,
-        open = tracker.count(),
-        ?grace,
-        "stopping: no new connections; waiting for open ones"
-    );
-    let _ = stop.send(true);
-    for t in tasks {
-        let _ = t.await;
-    }
-    if tokio::time::timeout(grace, tracker.idle()).await.is_err() {
-        warn!(
-            open = tracker.count(),
-            "grace period over; closing remaining connections"
-        );
-    }
-    info!("stopped");
-    Ok(())
+    Ok(bound)
 }
 
 /// Starts the XDP plane. Its failure stops the start when an `xdp`

@@ -134,14 +134,16 @@ fn version_is_printed() {
 }
 
 #[test]
-fn json_logs_and_clean_exit_on_sigint() {
+fn json_logs_status_and_clean_exit_on_sigint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let file = write(
-        &dir,
-        "c.yaml",
-        &config(&format!("127.0.0.1:{port}"), "127.0.0.1:9"),
+    let state = dir.path().join("state");
+    let yaml = format!(
+        "{}state_dir: {}\n",
+        config(&format!("127.0.0.1:{port}"), "127.0.0.1:9"),
+        state.display()
     );
+    let file = write(&dir, "c.yaml", &yaml);
     let log = dir.path().join("log");
     let mut child = bin()
         .args([
@@ -155,19 +157,27 @@ fn json_logs_and_clean_exit_on_sigint() {
         .spawn()
         .expect("spawn");
     let start = Instant::now();
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("listening")
-    {
-        assert!(start.elapsed() < Duration::from_secs(10), "never listened");
+    // While it runs, `balancer status` sees it.
+    while !state.join("status.json").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no status snapshot"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
+    let status = run(&["status", "--state-dir", state.to_str().expect("utf-8")]);
+    assert!(status.status.success());
+    assert!(String::from_utf8_lossy(&status.stdout).contains("web "));
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .expect("kill");
-    let status = child.wait().expect("wait");
-    assert!(status.success(), "{status}");
+    let exit = child.wait().expect("wait");
+    assert!(exit.success(), "{exit}");
+    assert!(
+        !state.join("status.json").exists(),
+        "a clean exit removes the snapshot"
+    );
     let text = std::fs::read_to_string(&log).expect("log");
     for line in text.lines() {
         assert!(
@@ -260,4 +270,12 @@ fn explain_names_a_destination_no_listener_serves() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("no listener serves udp `198.18.0.10:80`")
     );
+}
+
+#[test]
+fn status_without_a_daemon_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(&["status", "--state-dir", dir.path().to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no running balancer found"));
 }

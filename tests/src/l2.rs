@@ -130,7 +130,10 @@ impl L2 {
     #[must_use]
     pub fn start_balancer(&self, yaml: &str, listeners: usize) -> Process {
         let config = self.dir.path().join("balancer.yaml");
-        std::fs::write(&config, yaml).expect("write config");
+        // Each daemon keeps its status snapshot in the test's own directory.
+        let state = self.dir.path().join("state");
+        std::fs::write(&config, format!("{yaml}state_dir: {}\n", state.display()))
+            .expect("write config");
         let mut cmd = self
             .lb
             .command(crate::balancer_bin().to_str().expect("utf-8"));

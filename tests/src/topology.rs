@@ -140,7 +140,10 @@ impl Topology {
     #[must_use]
     pub fn start_balancer_bin(&self, bin: &Path, yaml: &str, listeners: usize) -> Process {
         let config = self.path("balancer.yaml");
-        std::fs::write(&config, yaml).expect("write config");
+        // Each daemon keeps its status snapshot in the test's own directory.
+        let state = self.dir.path().join("state");
+        std::fs::write(&config, format!("{yaml}state_dir: {}\n", state.display()))
+            .expect("write config");
         let mut cmd = self.lb.command(bin.to_str().expect("utf-8 path"));
         cmd.args(["run", "-c", config.to_str().expect("utf-8 path")])
             .env("RUST_LOG", "info");

@@ -102,6 +102,34 @@ fn dsr_balances_tcp_in_the_kernel() {
         lb.output()
     );
     check_http(&t);
+    // `balancer status` shows the plane and the kernel's counters.
+    std::thread::sleep(Duration::from_millis(1500));
+    let state = t.dir.path().join("state");
+    let out = std::process::Command::new(balancer_tests::balancer_bin())
+        .args(["status", "--state-dir", state.to_str().expect("utf-8")])
+        .output()
+        .expect("balancer status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("vip ") && l.contains(" xdp ")),
+        "{text}"
+    );
+    assert!(text.contains("XDP on eth0 (native)"), "{text}");
+    let forwarded: u64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("forward_dsr"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no forward_dsr counter in {text}"));
+    assert!(
+        forwarded >= 90 * 3,
+        "at least three packets per connection went through the kernel plane: {text}"
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::path::Path;
 
 pub use error::{ConfigError, Issue};
 pub use model::Config;
-pub use validate::limits;
+pub use validate::{STATE_DIR, limits};
 
 use self::{locate::Locator, raw::RawConfig};
 

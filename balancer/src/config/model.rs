@@ -27,6 +27,8 @@ pub struct Config {
     pub guard: Guard,
     /// How long open connections may finish after SIGINT/SIGTERM.
     pub shutdown_grace: Duration,
+    /// Where the daemon keeps `status.json` for `balancer status`.
+    pub state_dir: std::path::PathBuf,
     /// Built-in demo backends (HTTP + UDP echo) the daemon starts itself.
     pub demo_backends: Vec<SocketAddr>,
 }

@@ -25,6 +25,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub shutdown_grace: Option<String>,
     #[serde(default)]
+    pub state_dir: Option<String>,
+    #[serde(default)]
     pub demo_backends: Vec<String>,
 }
 

@@ -113,6 +113,7 @@ pub fn validate(raw: &RawConfig) -> Result<Config, Problems> {
         .as_ref()
         .map(|g| guard(g, &mut p))
         .unwrap_or_default();
+    let state_dir = state_dir(raw.state_dir.as_deref(), &mut p);
     let shutdown_grace = p.duration(
         "shutdown_grace",
         raw.shutdown_grace.as_ref(),
@@ -137,8 +138,20 @@ pub fn validate(raw: &RawConfig) -> Result<Config, Problems> {
         xdp,
         guard,
         shutdown_grace,
+        state_dir,
         demo_backends,
     })
+}
+
+/// Default directory for the daemon's status snapshot.
+pub const STATE_DIR: &str = "/run/balancer";
+
+fn state_dir(raw: Option<&str>, p: &mut Problems) -> std::path::PathBuf {
+    let dir = raw.unwrap_or(STATE_DIR);
+    if !dir.starts_with('/') {
+        p.add("state_dir", format!("`{dir}` must be an absolute path"));
+    }
+    std::path::PathBuf::from(dir)
 }
 
 fn listeners(

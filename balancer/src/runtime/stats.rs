@@ -64,6 +64,24 @@ pub struct ListenerStats {
     pub log: LogLimiter,
 }
 
+impl ListenerStats {
+    /// Every counter by name, for the status snapshot.
+    #[must_use]
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, u64> {
+        [
+            ("accepted", &self.accepted),
+            ("rejected_limit", &self.rejected_limit),
+            ("no_backend", &self.no_backend),
+            ("sessions_evicted", &self.sessions_evicted),
+            ("sessions_expired", &self.sessions_expired),
+            ("accept_errors", &self.accept_errors),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.load(Ordering::Relaxed)))
+        .collect()
+    }
+}
+
 /// Allows one log line per second per owner, so a dead backend or an fd
 /// shortage is reported without flooding the log.
 pub struct LogLimiter {

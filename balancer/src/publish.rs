@@ -1,0 +1,85 @@
+//! Publishes the status snapshot: once a second, the listeners' counters and
+//! the XDP program's per-CPU counters go into `state_dir/status.json` (see
+//! [`crate::status`]). A failure to write is logged once (and again only
+//! after a success) and never stops serving.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use balancer_common::Counter;
+use tracing::warn;
+
+use crate::{
+    config::Config,
+    dataplane::xdp::plane::XdpPlane,
+    runtime::ListenerStats,
+    status::{self, ListenerStatus, Status, XdpStatus},
+};
+
+/// What the publisher reads.
+pub struct Sources {
+    /// The running config.
+    pub config: Arc<Config>,
+    /// Counters per listener, in config order.
+    pub listeners: Vec<Arc<ListenerStats>>,
+    /// Which listeners the XDP plane serves, in config order.
+    pub xdp_served: Vec<bool>,
+    /// The XDP plane, if attached.
+    pub xdp: Option<Arc<XdpPlane>>,
+}
+
+/// One snapshot of `sources`.
+#[must_use]
+pub fn snapshot(sources: &Sources) -> Status {
+    let listeners = sources
+        .config
+        .listeners
+        .iter()
+        .zip(&sources.listeners)
+        .zip(&sources.xdp_served)
+        .map(|((l, stats), &xdp)| ListenerStatus {
+            name: l.name.clone(),
+            address: l.address.to_string(),
+            protocol: l.protocol.to_string(),
+            mode: l.mode.to_string(),
+            plane: if xdp { "xdp" } else { "proxy" }.to_owned(),
+            counters: stats.snapshot(),
+        })
+        .collect();
+    let xdp = sources.xdp.as_ref().map(|plane| XdpStatus {
+        interface: plane.interface.clone(),
+        attach: plane.attached.to_string(),
+        counters: plane.program().counters().map_or_else(
+            |_| BTreeMap::new(),
+            |c| {
+                Counter::ALL
+                    .iter()
+                    .map(|k| (k.name().to_owned(), c[*k as usize]))
+                    .collect()
+            },
+        ),
+    });
+    Status {
+        pid: std::process::id(),
+        written_ms: status::now_ms(),
+        listeners,
+        xdp,
+    }
+}
+
+/// Writes a snapshot every second until the task is aborted.
+pub async fn run(sources: Sources) {
+    let dir = sources.config.state_dir.clone();
+    let mut failing = false;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        match status::write(&dir, &snapshot(&sources)) {
+            Ok(()) => failing = false,
+            Err(e) if !failing => {
+                failing = true;
+                warn!(dir = %dir.display(), error = %e, "cannot write the status snapshot; `balancer status` will not see this daemon (set `state_dir` to a writable directory)");
+            }
+            Err(_) => {}
+        }
+    }
+}

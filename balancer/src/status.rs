@@ -1,0 +1,205 @@
+//! The daemon's status snapshot: per listener its plane and counters, and the
+//! XDP program's per-verdict, per-outcome and per-drop-reason counters read
+//! from its per-CPU maps. The daemon rewrites `status.json` in its state
+//! directory every second (write, then rename, so a reader never sees half a
+//! file) and removes it on a clean exit; `balancer status` prints it.
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    io,
+    path::{Path, PathBuf},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use serde::{Deserialize, Serialize};
+
+/// File name inside the state directory.
+pub const FILE: &str = "status.json";
+
+/// One snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// Daemon pid.
+    pub pid: u32,
+    /// When written, milliseconds since the Unix epoch.
+    pub written_ms: u64,
+    /// Listeners in config order.
+    pub listeners: Vec<ListenerStatus>,
+    /// The XDP plane, when one is attached.
+    pub xdp: Option<XdpStatus>,
+}
+
+/// One listener.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerStatus {
+    /// Name.
+    pub name: String,
+    /// `IP:port`.
+    pub address: String,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// Mode from the config.
+    pub mode: String,
+    /// Plane serving it: `xdp` or `proxy`.
+    pub plane: String,
+    /// Proxy counters (zero for XDP listeners, which the kernel counts).
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// The XDP plane.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XdpStatus {
+    /// Interface.
+    pub interface: String,
+    /// `native` or `generic`.
+    pub attach: String,
+    /// Every counter by name, summed over CPUs.
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// Why the snapshot could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// No snapshot: no daemon runs with this state directory.
+    #[error("no running balancer found: `{}` does not exist (is the daemon running, with this state_dir?)", .0.display())]
+    Missing(PathBuf),
+    /// The file could not be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not a snapshot.
+    #[error("`{}` is not a status snapshot: {source}", path.display())]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// Underlying error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Milliseconds since the Unix epoch.
+#[must_use]
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Writes `status` into `dir` atomically.
+pub fn write(dir: &Path, status: &Status) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{FILE}.{}", std::process::id()));
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(status).map_err(io::Error::other)?,
+    )?;
+    std::fs::rename(&tmp, dir.join(FILE))
+}
+
+/// Removes the snapshot (clean exit).
+pub fn remove(dir: &Path) {
+    let _ = std::fs::remove_file(dir.join(FILE));
+}
+
+/// Reads the snapshot in `dir`.
+pub fn read(dir: &Path) -> Result<Status, StatusError> {
+    let path = dir.join(FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StatusError::Missing(path)),
+        Err(source) => return Err(StatusError::Read { path, source }),
+    };
+    serde_json::from_str(&text).map_err(|source| StatusError::Parse { path, source })
+}
+
+/// The snapshot as a table for people.
+#[must_use]
+pub fn render(s: &Status, now_ms: u64) -> String {
+    let mut out = String::new();
+    let age = now_ms.saturating_sub(s.written_ms);
+    let _ = writeln!(
+        out,
+        "balancer pid {} (snapshot {:.1} s old)\n",
+        s.pid,
+        age as f64 / 1000.0
+    );
+    let _ = writeln!(
+        out,
+        "{:<16} {:<28} {:<5} {:<6} {:<6} counters",
+        "listener", "address", "proto", "mode", "plane"
+    );
+    for l in &s.listeners {
+        let counters: Vec<String> = l
+            .counters
+            .iter()
+            .filter(|(_, v)| **v > 0)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<16} {:<28} {:<5} {:<6} {:<6} {}",
+            l.name,
+            l.address,
+            l.protocol,
+            l.mode,
+            l.plane,
+            counters.join(" ")
+        );
+    }
+    if let Some(x) = &s.xdp {
+        let _ = writeln!(out, "\nXDP on {} ({}):", x.interface, x.attach);
+        for (k, v) in x.counters.iter().filter(|(_, v)| **v > 0) {
+            let _ = writeln!(out, "  {k:<24} {v}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::{ListenerStatus, Status, StatusError, XdpStatus, read, render, write};
+
+    #[test]
+    fn round_trips_through_the_state_dir_and_renders() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(matches!(read(dir.path()), Err(StatusError::Missing(_))));
+        let s = Status {
+            pid: 7,
+            written_ms: 1_000,
+            listeners: vec![ListenerStatus {
+                name: "web".into(),
+                address: "198.18.0.10:80".into(),
+                protocol: "tcp".into(),
+                mode: "xdp".into(),
+                plane: "xdp".into(),
+                counters: BTreeMap::new(),
+            }],
+            xdp: Some(XdpStatus {
+                interface: "eth0".into(),
+                attach: "native".into(),
+                counters: BTreeMap::from([
+                    ("forward_dsr".into(), 12),
+                    ("drop_no_backend".into(), 0),
+                ]),
+            }),
+        };
+        write(dir.path(), &s).expect("write");
+        assert_eq!(read(dir.path()).expect("read"), s);
+        let text = render(&s, 2_500);
+        assert!(text.contains("snapshot 1.5 s old"));
+        assert!(text.contains("forward_dsr"));
+        assert!(
+            !text.contains("drop_no_backend"),
+            "zero counters are left out"
+        );
+    }
+}
