@@ -6,7 +6,9 @@
 //! table insert: distinct SYNs, one run each), UDP, and a packet for no VIP.
 //! Repeated cases use the kernel's own repeat loop; the new-flow case cannot
 //! (a repeat would hit the entry the first run made), so it and its bare
-//! yardstick are measured as single runs over distinct packets.
+//! yardstick are measured as single runs over distinct packets. Given an
+//! interface name, it also sends live frames (`BPF_F_TEST_XDP_LIVE_FRAMES`)
+//! out of it and reports millions of packets per second.
 
 use std::{net::Ipv4Addr, time::Duration};
 
@@ -21,6 +23,7 @@ use balancer::{
 
 const REPEAT: u32 = 1_000_000;
 const DISTINCT: u16 = 20_000;
+const LIVE: u32 = 5_000_000;
 
 const CONFIG: &str = "version: 1
 listeners:
@@ -93,22 +96,43 @@ fn main() -> anyhow::Result<()> {
     let syns = |base: u16| {
         (0..DISTINCT).map(move |i| Frame::tcp4(CLIENT, base.wrapping_add(i), VIP, 80, SYN).bytes())
     };
-    let results = serde_json_like(&[
-        ("bare_tx", repeated(&bare, &established)?),
-        ("established_tcp", repeated(&lb, &established)?),
-        ("udp", repeated(&lb, &udp)?),
-        ("not_vip_pass", repeated(&lb, &not_vip)?),
-        ("bare_tx_single", single_runs(&bare, syns(1024))?),
-        ("new_flow_syn_single", single_runs(&lb, syns(1024))?),
-    ]);
+    let mut live = Vec::new();
+    if let Some(ifname) = std::env::args().nth(1) {
+        // Live frames: XDP_TX really transmits on `ifname`, whose peer must
+        // run NAPI (an XDP program). Packets per second, in millions.
+        let ifindex: u32 = std::fs::read_to_string(format!("/sys/class/net/{ifname}/ifindex"))?
+            .trim()
+            .parse()?;
+        let mpps = |d: Duration| f64::from(LIVE) / d.as_secs_f64() / 1e6;
+        live.push((
+            "live_bare_tx_mpps",
+            mpps(bare.live(&established, ifindex, LIVE)?),
+        ));
+        live.push((
+            "live_established_tcp_mpps",
+            mpps(lb.live(&established, ifindex, LIVE)?),
+        ));
+    }
+    let results = serde_json_like(
+        &[
+            ("bare_tx", repeated(&bare, &established)?),
+            ("established_tcp", repeated(&lb, &established)?),
+            ("udp", repeated(&lb, &udp)?),
+            ("not_vip_pass", repeated(&lb, &not_vip)?),
+            ("bare_tx_single", single_runs(&bare, syns(1024))?),
+            ("new_flow_syn_single", single_runs(&lb, syns(1024))?),
+        ],
+        &live,
+    );
     println!("{results}");
     Ok(())
 }
 
 /// `{"name": ns, ...}` without pulling a JSON crate into the daemon's deps.
-fn serde_json_like(pairs: &[(&str, f64)]) -> String {
+fn serde_json_like(pairs: &[(&str, f64)], more: &[(&str, f64)]) -> String {
     let body: Vec<String> = pairs
         .iter()
+        .chain(more)
         .map(|(k, v)| format!("\"{k}\": {v:.2}"))
         .collect();
     format!("{{{}}}", body.join(", "))

@@ -8,7 +8,7 @@ use std::{net::IpAddr, time::Duration};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, Map, MapData, MapError, PerCpuArray},
-    programs::{TestRun, TestRunOptions, Xdp, xdp::XdpMode},
+    programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, xdp::XdpMode},
 };
 use balancer_common::{
     Counter,
@@ -159,6 +159,28 @@ impl XdpProgram {
             ..TestRunOptions::default()
         })?;
         Ok(result.duration)
+    }
+
+    /// Runs `frame` `repeat` times in live-frames mode: as if it arrived on
+    /// interface `ifindex`, with `XDP_TX` really transmitting. Returns the
+    /// wall time the kernel took for all of them.
+    pub fn live(&self, frame: &[u8], ifindex: u32, repeat: u32) -> Result<Duration, XdpError> {
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+        // rx_queue_index, egress_ifindex. The kernel wants data_end equal to
+        // the frame's length and the ingress index; the rest zero.
+        let len = u32::try_from(frame.len()).unwrap_or(u32::MAX);
+        let mut ctx = [0u8; 24];
+        ctx[4..8].copy_from_slice(&len.to_ne_bytes());
+        ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+        let start = std::time::Instant::now();
+        self.program()?.test_run(TestRunOptions {
+            data_in: Some(frame),
+            ctx_in: Some(&ctx),
+            repeat,
+            attrs: TestRunAttrs::new().xdp_live_frames(64),
+            ..TestRunOptions::default()
+        })?;
+        Ok(start.elapsed())
     }
 
     /// The backend id a flow is pinned to in the flow table, if any.
