@@ -129,19 +129,13 @@ impl L2 {
     /// Starts the balancer with `yaml` and waits for `listeners` listeners.
     #[must_use]
     pub fn start_balancer(&self, yaml: &str, listeners: usize) -> Process {
-        let config = self.dir.path().join("balancer.yaml");
-        // Each daemon keeps its status snapshot in the test's own directory.
-        let state = self.dir.path().join("state");
-        std::fs::write(&config, format!("{yaml}state_dir: {}\n", state.display()))
-            .expect("write config");
-        let mut cmd = self
-            .lb
-            .command(crate::balancer_bin().to_str().expect("utf-8"));
-        cmd.args(["run", "-c", config.to_str().expect("utf-8")])
-            .env("RUST_LOG", "info");
-        let mut p = Process::spawn("balancer", cmd, self.dir.path().join("balancer.log"));
-        p.wait_for("listening", listeners, std::time::Duration::from_secs(15));
-        p
+        crate::start_balancer(
+            &self.lb,
+            self.dir.path(),
+            &crate::balancer_bin(),
+            yaml,
+            listeners,
+        )
     }
 
     /// Runs `balancer decap` on backend `i`'s `eth0`.

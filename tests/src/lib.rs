@@ -26,3 +26,26 @@ pub fn balancer_bin() -> std::path::PathBuf {
         std::path::PathBuf::from,
     )
 }
+
+/// Starts `bin run` in `ns` with `yaml` (written to `dir`, with its own
+/// `state_dir` there so parallel daemons never share a status file) and waits
+/// until `listeners` listeners are serving.
+#[must_use]
+pub fn start_balancer(
+    ns: &Netns,
+    dir: &std::path::Path,
+    bin: &std::path::Path,
+    yaml: &str,
+    listeners: usize,
+) -> Process {
+    let config = dir.join("balancer.yaml");
+    let state = dir.join("state");
+    std::fs::write(&config, format!("{yaml}state_dir: {}\n", state.display()))
+        .expect("write config");
+    let mut cmd = ns.command(bin.to_str().expect("utf-8 path"));
+    cmd.args(["run", "-c", config.to_str().expect("utf-8 path")])
+        .env("RUST_LOG", "info");
+    let mut p = Process::spawn("balancer", cmd, dir.join("balancer.log"));
+    p.wait_for("listening", listeners, std::time::Duration::from_secs(15));
+    p
+}

@@ -15,7 +15,6 @@
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     path::{Path, PathBuf},
-    time::Duration,
 };
 
 use crate::{netns::Netns, process::Process};
@@ -139,17 +138,7 @@ impl Topology {
     /// release build).
     #[must_use]
     pub fn start_balancer_bin(&self, bin: &Path, yaml: &str, listeners: usize) -> Process {
-        let config = self.path("balancer.yaml");
-        // Each daemon keeps its status snapshot in the test's own directory.
-        let state = self.dir.path().join("state");
-        std::fs::write(&config, format!("{yaml}state_dir: {}\n", state.display()))
-            .expect("write config");
-        let mut cmd = self.lb.command(bin.to_str().expect("utf-8 path"));
-        cmd.args(["run", "-c", config.to_str().expect("utf-8 path")])
-            .env("RUST_LOG", "info");
-        let mut p = Process::spawn("balancer", cmd, self.path("balancer.log"));
-        p.wait_for("listening", listeners, Duration::from_secs(10));
-        p
+        crate::start_balancer(&self.lb, self.dir.path(), bin, yaml, listeners)
     }
 }
 
