@@ -279,3 +279,84 @@ fn status_without_a_daemon_says_so() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no running balancer found"));
 }
+
+fn xdp_config(mode: &str, port: u16, backend_port: u16) -> String {
+    format!(
+        "version: 1\nlisteners:\n  - name: web\n    address: 127.0.0.1:{port}\n    protocol: tcp\n    mode: {mode}\n    pool: p\n\
+         pools:\n  - name: p\n    algorithm: maglev\n    backends:\n      - address: 127.0.0.1:{backend_port}\n\
+         xdp:\n  interface: nosuch0\n"
+    )
+}
+
+/// An `xdp` listener on an interface that does not exist: the start fails
+/// naming the listener and the interface; nothing is left listening.
+#[test]
+fn xdp_listener_on_a_missing_interface_fails_precisely() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let file = write(&dir, "x.yaml", &xdp_config("xdp", port, port));
+    let out = run(&["run", "-c", file.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("listener `web` needs the XDP plane"), "{err}");
+    assert!(err.contains("interface `nosuch0` does not exist"), "{err}");
+    assert!(
+        TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        "nothing may be left listening"
+    );
+}
+
+/// An `auto` listener whose XDP plane cannot start is served by the proxy,
+/// and the log says why.
+#[test]
+fn auto_listener_falls_back_to_the_proxy_loudly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backend = TcpListener::bind("127.0.0.1:0").expect("backend");
+    let port = free_port();
+    // Same port on both sides, so the listener qualifies for XDP in principle.
+    let backend_port = backend.local_addr().expect("addr").port();
+    let yaml = xdp_config("auto", port, backend_port).replace(
+        &format!("127.0.0.1:{port}"),
+        &format!("127.0.0.2:{backend_port}"),
+    );
+    let file = write(
+        &dir,
+        "a.yaml",
+        &format!("{yaml}state_dir: {}\n", dir.path().join("s").display()),
+    );
+    let log = dir.path().join("log");
+    let mut child = bin()
+        .args(["run", "-c", file.to_str().expect("utf-8")])
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("listening")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never listened: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(text.contains("XDP plane unavailable"), "{text}");
+    assert!(text.contains("nosuch0"), "{text}");
+    assert!(
+        text.contains("plane=\"proxy\"") || text.contains("plane=proxy"),
+        "{text}"
+    );
+    // And it serves: a connection through it reaches the backend.
+    let client = std::net::TcpStream::connect(("127.0.0.2", backend_port)).expect("proxy accepts");
+    let (conn, _) = backend.accept().expect("backend reached through the proxy");
+    // Closed before the stop, so shutdown has no connection to wait for.
+    drop((client, conn));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(child.wait().expect("wait").success());
+}
