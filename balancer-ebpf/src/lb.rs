@@ -1,6 +1,7 @@
-//! Balancing: VIP lookup, then the flow table (a placed flow keeps its
-//! backend whatever happens to the ring), then the VIP's Maglev ring, which
-//! userspace builds exactly as the proxy plane does, so both planes agree.
+//! Balancing: the flow table (a placed flow keeps its backend whatever
+//! happens to the ring), then for a new flow the VIP lookup and the VIP's
+//! Maglev ring, which userspace builds exactly as the proxy plane does, so
+//! both planes agree.
 //! A flow whose backend has been removed is placed again by the ring.
 
 use balancer_common::{
@@ -21,6 +22,17 @@ pub struct NoBackend;
 /// the flow they quote but must never create flows (they are easy to forge).
 #[inline(always)]
 pub fn place(flow: &FlowTuple, record: bool) -> Result<Option<BackendEntry>, NoBackend> {
+    // The flow table first: an established flow costs one hash lookup, not
+    // two. Only flows of configured VIPs are ever recorded, and userspace
+    // purges a VIP's flows when it removes the VIP, so a hit is a VIP hit.
+    // SAFETY: the value is copied out at once.
+    if let Some(placed) = unsafe { FLOWS.get(flow) } {
+        let id = placed.backend;
+        if let Some(b) = backend(id) {
+            count(Counter::FlowHit);
+            return Ok(Some(b));
+        }
+    }
     let key = VipKey {
         addr: flow.dst,
         port: flow.dst_port,
@@ -31,14 +43,6 @@ pub fn place(flow: &FlowTuple, record: bool) -> Result<Option<BackendEntry>, NoB
     let Some(vip) = (unsafe { VIPS.get(key) }) else {
         return Ok(None);
     };
-    // SAFETY: as above; the value is copied out at once.
-    if let Some(placed) = unsafe { FLOWS.get(flow) } {
-        let id = placed.backend;
-        if let Some(b) = backend(id) {
-            count(Counter::FlowHit);
-            return Ok(Some(b));
-        }
-    }
     if vip.ring_size == 0 {
         return Err(NoBackend);
     }

@@ -390,3 +390,31 @@ fn removing_a_backend_moves_only_its_flows() {
     let (verdict, _) = lb.prog.run(&frames[0].bytes()).expect("run");
     assert_eq!(verdict, Verdict::Pass);
 }
+
+/// A VIP removed while its pool still serves another VIP: its established
+/// flows must stop being forwarded (the program looks flows up first, so
+/// userspace purges them), while the other VIP's flows carry on.
+#[test]
+fn removing_a_vip_purges_its_flows_even_when_its_pool_stays() {
+    let web4 = "  - { name: web4, address: 198.18.0.10:80, protocol: tcp, mode: xdp, pool: web }\n";
+    let second =
+        "  - { name: web4b, address: 198.18.0.11:80, protocol: tcp, mode: xdp, pool: web }\n";
+    let both = yaml("dsr", [100, 100, 100]).replace(web4, &format!("{web4}{second}"));
+    let mut lb = setup("dsr");
+    lb.change(&both);
+    let vip_b = Ipv4Addr::new(198, 18, 0, 11);
+    let on_b = Frame::tcp4(CLIENT4, 45_000, vip_b, 80, SYN);
+    let on_a = Frame::tcp4(CLIENT4, 45_000, VIP4, 80, SYN);
+    assert_eq!(lb.prog.run(&on_b.bytes()).expect("run").0, Verdict::Tx);
+    assert_eq!(lb.prog.run(&on_a.bytes()).expect("run").0, Verdict::Tx);
+    lb.change(&both.replace(second, ""));
+    let ack_b = Frame::tcp4(CLIENT4, 45_000, vip_b, 80, ACK);
+    assert_eq!(
+        lb.prog.run(&ack_b.bytes()).expect("run").0,
+        Verdict::Pass,
+        "flow of a removed VIP still forwarded"
+    );
+    assert_eq!(lb.prog.flow(&flow_of(&on_b)).expect("lookup"), None);
+    let ack_a = Frame::tcp4(CLIENT4, 45_000, VIP4, 80, ACK);
+    assert_eq!(lb.prog.run(&ack_a.bytes()).expect("run").0, Verdict::Tx);
+}

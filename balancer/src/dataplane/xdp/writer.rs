@@ -4,12 +4,34 @@
 
 use aya::maps::{Array, HashMap, MapData};
 use balancer_common::maps::{
-    BACKENDS_MAP, BackendEntry, RING_MAP, SETTINGS_MAP, Settings, VIPS_MAP, VipKey, VipMeta,
+    BACKENDS_MAP, BackendEntry, FLOWS_MAP, FlowKey, FlowValue, RING_MAP, SETTINGS_MAP, Settings,
+    VIPS_MAP, VipKey, VipMeta,
 };
 
 use super::{XdpError, XdpProgram, program::map_err, tables::Tables};
 
 impl XdpProgram {
+    /// Deletes the flows of `vips` from the flow table. The program looks
+    /// flows up before VIPs, so a removed VIP's flows must go, or they would
+    /// still be forwarded. One pass over the table, only when VIPs go away.
+    fn purge_flows(&mut self, vips: &[VipKey]) -> Result<(), XdpError> {
+        let mut flows: HashMap<&mut MapData, FlowKey, FlowValue> =
+            HashMap::try_from(self.map_mut(FLOWS_MAP)?).map_err(map_err(FLOWS_MAP))?;
+        let doomed: Vec<FlowKey> = flows
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|f| {
+                vips.iter()
+                    .any(|v| v.addr == f.dst && v.port == f.dst_port && v.protocol == f.protocol)
+            })
+            .collect();
+        for f in &doomed {
+            // Already gone (evicted meanwhile) is fine.
+            let _ = flows.remove(f);
+        }
+        Ok(())
+    }
+
     /// Moves the maps from `old` (what was written before, `None` when they
     /// are empty) to `new`, writing only what changed. Order matters to
     /// packets in flight: new backends first, then rings, then VIPs; removed
@@ -47,12 +69,17 @@ impl XdpProgram {
         for v in new.vips.iter().filter(|v| !old.vips.contains(v)) {
             vips.insert(v.0, v.1, 0).map_err(err(VIPS_MAP))?;
         }
-        for (k, _) in old
+        let removed: Vec<VipKey> = old
             .vips
             .iter()
             .filter(|(k, _)| !new.vips.iter().any(|(n, _)| n == k))
-        {
+            .map(|(k, _)| *k)
+            .collect();
+        for k in &removed {
             vips.remove(k).map_err(err(VIPS_MAP))?;
+        }
+        if !removed.is_empty() {
+            self.purge_flows(&removed)?;
         }
         let mut backends: Array<&mut MapData, BackendEntry> =
             Array::try_from(self.map_mut(BACKENDS_MAP)?).map_err(err(BACKENDS_MAP))?;
