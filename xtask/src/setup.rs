@@ -26,6 +26,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("socat", "/usr/bin/socat"),
     ("curl", "/usr/bin/curl"),
     ("iproute2", "/usr/sbin/ip"),
+    ("ethtool", "/sbin/ethtool"),
+    ("procps", "/sbin/sysctl"),
+    ("openssl", "/usr/bin/openssl"),
     (
         "python3-matplotlib",
         "/usr/lib/python3/dist-packages/matplotlib/__init__.py",
