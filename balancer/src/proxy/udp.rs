@@ -94,20 +94,25 @@ async fn on_datagram(
     clock: &Arc<Clock>,
     sessions: &mut HashMap<SocketAddr, Session>,
 ) {
-    if !sessions.contains_key(&client) {
-        if sessions.len() >= svc.listener.max_sessions.get() as usize {
-            evict_oldest(sessions, svc);
-        }
-        let Some(session) = open_session(client, socket, svc, clock).await else {
-            svc.stats.no_backend.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        svc.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        sessions.insert(client, session);
+    // The common case, a known client, costs one lookup.
+    if let Some(s) = sessions.get(&client) {
+        forward(s, data, svc, clock);
+        return;
     }
-    let Some(s) = sessions.get(&client) else {
+    if sessions.len() >= svc.listener.max_sessions.get() as usize {
+        evict_oldest(sessions, svc);
+    }
+    let Some(session) = open_session(client, socket, svc, clock).await else {
+        svc.stats.no_backend.fetch_add(1, Ordering::Relaxed);
         return;
     };
+    svc.stats.accepted.fetch_add(1, Ordering::Relaxed);
+    forward(&session, data, svc, clock);
+    sessions.insert(client, session);
+}
+
+/// Client -> backend for one datagram of a session.
+fn forward(s: &Session, data: &[u8], svc: &UdpService, clock: &Clock) {
     s.last_ms.store(clock.now_ms(), Ordering::Relaxed);
     // Never wait on one backend's send buffer while other clients queue up:
     // a full buffer drops this datagram, as the network would. The send goes

@@ -133,6 +133,14 @@ pub struct Sizes {
 }
 
 impl Sizes {
+    /// One entry each: for entry points that do not balance.
+    pub const MINIMAL: Sizes = Sizes {
+        vips: 1,
+        ring: 1,
+        backends: 1,
+        flows: 1,
+    };
+
     /// Room for `tables` twice over plus a little, so later changes with up
     /// to that many VIPs, ring slots and new backend ids fit without
     /// reloading; and `flows` flow-table entries.

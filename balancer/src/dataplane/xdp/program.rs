@@ -45,23 +45,14 @@ pub struct XdpProgram {
 impl XdpProgram {
     /// Loads the balancer with maps of `sizes` (verifier included).
     pub fn load(sizes: Sizes) -> Result<Self, XdpError> {
-        let ebpf = EbpfLoader::new()
-            .map_max_entries(VIPS_MAP, sizes.vips)
-            .map_max_entries(RING_MAP, sizes.ring)
-            .map_max_entries(BACKENDS_MAP, sizes.backends)
-            .map_max_entries(FLOWS_MAP, sizes.flows)
-            .load(OBJECT)?;
+        let ebpf = loader(sizes).load(OBJECT)?;
         Self::finish(ebpf, Entry::Balancer)
     }
 
     /// Loads the decapsulator, unwrapping tunnels addressed to `endpoints`.
     pub fn load_decap(endpoints: &[IpAddr]) -> Result<Self, XdpError> {
         // The balancer's maps come with the object; keep them minimal here.
-        let ebpf = EbpfLoader::new()
-            .map_max_entries(VIPS_MAP, 1)
-            .map_max_entries(RING_MAP, 1)
-            .map_max_entries(BACKENDS_MAP, 1)
-            .map_max_entries(FLOWS_MAP, 1)
+        let ebpf = loader(Sizes::MINIMAL)
             .map_max_entries(
                 DECAP_ADDRS_MAP,
                 u32::try_from(endpoints.len()).unwrap_or(u32::MAX).max(1),
@@ -80,12 +71,7 @@ impl XdpProgram {
 
     /// Loads the bare `XDP_TX` program the benchmark compares against.
     pub fn load_bare_tx() -> Result<Self, XdpError> {
-        let ebpf = EbpfLoader::new()
-            .map_max_entries(VIPS_MAP, 1)
-            .map_max_entries(RING_MAP, 1)
-            .map_max_entries(BACKENDS_MAP, 1)
-            .map_max_entries(FLOWS_MAP, 1)
-            .load(OBJECT)?;
+        let ebpf = loader(Sizes::MINIMAL).load(OBJECT)?;
         Self::finish(ebpf, Entry::BareTx)
     }
 
@@ -208,6 +194,17 @@ impl XdpProgram {
         }
         Ok(out)
     }
+}
+
+/// A loader with the balancer's map sizes set (every entry point's object
+/// carries those maps).
+fn loader(sizes: Sizes) -> EbpfLoader<'static> {
+    let mut l = EbpfLoader::new();
+    l.map_max_entries(VIPS_MAP, sizes.vips)
+        .map_max_entries(RING_MAP, sizes.ring)
+        .map_max_entries(BACKENDS_MAP, sizes.backends)
+        .map_max_entries(FLOWS_MAP, sizes.flows);
+    l
 }
 
 pub(super) fn map_err(name: &'static str) -> impl Fn(MapError) -> XdpError {
