@@ -57,6 +57,66 @@ pub fn http_get_from(vip: SocketAddr, from: SocketAddr) -> Result<String, String
     )
 }
 
+/// An HTTP/1.1 keep-alive connection: several requests on one TCP
+/// connection, so a test can tell whether its flow still reaches the same
+/// backend later (another backend would reset it).
+pub struct KeepAlive {
+    stream: TcpStream,
+    vip: SocketAddr,
+}
+
+impl KeepAlive {
+    /// Connects to `vip`.
+    pub fn open(vip: SocketAddr) -> std::io::Result<Self> {
+        let stream = connect(vip, None)?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        Ok(Self { stream, vip })
+    }
+
+    /// The client's end of the connection.
+    pub fn local(&self) -> std::io::Result<SocketAddr> {
+        self.stream.local_addr()
+    }
+
+    /// One GET; returns the body, or the error text.
+    pub fn get(&mut self) -> Result<String, String> {
+        let vip = self.vip;
+        self.stream
+            .write_all(format!("GET / HTTP/1.1\r\nHost: {vip}\r\n\r\n").as_bytes())
+            .map_err(|e| format!("send: {e}"))?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        loop {
+            let n = self
+                .stream
+                .read(&mut chunk)
+                .map_err(|e| format!("read: {e}"))?;
+            if n == 0 {
+                return Err(format!("closed after {:?}", String::from_utf8_lossy(&buf)));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf);
+            let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                continue;
+            };
+            if !head.starts_with("HTTP/1.1 200") {
+                return Err(format!("bad response: {text:?}"));
+            }
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                })
+                .ok_or_else(|| format!("no content-length: {head:?}"))?;
+            if body.len() >= length {
+                return Ok(body[..length].trim().to_owned());
+            }
+        }
+    }
+}
+
 /// Counts occurrences of each distinct answer.
 #[must_use]
 pub fn tally<I: IntoIterator<Item = String>>(

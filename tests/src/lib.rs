@@ -4,6 +4,7 @@
 //! inside it, and everything is torn down by `Drop`, also when the test
 //! panics. Nothing is ever addressed or routed in the root namespace.
 
+pub mod bpffs;
 pub mod client;
 pub mod config;
 pub mod l2;

@@ -11,7 +11,8 @@ use std::{
 
 use balancer_tests::{
     Process,
-    client::{http_get, http_get_from, tally},
+    bpffs::BpfFs,
+    client::{KeepAlive, http_get, http_get_from, tally},
     l2::{L2, VIP, VIP6, backend, backend6},
     nginx,
 };
@@ -259,5 +260,120 @@ fn xdp_and_proxy_planes_place_each_flow_on_the_same_backend() {
     assert_eq!(
         by_xdp, by_proxy,
         "each port's flow must reach the same backend on both planes"
+    );
+}
+
+/// The backend `balancer explain` says `config` places the flow `from` on.
+fn explain(config: &std::path::Path, from: SocketAddr, vip: SocketAddr) -> String {
+    let out = std::process::Command::new(balancer_tests::balancer_bin())
+        .args(["explain", "-c", config.to_str().expect("utf-8")])
+        .args(["tcp", &from.to_string(), &vip.to_string()])
+        .output()
+        .expect("balancer explain");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ip = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("XDP program"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse::<SocketAddr>().ok())
+        .unwrap_or_else(|| panic!("no XDP pick in {text}"));
+    let i = (0..3)
+        .find(|&i| ip.ip() == backend(i))
+        .unwrap_or_else(|| panic!("{ip} is no backend"));
+    format!("backend-{}", i + 1)
+}
+
+/// A restart over the pinned maps, with the config changed under it:
+/// backend-3 removed and backend-1's weight raised tenfold. Keep-alive
+/// connections opened before the restart carry on with their backend after
+/// it, including those the new ring would place elsewhere (the re-adopted
+/// flow table decides first); only backend-3's connections move, and are
+/// reset by the backend they land on; new connections never reach it.
+#[test]
+fn restart_keeps_established_connections_and_moves_only_a_removed_backends() {
+    let t = L2::new(3);
+    let fs = BpfFs::new();
+    let _nginx = nginx_on_vip(&t);
+    let pin = format!(
+        "forwarding: dsr, pin_dir: \"{}\" }}",
+        fs.path().join("lb").display()
+    );
+    let before = config("dsr", 80, "tcp").replace("forwarding: dsr }", &pin);
+    let after = before
+        .replace(
+            &format!("      - {{ address: \"{}:80\" }}\n", backend(2)),
+            "",
+        )
+        .replace(
+            &format!("{{ address: \"{}:80\" }}", backend(0)),
+            &format!("{{ address: \"{}:80\", weight: 1000 }}", backend(0)),
+        );
+    assert!(!after.contains(&backend(2).to_string()) && after.contains("weight: 1000"));
+    let vip = L2::vip(80);
+
+    let mut lb = t.start_balancer(&before, 1);
+    let mut conns: Vec<KeepAlive> = t.client.enter(|| {
+        (0..60)
+            .map(|i| KeepAlive::open(vip).unwrap_or_else(|e| panic!("connection {i}: {e}")))
+            .collect()
+    });
+    let first: Vec<String> = conns
+        .iter_mut()
+        .map(|c| c.get().expect("first request"))
+        .collect();
+    assert_eq!(tally(first.clone()).len(), 3, "{first:?}");
+    lb.signal(libc::SIGTERM);
+    assert!(
+        lb.wait_timeout(Duration::from_secs(10))
+            .is_some_and(|s| s.success())
+    );
+    drop(lb);
+
+    // The test's premise: the new ring disagrees for some surviving flows.
+    let next = t.dir.path().join("next.yaml");
+    std::fs::write(&next, &after).expect("write config");
+    let survivors: Vec<usize> = (0..conns.len())
+        .filter(|&i| first[i] != "backend-3")
+        .collect();
+    let ring_moves = survivors
+        .iter()
+        .filter(|&&i| explain(&next, conns[i].local().expect("local"), vip) != first[i])
+        .count();
+    assert!(
+        ring_moves > 0,
+        "no surviving flow would move: the test proves nothing"
+    );
+
+    let lb = t.start_balancer(&after, 1);
+    assert!(
+        lb.output().contains("re-adopted the pinned XDP maps"),
+        "{}",
+        lb.output()
+    );
+    for (i, c) in conns.iter_mut().enumerate() {
+        let again = c.get();
+        if first[i] == "backend-3" {
+            assert!(
+                again.is_err(),
+                "connection {i} still reached the removed backend: {again:?}"
+            );
+        } else {
+            assert_eq!(
+                again.as_deref(),
+                Ok(first[i].as_str()),
+                "connection {i} moved"
+            );
+        }
+    }
+    let fresh: Vec<String> = t.client.enter(|| {
+        (0..40)
+            .map(|i| http_get(vip, None).unwrap_or_else(|e| panic!("new connection {i}: {e}")))
+            .collect()
+    });
+    let spread = tally(fresh);
+    assert!(!spread.contains_key("backend-3"), "{spread:?}");
+    assert!(
+        spread.get("backend-1").copied().unwrap_or(0) > 30,
+        "{spread:?}"
     );
 }

@@ -172,6 +172,9 @@ pub struct Xdp {
     pub forwarding: Forwarding,
     /// Flow-table entries.
     pub flow_table_size: NonZeroU32,
+    /// Directory on a BPF filesystem where the maps are pinned, so a
+    /// restarted daemon re-adopts the flow table and counters.
+    pub pin_dir: std::path::PathBuf,
 }
 
 /// Guard settings, enforced in XDP in front of every listener.

@@ -103,6 +103,8 @@ pub struct RawXdp {
     pub forwarding: Option<Forwarding>,
     #[serde(default)]
     pub flow_table_size: Option<u64>,
+    #[serde(default)]
+    pub pin_dir: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -426,6 +426,13 @@ fn cases() -> Vec<Case> {
             "`0` is out of range",
         ),
         (
+            "relative pin dir",
+            append("xdp:\n  interface: eth0\n  pin_dir: bpf/balancer\n"),
+            17,
+            "xdp.pin_dir",
+            "must be an absolute path",
+        ),
+        (
             "bad interface name",
             append("xdp:\n  interface: a/b\n"),
             16,

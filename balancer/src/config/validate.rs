@@ -440,7 +440,24 @@ fn xdp(x: &RawXdp, p: &mut Problems) -> Xdp {
             limits::FLOW_TABLE,
             limits::MAX_FLOW_TABLE,
         ),
+        pin_dir: pin_dir(x.pin_dir.as_deref(), p),
     }
+}
+
+/// Default directory for the XDP plane's pinned maps.
+pub const PIN_DIR: &str = "/sys/fs/bpf/balancer";
+
+fn pin_dir(raw: Option<&str>, p: &mut Problems) -> std::path::PathBuf {
+    let dir = raw.unwrap_or(PIN_DIR);
+    if !dir.starts_with('/') || dir.trim_end_matches('/').is_empty() {
+        p.add(
+            "xdp.pin_dir",
+            format!(
+                "`{dir}` must be an absolute path below a BPF filesystem mount, such as `{PIN_DIR}`"
+            ),
+        );
+    }
+    std::path::PathBuf::from(dir)
 }
 
 fn guard(g: &RawGuard, p: &mut Problems) -> Guard {

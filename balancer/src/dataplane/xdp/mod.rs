@@ -4,6 +4,7 @@
 //! from [`tables`]), and the interface facts they need ([`iface`]).
 #![allow(unsafe_code)]
 
+pub mod adopt;
 #[cfg(test)]
 mod balance_tests;
 #[cfg(test)]
@@ -13,6 +14,9 @@ mod edge_tests;
 pub mod iface;
 pub mod neighbor;
 pub mod packet;
+#[cfg(test)]
+mod pin_tests;
+pub mod pins;
 pub mod plane;
 pub mod program;
 pub mod tables;
@@ -114,6 +118,9 @@ pub enum XdpError {
     /// The object lacks an entry point (a build mix-up).
     #[error("the embedded XDP object has no program `{0}`; rebuild with `cargo xtask build`")]
     MissingProgram(&'static str),
+    /// The pin directory is unusable or a pinned map unreadable.
+    #[error(transparent)]
+    Pin(#[from] pins::PinError),
     /// The program returned a value that is no XDP verdict.
     #[error("XDP program returned `{0}`, which is not a verdict")]
     BadVerdict(u32),

@@ -6,12 +6,14 @@
 
 use std::{collections::HashMap, net::IpAddr, time::Duration};
 
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::{
-    Attached, Sizes, XdpError, XdpProgram,
+    Attached, XdpError, XdpProgram,
+    adopt::{self, Adopted, Inputs},
     iface::{IfaceError, Interface},
     neighbor::{NeighborError, next_hop_mac},
+    pins::{PinError, Pins},
     tables::{BackendIds, Egress, Tables, TablesError},
 };
 use crate::config::{
@@ -37,6 +39,9 @@ pub enum PlaneError {
     /// Loading, writing or attaching failed.
     #[error(transparent)]
     Program(#[from] XdpError),
+    /// The pin directory is unusable.
+    #[error(transparent)]
+    Pin(#[from] PinError),
 }
 
 /// The running XDP plane.
@@ -98,12 +103,29 @@ impl XdpPlane {
                 _ => [0; 16],
             },
         };
-        let mut ids = BackendIds::default();
-        let tables = Tables::build(&listeners, &config.pools, &egress, &mut ids, &|ip| {
-            macs.get(&ip).copied()
-        })?;
-        let mut program = XdpProgram::load(Sizes::for_tables(&tables, xdp.flow_table_size.get()))?;
-        program.apply(None, &tables)?;
+        let pins = Pins::open(&xdp.pin_dir)?;
+        let adopted = adopt::start(
+            &pins,
+            &Inputs {
+                listeners: &listeners,
+                pools: &config.pools,
+                egress: &egress,
+                mac_of: &|ip| macs.get(&ip).copied(),
+                flows: xdp.flow_table_size.get(),
+            },
+        )?;
+        for why in &adopted.replaced {
+            warn!(pin_dir = %xdp.pin_dir.display(), "{why}");
+        }
+        if adopted.resumed {
+            info!(pin_dir = %xdp.pin_dir.display(), flows = adopted.kept_flows, "re-adopted the pinned XDP maps: established flows keep their backends");
+        }
+        let Adopted {
+            mut program,
+            tables,
+            ids,
+            ..
+        } = adopted;
         let attached = program.attach(&iface.name)?;
         if attached == Attached::Generic {
             warn!(interface = %iface.name, "XDP attached in GENERIC mode: the driver has no native XDP; packets are balanced correctly but without the fast path's speed");

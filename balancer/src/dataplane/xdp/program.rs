@@ -16,7 +16,11 @@ use balancer_common::{
     stats::STATS_MAP,
 };
 
-use super::{Entry, OBJECT, Sizes, Verdict, XdpError, tables::mapped};
+use super::{
+    Entry, OBJECT, Sizes, Verdict, XdpError,
+    pins::{PINNED, Pins},
+    tables::mapped,
+};
 
 /// How a program ended up attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +50,18 @@ impl XdpProgram {
     /// Loads the balancer with maps of `sizes` (verifier included).
     pub fn load(sizes: Sizes) -> Result<Self, XdpError> {
         let ebpf = loader(sizes).load(OBJECT)?;
+        Self::finish(ebpf, Entry::Balancer)
+    }
+
+    /// Loads the balancer with its maps pinned in `pins`: a map pinned
+    /// there is re-adopted as it is, any other is created and pinned.
+    /// [`Pins::plan`] has removed the pins that must not be re-adopted.
+    pub fn load_pinned(sizes: Sizes, pins: &Pins) -> Result<Self, XdpError> {
+        let mut l = loader(sizes);
+        for name in PINNED {
+            l.map_pin_path(name, pins.path(name));
+        }
+        let ebpf = l.load(OBJECT)?;
         Self::finish(ebpf, Entry::Balancer)
     }
 

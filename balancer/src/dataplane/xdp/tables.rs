@@ -70,6 +70,54 @@ impl BackendIds {
     pub fn allocated(&self) -> u32 {
         self.next
     }
+
+    /// Whether `id` names a configured member.
+    #[must_use]
+    pub fn contains(&self, id: u32) -> bool {
+        self.ids.values().any(|&i| i == id)
+    }
+
+    /// The ids the last run gave the members of `listeners`' pools, read
+    /// back from the tables it wrote (`old`), so that flows pinned to them
+    /// stay with the same members. A VIP's ring slots hold the ids of its
+    /// pool's members, and each id's entry holds the member's address; a
+    /// member is recognised by address within the pool its VIP serves now.
+    /// Ids no member claims are left out: their flows must be placed again.
+    #[must_use]
+    pub fn recover(old: &Tables, listeners: &[&Listener], pools: &[Pool]) -> Self {
+        let mut ids = Self::default();
+        let mut highest = None;
+        for l in listeners {
+            let key = vip_key(l.address, l.protocol);
+            let Some((_, meta)) = old.vips.iter().find(|(k, _)| *k == key) else {
+                continue;
+            };
+            let start = meta.ring_offset as usize;
+            let slots = old
+                .ring
+                .get(start..start.saturating_add(meta.ring_size as usize))
+                .unwrap_or(&[]);
+            let pool = &pools[l.pool];
+            for &id in slots {
+                let Some((_, entry)) = old.backends.iter().find(|(i, _)| *i == id) else {
+                    continue;
+                };
+                let member = pool
+                    .backends
+                    .iter()
+                    .find(|b| mapped(b.address.ip()) == entry.addr);
+                if let Some(b) = member {
+                    let claimed = ids.ids.values().any(|&i| i == id);
+                    if !claimed {
+                        ids.ids.entry((pool.name.clone(), b.address)).or_insert(id);
+                        highest = highest.max(Some(id));
+                    }
+                }
+            }
+        }
+        ids.next = highest.map_or(0, |h| h + 1);
+        ids
+    }
 }
 
 /// Tunnel and interface facts the tables need besides the config.

@@ -11,25 +11,28 @@ use balancer_common::maps::{
 use super::{XdpError, XdpProgram, program::map_err, tables::Tables};
 
 impl XdpProgram {
-    /// Deletes the flows of `vips` from the flow table. The program looks
-    /// flows up before VIPs, so a removed VIP's flows must go, or they would
-    /// still be forwarded. One pass over the table, only when VIPs go away.
-    fn purge_flows(&mut self, vips: &[VipKey]) -> Result<(), XdpError> {
+    /// Deletes the flows `doomed` picks from the flow table, in one pass;
+    /// returns how many flows are left.
+    pub(super) fn purge_flows(
+        &mut self,
+        doomed: impl Fn(&FlowKey, &FlowValue) -> bool,
+    ) -> Result<usize, XdpError> {
         let mut flows: HashMap<&mut MapData, FlowKey, FlowValue> =
             HashMap::try_from(self.map_mut(FLOWS_MAP)?).map_err(map_err(FLOWS_MAP))?;
-        let doomed: Vec<FlowKey> = flows
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|f| {
-                vips.iter()
-                    .any(|v| v.addr == f.dst && v.port == f.dst_port && v.protocol == f.protocol)
-            })
-            .collect();
-        for f in &doomed {
+        let mut kept = 0;
+        let mut gone = Vec::new();
+        for (k, v) in flows.iter().filter_map(Result::ok) {
+            if doomed(&k, &v) {
+                gone.push(k);
+            } else {
+                kept += 1;
+            }
+        }
+        for f in &gone {
             // Already gone (evicted meanwhile) is fine.
             let _ = flows.remove(f);
         }
-        Ok(())
+        Ok(kept)
     }
 
     /// Moves the maps from `old` (what was written before, `None` when they
@@ -78,8 +81,14 @@ impl XdpProgram {
         for k in &removed {
             vips.remove(k).map_err(err(VIPS_MAP))?;
         }
+        // The program looks flows up before VIPs, so a removed VIP's flows
+        // must go, or they would still be forwarded.
         if !removed.is_empty() {
-            self.purge_flows(&removed)?;
+            self.purge_flows(|f, _| {
+                removed
+                    .iter()
+                    .any(|v| v.addr == f.dst && v.port == f.dst_port && v.protocol == f.protocol)
+            })?;
         }
         let mut backends: Array<&mut MapData, BackendEntry> =
             Array::try_from(self.map_mut(BACKENDS_MAP)?).map_err(err(BACKENDS_MAP))?;

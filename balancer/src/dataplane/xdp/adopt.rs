@@ -1,0 +1,80 @@
+//! Starting the balancer program over pinned maps: what the last run left
+//! is read back, backend ids are recovered from it so that flows pinned to
+//! them keep their members, and the maps are moved from what they hold to
+//! what the config says, as a reload would. The flow table is consulted
+//! before the rings, so an established flow stays on its backend even when
+//! the new config's ring would place it elsewhere; a removed backend's flows
+//! are deleted and placed again by the ring.
+
+use std::net::IpAddr;
+
+use super::{
+    Sizes, XdpProgram,
+    pins::Pins,
+    plane::PlaneError,
+    tables::{BackendIds, Egress, Tables},
+};
+use crate::config::model::{Listener, Pool};
+
+/// A program started over pinned maps, and what it kept.
+pub struct Adopted {
+    /// The loaded, unattached program with its maps written.
+    pub program: XdpProgram,
+    /// The tables now in the maps.
+    pub tables: Tables,
+    /// The backend ids, for later changes.
+    pub ids: BackendIds,
+    /// Flows re-adopted from the last run (0 on a first start).
+    pub kept_flows: usize,
+    /// Whether the last run's tables were found and diffed against.
+    pub resumed: bool,
+    /// What could not be re-adopted, and why.
+    pub replaced: Vec<String>,
+}
+
+/// What the plane is made of besides the pins.
+pub struct Inputs<'a> {
+    /// Listeners the XDP plane serves.
+    pub listeners: &'a [&'a Listener],
+    /// All pools of the config.
+    pub pools: &'a [Pool],
+    /// Egress facts.
+    pub egress: &'a Egress,
+    /// A backend's next-hop MAC.
+    pub mac_of: &'a dyn Fn(IpAddr) -> Option<[u8; 6]>,
+    /// Flow-table entries.
+    pub flows: u32,
+}
+
+/// Loads the balancer over `pins` and writes `inputs` into its maps.
+pub fn start(pins: &Pins, inputs: &Inputs<'_>) -> Result<Adopted, PlaneError> {
+    let left = pins.leftover()?;
+    let mut ids = match &left.tables {
+        Some((old, _)) => BackendIds::recover(old, inputs.listeners, inputs.pools),
+        None => BackendIds::default(),
+    };
+    let tables = Tables::build(
+        inputs.listeners,
+        inputs.pools,
+        inputs.egress,
+        &mut ids,
+        inputs.mac_of,
+    )?;
+    let want = Sizes::for_tables(&tables, inputs.flows);
+    let plan = pins.plan(left, &tables, want)?;
+    let mut program = XdpProgram::load_pinned(plan.sizes, pins)?;
+    let kept_flows = if plan.keep_flows {
+        program.purge_flows(|_, v| !ids.contains(v.backend))?
+    } else {
+        0
+    };
+    program.apply(plan.old.as_ref(), &tables)?;
+    Ok(Adopted {
+        program,
+        tables,
+        ids,
+        kept_flows,
+        resumed: plan.old.is_some(),
+        replaced: plan.replaced,
+    })
+}
