@@ -10,11 +10,17 @@ pub const VIPS_MAP: &str = "VIPS_V1";
 /// Flat array of Maglev rings: slot -> backend id.
 pub const RING_MAP: &str = "RING_V1";
 /// Backend id -> [`BackendEntry`].
-pub const BACKENDS_MAP: &str = "BACKENDS_V1";
+pub const BACKENDS_MAP: &str = "BACKENDS_V2";
 /// [`FlowTuple`] -> [`FlowValue`], an LRU table of placed flows.
 pub const FLOWS_MAP: &str = "FLOWS_V1";
 /// One [`Settings`] entry.
-pub const SETTINGS_MAP: &str = "SETTINGS_V1";
+pub const SETTINGS_MAP: &str = "SETTINGS_V2";
+/// Device map of egress interfaces other than the one the program is
+/// attached to: [`BackendEntry::tx_port`] -> interface index.
+pub const TX_PORTS_MAP: &str = "TX_PORTS_V1";
+/// Slots in [`TX_PORTS_MAP`]; slot 0 is never used (it means `XDP_TX`), so
+/// backends can sit behind up to 63 interfaces besides the XDP one.
+pub const TX_PORTS: u32 = 64;
 /// Decapsulator: local tunnel endpoints (16-byte addresses, IPv4-mapped)
 /// whose IP-in-IP packets are unwrapped; value unused (zero).
 pub const DECAP_ADDRS_MAP: &str = "DECAP_ADDRS_V1";
@@ -64,10 +70,30 @@ pub struct BackendEntry {
     pub addr: [u8; 16],
     /// Next-hop MAC: the backend itself on a shared L2, else the router.
     pub mac: [u8; 6],
+    /// Source MAC of frames to this backend: the egress interface's.
+    pub src_mac: [u8; 6],
     /// [`FAMILY_V4`] or [`FAMILY_V6`]; 0 marks an unused slot.
     pub family: u8,
     /// Reserved; zero.
     pub flags: u8,
+    /// Explicit padding; zero.
+    pub pad: [u8; 2],
+    /// 0: out of the interface the packet came in on (`XDP_TX`); else the
+    /// [`TX_PORTS_MAP`] slot of the egress interface (a redirect).
+    pub tx_port: u32,
+}
+
+impl BackendEntry {
+    /// The value of an unused slot.
+    pub const EMPTY: BackendEntry = BackendEntry {
+        addr: [0; 16],
+        mac: [0; 6],
+        src_mac: [0; 6],
+        family: 0,
+        flags: 0,
+        pad: [0; 2],
+        tx_port: 0,
+    };
 }
 
 /// A placed flow.
@@ -98,10 +124,6 @@ pub struct Settings {
     pub ipip_src4: [u8; 4],
     /// Outer source address for IPv6 tunnels.
     pub ipip_src6: [u8; 16],
-    /// Source MAC of forwarded frames (the egress interface's).
-    pub src_mac: [u8; 6],
-    /// Explicit padding; zero.
-    pub pad: [u8; 2],
 }
 
 #[cfg(feature = "user")]
@@ -133,9 +155,9 @@ mod tests {
     fn layouts_are_pinned() {
         assert_eq!(size_of::<VipKey>(), 20);
         assert_eq!(size_of::<VipMeta>(), 16);
-        assert_eq!(size_of::<BackendEntry>(), 24);
+        assert_eq!(size_of::<BackendEntry>(), 36);
         assert_eq!(size_of::<FlowKey>(), 40);
         assert_eq!(size_of::<FlowValue>(), 8);
-        assert_eq!(size_of::<Settings>(), 36);
+        assert_eq!(size_of::<Settings>(), 28);
     }
 }

@@ -5,7 +5,7 @@
 /// Name of the per-CPU counter array. The suffix is the layout version: a
 /// change to [`Counter`] that moves a slot bumps it, so a pinned map of the old
 /// layout is never misread.
-pub const STATS_MAP: &str = "STATS_V2";
+pub const STATS_MAP: &str = "STATS_V3";
 
 /// One slot in the per-CPU counter array, indexed by the discriminant.
 #[repr(u32)]
@@ -60,15 +60,17 @@ pub enum Counter {
     DropTooBig = 22,
     /// Drop: backend and VIP differ in address family under IP-in-IP.
     DropFamilyMismatch = 23,
+    /// Drop: the backend's egress interface is gone from the device map.
+    DropNoTxPort = 24,
     /// Decapsulator: an IP-in-IP packet for a local endpoint, unwrapped.
-    Decapsulated = 24,
+    Decapsulated = 25,
     /// Decapsulator: not a tunnel packet for us; passed untouched.
-    NotTunnel = 25,
+    NotTunnel = 26,
 }
 
 impl Counter {
     /// Number of slots; the size of the counter array.
-    pub const COUNT: u32 = 26;
+    pub const COUNT: u32 = 27;
 
     /// Every counter in slot order.
     pub const ALL: [Counter; Self::COUNT as usize] = [
@@ -96,6 +98,7 @@ impl Counter {
         Counter::DropEncapFailed,
         Counter::DropTooBig,
         Counter::DropFamilyMismatch,
+        Counter::DropNoTxPort,
         Counter::Decapsulated,
         Counter::NotTunnel,
     ];
@@ -113,7 +116,7 @@ impl Counter {
     #[must_use]
     pub const fn is_drop_reason(self) -> bool {
         let slot = self as u32;
-        slot >= Counter::DropNoBackend as u32 && slot <= Counter::DropFamilyMismatch as u32
+        slot >= Counter::DropNoBackend as u32 && slot <= Counter::DropNoTxPort as u32
     }
 
     /// Stable snake-case name, used in status output and metrics.
@@ -144,6 +147,7 @@ impl Counter {
             Counter::DropEncapFailed => "drop_encap_failed",
             Counter::DropTooBig => "drop_too_big",
             Counter::DropFamilyMismatch => "drop_family_mismatch",
+            Counter::DropNoTxPort => "drop_no_tx_port",
             Counter::Decapsulated => "decapsulated",
             Counter::NotTunnel => "not_tunnel",
         }

@@ -1,5 +1,6 @@
-//! Forwarding to the chosen backend, out of the interface the packet came in
-//! on (`XDP_TX`).
+//! Forwarding to the chosen backend: out of the interface the packet came in
+//! on (`XDP_TX`), or redirected through the device map to the interface the
+//! backend is reached by.
 //!
 //! - DSR: only the Ethernet addresses change (destination: the backend's
 //!   next hop; source: our interface). The backend holds the VIP on its
@@ -23,7 +24,7 @@ use balancer_common::{
 
 use crate::{
     csum,
-    maps::SETTINGS,
+    maps::{SETTINGS, TX_PORTS},
     parse::{ETH_LEN, Packet},
     ptr::write,
     stats::count,
@@ -45,16 +46,28 @@ pub fn forward(ctx: &XdpContext, pkt: &Packet, backend: &BackendEntry) -> Result
     if settings.forwarding == FORWARD_IPIP {
         ipip(ctx, pkt, backend, &settings)
     } else {
-        dsr(ctx, backend, &settings)
+        dsr(ctx, backend)
     }
 }
 
+/// Out of the ingress interface, or of the backend's own egress interface.
 #[inline(always)]
-fn dsr(ctx: &XdpContext, backend: &BackendEntry, s: &Settings) -> Result<u32, Counter> {
+fn send(backend: &BackendEntry) -> Result<u32, Counter> {
+    if backend.tx_port == 0 {
+        return Ok(xdp_action::XDP_TX);
+    }
+    TX_PORTS
+        .redirect(backend.tx_port, 0)
+        .map_err(|_| Counter::DropNoTxPort)
+}
+
+#[inline(always)]
+fn dsr(ctx: &XdpContext, backend: &BackendEntry) -> Result<u32, Counter> {
     write(ctx, 0, backend.mac).map_err(|_| Counter::DropEncapFailed)?;
-    write(ctx, 6, s.src_mac).map_err(|_| Counter::DropEncapFailed)?;
+    write(ctx, 6, backend.src_mac).map_err(|_| Counter::DropEncapFailed)?;
+    let action = send(backend)?;
     count(Counter::ForwardDsr);
-    Ok(xdp_action::XDP_TX)
+    Ok(action)
 }
 
 #[inline(always)]
@@ -80,7 +93,7 @@ fn ipip(
     }
     let fail = |_| Counter::DropEncapFailed;
     write(ctx, 0, backend.mac).map_err(fail)?;
-    write(ctx, 6, s.src_mac).map_err(fail)?;
+    write(ctx, 6, backend.src_mac).map_err(fail)?;
     if pkt.ipv6 {
         write(ctx, 12, 0x86ddu16.to_be_bytes()).map_err(fail)?;
         let mut h = [0u8; IPV6_LEN];
@@ -106,6 +119,7 @@ fn ipip(
         h[10..12].copy_from_slice(&c.to_be_bytes());
         write(ctx, ETH_LEN, h).map_err(fail)?;
     }
+    let action = send(backend)?;
     count(Counter::ForwardIpip);
-    Ok(xdp_action::XDP_TX)
+    Ok(action)
 }

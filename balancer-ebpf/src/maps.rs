@@ -6,7 +6,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap},
+    maps::{Array, DevMap, HashMap, LruHashMap},
 };
 use balancer_common::maps::{BackendEntry, FlowKey, FlowValue, Settings, VipKey, VipMeta};
 
@@ -16,7 +16,7 @@ pub static VIPS: HashMap<VipKey, VipMeta> = HashMap::with_max_entries(256, 0);
 #[map(name = "RING_V1")]
 pub static RING: Array<u32> = Array::with_max_entries(65_537, 0);
 
-#[map(name = "BACKENDS_V1")]
+#[map(name = "BACKENDS_V2")]
 pub static BACKENDS: Array<BackendEntry> = Array::with_max_entries(1024, 0);
 
 // Shared across CPUs rather than per-CPU: veth and multi-queue NICs may
@@ -26,5 +26,8 @@ pub static BACKENDS: Array<BackendEntry> = Array::with_max_entries(1024, 0);
 #[map(name = "FLOWS_V1")]
 pub static FLOWS: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entries(65_536, 0);
 
-#[map(name = "SETTINGS_V1")]
+#[map(name = "SETTINGS_V2")]
 pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
+
+#[map(name = "TX_PORTS_V1")]
+pub static TX_PORTS: DevMap = DevMap::with_max_entries(balancer_common::maps::TX_PORTS, 0);

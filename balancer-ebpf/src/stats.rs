@@ -6,7 +6,7 @@ use balancer_common::Counter;
 
 // The name must equal `balancer_common::stats::STATS_MAP`; the userspace test
 // that reads counters looks the map up by that constant and fails otherwise.
-#[map(name = "STATS_V2")]
+#[map(name = "STATS_V3")]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
 
 /// Adds one to `counter` on this CPU.

@@ -17,7 +17,7 @@ use balancer::{
     dataplane::xdp::{
         Sizes, XdpProgram,
         packet::{ACK, Frame, LB_MAC, SYN},
-        tables::{BackendIds, Egress, Tables},
+        tables::{BackendIds, Egress, Hop, Tables, mapped},
     },
 };
 
@@ -61,8 +61,8 @@ fn main() -> anyhow::Result<()> {
     let listeners: Vec<_> = cfg.listeners.iter().collect();
     let egress = Egress {
         forwarding: config::model::Forwarding::Dsr,
-        mac: LB_MAC,
         mtu: 1500,
+        ports: Vec::new(),
         ipip_src4: [198, 18, 0, 2],
         ipip_src6: [0; 16],
     };
@@ -72,14 +72,11 @@ fn main() -> anyhow::Result<()> {
         &egress,
         &mut BackendIds::default(),
         &|ip| {
-            Some([
-                2,
-                0xbe,
-                0,
-                0,
-                0,
-                balancer::dataplane::xdp::tables::mapped(ip)[15],
-            ])
+            Some(Hop {
+                mac: [2, 0xbe, 0, 0, 0, mapped(ip)[15]],
+                src_mac: LB_MAC,
+                tx_port: 0,
+            })
         },
     )?;
     let mut lb = XdpProgram::load(Sizes::for_tables(&tables, 1_000_000))?;

@@ -18,7 +18,7 @@ use crate::{
         Sizes, Verdict, XdpError, XdpProgram,
         packet::{ACK, Frame, LB_MAC},
         plane::qualifies,
-        tables::{BackendIds, Egress, Tables, TablesError},
+        tables::{BackendIds, Egress, Hop, Tables, TablesError},
     },
     runtime::{PoolState, flow_tuple},
     select::MaglevTable,
@@ -113,20 +113,24 @@ fn xdp_pick(
     destination: SocketAddr,
 ) -> Result<(Verdict, Option<SocketAddr>), ExplainError> {
     let backends = &config.pools[listener.pool].backends;
-    let mac_of = |ip: IpAddr| {
+    let hop_of = |ip: IpAddr| {
         let i = backends
             .iter()
             .position(|b| b.address.ip().to_canonical() == ip)?;
         let i = u16::try_from(i).ok()?.to_be_bytes();
-        Some([0x02, 0xee, 0, 0, i[0], i[1]])
+        Some(Hop {
+            mac: [0x02, 0xee, 0, 0, i[0], i[1]],
+            src_mac: LB_MAC,
+            tx_port: 0,
+        })
     };
     let egress = Egress {
         forwarding: config
             .xdp
             .as_ref()
             .map_or(Forwarding::Dsr, |x| x.forwarding),
-        mac: LB_MAC,
         mtu: 9000,
+        ports: Vec::new(),
         ipip_src4: [198, 18, 0, 2],
         ipip_src6: [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
     };
@@ -135,7 +139,7 @@ fn xdp_pick(
         &config.pools,
         &egress,
         &mut BackendIds::default(),
-        &mac_of,
+        &hop_of,
     )?;
     let mut program = XdpProgram::load(Sizes::for_tables(&tables, 16))?;
     program.apply(None, &tables)?;

@@ -10,6 +10,15 @@
 //! The VIP (198.18.100.10) is routed by the client via the balancer and held
 //! by every backend on its loopback, so backends answer the client directly
 //! (direct server return) and never answer ARP for it.
+//!
+//! [`L2::routed`] puts the backends on a second segment instead, behind the
+//! balancer's `eth1` (198.18.2.2): the XDP program redirects their frames
+//! there through its device map, and their answers reach the client through
+//! the balancer's ordinary IP forwarding.
+//!
+//! ```text
+//!   client --+-- br0 --+-- balancer eth0        eth1 --+-- br1 --+-- backend i 198.18.2.(11+i)
+//! ```
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -22,9 +31,9 @@ pub const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x100, 0, 0, 0, 0, 0, 0x10);
 
 /// Client, balancer and backends on one bridged segment.
 pub struct L2 {
-    /// The XDP program on the balancer's bridge port (see [`L2::new`]);
+    /// The XDP programs on the balancer's bridge ports (see [`L2::new`]);
     /// stopped first.
-    _napi: Process,
+    _napi: Vec<Process>,
     /// Backends, dropped first.
     pub backends: Vec<Netns>,
     /// The balancer's namespace; its `eth0` is where XDP attaches.
@@ -43,6 +52,12 @@ pub fn backend(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 18, 0, 11 + i as u8)
 }
 
+/// Address of backend `i` on the second segment of [`L2::routed`].
+#[must_use]
+pub fn routed_backend(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(198, 18, 2, 11 + i as u8)
+}
+
 /// IPv6 address of backend `i` on the segment: `fd00:2::11`, ...
 #[must_use]
 pub fn backend6(i: usize) -> Ipv6Addr {
@@ -53,6 +68,17 @@ impl L2 {
     /// Builds the segment with `n` backends.
     #[must_use]
     pub fn new(n: usize) -> Self {
+        Self::build(n, false)
+    }
+
+    /// Builds the two segments of the module docs, with `n` backends
+    /// behind the balancer's `eth1`.
+    #[must_use]
+    pub fn routed(n: usize) -> Self {
+        Self::build(n, true)
+    }
+
+    fn build(n: usize, routed: bool) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("balancer-l2-")
             .tempdir()
@@ -64,6 +90,15 @@ impl L2 {
         let lb = Netns::new("lb");
         attach(&switch, "pc", &client, "198.18.0.1/24");
         attach(&switch, "plb", &lb, "198.18.0.2/24");
+        if routed {
+            switch.ip(&["link", "add", "br1", "type", "bridge"]);
+            switch.ip(&["link", "set", "br1", "up"]);
+            link(&switch, "br1", "plb1", &lb, "eth1", "198.18.2.2/24");
+            lb.sysctl("net.ipv4.ip_forward", "1");
+            for scope in ["all", "default", "eth0", "eth1"] {
+                lb.sysctl(&format!("net.ipv4.conf.{scope}.rp_filter"), "0");
+            }
+        }
         client.ip(&["-6", "addr", "add", "fd00:2::1/64", "dev", "eth0", "nodad"]);
         lb.ip(&["-6", "addr", "add", "fd00:2::2/64", "dev", "eth0", "nodad"]);
         // veth hands the client's TCP/UDP checksums to "hardware"; XDP_TX
@@ -76,7 +111,10 @@ impl L2 {
         // Any XDP program turns NAPI on (toggling GRO did not here); ours is
         // the decapsulator with an endpoint no packet carries, which passes
         // every frame unchanged.
-        let napi = start_pass_through(&switch, "plb", dir.path());
+        let mut napi = vec![start_pass_through(&switch, "plb", dir.path())];
+        if routed {
+            napi.push(start_pass_through(&switch, "plb1", dir.path()));
+        }
         client.ip(&["route", "add", &format!("{VIP}/32"), "via", "198.18.0.2"]);
         client.ip(&[
             "-6",
@@ -89,12 +127,20 @@ impl L2 {
         let mut backends = Vec::new();
         for i in 0..n {
             let b = Netns::new(&format!("b{}", i + 1));
-            attach(
-                &switch,
-                &format!("pb{}", i + 1),
-                &b,
-                &format!("{}/24", backend(i)),
-            );
+            let port = format!("pb{}", i + 1);
+            if routed {
+                link(
+                    &switch,
+                    "br1",
+                    &port,
+                    &b,
+                    "eth0",
+                    &format!("{}/24", routed_backend(i)),
+                );
+                b.ip(&["route", "add", "default", "via", "198.18.2.2"]);
+            } else {
+                attach(&switch, &port, &b, &format!("{}/24", backend(i)));
+            }
             b.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
             b.ip(&[
                 "-6",
@@ -164,6 +210,11 @@ impl L2 {
 
 /// A veth from the switch's bridge (port `port`) to `ns`'s `eth0` with `addr`.
 fn attach(switch: &Netns, port: &str, ns: &Netns, addr: &str) {
+    link(switch, "br0", port, ns, "eth0", addr);
+}
+
+/// A veth from `bridge` in the switch (port `port`) to `ns`'s `dev` with `addr`.
+fn link(switch: &Netns, bridge: &str, port: &str, ns: &Netns, dev: &str, addr: &str) {
     crate::netns::ip(&[
         "link",
         "add",
@@ -174,13 +225,13 @@ fn attach(switch: &Netns, port: &str, ns: &Netns, addr: &str) {
         "veth",
         "peer",
         "name",
-        "eth0",
+        dev,
         "netns",
         ns.name(),
     ]);
-    switch.ip(&["link", "set", port, "master", "br0", "up"]);
-    ns.ip(&["addr", "add", addr, "dev", "eth0"]);
-    ns.ip(&["link", "set", "eth0", "up"]);
+    switch.ip(&["link", "set", port, "master", bridge, "up"]);
+    ns.ip(&["addr", "add", addr, "dev", dev]);
+    ns.ip(&["link", "set", dev, "up"]);
 }
 
 /// A pass-through XDP program on `interface` in `ns` (see [`L2::new`]).

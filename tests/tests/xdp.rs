@@ -13,7 +13,7 @@ use balancer_tests::{
     Process,
     bpffs::BpfFs,
     client::{KeepAlive, http_get, http_get_from, tally},
-    l2::{L2, VIP, VIP6, backend, backend6},
+    l2::{L2, VIP, VIP6, backend, backend6, routed_backend},
     nginx,
 };
 
@@ -376,4 +376,24 @@ fn restart_keeps_established_connections_and_moves_only_a_removed_backends() {
         spread.get("backend-1").copied().unwrap_or(0) > 30,
         "{spread:?}"
     );
+}
+
+/// Backends on a second segment behind the balancer's `eth1`: the program
+/// attached to `eth0` redirects their frames through its device map, and
+/// every connection completes, spread over all three.
+#[test]
+fn dsr_redirects_to_backends_behind_a_second_interface() {
+    let t = L2::routed(3);
+    let _nginx = nginx_on_vip(&t);
+    let mut cfg = config("dsr", 80, "tcp");
+    for i in 0..3 {
+        cfg = cfg.replace(&backend(i).to_string(), &routed_backend(i).to_string());
+    }
+    let lb = t.start_balancer(&cfg, 1);
+    assert!(
+        lb.output().contains("reached by XDP redirect") && lb.output().contains("eth1"),
+        "{}",
+        lb.output()
+    );
+    check_http(&t, L2::vip(80));
 }

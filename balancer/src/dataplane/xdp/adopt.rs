@@ -12,7 +12,7 @@ use super::{
     Sizes, XdpProgram,
     pins::Pins,
     plane::PlaneError,
-    tables::{BackendIds, Egress, Tables},
+    tables::{BackendIds, Egress, Hop, Tables},
 };
 use crate::config::model::{Listener, Pool};
 
@@ -40,8 +40,8 @@ pub struct Inputs<'a> {
     pub pools: &'a [Pool],
     /// Egress facts.
     pub egress: &'a Egress,
-    /// A backend's next-hop MAC.
-    pub mac_of: &'a dyn Fn(IpAddr) -> Option<[u8; 6]>,
+    /// How to reach a backend.
+    pub hop_of: &'a dyn Fn(IpAddr) -> Option<Hop>,
     /// Flow-table entries.
     pub flows: u32,
 }
@@ -58,7 +58,7 @@ pub fn start(pins: &Pins, inputs: &Inputs<'_>) -> Result<Adopted, PlaneError> {
         inputs.pools,
         inputs.egress,
         &mut ids,
-        inputs.mac_of,
+        inputs.hop_of,
     )?;
     let want = Sizes::for_tables(&tables, inputs.flows);
     let plan = pins.plan(left, &tables, want)?;

@@ -9,9 +9,10 @@ use balancer_common::Counter;
 use super::{
     Sizes, Verdict, XdpProgram,
     packet::{Frame, LB_MAC, SYN, checksum},
-    tables::{BackendIds, Egress, Tables},
+    tables::{BackendIds, Hop, Tables},
+    testkit::egress,
 };
-use crate::config::{self, model::Forwarding};
+use crate::config;
 
 const ENDPOINT4: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 11);
 const ENDPOINT6: Ipv6Addr = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 0x11);
@@ -128,19 +129,18 @@ xdp: { interface: eth0, forwarding: ipip }
 ";
     let config = config::parse(yaml, "t.yaml").expect("config");
     let listeners: Vec<_> = config.listeners.iter().collect();
-    let egress = Egress {
-        forwarding: Forwarding::Ipip,
-        mac: LB_MAC,
-        mtu: 1500,
-        ipip_src4: [198, 18, 0, 2],
-        ipip_src6: [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
-    };
     let tables = Tables::build(
         &listeners,
         &config.pools,
-        &egress,
+        &egress(&config),
         &mut BackendIds::default(),
-        &|_| Some([2, 0, 0, 0, 0, 9]),
+        &|_| {
+            Some(Hop {
+                mac: [2, 0, 0, 0, 0, 9],
+                src_mac: LB_MAC,
+                tx_port: 0,
+            })
+        },
     )
     .expect("tables");
     let mut lb = XdpProgram::load(Sizes::for_tables(&tables, 64)).expect("load");

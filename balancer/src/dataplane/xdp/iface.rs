@@ -29,6 +29,8 @@ pub enum IfaceError {
 pub struct Interface {
     /// Name.
     pub name: String,
+    /// Interface index.
+    pub index: u32,
     /// Hardware address.
     pub mac: [u8; 6],
     /// Largest IP packet the link carries.
@@ -71,8 +73,12 @@ impl Interface {
         let mtu = read("mtu")?
             .parse()
             .map_err(|_| bad("mtu", "not a number"))?;
+        let index = read("ifindex")?
+            .parse()
+            .map_err(|_| bad("ifindex", "not a number"))?;
         Ok(Self {
             name: name.to_owned(),
+            index,
             mac,
             mtu,
             addrs: addresses(name)?,

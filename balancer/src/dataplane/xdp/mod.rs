@@ -19,6 +19,8 @@ mod pin_tests;
 pub mod pins;
 pub mod plane;
 pub mod program;
+#[cfg(test)]
+mod redirect_tests;
 pub mod tables;
 #[cfg(test)]
 mod testkit;
@@ -118,6 +120,9 @@ pub enum XdpError {
     /// The object lacks an entry point (a build mix-up).
     #[error("the embedded XDP object has no program `{0}`; rebuild with `cargo xtask build`")]
     MissingProgram(&'static str),
+    /// The device map of egress interfaces could not be written.
+    #[error("cannot write the egress interfaces' device map `TX_PORTS`: {0}")]
+    Ports(#[source] aya::maps::xdp::XdpMapError),
     /// The pin directory is unusable or a pinned map unreadable.
     #[error(transparent)]
     Pin(#[from] pins::PinError),

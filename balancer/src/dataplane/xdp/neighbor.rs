@@ -1,6 +1,7 @@
-//! Next-hop MAC addresses for backends, from the kernel's own routing and
-//! neighbour tables (through iproute2, once per backend when tables are
-//! built). A backend on the XDP interface's link is its own next hop; one
+//! Next hops for backends, from the kernel's own routing and neighbour
+//! tables (through iproute2, once per backend when tables are built): the
+//! interface the kernel routes a backend through, and the MAC to send to
+//! there. A backend on a directly attached link is its own next hop; one
 //! behind a router is reached through that router's MAC. When the kernel has
 //! no entry yet, one empty UDP datagram to the discard port makes it resolve
 //! the address (ARP or neighbour discovery), and we wait for the answer.
@@ -14,17 +15,6 @@ use std::{
 /// Why a backend's next hop is unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum NeighborError {
-    /// The kernel routes the backend out of another interface; `XDP_TX` can
-    /// only send back out of the interface the packet arrived on.
-    #[error("backend `{ip}` is routed through `{dev}`, not the XDP interface `{interface}`")]
-    WrongInterface {
-        /// Backend.
-        ip: IpAddr,
-        /// Interface the kernel would use.
-        dev: String,
-        /// The XDP interface.
-        interface: String,
-    },
     /// No route, or iproute2 failed.
     #[error("no route to backend `{ip}`: {detail}")]
     NoRoute {
@@ -47,18 +37,23 @@ pub enum NeighborError {
     },
 }
 
-/// The MAC to send `ip`'s packets to on `interface`.
-pub fn next_hop_mac(
-    interface: &str,
-    ip: IpAddr,
-    timeout: Duration,
-) -> Result<[u8; 6], NeighborError> {
-    let hop = next_hop(interface, ip)?;
+/// Where the kernel sends a backend's packets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Neighbor {
+    /// The interface.
+    pub dev: String,
+    /// The next hop's MAC on it.
+    pub mac: [u8; 6],
+}
+
+/// The interface and MAC to send `ip`'s packets to.
+pub fn resolve(ip: IpAddr, timeout: Duration) -> Result<Neighbor, NeighborError> {
+    let (dev, hop) = next_hop(ip)?;
     let deadline = Instant::now() + timeout;
     let mut nudged = false;
     loop {
-        if let Some(mac) = lookup(interface, hop) {
-            return Ok(mac);
+        if let Some(mac) = lookup(&dev, hop) {
+            return Ok(Neighbor { dev, mac });
         }
         if Instant::now() >= deadline {
             return Err(NeighborError::Unresolved {
@@ -75,7 +70,7 @@ pub fn next_hop_mac(
     }
 }
 
-fn next_hop(interface: &str, ip: IpAddr) -> Result<IpAddr, NeighborError> {
+fn next_hop(ip: IpAddr) -> Result<(String, IpAddr), NeighborError> {
     let out = Command::new("ip")
         .args(["-o", "route", "get", &ip.to_string()])
         .output()
@@ -95,14 +90,7 @@ fn next_hop(interface: &str, ip: IpAddr) -> Result<IpAddr, NeighborError> {
         ip,
         detail: text.trim().to_owned(),
     })?;
-    if dev != interface {
-        return Err(NeighborError::WrongInterface {
-            ip,
-            dev,
-            interface: interface.to_owned(),
-        });
-    }
-    Ok(via.unwrap_or(ip))
+    Ok((dev, via.unwrap_or(ip)))
 }
 
 /// `via` and `dev` of one `ip -o route get` line.

@@ -15,12 +15,11 @@ use balancer_common::{Counter, maps::FLOWS_MAP};
 use super::{
     Verdict,
     adopt::{self, Adopted, Inputs},
-    packet::{ACK, Frame, LB_MAC, SYN},
+    packet::{ACK, Frame, SYN},
     pins::{PinError, Pins, mount_bpf_fs},
-    tables::Egress,
     testkit::*,
 };
-use crate::config::{self, Config, model::Forwarding};
+use crate::config::{self, Config};
 
 /// A BPF filesystem mounted for one test, unmounted when dropped.
 struct BpfFs {
@@ -51,21 +50,14 @@ impl Drop for BpfFs {
 fn start(dir: &Path, yaml: &str, flows: u32) -> (Adopted, Config) {
     let config = config::parse(yaml, "t.yaml").expect("config");
     let listeners: Vec<_> = config.listeners.iter().collect();
-    let egress = Egress {
-        forwarding: Forwarding::Dsr,
-        mac: LB_MAC,
-        mtu: MTU,
-        ipip_src4: TUN4,
-        ipip_src6: TUN6,
-    };
     let pins = Pins::open(dir).expect("pins");
     let adopted = adopt::start(
         &pins,
         &Inputs {
             listeners: &listeners,
             pools: &config.pools,
-            egress: &egress,
-            mac_of: &|ip| Some(mac_of(ip)),
+            egress: &egress(&config),
+            hop_of: &hop_of,
             flows,
         },
     )

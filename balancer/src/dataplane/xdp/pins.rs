@@ -333,6 +333,9 @@ impl Pins {
             vips,
             ring,
             backends,
+            // The device map is not pinned: interface indexes are facts of
+            // this boot, written afresh on every start.
+            ports: Vec::new(),
             settings,
         })
     }
@@ -357,8 +360,6 @@ fn zeroed_settings() -> Settings {
         mtu: 0,
         ipip_src4: [0; 4],
         ipip_src6: [0; 16],
-        src_mac: [0; 6],
-        pad: [0; 2],
     }
 }
 

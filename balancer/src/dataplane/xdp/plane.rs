@@ -12,14 +12,15 @@ use super::{
     Attached, XdpError, XdpProgram,
     adopt::{self, Adopted, Inputs},
     iface::{IfaceError, Interface},
-    neighbor::{NeighborError, next_hop_mac},
+    neighbor::{self, NeighborError},
     pins::{PinError, Pins},
-    tables::{BackendIds, Egress, Tables, TablesError},
+    tables::{BackendIds, Egress, Hop, Tables, TablesError},
 };
 use crate::config::{
     Config,
     model::{Algorithm, Listener, Mode},
 };
+use balancer_common::maps::TX_PORTS;
 
 /// How long to wait for a backend's next hop to answer address resolution.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -42,6 +43,9 @@ pub enum PlaneError {
     /// The pin directory is unusable.
     #[error(transparent)]
     Pin(#[from] PinError),
+    /// Backends are routed through more interfaces than the device map has.
+    #[error("backends are routed through more than {0} interfaces besides the XDP one")]
+    TooManyInterfaces(u32),
 }
 
 /// The running XDP plane.
@@ -87,13 +91,13 @@ impl XdpPlane {
         }
         let iface = Interface::read(&xdp.interface)?;
         let listeners: Vec<&Listener> = served.iter().map(|&i| &config.listeners[i]).collect();
-        let macs = resolve(&iface.name, &listeners, config)?;
+        let routes = Routes::resolve(&iface, &listeners, config)?;
         let unspecified4 = IpAddr::from([0u8; 4]);
         let unspecified6 = IpAddr::from([0u16; 8]);
         let egress = Egress {
             forwarding: xdp.forwarding,
-            mac: iface.mac,
-            mtu: iface.mtu,
+            mtu: routes.mtu,
+            ports: routes.ports.clone(),
             ipip_src4: match iface.address_like(unspecified4) {
                 Some(IpAddr::V4(a)) => a.octets(),
                 _ => [0; 4],
@@ -110,7 +114,7 @@ impl XdpPlane {
                 listeners: &listeners,
                 pools: &config.pools,
                 egress: &egress,
-                mac_of: &|ip| macs.get(&ip).copied(),
+                hop_of: &|ip| routes.hops.get(&ip).copied(),
                 flows: xdp.flow_table_size.get(),
             },
         )?;
@@ -159,20 +163,67 @@ impl XdpPlane {
     }
 }
 
-/// Next-hop MACs of every backend behind `listeners`, each resolved once.
-fn resolve(
-    interface: &str,
-    listeners: &[&Listener],
-    config: &Config,
-) -> Result<HashMap<IpAddr, [u8; 6]>, NeighborError> {
-    let mut macs = HashMap::new();
-    for l in listeners {
-        for b in &config.pools[l.pool].backends {
-            let ip = b.address.ip().to_canonical();
-            if let std::collections::hash_map::Entry::Vacant(slot) = macs.entry(ip) {
-                slot.insert(next_hop_mac(interface, ip, RESOLVE_TIMEOUT)?);
+/// How to reach every backend behind `listeners`, each resolved once: the
+/// next hop's MAC, and the egress interface (`XDP_TX` for the XDP interface
+/// itself, else a device-map slot). Also the device map's entries, and the
+/// smallest MTU of the egress interfaces.
+struct Routes {
+    hops: HashMap<IpAddr, Hop>,
+    ports: Vec<(u32, u32)>,
+    mtu: u32,
+}
+
+impl Routes {
+    fn resolve(
+        xdp: &Interface,
+        listeners: &[&Listener],
+        config: &Config,
+    ) -> Result<Self, PlaneError> {
+        let mut hops = HashMap::new();
+        let mut others: Vec<Interface> = Vec::new();
+        for l in listeners {
+            for b in &config.pools[l.pool].backends {
+                let ip = b.address.ip().to_canonical();
+                if hops.contains_key(&ip) {
+                    continue;
+                }
+                let n = neighbor::resolve(ip, RESOLVE_TIMEOUT)?;
+                let (src_mac, tx_port) = if n.dev == xdp.name {
+                    (xdp.mac, 0)
+                } else {
+                    let i = if let Some(i) = others.iter().position(|o| o.name == n.dev) {
+                        i
+                    } else {
+                        others.push(Interface::read(&n.dev)?);
+                        others.len() - 1
+                    };
+                    let slot = u32::try_from(i + 1).unwrap_or(u32::MAX);
+                    if slot >= TX_PORTS {
+                        return Err(PlaneError::TooManyInterfaces(TX_PORTS - 1));
+                    }
+                    (others[i].mac, slot)
+                };
+                hops.insert(
+                    ip,
+                    Hop {
+                        mac: n.mac,
+                        src_mac,
+                        tx_port,
+                    },
+                );
             }
         }
+        for o in &others {
+            info!(interface = %o.name, "backends routed through this interface are reached by XDP redirect");
+        }
+        Ok(Self {
+            mtu: others.iter().map(|o| o.mtu).fold(xdp.mtu, u32::min),
+            ports: others
+                .iter()
+                .zip(1u32..)
+                .map(|(o, slot)| (slot, o.index))
+                .collect(),
+            hops,
+        })
     }
-    Ok(macs)
 }

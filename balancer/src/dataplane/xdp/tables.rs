@@ -30,6 +30,9 @@ pub struct Tables {
     pub ring: Vec<u32>,
     /// Backend id -> how to reach it, for the backends in use.
     pub backends: Vec<(u32, BackendEntry)>,
+    /// Device-map slot -> interface index, for egress interfaces other
+    /// than the XDP one.
+    pub ports: Vec<(u32, u32)>,
     /// Program-wide settings.
     pub settings: Settings,
 }
@@ -121,18 +124,30 @@ impl BackendIds {
 }
 
 /// Tunnel and interface facts the tables need besides the config.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Egress {
     /// Forwarding mode.
     pub forwarding: Forwarding,
-    /// MAC of the interface the program forwards out of.
-    pub mac: [u8; 6],
-    /// Largest IP packet the link carries.
+    /// Largest IP packet every egress link carries.
     pub mtu: u32,
+    /// Device-map slot -> interface index of the other egress interfaces.
+    pub ports: Vec<(u32, u32)>,
     /// Outer source for IPv4 tunnels.
     pub ipip_src4: [u8; 4],
     /// Outer source for IPv6 tunnels.
     pub ipip_src6: [u8; 16],
+}
+
+/// How frames reach one backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hop {
+    /// Destination MAC: the backend's, or its router's.
+    pub mac: [u8; 6],
+    /// Source MAC: the egress interface's.
+    pub src_mac: [u8; 6],
+    /// 0 for the XDP interface itself, else the egress interface's slot in
+    /// [`Egress::ports`].
+    pub tx_port: u32,
 }
 
 /// Why the tables cannot be built.
@@ -154,14 +169,14 @@ pub fn mapped(ip: IpAddr) -> [u8; 16] {
 
 impl Tables {
     /// Builds the tables for `listeners` (those the XDP plane serves) over
-    /// `pools`. `ids` keeps backend ids stable across rebuilds; `mac_of`
-    /// gives a backend's next-hop MAC.
+    /// `pools`. `ids` keeps backend ids stable across rebuilds; `hop_of`
+    /// says how to reach a backend.
     pub fn build(
         listeners: &[&Listener],
         pools: &[Pool],
         egress: &Egress,
         ids: &mut BackendIds,
-        mac_of: &dyn Fn(IpAddr) -> Option<[u8; 6]>,
+        hop_of: &dyn Fn(IpAddr) -> Option<Hop>,
     ) -> Result<Self, TablesError> {
         let mut backends: Vec<(u32, BackendEntry)> = Vec::new();
         let mut vips = Vec::new();
@@ -173,7 +188,7 @@ impl Tables {
                 let id = ids.id(&pool.name, b.address);
                 // Two listeners may share a pool: one entry per member.
                 if !backends.iter().any(|(known, _)| *known == id) {
-                    backends.push((id, entry(b.address.ip().to_canonical(), mac_of)?));
+                    backends.push((id, entry(b.address.ip().to_canonical(), hop_of)?));
                 }
                 member_ids.push(id);
             }
@@ -196,6 +211,7 @@ impl Tables {
             vips,
             ring,
             backends,
+            ports: egress.ports.clone(),
             settings: Settings {
                 forwarding: match egress.forwarding {
                     Forwarding::Dsr => FORWARD_DSR,
@@ -204,8 +220,6 @@ impl Tables {
                 mtu: egress.mtu,
                 ipip_src4: egress.ipip_src4,
                 ipip_src6: egress.ipip_src6,
-                src_mac: egress.mac,
-                pad: [0; 2],
             },
         })
     }
@@ -225,14 +239,15 @@ pub fn vip_key(address: SocketAddr, protocol: Protocol) -> VipKey {
     }
 }
 
-fn entry(
-    ip: IpAddr,
-    mac_of: &dyn Fn(IpAddr) -> Option<[u8; 6]>,
-) -> Result<BackendEntry, TablesError> {
+fn entry(ip: IpAddr, hop_of: &dyn Fn(IpAddr) -> Option<Hop>) -> Result<BackendEntry, TablesError> {
+    let hop = hop_of(ip).ok_or(TablesError::NoMac(ip))?;
     Ok(BackendEntry {
         addr: mapped(ip),
-        mac: mac_of(ip).ok_or(TablesError::NoMac(ip))?,
+        mac: hop.mac,
+        src_mac: hop.src_mac,
         family: if ip.is_ipv4() { FAMILY_V4 } else { FAMILY_V6 },
         flags: 0,
+        pad: [0; 2],
+        tx_port: hop.tx_port,
     })
 }

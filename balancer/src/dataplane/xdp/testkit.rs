@@ -10,7 +10,7 @@ use balancer_common::{Counter, FlowTuple};
 use super::{
     Sizes, XdpProgram,
     packet::{Frame, Ip, L4, LB_MAC},
-    tables::{BackendIds, Egress, Tables, mapped},
+    tables::{BackendIds, Egress, Hop, Tables, mapped},
 };
 use crate::{
     config::{self, Config, model::Forwarding},
@@ -83,23 +83,33 @@ impl Lb {
     }
 }
 
-pub fn tables(config: &Config, ids: &mut BackendIds) -> Tables {
-    let listeners: Vec<_> = config.listeners.iter().collect();
-    let forwarding = config
-        .xdp
-        .as_ref()
-        .map_or(Forwarding::Dsr, |x| x.forwarding);
-    let egress = Egress {
-        forwarding,
-        mac: LB_MAC,
+/// A backend on the XDP interface's own link.
+#[allow(clippy::unnecessary_wraps)]
+pub fn hop_of(ip: IpAddr) -> Option<Hop> {
+    Some(Hop {
+        mac: mac_of(ip),
+        src_mac: LB_MAC,
+        tx_port: 0,
+    })
+}
+
+/// The egress facts of these tests, for `config`'s forwarding mode.
+pub fn egress(config: &Config) -> Egress {
+    Egress {
+        forwarding: config
+            .xdp
+            .as_ref()
+            .map_or(Forwarding::Dsr, |x| x.forwarding),
         mtu: MTU,
+        ports: Vec::new(),
         ipip_src4: TUN4,
         ipip_src6: TUN6,
-    };
-    Tables::build(&listeners, &config.pools, &egress, ids, &|ip| {
-        Some(mac_of(ip))
-    })
-    .expect("tables")
+    }
+}
+
+pub fn tables(config: &Config, ids: &mut BackendIds) -> Tables {
+    let listeners: Vec<_> = config.listeners.iter().collect();
+    Tables::build(&listeners, &config.pools, &egress(config), ids, &hop_of).expect("tables")
 }
 
 pub fn setup(forwarding: &str) -> Lb {

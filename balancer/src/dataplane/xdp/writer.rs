@@ -2,10 +2,10 @@
 //! config says now, changing only what differs, in an order that never lets
 //! a packet find a VIP whose ring points at a missing backend.
 
-use aya::maps::{Array, HashMap, MapData};
+use aya::maps::{Array, DevMap, HashMap, MapData};
 use balancer_common::maps::{
     BACKENDS_MAP, BackendEntry, FLOWS_MAP, FlowKey, FlowValue, RING_MAP, SETTINGS_MAP, Settings,
-    VIPS_MAP, VipKey, VipMeta,
+    TX_PORTS_MAP, VIPS_MAP, VipKey, VipMeta,
 };
 
 use super::{XdpError, XdpProgram, program::map_err, tables::Tables};
@@ -47,6 +47,7 @@ impl XdpProgram {
             vips: Vec::new(),
             ring: Vec::new(),
             backends: Vec::new(),
+            ports: Vec::new(),
             settings: new.settings,
         };
         let old = old.unwrap_or(&none);
@@ -55,6 +56,13 @@ impl XdpProgram {
         settings
             .set(0, new.settings, 0)
             .map_err(err(SETTINGS_MAP))?;
+        let mut ports: DevMap<&mut MapData> =
+            DevMap::try_from(self.map_mut(TX_PORTS_MAP)?).map_err(err(TX_PORTS_MAP))?;
+        // Ports are written before the backends that name them. A port no
+        // longer named stays in the map, unused: no backend points at it.
+        for &(slot, ifindex) in new.ports.iter().filter(|p| !old.ports.contains(p)) {
+            ports.set(slot, ifindex, None, 0).map_err(XdpError::Ports)?;
+        }
         let mut backends: Array<&mut MapData, BackendEntry> =
             Array::try_from(self.map_mut(BACKENDS_MAP)?).map_err(err(BACKENDS_MAP))?;
         for b in new.backends.iter().filter(|b| !old.backends.contains(b)) {
@@ -92,18 +100,14 @@ impl XdpProgram {
         }
         let mut backends: Array<&mut MapData, BackendEntry> =
             Array::try_from(self.map_mut(BACKENDS_MAP)?).map_err(err(BACKENDS_MAP))?;
-        let cleared = BackendEntry {
-            addr: [0; 16],
-            mac: [0; 6],
-            family: 0,
-            flags: 0,
-        };
         for (id, _) in old
             .backends
             .iter()
             .filter(|(id, _)| !new.backends.iter().any(|(n, _)| n == id))
         {
-            backends.set(*id, cleared, 0).map_err(err(BACKENDS_MAP))?;
+            backends
+                .set(*id, BackendEntry::EMPTY, 0)
+                .map_err(err(BACKENDS_MAP))?;
         }
         Ok(())
     }
