@@ -194,6 +194,21 @@ fn pins_of_an_unknown_layout_are_removed() {
     assert!(!old.exists(), "stale pin left behind");
 }
 
+/// A second daemon on the same pins is refused while the first runs.
+#[test]
+fn a_pin_dir_in_use_is_refused_until_released() {
+    let fs = BpfFs::new();
+    let first = Pins::open(&fs.pins()).expect("first");
+    let err = Pins::open(&fs.pins()).expect_err("locked");
+    assert!(matches!(err, PinError::InUse(_)), "{err}");
+    assert!(
+        err.to_string().contains("in use by another balancer"),
+        "{err}"
+    );
+    drop(first);
+    Pins::open(&fs.pins()).expect("free again");
+}
+
 #[test]
 fn a_pin_dir_off_a_bpf_filesystem_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -7,7 +7,7 @@
 
 use std::{
     fs, io,
-    os::unix::ffi::OsStrExt as _,
+    os::{fd::AsRawFd as _, unix::ffi::OsStrExt as _},
     path::{Path, PathBuf},
 };
 
@@ -48,6 +48,11 @@ pub enum PinError {
         "XDP pin directory `{0}` is not on a BPF filesystem; mount one (`mount -t bpf bpf /sys/fs/bpf`) or set `xdp.pin_dir` below one"
     )]
     NotBpfFs(PathBuf),
+    /// Another process holds the directory.
+    #[error(
+        "XDP pin directory `{0}` is in use by another balancer; stop it, or give this one another `xdp.pin_dir`"
+    )]
+    InUse(PathBuf),
     /// A pinned map could not be read back.
     #[error("pinned XDP map `{path}`: {source}")]
     Map {
@@ -107,10 +112,12 @@ pub const PINNED: [&str; 6] = [
     STATS_MAP,
 ];
 
-/// A pin directory on a BPF filesystem.
-#[derive(Clone, Debug)]
+/// A pin directory on a BPF filesystem, locked for this process: two
+/// daemons writing the same maps would undo each other's tables.
+#[derive(Debug)]
 pub struct Pins {
     dir: PathBuf,
+    _lock: fs::File,
 }
 
 /// What the last run left behind, as far as it can be re-adopted.
@@ -160,6 +167,19 @@ impl Pins {
             }
         }
         fs::create_dir_all(dir).map_err(io(dir))?;
+        let lock = fs::File::open(dir).map_err(io(dir))?;
+        // SAFETY: flock on a descriptor we own; no memory is involved.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = io::Error::last_os_error();
+            return Err(if e.kind() == io::ErrorKind::WouldBlock {
+                PinError::InUse(dir.to_path_buf())
+            } else {
+                PinError::Io {
+                    path: dir.to_path_buf(),
+                    source: e,
+                }
+            });
+        }
         for entry in fs::read_dir(dir).map_err(io(dir))? {
             let entry = entry.map_err(io(dir))?;
             let name = entry.file_name();
@@ -170,6 +190,7 @@ impl Pins {
         }
         Ok(Self {
             dir: dir.to_path_buf(),
+            _lock: lock,
         })
     }
 

@@ -51,6 +51,8 @@ pub enum PlaneError {
 /// The running XDP plane.
 pub struct XdpPlane {
     program: XdpProgram,
+    /// Held for the lock on the pin directory.
+    _pins: Pins,
     tables: Tables,
     ids: BackendIds,
     served: Vec<usize>,
@@ -136,6 +138,7 @@ impl XdpPlane {
         }
         Ok(Some(Self {
             program,
+            _pins: pins,
             tables,
             ids,
             served,
