@@ -87,6 +87,18 @@ pub enum HealthKind {
     Udp,
 }
 
+impl HealthKind {
+    /// The name the config file uses.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            HealthKind::Tcp => "tcp",
+            HealthKind::Http => "http",
+            HealthKind::Udp => "udp",
+        }
+    }
+}
+
 /// How the XDP path reaches backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -161,6 +173,22 @@ pub struct HealthCheck {
     pub rise: NonZeroU32,
     /// Consecutive failures to mark a backend down.
     pub fall: NonZeroU32,
+    /// Each check waits `interval` plus or minus up to this much, so the
+    /// checks of many backends do not fire in lockstep.
+    pub jitter: Duration,
+    /// HTTP method (`GET`, `HEAD`, ...).
+    pub method: String,
+    /// HTTP `Host` header; `None` sends the backend's address.
+    pub host: Option<String>,
+    /// Accepted HTTP status codes, inclusive.
+    pub expect_status: (u16, u16),
+    /// UDP payload to send.
+    pub send: String,
+    /// Text the UDP reply must contain; `None` accepts any reply.
+    pub expect: Option<String>,
+    /// Whether failures the proxies see (connect refused, timeouts) count
+    /// toward `fall` like failed checks.
+    pub passive: bool,
 }
 
 /// XDP data-plane settings.

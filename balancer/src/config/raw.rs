@@ -85,6 +85,20 @@ pub struct RawHealth {
     pub rise: Option<u64>,
     #[serde(default)]
     pub fall: Option<u64>,
+    #[serde(default)]
+    pub jitter: Option<String>,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub expect_status: Option<String>,
+    #[serde(default)]
+    pub send: Option<String>,
+    #[serde(default)]
+    pub expect: Option<String>,
+    #[serde(default)]
+    pub passive: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -391,6 +391,46 @@ fn cases() -> Vec<Case> {
             "only `http` checks",
         ),
         (
+            "udp payload on an http check",
+            replace(
+                "    algorithm: maglev",
+                "    algorithm: maglev\n    health:\n      kind: http\n      send: ping",
+            ),
+            13,
+            "pools[0].health.send",
+            "only `udp` checks take `send`",
+        ),
+        (
+            "bad status range",
+            replace(
+                "    algorithm: maglev",
+                "    algorithm: maglev\n    health:\n      kind: http\n      expect_status: 399-200",
+            ),
+            13,
+            "pools[0].health.expect_status",
+            "not a status range",
+        ),
+        (
+            "lower-case method",
+            replace(
+                "    algorithm: maglev",
+                "    algorithm: maglev\n    health:\n      kind: http\n      method: get",
+            ),
+            13,
+            "pools[0].health.method",
+            "not an HTTP method",
+        ),
+        (
+            "jitter as long as the interval",
+            replace(
+                "    algorithm: maglev",
+                "    algorithm: maglev\n    health:\n      kind: tcp\n      interval: 1s\n      jitter: 1s",
+            ),
+            14,
+            "pools[0].health.jitter",
+            "shorter than the interval",
+        ),
+        (
             "bad deny cidr",
             append("guard:\n  deny: [198.18.0.1/15]\n"),
             16,

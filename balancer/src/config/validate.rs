@@ -408,9 +408,42 @@ fn health(h: &RawHealth, at: &str, p: &mut Problems) -> HealthCheck {
             format!("`{path}` must start with `/`"),
         );
     }
-    if h.kind != HealthKind::Http && h.path.is_some() {
-        p.add(format!("{at}.path"), "only `http` checks take a path");
+    let only = |p: &mut Problems, key: &str, set: bool, kind: HealthKind| {
+        if set && h.kind != kind {
+            p.add(
+                format!("{at}.{key}"),
+                format!("only `{}` checks take `{key}`", kind.name()),
+            );
+        }
+    };
+    only(p, "path", h.path.is_some(), HealthKind::Http);
+    only(p, "method", h.method.is_some(), HealthKind::Http);
+    only(p, "host", h.host.is_some(), HealthKind::Http);
+    only(p, "expect_status", h.expect_status.is_some(), HealthKind::Http);
+    only(p, "send", h.send.is_some(), HealthKind::Udp);
+    only(p, "expect", h.expect.is_some(), HealthKind::Udp);
+    let jitter = p.duration(&format!("{at}.jitter"), h.jitter.as_ref(), interval / 10);
+    if jitter >= interval && !interval.is_zero() {
+        p.add(
+            format!("{at}.jitter"),
+            format!("`{jitter:?}` must be shorter than the interval `{interval:?}`"),
+        );
     }
+    let method = h.method.clone().unwrap_or_else(|| "GET".to_owned());
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+        p.add(
+            format!("{at}.method"),
+            format!("`{method}` is not an HTTP method (capital letters, like `GET` or `HEAD`)"),
+        );
+    }
+    if let Some(host) = &h.host {
+        if host.is_empty() || host.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+            p.add(format!("{at}.host"), format!("`{host}` is not a valid Host header"));
+        }
+    }
+    let expect_status = h.expect_status.as_deref().map_or(Some((200, 399)), |s| {
+        p.check(&format!("{at}.expect_status"), values::status_range(s))
+    });
     HealthCheck {
         kind: h.kind,
         path,
@@ -418,6 +451,13 @@ fn health(h: &RawHealth, at: &str, p: &mut Problems) -> HealthCheck {
         timeout,
         rise: p.bounded(&format!("{at}.rise"), h.rise, 2, limits::MAX_RISE_FALL),
         fall: p.bounded(&format!("{at}.fall"), h.fall, 3, limits::MAX_RISE_FALL),
+        jitter,
+        method,
+        host: h.host.clone(),
+        expect_status: expect_status.unwrap_or((200, 399)),
+        send: h.send.clone().unwrap_or_default(),
+        expect: h.expect.clone(),
+        passive: h.passive.unwrap_or(true),
     }
 }
 

@@ -9,6 +9,26 @@ use std::{
 
 use super::model::Cidr;
 
+/// Parses an HTTP status range, `200-399`, or one status, `204`.
+pub fn status_range(text: &str) -> Result<(u16, u16), String> {
+    let bad = || {
+        format!("`{text}` is not a status range (expected e.g. `200-399` or `204`, codes 100-599)")
+    };
+    let (lo, hi) = text.trim().split_once('-').unwrap_or((text.trim(), text.trim()));
+    let code = |s: &str| {
+        s.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (100..=599).contains(c))
+            .ok_or_else(bad)
+    };
+    let (lo, hi) = (code(lo)?, code(hi)?);
+    if lo > hi {
+        return Err(bad());
+    }
+    Ok((lo, hi))
+}
+
 /// Parses `500ms`, `2s`, `1.5m`, `1h`. Zero is an error: every duration in the
 /// file is a timeout or period where zero means a busy loop or an instant fail.
 pub fn duration(text: &str) -> Result<Duration, String> {
@@ -112,6 +132,15 @@ mod tests {
     use std::time::Duration;
 
     use super::{cidr, duration, is_prime, socket_addr};
+
+    #[test]
+    fn status_ranges() {
+        assert_eq!(super::status_range("200-399"), Ok((200, 399)));
+        assert_eq!(super::status_range("204"), Ok((204, 204)));
+        for bad in ["399-200", "2xx", "99", "600", "200-", ""] {
+            assert!(super::status_range(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations() {
