@@ -419,7 +419,12 @@ fn health(h: &RawHealth, at: &str, p: &mut Problems) -> HealthCheck {
     only(p, "path", h.path.is_some(), HealthKind::Http);
     only(p, "method", h.method.is_some(), HealthKind::Http);
     only(p, "host", h.host.is_some(), HealthKind::Http);
-    only(p, "expect_status", h.expect_status.is_some(), HealthKind::Http);
+    only(
+        p,
+        "expect_status",
+        h.expect_status.is_some(),
+        HealthKind::Http,
+    );
     only(p, "send", h.send.is_some(), HealthKind::Udp);
     only(p, "expect", h.expect.is_some(), HealthKind::Udp);
     let jitter = p.duration(&format!("{at}.jitter"), h.jitter.as_ref(), interval / 10);
@@ -436,10 +441,16 @@ fn health(h: &RawHealth, at: &str, p: &mut Problems) -> HealthCheck {
             format!("`{method}` is not an HTTP method (capital letters, like `GET` or `HEAD`)"),
         );
     }
-    if let Some(host) = &h.host {
-        if host.is_empty() || host.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
-            p.add(format!("{at}.host"), format!("`{host}` is not a valid Host header"));
-        }
+    if let Some(host) = h.host.as_ref().filter(|host| {
+        host.is_empty()
+            || host
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    }) {
+        p.add(
+            format!("{at}.host"),
+            format!("`{host}` is not a valid Host header"),
+        );
     }
     let expect_status = h.expect_status.as_deref().map_or(Some((200, 399)), |s| {
         p.check(&format!("{at}.expect_status"), values::status_range(s))

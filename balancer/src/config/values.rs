@@ -14,7 +14,10 @@ pub fn status_range(text: &str) -> Result<(u16, u16), String> {
     let bad = || {
         format!("`{text}` is not a status range (expected e.g. `200-399` or `204`, codes 100-599)")
     };
-    let (lo, hi) = text.trim().split_once('-').unwrap_or((text.trim(), text.trim()));
+    let (lo, hi) = text
+        .trim()
+        .split_once('-')
+        .unwrap_or((text.trim(), text.trim()));
     let code = |s: &str| {
         s.trim()
             .parse::<u16>()
