@@ -10,6 +10,7 @@ pub mod dataplane;
 pub mod decap;
 pub mod demo;
 pub mod explain;
+pub mod health;
 pub mod logging;
 pub mod proxy;
 pub mod publish;

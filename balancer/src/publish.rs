@@ -3,7 +3,11 @@
 //! [`crate::status`]). A failure to write is logged once (and again only
 //! after a success) and never stops serving.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex, atomic::Ordering},
+    time::Duration,
+};
 
 use balancer_common::Counter;
 use tracing::warn;
@@ -11,8 +15,8 @@ use tracing::warn;
 use crate::{
     config::Config,
     dataplane::xdp::plane::XdpPlane,
-    runtime::ListenerStats,
-    status::{self, ListenerStatus, Status, XdpStatus},
+    runtime::{BackendState, ListenerStats, LivePool},
+    status::{self, BackendStatus, ListenerStatus, PoolStatus, Status, XdpStatus},
 };
 
 /// What the publisher reads.
@@ -23,8 +27,10 @@ pub struct Sources {
     pub listeners: Vec<Arc<ListenerStats>>,
     /// Which listeners the XDP plane serves, in config order.
     pub xdp_served: Vec<bool>,
+    /// The pools as the control plane last built them.
+    pub pools: Vec<Arc<LivePool>>,
     /// The XDP plane, if attached.
-    pub xdp: Option<Arc<XdpPlane>>,
+    pub xdp: Option<Arc<Mutex<XdpPlane>>>,
 }
 
 /// One snapshot of `sources`.
@@ -45,24 +51,63 @@ pub fn snapshot(sources: &Sources) -> Status {
             counters: stats.snapshot(),
         })
         .collect();
-    let xdp = sources.xdp.as_ref().map(|plane| XdpStatus {
-        interface: plane.interface.clone(),
-        attach: plane.attached.to_string(),
-        counters: plane.program().counters().map_or_else(
-            |_| BTreeMap::new(),
-            |c| {
-                Counter::ALL
-                    .iter()
-                    .map(|k| (k.name().to_owned(), c[*k as usize]))
-                    .collect()
-            },
-        ),
-    });
+    let xdp = sources
+        .xdp
+        .as_ref()
+        .and_then(|plane| plane.lock().ok())
+        .map(|plane| XdpStatus {
+            interface: plane.interface.clone(),
+            attach: plane.attached.to_string(),
+            counters: plane.program().counters().map_or_else(
+                |_| BTreeMap::new(),
+                |c| {
+                    Counter::ALL
+                        .iter()
+                        .map(|k| (k.name().to_owned(), c[*k as usize]))
+                        .collect()
+                },
+            ),
+        });
+    let pools = sources
+        .pools
+        .iter()
+        .map(|live| {
+            let pool = live.load();
+            PoolStatus {
+                name: pool.name.clone(),
+                algorithm: pool.algorithm.to_string(),
+                backends: pool.backends.iter().map(backend_status).collect(),
+            }
+        })
+        .collect();
     Status {
         pid: std::process::id(),
         written_ms: status::now_ms(),
         listeners,
+        pools,
         xdp,
+    }
+}
+
+fn backend_status(b: &BackendState) -> BackendStatus {
+    let s = &b.stats;
+    let last = s.last_check.lock().ok().and_then(|l| l.clone());
+    BackendStatus {
+        address: b.address.to_string(),
+        state: b.status.state().to_string(),
+        weight: b.weight,
+        active: s.active(),
+        total: s.total.load(Ordering::Relaxed),
+        connect_failures: s.connect_failures.load(Ordering::Relaxed),
+        bytes_in: s.bytes_in.load(Ordering::Relaxed),
+        bytes_out: s.bytes_out.load(Ordering::Relaxed),
+        checks: s.checks.load(Ordering::Relaxed),
+        checks_failed: s.checks_failed.load(Ordering::Relaxed),
+        last_check_us: last
+            .as_ref()
+            .and_then(|c| c.latency)
+            .map(|d| d.as_micros() as u64),
+        last_check_error: last.and_then(|c| c.error),
     }
 }
 

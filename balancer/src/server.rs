@@ -3,11 +3,15 @@
 //! serves, and on SIGINT/SIGTERM stops accepting and lets open connections
 //! finish within the grace period.
 
-use std::{io, net::SocketAddr, sync::Arc};
+use std::{
+    io,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
 
 use tokio::{
     signal::unix::{SignalKind, signal},
-    sync::watch,
+    sync::{mpsc, watch},
 };
 use tracing::{info, warn};
 
@@ -18,6 +22,7 @@ use crate::{
     },
     dataplane::xdp::plane::{PlaneError, XdpPlane},
     demo,
+    health::Monitor,
     proxy::{
         self,
         pipes::{MAX_PIPES, PipePool},
@@ -25,7 +30,10 @@ use crate::{
         udp::UdpService,
     },
     publish,
-    runtime::{Snapshot, Tracker},
+    runtime::{
+        Snapshot, Tracker,
+        control::{Control, EVENT_QUEUE, Event, Passive},
+    },
     status,
 };
 
@@ -97,17 +105,25 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let pipes = Arc::new(PipePool::new(MAX_PIPES));
 
     // Held until shutdown: dropping the last reference detaches the program.
-    let xdp = start_xdp(&config)?.map(Arc::new);
-    let bound = bind(&snapshot, xdp.as_deref(), &pipes, &tracker)?;
+    let xdp = start_xdp(&config)?;
+    let (events, inbox) = mpsc::channel(EVENT_QUEUE);
+    let bound = bind(&snapshot, xdp.as_ref(), &pipes, &tracker, &events)?;
     demo::start(&config.demo_backends)
         .map_err(|(address, source)| RunError::Demo { address, source })?;
+    let xdp_served: Vec<bool> = (0..config.listeners.len())
+        .map(|i| xdp.as_ref().is_some_and(|p| p.serves(i)))
+        .collect();
+    let xdp = xdp.map(|p| Arc::new(Mutex::new(p)));
+    let control =
+        tokio::spawn(Control::new(config.clone(), snapshot.pools.clone(), xdp.clone()).run(inbox));
+    let monitor = Monitor::start(&config, &events);
+    drop(events);
 
     let publisher = tokio::spawn(publish::run(publish::Sources {
         config: config.clone(),
         listeners: snapshot.listeners.clone(),
-        xdp_served: (0..config.listeners.len())
-            .map(|i| xdp.as_ref().is_some_and(|p| p.serves(i)))
-            .collect(),
+        pools: snapshot.pools.clone(),
+        xdp_served,
         xdp: xdp.clone(),
     }));
     let (stop, stopped) = watch::channel(false);
@@ -115,11 +131,11 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     for b in bound {
         tasks.push(match b {
             Bound::Tcp(socket, svc) => {
-                info!(listener = %svc.listener.name, address = %svc.listener.address, protocol = "tcp", plane = "proxy", pool = %svc.pool.name, algorithm = %svc.pool.algorithm, "listening");
+                info!(listener = %svc.listener.name, address = %svc.listener.address, protocol = "tcp", plane = "proxy", pool = %svc.pool.load().name, algorithm = %svc.pool.load().algorithm, "listening");
                 tokio::spawn(proxy::tcp::serve(socket, svc, stopped.clone()))
             }
             Bound::Udp(socket, svc) => {
-                info!(listener = %svc.listener.name, address = %svc.listener.address, protocol = "udp", plane = "proxy", pool = %svc.pool.name, algorithm = %svc.pool.algorithm, "listening");
+                info!(listener = %svc.listener.name, address = %svc.listener.address, protocol = "udp", plane = "proxy", pool = %svc.pool.load().name, algorithm = %svc.pool.load().algorithm, "listening");
                 tokio::spawn(proxy::udp::serve(socket, svc, stopped.clone()))
             }
         });
@@ -147,6 +163,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     }
     publisher.abort();
     let _ = publisher.await;
+    drop(monitor);
+    control.abort();
+    let _ = control.await;
     status::remove(&config.state_dir);
     drop(xdp);
     info!("stopped");
@@ -161,6 +180,7 @@ fn bind(
     xdp: Option<&XdpPlane>,
     pipes: &Arc<PipePool>,
     tracker: &Tracker,
+    events: &mpsc::Sender<Event>,
 ) -> Result<Vec<Bound>, RunError> {
     let mut bound = Vec::new();
     for (i, l) in snapshot.config.listeners.iter().enumerate() {
@@ -188,6 +208,7 @@ fn bind(
             source,
         };
         let pool = snapshot.pools[l.pool].clone();
+        let passive = Passive::new(l.pool, events.clone());
         let stats = snapshot.listeners[i].clone();
         bound.push(match l.protocol {
             Protocol::Tcp => Bound::Tcp(
@@ -195,6 +216,7 @@ fn bind(
                 Arc::new(TcpService {
                     listener: l.clone(),
                     pool,
+                    passive,
                     stats,
                     pipes: pipes.clone(),
                     tracker: tracker.clone(),
@@ -205,6 +227,7 @@ fn bind(
                 Arc::new(UdpService {
                     listener: l.clone(),
                     pool,
+                    passive,
                     stats,
                 }),
             ),

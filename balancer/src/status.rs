@@ -26,6 +26,9 @@ pub struct Status {
     pub written_ms: u64,
     /// Listeners in config order.
     pub listeners: Vec<ListenerStatus>,
+    /// Pools in config order, with their backends' states.
+    #[serde(default)]
+    pub pools: Vec<PoolStatus>,
     /// The XDP plane, when one is attached.
     pub xdp: Option<XdpStatus>,
 }
@@ -45,6 +48,46 @@ pub struct ListenerStatus {
     pub plane: String,
     /// Proxy counters (zero for XDP listeners, which the kernel counts).
     pub counters: BTreeMap<String, u64>,
+}
+
+/// One pool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolStatus {
+    /// Name.
+    pub name: String,
+    /// Selection algorithm.
+    pub algorithm: String,
+    /// Backends in config order.
+    pub backends: Vec<BackendStatus>,
+}
+
+/// One backend.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendStatus {
+    /// `IP:port`.
+    pub address: String,
+    /// `up`, `falling`, `down`, `rising`, `draining` or `disabled`.
+    pub state: String,
+    /// Weight for new flows now (0 while it takes none).
+    pub weight: u32,
+    /// Proxied connections or sessions open now.
+    pub active: u64,
+    /// Proxied connections or sessions, ever.
+    pub total: u64,
+    /// Proxy connect attempts that failed.
+    pub connect_failures: u64,
+    /// Bytes client -> backend through the proxy.
+    pub bytes_in: u64,
+    /// Bytes backend -> client through the proxy.
+    pub bytes_out: u64,
+    /// Health checks run.
+    pub checks: u64,
+    /// Health checks failed.
+    pub checks_failed: u64,
+    /// The last check's latency in microseconds, when it passed.
+    pub last_check_us: Option<u64>,
+    /// Why the last check failed, when it did.
+    pub last_check_error: Option<String>,
 }
 
 /// The XDP plane.
@@ -153,6 +196,21 @@ pub fn render(s: &Status, now_ms: u64) -> String {
             counters.join(" ")
         );
     }
+    for p in &s.pools {
+        let _ = writeln!(out, "\npool {} ({}):", p.name, p.algorithm);
+        for b in &p.backends {
+            let check = match (&b.last_check_us, &b.last_check_error) {
+                (Some(us), _) => format!("check ok {:.1} ms", *us as f64 / 1000.0),
+                (None, Some(e)) => format!("check failed: {e}"),
+                (None, None) => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "  {:<28} {:<9} weight {:<5} active {:<6} total {:<8} failures {:<5} {check}",
+                b.address, b.state, b.weight, b.active, b.total, b.connect_failures
+            );
+        }
+    }
     if let Some(x) = &s.xdp {
         let _ = writeln!(out, "\nXDP on {} ({}):", x.interface, x.attach);
         for (k, v) in x.counters.iter().filter(|(_, v)| **v > 0) {
@@ -166,7 +224,10 @@ pub fn render(s: &Status, now_ms: u64) -> String {
 mod tests {
     use std::collections::BTreeMap;
 
-    use super::{ListenerStatus, Status, StatusError, XdpStatus, read, render, write};
+    use super::{
+        BackendStatus, ListenerStatus, PoolStatus, Status, StatusError, XdpStatus, read, render,
+        write,
+    };
 
     #[test]
     fn round_trips_through_the_state_dir_and_renders() {
@@ -183,6 +244,24 @@ mod tests {
                 plane: "xdp".into(),
                 counters: BTreeMap::new(),
             }],
+            pools: vec![PoolStatus {
+                name: "web".into(),
+                algorithm: "maglev".into(),
+                backends: vec![BackendStatus {
+                    address: "198.18.1.11:80".into(),
+                    state: "down".into(),
+                    weight: 0,
+                    active: 0,
+                    total: 3,
+                    connect_failures: 2,
+                    bytes_in: 0,
+                    bytes_out: 0,
+                    checks: 9,
+                    checks_failed: 4,
+                    last_check_us: None,
+                    last_check_error: Some("connect: refused".into()),
+                }],
+            }],
             xdp: Some(XdpStatus {
                 interface: "eth0".into(),
                 attach: "native".into(),
@@ -197,6 +276,8 @@ mod tests {
         let text = render(&s, 2_500);
         assert!(text.contains("snapshot 1.5 s old"));
         assert!(text.contains("forward_dsr"));
+        assert!(text.contains("198.18.1.11:80") && text.contains("down"));
+        assert!(text.contains("check failed: connect: refused"));
         assert!(
             !text.contains("drop_no_backend"),
             "zero counters are left out"

@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     config::{limits::MAX_CONNECT_ATTEMPTS, model::Listener},
-    runtime::{ListenerStats, PoolState, Tracker, flow_tuple},
+    runtime::{BackendStats, ListenerStats, LivePool, Tracker, control::Passive, flow_tuple},
 };
 
 const IPPROTO_TCP: u8 = 6;
@@ -33,7 +33,9 @@ pub struct TcpService {
     /// The listener's validated settings.
     pub listener: Listener,
     /// The pool it balances over.
-    pub pool: Arc<PoolState>,
+    pub pool: Arc<LivePool>,
+    /// Where connect failures go, toward the pool's passive health.
+    pub passive: Passive,
     /// Its counters.
     pub stats: Arc<ListenerStats>,
     /// Shared pipe pool.
@@ -100,13 +102,12 @@ async fn handle(client: TcpStream, peer: SocketAddr, svc: &TcpService) {
     } else {
         svc.listener.address
     };
-    let Some((backend, index)) = connect(peer, local, svc).await else {
+    let Some((backend, stats)) = connect(peer, local, svc).await else {
         svc.stats.no_backend.fetch_add(1, Ordering::Relaxed);
         return;
     };
     // The client socket inherited its options from the listener.
     tune(&backend);
-    let stats = &svc.pool.backends[index].stats;
     let _active = stats.open();
     let counters = Counters {
         up: &stats.bytes_in,
@@ -136,40 +137,43 @@ async fn handle(client: TcpStream, peer: SocketAddr, svc: &TcpService) {
     }
 }
 
-/// Tries up to `connect_attempts` distinct backends.
+/// Tries up to `connect_attempts` distinct backends of the pool as it is
+/// now; returns the connection and its backend's counters.
 async fn connect(
     peer: SocketAddr,
     local: SocketAddr,
     svc: &TcpService,
-) -> Option<(TcpStream, usize)> {
+) -> Option<(TcpStream, Arc<BackendStats>)> {
+    let pool = svc.pool.load_full();
     let flow = flow_tuple(peer, local, IPPROTO_TCP);
     let mut tried = [usize::MAX; MAX_CONNECT_ATTEMPTS as usize];
     let attempts = (svc.listener.connect_attempts.get() as usize).min(tried.len());
     for n in 0..attempts {
-        let index = svc.pool.pick(&flow, &tried[..n])?;
+        let index = pool.pick(&flow, &tried[..n])?;
         tried[n] = index;
-        let backend = &svc.pool.backends[index];
+        let backend = &pool.backends[index];
         let error = match tokio::time::timeout(
             svc.listener.connect_timeout,
             TcpStream::connect(backend.address),
         )
         .await
         {
-            Ok(Ok(stream)) => return Some((stream, index)),
+            Ok(Ok(stream)) => return Some((stream, backend.stats.clone())),
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {:?}", svc.listener.connect_timeout),
         };
+        svc.passive.report(index, &error);
         backend
             .stats
             .connect_failures
             .fetch_add(1, Ordering::Relaxed);
         if let Some(suppressed) = backend.stats.log.allow() {
-            warn!(listener = %svc.listener.name, pool = %svc.pool.name, backend = %backend.address,
+            warn!(listener = %svc.listener.name, pool = %pool.name, backend = %backend.address,
                 %error, suppressed, "backend connect failed; trying another");
         }
     }
     if let Some(suppressed) = svc.stats.log.allow() {
-        warn!(listener = %svc.listener.name, pool = %svc.pool.name, %peer, suppressed,
+        warn!(listener = %svc.listener.name, pool = %pool.name, %peer, suppressed,
             "no backend reachable; closing client");
     }
     None

@@ -21,7 +21,7 @@ use tracing::warn;
 
 use crate::{
     config::model::Listener,
-    runtime::{ActiveGuard, BackendStats, ListenerStats, PoolState, flow_tuple},
+    runtime::{ActiveGuard, BackendStats, ListenerStats, LivePool, control::Passive, flow_tuple},
 };
 
 const IPPROTO_UDP: u8 = 17;
@@ -33,7 +33,9 @@ pub struct UdpService {
     /// The listener's validated settings.
     pub listener: Listener,
     /// The pool it balances over.
-    pub pool: Arc<PoolState>,
+    pub pool: Arc<LivePool>,
+    /// Where connect failures go, toward the pool's passive health.
+    pub passive: Passive,
     /// Its counters.
     pub stats: Arc<ListenerStats>,
 }
@@ -146,11 +148,12 @@ async fn open_session(
 ) -> Option<Session> {
     let local = socket.local_addr().unwrap_or(svc.listener.address);
     let flow = flow_tuple(client, local, IPPROTO_UDP);
+    let pool = svc.pool.load_full();
     let mut tried = Vec::new();
     for _ in 0..svc.listener.connect_attempts.get() {
-        let index = svc.pool.pick(&flow, &tried)?;
+        let index = pool.pick(&flow, &tried)?;
         tried.push(index);
-        let backend = &svc.pool.backends[index];
+        let backend = &pool.backends[index];
         match connect(backend.address).await {
             Ok(upstream) => {
                 let upstream = Arc::new(upstream);
@@ -172,6 +175,7 @@ async fn open_session(
                 });
             }
             Err(e) => {
+                svc.passive.report(index, &e.to_string());
                 backend
                     .stats
                     .connect_failures

@@ -3,6 +3,8 @@
 //! the control plane builds it. Counters are shared (`Arc`) so a later
 //! snapshot of the same backend keeps its numbers.
 
+pub mod control;
+pub mod state;
 mod stats;
 mod tracker;
 
@@ -11,9 +13,10 @@ use std::{
     sync::Arc,
 };
 
+use arc_swap::ArcSwap;
 use balancer_common::{FlowTuple, flow_hash, hash::addr_hash};
 
-pub use stats::{ActiveGuard, BackendStats, ListenerStats, LogLimiter};
+pub use stats::{ActiveGuard, BackendStats, CheckRecord, ListenerStats, LogLimiter};
 pub use tracker::{ConnectionGuard, Tracker};
 
 use crate::{
@@ -28,11 +31,18 @@ use crate::{
 pub struct BackendState {
     /// Where to connect.
     pub address: SocketAddr,
-    /// Current weight (0 = draining).
+    /// Weight for new flows now: the configured one, or 0 while the
+    /// backend takes no new flows.
     pub weight: u32,
+    /// Health and admin state.
+    pub status: state::Status,
     /// Live counters.
     pub stats: Arc<BackendStats>,
 }
+
+/// A pool the control plane replaces as a whole when a backend's state
+/// changes; the proxies load the current one per new connection.
+pub type LivePool = ArcSwap<PoolState>;
 
 /// A pool ready to serve: backends plus the selector built over them.
 pub struct PoolState {
@@ -46,22 +56,48 @@ pub struct PoolState {
 }
 
 impl PoolState {
-    /// Builds a pool from its validated config.
+    /// Builds a pool from its validated config, every backend up, with
+    /// fresh counters.
     #[must_use]
     pub fn new(pool: &Pool) -> Self {
-        let members = select::members(pool);
+        let states = vec![state::Status::default(); pool.backends.len()];
+        let counters: Vec<_> = pool
+            .backends
+            .iter()
+            .map(|_| Arc::new(BackendStats::default()))
+            .collect();
+        Self::build(pool, &states, &counters)
+    }
+
+    /// Builds a pool whose backends are in `states` and keep the counters
+    /// `counters` (both in config order). A backend that takes no new flows
+    /// gets weight 0: the selector passes over it, and Maglev's table is
+    /// the one the XDP plane builds without it.
+    #[must_use]
+    pub fn build(pool: &Pool, states: &[state::Status], counters: &[Arc<BackendStats>]) -> Self {
+        let backends: Vec<BackendState> = pool
+            .backends
+            .iter()
+            .zip(states)
+            .zip(counters)
+            .map(|((b, s), st)| BackendState {
+                address: b.address,
+                weight: if s.takes_new_flows() { b.weight } else { 0 },
+                status: *s,
+                stats: st.clone(),
+            })
+            .collect();
+        let members: Vec<select::Member> = backends
+            .iter()
+            .map(|b| select::Member {
+                address: b.address,
+                weight: b.weight,
+            })
+            .collect();
         Self {
             name: pool.name.clone(),
             algorithm: pool.algorithm,
-            backends: pool
-                .backends
-                .iter()
-                .map(|b| BackendState {
-                    address: b.address,
-                    weight: b.weight,
-                    stats: Arc::new(BackendStats::default()),
-                })
-                .collect(),
+            backends,
             selector: select::build(pool.algorithm, &members, pool.maglev_table_size),
         }
     }
@@ -84,7 +120,7 @@ pub struct Snapshot {
     /// The config it was built from.
     pub config: Arc<Config>,
     /// Pools by index (listeners refer to them by [`crate::config::model::Listener::pool`]).
-    pub pools: Vec<Arc<PoolState>>,
+    pub pools: Vec<Arc<LivePool>>,
     /// Per-listener counters, by listener index.
     pub listeners: Vec<Arc<ListenerStats>>,
 }
@@ -96,7 +132,7 @@ impl Snapshot {
         let pools = config
             .pools
             .iter()
-            .map(|p| Arc::new(PoolState::new(p)))
+            .map(|p| Arc::new(ArcSwap::from_pointee(PoolState::new(p))))
             .collect();
         let listeners = config
             .listeners

@@ -20,6 +20,23 @@ pub struct BackendStats {
     pub bytes_out: AtomicU64,
     /// Rate limit for this backend's failure log lines.
     pub log: LogLimiter,
+    /// Changes of state (up, down, ...), ever.
+    pub state_changes: AtomicU64,
+    /// Health checks run, and how many of them failed.
+    pub checks: AtomicU64,
+    /// Health checks that failed.
+    pub checks_failed: AtomicU64,
+    /// The last health check's outcome.
+    pub last_check: std::sync::Mutex<Option<CheckRecord>>,
+}
+
+/// One health check's outcome, for status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckRecord {
+    /// How long it took, when it passed.
+    pub latency: Option<Duration>,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
 }
 
 impl BackendStats {

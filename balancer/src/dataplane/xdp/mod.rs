@@ -21,6 +21,8 @@ pub mod plane;
 pub mod program;
 #[cfg(test)]
 mod redirect_tests;
+#[cfg(test)]
+mod state_tests;
 pub mod tables;
 #[cfg(test)]
 mod testkit;

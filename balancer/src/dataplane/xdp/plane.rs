@@ -16,9 +16,12 @@ use super::{
     pins::{PinError, Pins},
     tables::{BackendIds, Egress, Hop, Tables, TablesError},
 };
-use crate::config::{
-    Config,
-    model::{Algorithm, Listener, Mode},
+use crate::{
+    config::{
+        Config,
+        model::{Algorithm, Listener, Mode},
+    },
+    runtime::state::Status,
 };
 use balancer_common::maps::TX_PORTS;
 
@@ -56,6 +59,8 @@ pub struct XdpPlane {
     tables: Tables,
     ids: BackendIds,
     served: Vec<usize>,
+    egress: Egress,
+    routes: Routes,
     /// How the program is attached.
     pub attached: Attached,
     /// The interface it is attached to.
@@ -139,6 +144,8 @@ impl XdpPlane {
         Ok(Some(Self {
             program,
             _pins: pins,
+            egress,
+            routes,
             tables,
             ids,
             served,
@@ -163,6 +170,32 @@ impl XdpPlane {
     #[must_use]
     pub fn state(&self) -> (&Tables, &BackendIds) {
         (&self.tables, &self.ids)
+    }
+
+    /// Rewrites the maps for backends now in `status` (by pool, then
+    /// backend, in `config` order): rings without the backends that take no
+    /// new flows, entries without those that keep none. Only what changed is
+    /// written.
+    pub fn update(&mut self, config: &Config, status: &[Vec<Status>]) -> Result<(), PlaneError> {
+        let listeners: Vec<&Listener> = self.served.iter().map(|&i| &config.listeners[i]).collect();
+        let hops = &self.routes.hops;
+        let tables = Tables::build_with(
+            &listeners,
+            &config.pools,
+            &|p, b| {
+                status
+                    .get(p)
+                    .and_then(|s| s.get(b))
+                    .copied()
+                    .unwrap_or_default()
+            },
+            &self.egress,
+            &mut self.ids,
+            &|ip| hops.get(&ip).copied(),
+        )?;
+        self.program.apply(Some(&self.tables), &tables)?;
+        self.tables = tables;
+        Ok(())
     }
 }
 

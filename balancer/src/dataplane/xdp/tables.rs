@@ -18,7 +18,8 @@ use balancer_common::{
 
 use crate::{
     config::model::{Forwarding, Listener, Pool, Protocol},
-    select::MaglevTable,
+    runtime::state::Status,
+    select::{MaglevTable, Member},
 };
 
 /// How the maps should look.
@@ -178,21 +179,58 @@ impl Tables {
         ids: &mut BackendIds,
         hop_of: &dyn Fn(IpAddr) -> Option<Hop>,
     ) -> Result<Self, TablesError> {
+        Self::build_with(
+            listeners,
+            pools,
+            &|_, _| Status::default(),
+            egress,
+            ids,
+            hop_of,
+        )
+    }
+
+    /// [`Tables::build`] with each backend in the state `status_of(pool
+    /// index, backend index)` says. A backend that takes no new flows is
+    /// left out of its ring; one that keeps no flows (down, disabled) also
+    /// loses its entry, so its established flows are placed again. Its id
+    /// stays reserved, so a backend that flaps does not use up ids.
+    pub fn build_with(
+        listeners: &[&Listener],
+        pools: &[Pool],
+        status_of: &dyn Fn(usize, usize) -> Status,
+        egress: &Egress,
+        ids: &mut BackendIds,
+        hop_of: &dyn Fn(IpAddr) -> Option<Hop>,
+    ) -> Result<Self, TablesError> {
         let mut backends: Vec<(u32, BackendEntry)> = Vec::new();
+        let mut in_use: Vec<u32> = Vec::new();
         let mut vips = Vec::new();
         let mut ring = Vec::new();
         for (vip_id, l) in listeners.iter().enumerate() {
             let pool = &pools[l.pool];
             let mut member_ids = Vec::with_capacity(pool.backends.len());
-            for b in &pool.backends {
+            let mut members = Vec::with_capacity(pool.backends.len());
+            for (j, b) in pool.backends.iter().enumerate() {
+                let status = status_of(l.pool, j);
                 let id = ids.id(&pool.name, b.address);
                 // Two listeners may share a pool: one entry per member.
-                if !backends.iter().any(|(known, _)| *known == id) {
-                    backends.push((id, entry(b.address.ip().to_canonical(), hop_of)?));
+                if !in_use.contains(&id) {
+                    in_use.push(id);
+                    if status.keeps_flows() {
+                        backends.push((id, entry(b.address.ip().to_canonical(), hop_of)?));
+                    }
                 }
                 member_ids.push(id);
+                members.push(Member {
+                    address: b.address,
+                    weight: if status.takes_new_flows() {
+                        b.weight
+                    } else {
+                        0
+                    },
+                });
             }
-            let table = MaglevTable::for_pool(pool);
+            let table = MaglevTable::build(&members, pool.maglev_table_size);
             let offset = ring.len() as u32;
             ring.extend(table.slots().iter().map(|&m| member_ids[m as usize]));
             vips.push((
@@ -205,7 +243,6 @@ impl Tables {
                 },
             ));
         }
-        let in_use: Vec<u32> = backends.iter().map(|(id, _)| *id).collect();
         ids.retain(&in_use);
         Ok(Self {
             vips,

@@ -1,0 +1,362 @@
+//! The control loop: the one owner of backend states. Check outcomes and
+//! the failures the proxies see arrive as [`Event`]s; each moves its
+//! backend's state machine, a change is logged once with its cause and
+//! counted, and a change that matters to the data planes rebuilds the
+//! backend's pool for the proxies (swapped in whole) and rewrites the XDP
+//! maps.
+
+use std::{
+    sync::{Arc, Mutex, atomic::Ordering},
+    time::Duration,
+};
+
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::{
+    CheckRecord, LivePool, PoolState,
+    state::{Status, Thresholds},
+};
+use crate::{config::Config, dataplane::xdp::plane::XdpPlane};
+
+/// Room for events between the producers and the loop. Proxies never wait
+/// for it: a passive report that finds it full is dropped, because the
+/// active checks will tell the same story.
+pub const EVENT_QUEUE: usize = 1024;
+
+/// Something the control loop must hear about.
+#[derive(Debug)]
+pub enum Event {
+    /// An active check's outcome: its latency, or why it failed.
+    Check {
+        /// Pool index.
+        pool: usize,
+        /// Backend index in the pool.
+        backend: usize,
+        /// Outcome.
+        outcome: Result<Duration, String>,
+    },
+    /// A connection a proxy could not make (refused, timed out).
+    Passive {
+        /// Pool index.
+        pool: usize,
+        /// Backend index in the pool.
+        backend: usize,
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// Where a proxy reports the failures it sees for one pool.
+#[derive(Clone, Debug)]
+pub struct Passive {
+    pool: usize,
+    events: mpsc::Sender<Event>,
+}
+
+impl Passive {
+    /// Reports to `events` for pool `pool`.
+    #[must_use]
+    pub fn new(pool: usize, events: mpsc::Sender<Event>) -> Self {
+        Self { pool, events }
+    }
+
+    /// Backend `backend` failed with `error`. Never waits.
+    pub fn report(&self, backend: usize, error: &str) {
+        let _ = self.events.try_send(Event::Passive {
+            pool: self.pool,
+            backend,
+            error: error.to_owned(),
+        });
+    }
+}
+
+/// The loop's state.
+pub struct Control {
+    config: Arc<Config>,
+    pools: Vec<Arc<LivePool>>,
+    status: Vec<Vec<Status>>,
+    xdp: Option<Arc<Mutex<XdpPlane>>>,
+}
+
+impl Control {
+    /// Takes over the pools of `config` (every backend up).
+    #[must_use]
+    pub fn new(
+        config: Arc<Config>,
+        pools: Vec<Arc<LivePool>>,
+        xdp: Option<Arc<Mutex<XdpPlane>>>,
+    ) -> Self {
+        let status = config
+            .pools
+            .iter()
+            .map(|p| vec![Status::default(); p.backends.len()])
+            .collect();
+        Self {
+            config,
+            pools,
+            status,
+            xdp,
+        }
+    }
+
+    /// Handles events until every sender is gone.
+    pub async fn run(mut self, mut events: mpsc::Receiver<Event>) {
+        while let Some(e) = events.recv().await {
+            self.handle(e);
+        }
+    }
+
+    /// Applies one event.
+    pub fn handle(&mut self, event: Event) {
+        let (p, b, ok, cause) = match event {
+            Event::Check {
+                pool,
+                backend,
+                outcome,
+            } => {
+                let record = match &outcome {
+                    Ok(latency) => CheckRecord {
+                        latency: Some(*latency),
+                        error: None,
+                    },
+                    Err(e) => CheckRecord {
+                        latency: None,
+                        error: Some(e.clone()),
+                    },
+                };
+                if let Some(stats) = self.stats(pool, backend) {
+                    stats.checks.fetch_add(1, Ordering::Relaxed);
+                    if outcome.is_err() {
+                        stats.checks_failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Ok(mut last) = stats.last_check.lock() {
+                        *last = Some(record);
+                    }
+                }
+                let ok = outcome.is_ok();
+                let cause = match outcome {
+                    Ok(_) => "check passed".to_owned(),
+                    Err(e) => format!("check failed: {e}"),
+                };
+                (pool, backend, ok, cause)
+            }
+            Event::Passive {
+                pool,
+                backend,
+                error,
+            } => {
+                let passive = self
+                    .config
+                    .pools
+                    .get(pool)
+                    .and_then(|p| p.health.as_ref())
+                    .is_some_and(|h| h.passive);
+                if !passive {
+                    return;
+                }
+                (pool, backend, false, format!("proxy saw: {error}"))
+            }
+        };
+        let Some(check) = self.config.pools.get(p).and_then(|x| x.health.as_ref()) else {
+            return;
+        };
+        let Some(before) = self.status.get(p).and_then(|s| s.get(b)).copied() else {
+            return;
+        };
+        let t = Thresholds {
+            rise: check.rise.get(),
+            fall: check.fall.get(),
+        };
+        let after = Status {
+            health: before.health.step(ok, t),
+            ..before
+        };
+        if after == before {
+            return;
+        }
+        self.status[p][b] = after;
+        let (pool, address) = {
+            let cfg = &self.config.pools[p];
+            (cfg.name.clone(), cfg.backends[b].address)
+        };
+        if before.state() != after.state() {
+            if let Some(stats) = self.stats(p, b) {
+                stats.state_changes.fetch_add(1, Ordering::Relaxed);
+            }
+            if after.takes_new_flows() {
+                info!(%pool, backend = %address, from = %before.state(), to = %after.state(), %cause, "backend state changed");
+            } else {
+                warn!(%pool, backend = %address, from = %before.state(), to = %after.state(), %cause, "backend state changed");
+            }
+        }
+        if before.takes_new_flows() != after.takes_new_flows()
+            || before.keeps_flows() != after.keeps_flows()
+        {
+            self.publish(p);
+        }
+    }
+
+    /// The state of every backend, by pool.
+    #[must_use]
+    pub fn status(&self) -> &[Vec<Status>] {
+        &self.status
+    }
+
+    fn stats(&self, pool: usize, backend: usize) -> Option<Arc<super::BackendStats>> {
+        let live = self.pools.get(pool)?.load();
+        live.backends.get(backend).map(|b| b.stats.clone())
+    }
+
+    /// Rebuilds pool `p` for the proxies and rewrites the XDP maps.
+    fn publish(&self, p: usize) {
+        let live = &self.pools[p];
+        let stats: Vec<_> = live
+            .load()
+            .backends
+            .iter()
+            .map(|b| b.stats.clone())
+            .collect();
+        live.store(Arc::new(PoolState::build(
+            &self.config.pools[p],
+            &self.status[p],
+            &stats,
+        )));
+        if let Some(xdp) = &self.xdp {
+            let result = match xdp.lock() {
+                Ok(mut plane) => plane.update(&self.config, &self.status),
+                Err(_) => return,
+            };
+            if let Err(e) = result {
+                warn!(pool = %self.config.pools[p].name, error = %e, "cannot rewrite the XDP maps for a backend state change; the kernel keeps the previous tables");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, time::Duration};
+
+    use arc_swap::ArcSwap;
+    use balancer_common::FlowTuple;
+
+    use super::{Control, Event};
+    use crate::{
+        config,
+        runtime::{PoolState, state::State},
+    };
+
+    fn setup(passive: bool) -> (Control, Arc<super::LivePool>) {
+        let yaml = format!(
+            "version: 1
+listeners:
+  - {{ name: web, address: 127.0.0.1:8080, protocol: tcp, pool: web }}
+pools:
+  - name: web
+    algorithm: maglev
+    health: {{ kind: tcp, rise: 2, fall: 2, passive: {passive} }}
+    backends: [{{ address: 127.0.0.1:9001 }}, {{ address: 127.0.0.1:9002 }}]
+"
+        );
+        let config = Arc::new(config::parse(&yaml, "t.yaml").expect("config"));
+        let pool = Arc::new(ArcSwap::from_pointee(PoolState::new(&config.pools[0])));
+        (Control::new(config, vec![pool.clone()], None), pool)
+    }
+
+    fn check(backend: usize, ok: bool) -> Event {
+        Event::Check {
+            pool: 0,
+            backend,
+            outcome: if ok {
+                Ok(Duration::from_millis(1))
+            } else {
+                Err("connect: refused".into())
+            },
+        }
+    }
+
+    /// The backends new flows may reach, over many flows.
+    fn reachable(pool: &super::LivePool) -> Vec<usize> {
+        let p = pool.load();
+        let mut seen: Vec<usize> = (0..200u16)
+            .filter_map(|port| {
+                let flow = FlowTuple {
+                    src: FlowTuple::v4_mapped([198, 18, 0, 1]),
+                    dst: FlowTuple::v4_mapped([127, 0, 0, 1]),
+                    src_port: port,
+                    dst_port: 8080,
+                    protocol: 6,
+                    pad: [0; 3],
+                };
+                p.pick(&flow, &[])
+            })
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen
+    }
+
+    #[test]
+    fn a_backend_leaves_after_fall_failures_and_returns_after_rise_passes() {
+        let (mut c, pool) = setup(true);
+        assert_eq!(reachable(&pool), [0, 1]);
+        c.handle(check(1, false));
+        assert_eq!(c.status()[0][1].state(), State::Falling);
+        assert_eq!(reachable(&pool), [0, 1], "falling still serves");
+        c.handle(check(1, false));
+        assert_eq!(c.status()[0][1].state(), State::Down);
+        assert_eq!(reachable(&pool), [0]);
+        let b = &pool.load().backends[1];
+        assert_eq!(b.weight, 0);
+        assert_eq!(
+            b.stats
+                .state_changes
+                .load(std::sync::atomic::Ordering::Relaxed),
+            2
+        );
+        assert_eq!(
+            b.stats
+                .checks_failed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            2
+        );
+        c.handle(check(1, true));
+        assert_eq!(c.status()[0][1].state(), State::Rising);
+        assert_eq!(reachable(&pool), [0]);
+        c.handle(check(1, true));
+        assert_eq!(reachable(&pool), [0, 1]);
+        assert_eq!(pool.load().backends[1].weight, 100);
+    }
+
+    #[test]
+    fn proxy_failures_count_toward_fall_only_when_passive() {
+        let passive = |backend| Event::Passive {
+            pool: 0,
+            backend,
+            error: "connect: refused".into(),
+        };
+        let (mut on, pool) = setup(true);
+        on.handle(passive(0));
+        on.handle(passive(0));
+        assert_eq!(on.status()[0][0].state(), State::Down);
+        assert_eq!(reachable(&pool), [1]);
+        let (mut off, pool) = setup(false);
+        off.handle(passive(0));
+        off.handle(passive(0));
+        assert_eq!(off.status()[0][0].state(), State::Up);
+        assert_eq!(reachable(&pool), [0, 1]);
+    }
+
+    #[test]
+    fn events_for_unknown_pools_or_backends_change_nothing() {
+        let (mut c, pool) = setup(true);
+        c.handle(Event::Check {
+            pool: 7,
+            backend: 0,
+            outcome: Err("x".into()),
+        });
+        c.handle(check(9, false));
+        assert_eq!(reachable(&pool), [0, 1]);
+    }
+}
