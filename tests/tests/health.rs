@@ -1,0 +1,232 @@
+//! Health checks end to end, on the proxy plane: real nginx and socat
+//! backends are stopped and started again; the balancer's log says when it
+//! took each out and brought it back, and the client's traffic shows where
+//! new connections went meanwhile.
+
+use std::{
+    net::{SocketAddr, UdpSocket},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use balancer_tests::{
+    Process, Topology,
+    client::http_get,
+    config::simple,
+    nginx,
+    topology::{VIP4, backend_addr},
+};
+
+const INTERVAL_MS: u64 = 200;
+const TIMEOUT_MS: u64 = 100;
+const RISE: u64 = 2;
+const FALL: u64 = 2;
+
+/// The bound: `fall x (interval + timeout) + 100 ms`.
+const DOWN_WITHIN_MS: u64 = FALL * (INTERVAL_MS + TIMEOUT_MS) + 100;
+
+fn health(kind: &str, extra: &str) -> String {
+    format!(
+        "    health: {{ kind: {kind}, interval: {INTERVAL_MS}ms, timeout: {TIMEOUT_MS}ms, jitter: 1ms, rise: {RISE}, fall: {FALL}, passive: false{extra} }}\n"
+    )
+}
+
+fn config(protocol: &str, port: u16, algorithm: &str, health: &str) -> String {
+    let backends = (0..3)
+        .map(|i| (backend_addr(i, port, false).to_string(), 100))
+        .collect();
+    simple(
+        "web",
+        &format!("{VIP4}:{port}"),
+        protocol,
+        &[],
+        algorithm,
+        backends,
+    )
+    .replace(
+        &format!("    algorithm: {algorithm}\n"),
+        &format!("    algorithm: {algorithm}\n{health}"),
+    )
+}
+
+/// Seconds since midnight (UTC) now.
+fn now_of_day() -> f64 {
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    t % 86_400.0
+}
+
+/// Seconds since midnight (UTC) of the first log line containing all of
+/// `needles`, waiting up to `timeout` for it.
+fn logged_at(lb: &Process, needles: &[&str], timeout: Duration) -> f64 {
+    let start = Instant::now();
+    loop {
+        let out = lb.output();
+        if let Some(line) = out.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+            // `2026-11-23T01:03:58.939174Z  INFO ...`
+            let (clock, _) = line
+                .split_once('T')
+                .and_then(|(_, rest)| rest.split_once('Z'))
+                .unwrap_or_else(|| panic!("no timestamp in {line}"));
+            let parts: Vec<f64> = clock
+                .split(':')
+                .map(|p| p.parse().expect("time field"))
+                .collect();
+            return parts[0] * 3600.0 + parts[1] * 60.0 + parts[2];
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "no log line with {needles:?} in:\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Milliseconds from `from` to `to`, both seconds of day.
+fn ms_between(from: f64, to: f64) -> f64 {
+    ((to - from).rem_euclid(86_400.0)) * 1000.0
+}
+
+/// Which backends answer 60 new connections.
+fn answers(t: &Topology) -> Vec<String> {
+    let vip: SocketAddr = (VIP4, 80).into();
+    t.client.enter(|| {
+        (0..60)
+            .map(|i| http_get(vip, None).unwrap_or_else(|e| panic!("connection {i}: {e}")))
+            .collect()
+    })
+}
+
+#[test]
+fn a_stopped_nginx_leaves_within_fall_checks_and_returns_after_rise() {
+    let t = Topology::new(3);
+    let mut servers = nginx::start_all(&t, 80, false);
+    let lb = t.start_balancer(
+        &config("tcp", 80, "round_robin", &health("http", ", path: /")),
+        1,
+    );
+    assert!(answers(&t).contains(&"backend-2".to_owned()));
+
+    // SIGTERM: nginx's fast shutdown takes its worker down too (SIGKILL
+    // would leave the worker serving). It has stopped once the master exits.
+    let mut stopped = servers.remove(1);
+    stopped.signal(libc::SIGTERM);
+    stopped
+        .wait_timeout(Duration::from_secs(5))
+        .expect("nginx exits");
+    let killed = now_of_day();
+    drop(stopped);
+    let down = logged_at(&lb, &["198.18.1.12:80", "to=down"], Duration::from_secs(5));
+    let took = ms_between(killed, down);
+    eprintln!("nginx stopped: down after {took:.0} ms");
+    assert!(
+        took <= DOWN_WITHIN_MS as f64,
+        "down {took:.0} ms after the stop; the bound is {DOWN_WITHIN_MS} ms"
+    );
+    // From then on no new connection goes there: all 60 are served (by
+    // the other two) with no attempt at the stopped one.
+    let failures = |lb: &Process| lb.output().matches("backend connect failed").count();
+    let before = failures(&lb);
+    let after_down = answers(&t);
+    assert!(
+        !after_down.contains(&"backend-2".to_owned()),
+        "{after_down:?}"
+    );
+    assert_eq!(
+        failures(&lb),
+        before,
+        "a connection was still tried on the down backend"
+    );
+
+    let restarted = nginx::start(
+        &t.backends[1],
+        t.dir.path(),
+        "backend-2",
+        &[backend_addr(1, 80, false)],
+    );
+    let listening = now_of_day();
+    let up = logged_at(&lb, &["198.18.1.12:80", "to=up"], Duration::from_secs(5));
+    let took = ms_between(listening, up);
+    eprintln!("nginx listening again: up after {took:.0} ms");
+    let bound = RISE * (INTERVAL_MS + TIMEOUT_MS) + 100;
+    assert!(
+        took <= bound as f64,
+        "up {took:.0} ms after it listened; the bound is {bound} ms"
+    );
+    assert!(answers(&t).contains(&"backend-2".to_owned()));
+    drop(restarted);
+}
+
+/// socat on backend `i`: answers each UDP datagram with its name.
+fn udp_server(t: &Topology, i: usize) -> Process {
+    let mut cmd = t.backends[i].command("socat");
+    cmd.args([
+        &format!(
+            "UDP-RECVFROM:{},bind={},fork",
+            53,
+            backend_addr(i, 53, false).ip()
+        ),
+        &format!("SYSTEM:read -r x; printf backend-{}=%s $x", i + 1),
+    ]);
+    Process::spawn("socat", cmd, t.dir.path().join(format!("udp-{i}.log")))
+}
+
+#[test]
+fn a_stopped_udp_backend_leaves_within_fall_checks_and_returns_after_rise() {
+    let t = Topology::new(3);
+    let mut servers: Vec<Process> = (0..3).map(|i| udp_server(&t, i)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let lb = t.start_balancer(
+        &config(
+            "udp",
+            53,
+            "round_robin",
+            &health("udp", ", send: ping, expect: backend"),
+        ),
+        1,
+    );
+    let vip: SocketAddr = (VIP4, 53).into();
+    let ask = |t: &Topology| -> Vec<String> {
+        t.client.enter(|| {
+            (0..30)
+                .map(|i| {
+                    let s = UdpSocket::bind("0.0.0.0:0").expect("bind");
+                    s.set_read_timeout(Some(Duration::from_secs(2)))
+                        .expect("timeout");
+                    s.send_to(format!("q{i}").as_bytes(), vip).expect("send");
+                    let mut buf = [0u8; 128];
+                    let n = s.recv(&mut buf).unwrap_or(0);
+                    String::from_utf8_lossy(&buf[..n])
+                        .split('=')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+                .collect()
+        })
+    };
+    assert!(ask(&t).contains(&"backend-2".to_owned()));
+    let stopped = servers.remove(1);
+    let killed = now_of_day();
+    drop(stopped);
+    let down = logged_at(&lb, &["198.18.1.12:53", "to=down"], Duration::from_secs(5));
+    let took = ms_between(killed, down);
+    assert!(
+        took <= DOWN_WITHIN_MS as f64,
+        "down {took:.0} ms after the stop"
+    );
+    let answered = ask(&t);
+    assert!(
+        answered
+            .iter()
+            .all(|a| a == "backend-1" || a == "backend-3"),
+        "every query answered by a live backend: {answered:?}"
+    );
+    let _again = udp_server(&t, 1);
+    let started = now_of_day();
+    let up = logged_at(&lb, &["198.18.1.12:53", "to=up"], Duration::from_secs(5));
+    let bound = RISE * (INTERVAL_MS + TIMEOUT_MS) + 300;
+    assert!(ms_between(started, up) <= bound as f64, "up too late");
+    assert!(ask(&t).contains(&"backend-2".to_owned()));
+}
