@@ -44,8 +44,10 @@ pub fn start_balancer(
     std::fs::write(&config, format!("{yaml}state_dir: {}\n", state.display()))
         .expect("write config");
     let mut cmd = ns.command(bin.to_str().expect("utf-8 path"));
+    // `BALANCER_TEST_LOG=debug` shows the daemon's debug lines in a failing test.
+    let level = std::env::var("BALANCER_TEST_LOG").unwrap_or_else(|_| "info".to_owned());
     cmd.args(["run", "-c", config.to_str().expect("utf-8 path")])
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", level);
     let mut p = Process::spawn("balancer", cmd, dir.join("balancer.log"));
     p.wait_for("listening", listeners, std::time::Duration::from_secs(15));
     p

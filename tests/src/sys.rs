@@ -38,6 +38,14 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().next()?.parse().ok()
 }
 
+/// Descriptors `pid` has open now.
+#[must_use]
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("proc fd")
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -230,3 +230,88 @@ fn a_stopped_udp_backend_leaves_within_fall_checks_and_returns_after_rise() {
     assert!(ms_between(started, up) <= bound as f64, "up too late");
     assert!(ask(&t).contains(&"backend-2".to_owned()));
 }
+
+/// socat on backend 2 (index 1) at port 80: `hang` accepts and never
+/// answers; otherwise it accepts and resets at once.
+fn bad_backend(t: &Topology, hang: bool) -> Process {
+    let ip = backend_addr(1, 80, false).ip();
+    let mut cmd = t.backends[1].command("socat");
+    if hang {
+        cmd.args([
+            &format!("TCP-LISTEN:80,bind={ip},fork,reuseaddr"),
+            "SYSTEM:sleep 30",
+        ]);
+    } else {
+        cmd.args([
+            &format!("TCP-LISTEN:80,bind={ip},fork,reuseaddr,linger=0"),
+            "SYSTEM:exit 0",
+        ]);
+    }
+    let p = Process::spawn("socat", cmd, t.dir.path().join("bad.log"));
+    std::thread::sleep(Duration::from_millis(300));
+    p
+}
+
+/// nginx on backends 1 and 3, [`bad_backend`] on backend 2.
+fn good_and_bad(t: &Topology, hang: bool) -> Vec<Process> {
+    let mut all: Vec<Process> = [0, 2]
+        .iter()
+        .map(|&i| {
+            nginx::start(
+                &t.backends[i],
+                t.dir.path(),
+                &format!("backend-{}", i + 1),
+                &[backend_addr(i, 80, false)],
+            )
+        })
+        .collect();
+    all.push(bad_backend(t, hang));
+    all
+}
+
+/// A backend that accepts and never answers fails its http checks by
+/// timeout, one that resets fails them at once: both are marked down, and
+/// checking them costs no descriptors.
+#[test]
+fn http_checks_take_down_a_hanging_and_a_resetting_backend_without_leaking() {
+    for hang in [true, false] {
+        let t = Topology::new(3);
+        let _servers = good_and_bad(&t, hang);
+        let lb = t.start_balancer(&config("tcp", 80, "round_robin", &health("http", "")), 1);
+        logged_at(&lb, &["198.18.1.12:80", "to=down"], Duration::from_secs(5));
+        let fds = balancer_tests::sys::open_fds(lb.pid());
+        // Ten more failing checks.
+        std::thread::sleep(Duration::from_millis(10 * INTERVAL_MS));
+        let later = balancer_tests::sys::open_fds(lb.pid());
+        assert!(
+            later <= fds + 2,
+            "descriptors grew from {fds} to {later} (hang: {hang})"
+        );
+        let served = answers(&t);
+        assert!(served.iter().all(|a| a != "backend-2"), "{served:?}");
+    }
+}
+
+/// A backend that accepts and resets passes a `tcp` check, so only the
+/// proxy sees it fail: with `passive`, `fall` resets take it down, and
+/// every later connection is served.
+#[test]
+fn passive_health_takes_down_a_backend_that_resets_connections() {
+    let t = Topology::new(3);
+    let _servers = good_and_bad(&t, false);
+    let passive =
+        "    health: { kind: tcp, interval: 10s, timeout: 1s, rise: 2, fall: 2, passive: true }\n";
+    let lb = t.start_balancer(&config("tcp", 80, "round_robin", passive), 1);
+    let vip: SocketAddr = (VIP4, 80).into();
+    let failed = t
+        .client
+        .enter(|| (0..12).filter(|_| http_get(vip, None).is_err()).count());
+    logged_at(
+        &lb,
+        &["198.18.1.12:80", "to=down", "proxy saw"],
+        Duration::from_secs(2),
+    );
+    assert!(failed >= 1, "the resetting backend was never reached");
+    let served = answers(&t);
+    assert!(served.iter().all(|a| a != "backend-2"), "{served:?}");
+}

@@ -13,6 +13,7 @@ use balancer_tests::{
     client::{connect, http_get, tally},
     config::{one_to_one, simple},
     nginx,
+    sys::open_fds,
     topology::{VIP4, backend_addr, random_file},
 };
 
@@ -232,12 +233,6 @@ fn stopped_backend_costs_clients_nothing() {
         fds_after <= fds_before + 4,
         "descriptors grew from {fds_before} to {fds_after}"
     );
-}
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("proc fd")
-        .count()
 }
 
 #[test]

@@ -87,6 +87,15 @@ impl Activity {
     }
 }
 
+/// Bytes one connection moved each way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Moved {
+    /// Client -> backend.
+    pub up: u64,
+    /// Backend -> client.
+    pub down: u64,
+}
+
 /// Relays until both directions have ended, one side fails, or nothing moves
 /// for `idle`.
 pub async fn relay(
@@ -95,7 +104,7 @@ pub async fn relay(
     pipes: &PipePool,
     idle: Duration,
     counters: &Counters<'_>,
-) -> Result<(), RelayError> {
+) -> Result<Moved, RelayError> {
     let activity = Activity {
         start: Instant::now(),
         last_ms: AtomicU64::new(0),
@@ -119,13 +128,13 @@ pub async fn relay(
         counters.down,
     );
     tokio::select! {
-        r = async { tokio::try_join!(up, down) } => r.map(|_| ()),
+        r = async { tokio::try_join!(up, down) } => r.map(|(up, down)| Moved { up, down }),
         () = activity.expired(idle) => Err(RelayError::Idle(idle)),
     }
 }
 
 /// One direction: `src` -> `dst` until `src` sends FIN, then shut down the
-/// write side of `dst`.
+/// write side of `dst`; returns the bytes moved.
 async fn pump(
     src: &TcpStream,
     dst: &TcpStream,
@@ -134,8 +143,9 @@ async fn pump(
     pipes: &PipePool,
     activity: &Activity,
     bytes: &AtomicU64,
-) -> Result<(), RelayError> {
+) -> Result<u64, RelayError> {
     let err = |side| move |source| RelayError::Io { side, source };
+    let mut total = 0u64;
     loop {
         src.readable().await.map_err(err(src_side))?;
         let moved = match pipes.lease() {
@@ -145,6 +155,7 @@ async fn pump(
         match moved {
             Ok(Some(0)) => break,
             Ok(Some(n)) => {
+                total += n as u64;
                 bytes.fetch_add(n as u64, Ordering::Relaxed);
                 activity.touch();
             }
@@ -157,7 +168,7 @@ async fn pump(
     // other direction will report.
     match SockRef::from(dst).shutdown(std::net::Shutdown::Write) {
         Err(e) if e.raw_os_error() != Some(libc::ENOTCONN) => Err(err(dst_side)(e)),
-        _ => Ok(()),
+        _ => Ok(total),
     }
 }
 

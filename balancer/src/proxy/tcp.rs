@@ -19,7 +19,7 @@ use tracing::{debug, warn};
 
 use super::{
     pipes::PipePool,
-    splice::{Counters, RelayError, relay},
+    splice::{Counters, RelayError, Side, relay},
 };
 use crate::{
     config::{limits::MAX_CONNECT_ATTEMPTS, model::Listener},
@@ -102,7 +102,7 @@ async fn handle(client: TcpStream, peer: SocketAddr, svc: &TcpService) {
     } else {
         svc.listener.address
     };
-    let Some((backend, stats)) = connect(peer, local, svc).await else {
+    let Some((backend, index, stats)) = connect(peer, local, svc).await else {
         svc.stats.no_backend.fetch_add(1, Ordering::Relaxed);
         return;
     };
@@ -122,12 +122,31 @@ async fn handle(client: TcpStream, peer: SocketAddr, svc: &TcpService) {
     )
     .await
     {
-        Ok(()) => {}
+        // The client asked and the backend closed without a byte: as good
+        // as a reset for passive health (HAProxy's "empty response").
+        Ok(moved) if moved.up > 0 && moved.down == 0 => {
+            svc.passive
+                .report(index, "the backend closed a connection without answering");
+        }
+        Ok(moved) => debug!(listener = %svc.listener.name, %peer, ?moved, "connection done"),
         Err(RelayError::Idle(idle)) => {
             debug!(listener = %svc.listener.name, %peer, ?idle, "closing idle connection");
         }
         Err(e) => {
             debug!(listener = %svc.listener.name, %peer, error = %e, "connection aborted");
+            // A backend that resets connections is failing, whatever its
+            // health checks say: tell passive health.
+            if let RelayError::Io {
+                side: Side::Backend,
+                source,
+            } = &e
+                && matches!(
+                    source.kind(),
+                    io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+                )
+            {
+                svc.passive.report(index, "the backend reset a connection");
+            }
             // Pass the abort on as a reset to both ends rather than a clean
             // FIN that would look like a complete response.
             for s in [&client, &backend] {
@@ -138,12 +157,12 @@ async fn handle(client: TcpStream, peer: SocketAddr, svc: &TcpService) {
 }
 
 /// Tries up to `connect_attempts` distinct backends of the pool as it is
-/// now; returns the connection and its backend's counters.
+/// now; returns the connection, its backend's index and counters.
 async fn connect(
     peer: SocketAddr,
     local: SocketAddr,
     svc: &TcpService,
-) -> Option<(TcpStream, Arc<BackendStats>)> {
+) -> Option<(TcpStream, usize, Arc<BackendStats>)> {
     let pool = svc.pool.load_full();
     let flow = flow_tuple(peer, local, IPPROTO_TCP);
     let mut tried = [usize::MAX; MAX_CONNECT_ATTEMPTS as usize];
@@ -158,7 +177,7 @@ async fn connect(
         )
         .await
         {
-            Ok(Ok(stream)) => return Some((stream, backend.stats.clone())),
+            Ok(Ok(stream)) => return Some((stream, index, backend.stats.clone())),
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {:?}", svc.listener.connect_timeout),
         };
