@@ -6,16 +6,17 @@
 //! maps.
 
 use std::{
+    net::SocketAddr,
     sync::{Arc, Mutex, atomic::Ordering},
     time::Duration,
 };
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::{
     CheckRecord, LivePool, PoolState,
-    state::{Status, Thresholds},
+    state::{Admin, State, Status, Thresholds},
 };
 use crate::{config::Config, dataplane::xdp::plane::XdpPlane};
 
@@ -36,6 +37,18 @@ pub enum Event {
         /// Outcome.
         outcome: Result<Duration, String>,
     },
+    /// An operator's request, answered on `reply` with the backend's new
+    /// state.
+    Admin {
+        /// Pool name.
+        pool: String,
+        /// Backend address.
+        backend: SocketAddr,
+        /// What to do.
+        action: Action,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<State, AdminError>>,
+    },
     /// A connection a proxy could not make (refused, timed out).
     Passive {
         /// Pool index.
@@ -46,6 +59,41 @@ pub enum Event {
         error: String,
     },
 }
+
+/// What an operator asks of one backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// No new flows; established ones carry on.
+    Drain,
+    /// Back to following its health checks.
+    Enable,
+    /// Out of rotation, established flows placed elsewhere (XDP).
+    Disable,
+    /// A new weight for new flows.
+    Weight(u32),
+}
+
+/// Why an operator's request was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// No such pool.
+    #[error("no pool named `{0}`")]
+    NoPool(String),
+    /// No such backend in the pool.
+    #[error("pool `{pool}` has no backend `{backend}`")]
+    NoBackend {
+        /// Pool name.
+        pool: String,
+        /// Address asked for.
+        backend: SocketAddr,
+    },
+    /// Weight out of range.
+    #[error("weight {0} is out of range; use 0 to {MAX_WEIGHT}")]
+    BadWeight(u32),
+}
+
+/// The largest weight, as in the config file.
+pub const MAX_WEIGHT: u32 = 10_000;
 
 /// Where a proxy reports the failures it sees for one pool.
 #[derive(Clone, Debug)]
@@ -110,6 +158,15 @@ impl Control {
     /// Applies one event.
     pub fn handle(&mut self, event: Event) {
         let (p, b, ok, cause) = match event {
+            Event::Admin {
+                pool,
+                backend,
+                action,
+                reply,
+            } => {
+                let _ = reply.send(self.admin(&pool, backend, action));
+                return;
+            }
             Event::Check {
                 pool,
                 backend,
@@ -195,6 +252,49 @@ impl Control {
         {
             self.publish(p);
         }
+    }
+
+    /// Carries out an operator's `action` on `backend` of `pool`.
+    pub fn admin(
+        &mut self,
+        pool: &str,
+        backend: SocketAddr,
+        action: Action,
+    ) -> Result<State, AdminError> {
+        let p = self
+            .config
+            .pools
+            .iter()
+            .position(|x| x.name == pool)
+            .ok_or_else(|| AdminError::NoPool(pool.to_owned()))?;
+        let b = self.config.pools[p]
+            .backends
+            .iter()
+            .position(|x| x.address == backend)
+            .ok_or_else(|| AdminError::NoBackend {
+                pool: pool.to_owned(),
+                backend,
+            })?;
+        let before = self.status[p][b];
+        let mut after = before;
+        match action {
+            Action::Drain => after.admin = Admin::Draining,
+            Action::Enable => after.admin = Admin::Enabled,
+            Action::Disable => after.admin = Admin::Disabled,
+            Action::Weight(w) if w > MAX_WEIGHT => return Err(AdminError::BadWeight(w)),
+            Action::Weight(w) => after.weight = Some(w),
+        }
+        if after != before {
+            self.status[p][b] = after;
+            if before.state() != after.state()
+                && let Some(stats) = self.stats(p, b)
+            {
+                stats.state_changes.fetch_add(1, Ordering::Relaxed);
+            }
+            info!(%pool, %backend, from = %before.state(), to = %after.state(), ?action, "operator changed a backend");
+            self.publish(p);
+        }
+        Ok(after.state())
     }
 
     /// The state of every backend, by pool.
@@ -346,6 +446,44 @@ pools:
         off.handle(passive(0));
         assert_eq!(off.status()[0][0].state(), State::Up);
         assert_eq!(reachable(&pool), [0, 1]);
+    }
+
+    #[test]
+    fn operators_drain_disable_enable_and_reweigh() {
+        use super::{Action, AdminError};
+        let (mut c, pool) = setup(true);
+        let b1 = "127.0.0.1:9002".parse().expect("addr");
+        assert_eq!(c.admin("web", b1, Action::Drain), Ok(State::Draining));
+        assert_eq!(reachable(&pool), [0]);
+        assert_eq!(c.admin("web", b1, Action::Enable), Ok(State::Up));
+        assert_eq!(reachable(&pool), [0, 1]);
+        assert_eq!(c.admin("web", b1, Action::Disable), Ok(State::Disabled));
+        assert_eq!(reachable(&pool), [0]);
+        c.admin("web", b1, Action::Enable).expect("enable");
+        assert_eq!(c.admin("web", b1, Action::Weight(7)), Ok(State::Up));
+        assert_eq!(pool.load().backends[1].weight, 7);
+        assert_eq!(
+            c.admin("web", b1, Action::Weight(10_001)),
+            Err(AdminError::BadWeight(10_001))
+        );
+        assert_eq!(
+            c.admin("nope", b1, Action::Drain),
+            Err(AdminError::NoPool("nope".into()))
+        );
+        let other = "127.0.0.1:9".parse().expect("addr");
+        assert!(matches!(
+            c.admin("web", other, Action::Drain),
+            Err(AdminError::NoBackend { .. })
+        ));
+        // A drained backend that fails its checks goes down, and comes
+        // back drained.
+        c.admin("web", b1, Action::Drain).expect("drain");
+        c.handle(check(1, false));
+        c.handle(check(1, false));
+        assert_eq!(c.status()[0][1].state(), State::Down);
+        c.handle(check(1, true));
+        c.handle(check(1, true));
+        assert_eq!(c.status()[0][1].state(), State::Draining);
     }
 
     #[test]

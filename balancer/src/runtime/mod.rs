@@ -82,7 +82,7 @@ impl PoolState {
             .zip(counters)
             .map(|((b, s), st)| BackendState {
                 address: b.address,
-                weight: if s.takes_new_flows() { b.weight } else { 0 },
+                weight: s.new_flow_weight(b.weight),
                 status: *s,
                 stats: st.clone(),
             })

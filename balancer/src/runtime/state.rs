@@ -124,6 +124,8 @@ pub struct Status {
     pub health: Health,
     /// What the operator says.
     pub admin: Admin,
+    /// A weight the operator set at run time, over the configured one.
+    pub weight: Option<u32>,
 }
 
 impl Default for Status {
@@ -131,11 +133,23 @@ impl Default for Status {
         Self {
             health: Health::Up,
             admin: Admin::Enabled,
+            weight: None,
         }
     }
 }
 
 impl Status {
+    /// The weight for new flows: the operator's or `configured`, and 0
+    /// while the backend takes no new flows.
+    #[must_use]
+    pub fn new_flow_weight(self, configured: u32) -> u32 {
+        if self.takes_new_flows() {
+            self.weight.unwrap_or(configured)
+        } else {
+            0
+        }
+    }
+
     /// The state to show.
     #[must_use]
     pub const fn state(self) -> State {
@@ -219,7 +233,11 @@ mod tests {
 
     #[test]
     fn admin_state_overrides_what_the_planes_may_do() {
-        let s = |health, admin| Status { health, admin };
+        let s = |health, admin| Status {
+            health,
+            admin,
+            weight: None,
+        };
         let up = s(Health::Up, Admin::Enabled);
         assert!(up.takes_new_flows() && up.keeps_flows());
         assert_eq!(up.state(), State::Up);

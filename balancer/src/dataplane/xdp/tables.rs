@@ -223,11 +223,7 @@ impl Tables {
                 member_ids.push(id);
                 members.push(Member {
                     address: b.address,
-                    weight: if status.takes_new_flows() {
-                        b.weight
-                    } else {
-                        0
-                    },
+                    weight: status.new_flow_weight(b.weight),
                 });
             }
             let table = MaglevTable::build(&members, pool.maglev_table_size);
