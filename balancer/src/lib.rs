@@ -4,6 +4,7 @@
 //! each with a `SAFETY:` note.
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod dataplane;

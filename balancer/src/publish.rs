@@ -112,7 +112,7 @@ fn backend_status(b: &BackendState) -> BackendStatus {
 }
 
 /// Writes a snapshot every second until the task is aborted.
-pub async fn run(sources: Sources) {
+pub async fn run(sources: Arc<Sources>) {
     let dir = sources.config.state_dir.clone();
     let mut failing = false;
     let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -16,6 +16,7 @@ use tokio::{
 use tracing::{info, warn};
 
 use crate::{
+    admin,
     config::{
         Config,
         model::{Mode, Protocol},
@@ -83,6 +84,26 @@ pub enum RunError {
         #[source]
         source: Box<PlaneError>,
     },
+    /// The admin API's address could not be bound.
+    #[error(
+        "admin API: cannot bind `{address}`: {source} (set `admin.listen` to a free address; port 0 picks one)"
+    )]
+    Admin {
+        /// Address.
+        address: SocketAddr,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The admin token file is unreadable or empty.
+    #[error("admin.token_file `{}`: {source}", path.display())]
+    Token {
+        /// File.
+        path: std::path::PathBuf,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] io::Error),
@@ -105,6 +126,22 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let pipes = Arc::new(PipePool::new(MAX_PIPES));
 
     // Held until shutdown: dropping the last reference detaches the program.
+    let token = config
+        .admin_token_file
+        .as_deref()
+        .map(|path| {
+            admin::read_token(path).map_err(|source| RunError::Token {
+                path: path.to_owned(),
+                source,
+            })
+        })
+        .transpose()?;
+    let admin_socket = tokio::net::TcpListener::bind(config.admin)
+        .await
+        .map_err(|source| RunError::Admin {
+            address: config.admin,
+            source,
+        })?;
     let xdp = start_xdp(&config)?;
     let (events, inbox) = mpsc::channel(EVENT_QUEUE);
     let bound = bind(&snapshot, xdp.as_ref(), &pipes, &tracker, &events)?;
@@ -117,15 +154,23 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let control =
         tokio::spawn(Control::new(config.clone(), snapshot.pools.clone(), xdp.clone()).run(inbox));
     let monitor = Monitor::start(&config, &events);
-    drop(events);
 
-    let publisher = tokio::spawn(publish::run(publish::Sources {
+    let sources = Arc::new(publish::Sources {
         config: config.clone(),
         listeners: snapshot.listeners.clone(),
         pools: snapshot.pools.clone(),
         xdp_served,
         xdp: xdp.clone(),
-    }));
+    });
+    let publisher = tokio::spawn(publish::run(sources.clone()));
+    let admin = tokio::spawn(admin::serve(
+        admin_socket,
+        Arc::new(admin::Api {
+            sources,
+            events: events.clone(),
+            token,
+        }),
+    ));
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
     for b in bound {
@@ -163,6 +208,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     }
     publisher.abort();
     let _ = publisher.await;
+    admin.abort();
+    let _ = admin.await;
+    drop(events);
     drop(monitor);
     control.abort();
     let _ = control.await;

@@ -29,7 +29,7 @@ fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
 
 fn config(address: &str, backend: &str) -> String {
     format!(
-        "version: 1\nlisteners:\n  - name: web\n    address: {address}\n    protocol: tcp\n    mode: proxy\n    pool: p\n\
+        "version: 1\nadmin: {{ listen: \"127.0.0.1:0\" }}\nlisteners:\n  - name: web\n    address: {address}\n    protocol: tcp\n    mode: proxy\n    pool: p\n\
          pools:\n  - name: p\n    backends:\n      - address: {backend}\n"
     )
 }
@@ -71,7 +71,7 @@ fn check_rejects_with_file_line_column_and_field() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(
-            "bad.yaml:11:18: pools[0].backends[0].address: `198.18.1.300:80` is not an IP:port"
+            "bad.yaml:12:18: pools[0].backends[0].address: `198.18.1.300:80` is not an IP:port"
         ),
         "{err}"
     );
@@ -282,7 +282,7 @@ fn status_without_a_daemon_says_so() {
 
 fn xdp_config(mode: &str, port: u16, backend_port: u16) -> String {
     format!(
-        "version: 1\nlisteners:\n  - name: web\n    address: 127.0.0.1:{port}\n    protocol: tcp\n    mode: {mode}\n    pool: p\n\
+        "version: 1\nadmin: {{ listen: \"127.0.0.1:0\" }}\nlisteners:\n  - name: web\n    address: 127.0.0.1:{port}\n    protocol: tcp\n    mode: {mode}\n    pool: p\n\
          pools:\n  - name: p\n    algorithm: maglev\n    backends:\n      - address: 127.0.0.1:{backend_port}\n\
          xdp:\n  interface: nosuch0\n"
     )

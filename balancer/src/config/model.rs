@@ -17,6 +17,8 @@ use serde::Deserialize;
 pub struct Config {
     /// Admin API listen address.
     pub admin: SocketAddr,
+    /// File holding the bearer token the admin API requires, if any.
+    pub admin_token_file: Option<std::path::PathBuf>,
     /// Listeners in file order.
     pub listeners: Vec<Listener>,
     /// Pools in file order; listeners refer to them by index.

@@ -34,6 +34,8 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub listen: String,
+    #[serde(default)]
+    pub token_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -92,6 +92,19 @@ pub fn validate(raw: &RawConfig) -> Result<Config, Problems> {
             format!("`{}` is not a supported version (expected 1)", raw.version),
         );
     }
+    let admin_token_file = raw
+        .admin
+        .as_ref()
+        .and_then(|a| a.token_file.as_deref())
+        .map(|f| {
+            if !f.starts_with('/') {
+                p.add(
+                    "admin.token_file",
+                    format!("`{f}` must be an absolute path"),
+                );
+            }
+            std::path::PathBuf::from(f)
+        });
     let admin = raw
         .admin
         .as_ref()
@@ -133,6 +146,7 @@ pub fn validate(raw: &RawConfig) -> Result<Config, Problems> {
     }
     Ok(Config {
         admin: admin.expect("checked above"),
+        admin_token_file,
         listeners,
         pools,
         xdp,

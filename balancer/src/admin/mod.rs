@@ -1,0 +1,162 @@
+//! The admin HTTP API on `admin.listen`: status as JSON and operator
+//! actions on backends (see [`routes`] for the table). Actions go to the
+//! control loop, which owns backend states, and the answer comes back from
+//! it. With `admin.token_file`, every request must carry
+//! `Authorization: Bearer <token>`. Errors are JSON: `{"error": "..."}`.
+
+pub mod routes;
+
+use std::{convert::Infallible, io, net::SocketAddr, sync::Arc};
+
+use http_body_util::Full;
+use hyper::{
+    Request, Response, StatusCode,
+    body::{Bytes, Incoming},
+    header::{AUTHORIZATION, CONTENT_TYPE},
+    server::conn::http1,
+    service::service_fn,
+};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::{
+    net::TcpListener,
+    sync::{mpsc, oneshot},
+};
+use tracing::{debug, info};
+
+use self::routes::{Route, route};
+use crate::{
+    publish::{self, Sources},
+    runtime::control::{AdminError, Event},
+};
+
+/// What the API reads and where it sends actions.
+pub struct Api {
+    /// What `/status` shows.
+    pub sources: Arc<Sources>,
+    /// The control loop.
+    pub events: mpsc::Sender<Event>,
+    /// The bearer token requests must carry, if any.
+    pub token: Option<String>,
+}
+
+/// Reads the token in `path`: its first line, trimmed.
+pub fn read_token(path: &std::path::Path) -> io::Result<String> {
+    let text = std::fs::read_to_string(path)?;
+    let token = text.lines().next().unwrap_or_default().trim().to_owned();
+    if token.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the file is empty; put the token on its first line",
+        ));
+    }
+    Ok(token)
+}
+
+/// Serves the API on `listener` until the task is aborted.
+pub async fn serve(listener: TcpListener, api: Arc<Api>) {
+    if let Ok(a) = listener.local_addr() {
+        info!(address = %a, auth = api.token.is_some(), "admin API listening");
+    }
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let api = api.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let api = api.clone();
+                async move { Ok::<_, Infallible>(handle(&req, &api, peer).await) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                debug!(%peer, error = %e, "admin connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn handle(req: &Request<Incoming>, api: &Api, peer: SocketAddr) -> Response<Full<Bytes>> {
+    if let Some(token) = &api.token {
+        let given = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            None => {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "missing `Authorization: Bearer <token>`",
+                );
+            }
+            Some(t) if t != token => {
+                return error(StatusCode::UNAUTHORIZED, "wrong bearer token");
+            }
+            Some(_) => {}
+        }
+    }
+    match route(req.method().as_str(), req.uri().path()) {
+        Ok(Route::Status) => reply(
+            StatusCode::OK,
+            &serde_json::to_value(publish::snapshot(&api.sources)).unwrap_or_default(),
+        ),
+        Ok(Route::Backend {
+            pool,
+            backend,
+            action,
+        }) => {
+            let (tx, rx) = oneshot::channel();
+            let asked = Event::Admin {
+                pool: pool.clone(),
+                backend,
+                action,
+                reply: tx,
+            };
+            if api.events.send(asked).await.is_err() {
+                return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping");
+            }
+            match rx.await {
+                Ok(Ok(state)) => {
+                    info!(%peer, %pool, %backend, ?action, %state, "admin API request done");
+                    reply(
+                        StatusCode::OK,
+                        &json!({ "pool": pool, "backend": backend.to_string(), "state": state.name() }),
+                    )
+                }
+                Ok(Err(e)) => {
+                    let code = match e {
+                        AdminError::BadWeight(_) => StatusCode::BAD_REQUEST,
+                        AdminError::NoPool(_) | AdminError::NoBackend { .. } => {
+                            StatusCode::NOT_FOUND
+                        }
+                    };
+                    error(code, &e.to_string())
+                }
+                Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping"),
+            }
+        }
+        Err(e) => error(
+            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+            &e.to_string(),
+        ),
+    }
+}
+
+fn error(code: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    reply(code, &json!({ "error": message }))
+}
+
+fn reply(code: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut text = serde_json::to_vec_pretty(body).unwrap_or_default();
+    text.push(b'\n');
+    let mut r = Response::new(Full::new(Bytes::from(text)));
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}

@@ -1,0 +1,200 @@
+//! The admin API end to end: asked with curl inside the balancer's
+//! namespace, checked against real traffic from the client's.
+
+use std::{
+    net::SocketAddr,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use balancer_tests::{
+    Topology,
+    client::{KeepAlive, http_get, tally},
+    config::simple,
+    nginx,
+    topology::{VIP4, backend_addr},
+};
+
+const TOKEN: &str = "s3cret-token";
+
+/// `(status, body)` of one admin request made with curl in the balancer's
+/// namespace; `token` is sent as a bearer token when given.
+fn admin(t: &Topology, method: &str, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let url = format!("http://127.0.0.1:9900{path}");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}"));
+    let mut args = vec![
+        "-s",
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+        "--max-time",
+        "5",
+    ];
+    if let Some(a) = &auth {
+        args.extend(["-H", a]);
+    }
+    args.push(&url);
+    let out = t.lb.run("curl", &args);
+    let (body, code) = out.trim_end().rsplit_once('\n').unwrap_or(("", out.trim()));
+    let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {out}"));
+    (
+        code.parse()
+            .unwrap_or_else(|_| panic!("no status in {out}")),
+        json,
+    )
+}
+
+fn start(t: &Topology) -> balancer_tests::Process {
+    let token = t.dir.path().join("token");
+    std::fs::write(&token, format!("{TOKEN}\n")).expect("token");
+    let backends = (0..3)
+        .map(|i| (backend_addr(i, 80, false).to_string(), 100))
+        .collect();
+    let cfg = simple(
+        "web",
+        &format!("{VIP4}:80"),
+        "tcp",
+        &[],
+        "round_robin",
+        backends,
+    )
+    .replace(
+        "version: 1\n",
+        &format!(
+            "version: 1\nadmin: {{ listen: 127.0.0.1:9900, token_file: {} }}\n",
+            token.display()
+        ),
+    );
+    let mut lb = t.start_balancer(&cfg, 1);
+    lb.wait_for("admin API listening", 1, Duration::from_secs(5));
+    lb
+}
+
+/// Draining backend-2 under a steady load of new connections and 30
+/// keep-alive ones: no connection fails, the keep-alive ones on backend-2
+/// carry on there, and no new connection reaches it once the API answered.
+#[test]
+fn drain_under_load_resets_nothing_and_stops_new_flows() {
+    let t = Topology::new(3);
+    let _nginx = nginx::start_all(&t, 80, false);
+    let _lb = start(&t);
+    let vip: SocketAddr = (VIP4, 80).into();
+    let mut held: Vec<(KeepAlive, String)> = t.client.enter(|| {
+        (0..30)
+            .map(|_| {
+                let mut c = KeepAlive::open(vip).expect("connect");
+                let name = c.get().expect("first request");
+                (c, name)
+            })
+            .collect()
+    });
+    assert!(held.iter().any(|(_, n)| n == "backend-2"));
+
+    // Steady new connections while the drain happens.
+    let stop = AtomicBool::new(false);
+    let (after_drain, made, failures) = std::thread::scope(|s| {
+        let load = s.spawn(|| {
+            t.client.enter(|| {
+                let mut failures = Vec::new();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) && n < 5_000 {
+                    if let Err(e) = http_get(vip, None) {
+                        failures.push(e);
+                    }
+                    n += 1;
+                }
+                (n, failures)
+            })
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let (code, body) = admin(&t, "POST", "/backends/p/198.18.1.12:80/drain", Some(TOKEN));
+        assert_eq!(
+            (code, body["state"].as_str()),
+            (200, Some("draining")),
+            "{body}"
+        );
+        let after_drain: Vec<String> = t.client.enter(|| {
+            (0..60)
+                .map(|i| http_get(vip, None).unwrap_or_else(|e| panic!("{i}: {e}")))
+                .collect()
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+        let (made, failures) = load.join().expect("load thread");
+        (after_drain, made, failures)
+    });
+    assert!(made > 50, "only {made} connections of load");
+    assert!(
+        failures.is_empty(),
+        "{} of {made} new connections failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(3)]
+    );
+    let spread = tally(after_drain);
+    assert!(
+        !spread.contains_key("backend-2"),
+        "a new connection reached the drained backend: {spread:?}"
+    );
+    for (c, name) in &mut held {
+        assert_eq!(
+            c.get().as_deref(),
+            Ok(name.as_str()),
+            "a held connection moved or broke"
+        );
+    }
+    // Enabled again, it takes new connections.
+    let (code, _) = admin(&t, "POST", "/backends/p/198.18.1.12:80/enable", Some(TOKEN));
+    assert_eq!(code, 200);
+    let again = tally(t.client.enter(|| {
+        (0..30)
+            .map(|_| http_get(vip, None).expect("get"))
+            .collect::<Vec<_>>()
+    }));
+    assert!(again.contains_key("backend-2"), "{again:?}");
+    // /status shows the backends.
+    let (code, status) = admin(&t, "GET", "/status", Some(TOKEN));
+    assert_eq!(code, 200);
+    assert_eq!(status["pools"][0]["backends"][1]["state"], "up", "{status}");
+}
+
+/// Every kind of bad request gets a 4xx with a JSON error naming it.
+#[test]
+fn bad_admin_requests_get_precise_errors() {
+    let t = Topology::new(1);
+    let _nginx = nginx::start_all(&t, 80, false);
+    let _lb = start(&t);
+    let cases: [(&str, &str, Option<&str>, u16, &str); 7] = [
+        ("GET", "/status", None, 401, "missing"),
+        ("GET", "/status", Some("wrong"), 401, "wrong bearer token"),
+        ("POST", "/status", Some(TOKEN), 405, "takes GET"),
+        ("GET", "/nothing", Some(TOKEN), 404, "no endpoint"),
+        (
+            "POST",
+            "/backends/nope/198.18.1.11:80/drain",
+            Some(TOKEN),
+            404,
+            "no pool named `nope`",
+        ),
+        (
+            "POST",
+            "/backends/p/198.18.1.99:80/drain",
+            Some(TOKEN),
+            404,
+            "has no backend",
+        ),
+        (
+            "POST",
+            "/backends/p/198.18.1.11:80/weight/20000",
+            Some(TOKEN),
+            400,
+            "out of range",
+        ),
+    ];
+    for (method, path, token, want, says) in cases {
+        let (code, body) = admin(&t, method, path, token);
+        let error = body["error"].as_str().unwrap_or_default();
+        assert_eq!(code, want, "{method} {path}: {body}");
+        assert!(error.contains(says), "{method} {path}: {error}");
+    }
+}
