@@ -30,6 +30,26 @@ pub enum Command {
         /// Config file (YAML).
         file: PathBuf,
     },
+    /// Drain, enable, disable or reweigh one backend of the running daemon
+    /// (through its admin API).
+    Backend {
+        /// What to do.
+        #[arg(value_enum)]
+        action: BackendAction,
+        /// Pool name.
+        pool: String,
+        /// Backend address, `IP:port`.
+        address: std::net::SocketAddr,
+        /// New weight (0..=10000), for `weight`.
+        #[arg(required_if_eq("action", "weight"))]
+        weight: Option<u32>,
+        /// Config file to read `admin.listen` and `admin.token_file` from.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Admin API address, over the config's.
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
+    },
     /// Print the running daemon's listeners, planes and counters.
     Status {
         /// The daemon's `state_dir`.
@@ -65,6 +85,19 @@ pub enum Command {
         #[arg(long)]
         endpoint: Vec<std::net::IpAddr>,
     },
+}
+
+/// What `balancer backend` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendAction {
+    /// No new flows; established ones carry on.
+    Drain,
+    /// Back to following its health checks.
+    Enable,
+    /// Out of rotation.
+    Disable,
+    /// Set a new weight.
+    Weight,
 }
 
 /// Log output format.

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use balancer::{
-    cli::{Cli, Command},
+    cli::{BackendAction, Cli, Command},
     config, logging, server, summary,
 };
 use clap::Parser as _;
@@ -19,6 +19,23 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Backend {
+            action,
+            pool,
+            address,
+            weight,
+            config: file,
+            admin,
+        } => match backend(action, &pool, address, weight, file.as_deref(), admin) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e:#}");
                 ExitCode::FAILURE
             }
         },
@@ -82,6 +99,47 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+fn backend(
+    action: BackendAction,
+    pool: &str,
+    address: std::net::SocketAddr,
+    weight: Option<u32>,
+    file: Option<&std::path::Path>,
+    admin: Option<std::net::SocketAddr>,
+) -> anyhow::Result<String> {
+    use balancer::admin::{client, read_token};
+    let config = file.map(config::load).transpose()?;
+    let to = admin
+        .or(config.as_ref().map(|c| c.admin))
+        .unwrap_or_else(|| config::limits::ADMIN.parse().expect("a valid default"));
+    let token = config
+        .as_ref()
+        .and_then(|c| c.admin_token_file.as_deref())
+        .map(|p| read_token(p).with_context(|| format!("admin.token_file `{}`", p.display())))
+        .transpose()?;
+    let verb = match action {
+        BackendAction::Drain => "drain".to_owned(),
+        BackendAction::Enable => "enable".to_owned(),
+        BackendAction::Disable => "disable".to_owned(),
+        BackendAction::Weight => format!("weight/{}", weight.unwrap_or_default()),
+    };
+    let path = format!("/backends/{pool}/{}/{verb}", client::path_segment(address));
+    let (code, body) = client::request(to, "POST", &path, token.as_deref())?;
+    if code == 200 {
+        Ok(format!(
+            "{pool} {address}: {}",
+            body["state"].as_str().unwrap_or("?")
+        ))
+    } else {
+        anyhow::bail!(
+            "{}",
+            body["error"]
+                .as_str()
+                .unwrap_or("the admin API refused the request")
+        )
     }
 }
 

@@ -198,3 +198,44 @@ fn bad_admin_requests_get_precise_errors() {
         assert!(error.contains(says), "{method} {path}: {error}");
     }
 }
+
+/// `balancer backend` talks to the daemon's admin API, with the address and
+/// token taken from the config file.
+#[test]
+fn the_backend_command_drives_the_api() {
+    let t = Topology::new(1);
+    let _nginx = nginx::start_all(&t, 80, false);
+    let _lb = start(&t);
+    let config = t.dir.path().join("balancer.yaml");
+    let cli = |args: &[&str]| {
+        let out =
+            t.lb.command(balancer_tests::balancer_bin().to_str().expect("utf-8"))
+                .arg("backend")
+                .args(args)
+                .args(["-c", config.to_str().expect("utf-8")])
+                .output()
+                .expect("balancer backend");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    assert_eq!(
+        cli(&["drain", "p", "198.18.1.11:80"]),
+        (true, "p 198.18.1.11:80: draining\n".to_owned())
+    );
+    assert_eq!(
+        cli(&["weight", "p", "198.18.1.11:80", "20"]),
+        (true, "p 198.18.1.11:80: draining\n".to_owned())
+    );
+    assert_eq!(
+        cli(&["enable", "p", "198.18.1.11:80"]),
+        (true, "p 198.18.1.11:80: up\n".to_owned())
+    );
+    let (ok, text) = cli(&["drain", "nope", "198.18.1.11:80"]);
+    assert!(!ok && text.contains("no pool named `nope`"), "{text}");
+    let (code, status) = admin(&t, "GET", "/status", Some(TOKEN));
+    assert_eq!(code, 200);
+    assert_eq!(status["pools"][0]["backends"][0]["weight"], 20, "{status}");
+}

@@ -4,6 +4,7 @@
 //! it. With `admin.token_file`, every request must carry
 //! `Authorization: Bearer <token>`. Errors are JSON: `{"error": "..."}`.
 
+pub mod client;
 pub mod routes;
 
 use std::{convert::Infallible, io, net::SocketAddr, sync::Arc};

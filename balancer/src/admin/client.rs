@@ -1,0 +1,67 @@
+//! The CLI's side of the admin API: one request to a running daemon, its
+//! status code and JSON body back. Plain HTTP/1.1 over a blocking socket;
+//! the CLI makes one call and exits.
+
+use std::{
+    io::{self, Read as _, Write as _},
+    net::{SocketAddr, TcpStream},
+    time::Duration,
+};
+
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The daemon could not be reached.
+    #[error(
+        "cannot reach the admin API at `{address}`: {source} (is the daemon running, with this admin.listen?)"
+    )]
+    Connect {
+        /// Address tried.
+        address: SocketAddr,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The answer was not HTTP with a JSON body.
+    #[error("the admin API at `{0}` gave an answer that is not HTTP with JSON")]
+    Garbled(SocketAddr),
+}
+
+/// Sends `method path` to `address` (with `token` as a bearer token) and
+/// returns the status code and the JSON body.
+pub fn request(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(u16, serde_json::Value), ClientError> {
+    let connect = |source| ClientError::Connect { address, source };
+    let mut s = TcpStream::connect_timeout(&address, Duration::from_secs(5)).map_err(connect)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(connect)?;
+    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(connect)?;
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).map_err(connect)?;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or(ClientError::Garbled(address))?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or(ClientError::Garbled(address))?;
+    let json = serde_json::from_str(body).map_err(|_| ClientError::Garbled(address))?;
+    Ok((code, json))
+}
+
+/// `address` as a path segment: IPv6 brackets percent-encoded.
+#[must_use]
+pub fn path_segment(address: SocketAddr) -> String {
+    address.to_string().replace('[', "%5B").replace(']', "%5D")
+}
