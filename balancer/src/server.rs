@@ -126,22 +126,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let pipes = Arc::new(PipePool::new(MAX_PIPES));
 
     // Held until shutdown: dropping the last reference detaches the program.
-    let token = config
-        .admin_token_file
-        .as_deref()
-        .map(|path| {
-            admin::read_token(path).map_err(|source| RunError::Token {
-                path: path.to_owned(),
-                source,
-            })
-        })
-        .transpose()?;
-    let admin_socket = tokio::net::TcpListener::bind(config.admin)
-        .await
-        .map_err(|source| RunError::Admin {
-            address: config.admin,
-            source,
-        })?;
+    let (admin_socket, token) = bind_admin(&config).await?;
     let xdp = start_xdp(&config)?;
     let (events, inbox) = mpsc::channel(EVENT_QUEUE);
     let bound = bind(&snapshot, xdp.as_ref(), &pipes, &tracker, &events)?;
@@ -166,6 +151,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let admin = tokio::spawn(admin::serve(
         admin_socket,
         Arc::new(admin::Api {
+            metrics: admin::metrics::Metrics::new(sources.clone()),
             sources,
             events: events.clone(),
             token,
@@ -218,6 +204,30 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     drop(xdp);
     info!("stopped");
     Ok(())
+}
+
+/// Reads the admin token (if configured) and binds the admin API's socket,
+/// before anything serves, so either failing stops the start cleanly.
+async fn bind_admin(
+    config: &Config,
+) -> Result<(tokio::net::TcpListener, Option<String>), RunError> {
+    let token = config
+        .admin_token_file
+        .as_deref()
+        .map(|path| {
+            admin::read_token(path).map_err(|source| RunError::Token {
+                path: path.to_owned(),
+                source,
+            })
+        })
+        .transpose()?;
+    let socket = tokio::net::TcpListener::bind(config.admin)
+        .await
+        .map_err(|source| RunError::Admin {
+            address: config.admin,
+            source,
+        })?;
+    Ok((socket, token))
 }
 
 /// Binds a socket for every listener the proxy plane serves (all before any

@@ -239,3 +239,83 @@ fn the_backend_command_drives_the_api() {
     assert_eq!(code, 200);
     assert_eq!(status["pools"][0]["backends"][0]["weight"], 20, "{status}");
 }
+
+/// Debian's Prometheus, in the balancer's namespace, scrapes `/metrics`
+/// every second; after 45 connections, what it stored per backend equals
+/// what the client saw.
+#[test]
+fn a_real_prometheus_scrapes_per_backend_connection_counts() {
+    let t = Topology::new(3);
+    let _nginx = nginx::start_all(&t, 80, false);
+    let _lb = start(&t);
+    let token = t.dir.path().join("token");
+    let conf = t.dir.path().join("prometheus.yml");
+    std::fs::write(
+        &conf,
+        format!(
+            "global: {{ scrape_interval: 1s }}\nscrape_configs:\n  - job_name: balancer\n    \
+             authorization: {{ credentials_file: {} }}\n    static_configs: [{{ targets: ['127.0.0.1:9900'] }}]\n",
+            token.display()
+        ),
+    )
+    .expect("prometheus.yml");
+    let mut cmd = t.lb.command("prometheus");
+    cmd.args([
+        &format!("--config.file={}", conf.display()),
+        &format!(
+            "--storage.tsdb.path={}",
+            t.dir.path().join("tsdb").display()
+        ),
+        "--web.listen-address=127.0.0.1:9090",
+    ]);
+    let mut prom =
+        balancer_tests::Process::spawn("prometheus", cmd, t.dir.path().join("prometheus.log"));
+    prom.wait_for(
+        "Server is ready to receive web requests",
+        1,
+        Duration::from_secs(20),
+    );
+    let vip: SocketAddr = (VIP4, 80).into();
+    let seen = tally(t.client.enter(|| {
+        (0..45)
+            .map(|_| http_get(vip, None).expect("get"))
+            .collect::<Vec<_>>()
+    }));
+    // A few scrapes after the traffic.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = t.lb.run(
+            "curl",
+            &[
+                "-s",
+                "http://127.0.0.1:9090/api/v1/query?query=balancer_backend_connections_total",
+            ],
+        );
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        let stored: std::collections::BTreeMap<String, u64> = json["data"]["result"]
+            .as_array()
+            .map(|rs| {
+                rs.iter()
+                    .filter_map(|r| {
+                        let backend = r["metric"]["backend"].as_str()?;
+                        let i =
+                            (0..3).find(|&i| backend_addr(i, 80, false).to_string() == backend)?;
+                        let v = r["value"][1].as_str()?.parse().ok()?;
+                        Some((format!("backend-{}", i + 1), v))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let want: std::collections::BTreeMap<String, u64> =
+            seen.iter().map(|(k, v)| (k.clone(), *v as u64)).collect();
+        if stored == want {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Prometheus stored {stored:?}, the client saw {want:?}:\n{}",
+            prom.output()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

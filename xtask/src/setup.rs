@@ -29,6 +29,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("ethtool", "/sbin/ethtool"),
     ("procps", "/sbin/sysctl"),
     ("openssl", "/usr/bin/openssl"),
+    ("prometheus", "/usr/bin/prometheus"),
     (
         "python3-matplotlib",
         "/usr/lib/python3/dist-packages/matplotlib/__init__.py",

@@ -5,6 +5,7 @@
 //! `Authorization: Bearer <token>`. Errors are JSON: `{"error": "..."}`.
 
 pub mod client;
+pub mod metrics;
 pub mod routes;
 
 use std::{convert::Infallible, io, net::SocketAddr, sync::Arc};
@@ -35,6 +36,8 @@ use crate::{
 pub struct Api {
     /// What `/status` shows.
     pub sources: Arc<Sources>,
+    /// What `/metrics` shows.
+    pub metrics: metrics::Metrics,
     /// The control loop.
     pub events: mpsc::Sender<Event>,
     /// The bearer token requests must carry, if any.
@@ -100,6 +103,20 @@ async fn handle(req: &Request<Incoming>, api: &Api, peer: SocketAddr) -> Respons
         }
     }
     match route(req.method().as_str(), req.uri().path()) {
+        Ok(Route::Metrics) => match api.metrics.render() {
+            Ok(text) => {
+                let mut r = Response::new(Full::new(Bytes::from(text)));
+                r.headers_mut().insert(
+                    CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static(metrics::CONTENT_TYPE),
+                );
+                r
+            }
+            Err(_) => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot encode the metrics",
+            ),
+        },
         Ok(Route::Status) => reply(
             StatusCode::OK,
             &serde_json::to_value(publish::snapshot(&api.sources)).unwrap_or_default(),

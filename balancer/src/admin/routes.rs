@@ -4,6 +4,7 @@
 //! | method | path | |
 //! |---|---|---|
 //! | GET | `/status` | listeners, pools, backends, XDP counters (JSON) |
+//! | GET | `/metrics` | Prometheus metrics (OpenMetrics text) |
 //! | POST | `/backends/{pool}/{address}/drain` | no new flows |
 //! | POST | `/backends/{pool}/{address}/enable` | back to its checks |
 //! | POST | `/backends/{pool}/{address}/disable` | out of rotation |
@@ -18,6 +19,8 @@ use crate::runtime::control::Action;
 pub enum Route {
     /// `GET /status`.
     Status,
+    /// `GET /metrics`.
+    Metrics,
     /// An action on one backend.
     Backend {
         /// Pool name.
@@ -79,6 +82,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
     };
     match parts.as_slice() {
         ["status"] => want("GET").map(|()| Route::Status),
+        ["metrics"] => want("GET").map(|()| Route::Metrics),
         ["backends", pool, address, rest @ ..] => {
             let action = match rest {
                 ["drain"] => Action::Drain,

@@ -184,6 +184,9 @@ impl Control {
                 };
                 if let Some(stats) = self.stats(pool, backend) {
                     stats.checks.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(latency) = &outcome {
+                        stats.check_latency.observe(*latency);
+                    }
                     if outcome.is_err() {
                         stats.checks_failed.fetch_add(1, Ordering::Relaxed);
                     }

@@ -1,0 +1,277 @@
+//! Prometheus metrics for `GET /metrics`, encoded by `prometheus-client`.
+//! Nothing is counted twice: a collector reads the same atomics the data
+//! planes bump and `/status` shows, at scrape time.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `balancer_listener_accepted_total` | counter | listener |
+//! | `balancer_listener_rejected_limit_total` | counter | listener |
+//! | `balancer_listener_no_backend_total` | counter | listener |
+//! | `balancer_listener_sessions_evicted_total` | counter | listener |
+//! | `balancer_listener_sessions_expired_total` | counter | listener |
+//! | `balancer_listener_accept_errors_total` | counter | listener |
+//! | `balancer_backend_active` | gauge | pool, backend |
+//! | `balancer_backend_connections_total` | counter | pool, backend |
+//! | `balancer_backend_bytes_total` | counter | pool, backend, direction (`in`, `out`) |
+//! | `balancer_backend_connect_failures_total` | counter | pool, backend |
+//! | `balancer_backend_weight` | gauge | pool, backend |
+//! | `balancer_backend_state` | gauge (1 for the current state) | pool, backend, state |
+//! | `balancer_backend_state_changes_total` | counter | pool, backend |
+//! | `balancer_health_checks_total` | counter | pool, backend |
+//! | `balancer_health_checks_failed_total` | counter | pool, backend |
+//! | `balancer_health_check_duration_seconds` | histogram | pool, backend |
+//! | `balancer_xdp_packets_total` | counter | counter (verdict, parse outcome or drop reason) |
+
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use balancer_common::Counter;
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric as _, NoLabelSet, text::encode},
+    metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
+    registry::Registry,
+};
+
+use crate::{
+    publish::Sources,
+    runtime::{BackendState, PoolState, state::State},
+};
+
+/// The registry behind `/metrics`.
+pub struct Metrics {
+    registry: Registry,
+}
+
+impl Metrics {
+    /// Metrics over `sources`.
+    #[must_use]
+    pub fn new(sources: Arc<Sources>) -> Self {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Live(sources)));
+        Self { registry }
+    }
+
+    /// The exposition text (`OpenMetrics`).
+    pub fn render(&self) -> Result<String, fmt::Error> {
+        let mut out = String::new();
+        encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// The content type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+struct Live(Arc<Sources>);
+
+impl fmt::Debug for Live {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Live")
+    }
+}
+
+/// One metric family: its descriptor, then one sample per label set.
+fn family<L: prometheus_client::encoding::EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    samples: impl IntoIterator<Item = (L, u64)>,
+) -> Result<(), fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, value) in samples {
+        let family = metric.encode_family(&labels)?;
+        match kind {
+            MetricType::Gauge => {
+                ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(family)?;
+            }
+            _ => ConstCounter::new(value).encode(family)?,
+        }
+    }
+    Ok(())
+}
+
+type BackendLabels = [(&'static str, String); 2];
+
+impl Collector for Live {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let pools: Vec<Arc<PoolState>> = self.0.pools.iter().map(|p| p.load_full()).collect();
+        listeners(&mut encoder, &self.0)?;
+        backends(&mut encoder, &pools)?;
+        states(&mut encoder, &pools)?;
+        check_latency(&mut encoder, &pools)?;
+        xdp(&mut encoder, &self.0)
+    }
+}
+
+fn listeners(encoder: &mut DescriptorEncoder, s: &Sources) -> Result<(), fmt::Error> {
+    for key in [
+        "accepted",
+        "rejected_limit",
+        "no_backend",
+        "sessions_evicted",
+        "sessions_expired",
+        "accept_errors",
+    ] {
+        let samples = s.config.listeners.iter().zip(&s.listeners).map(|(l, st)| {
+            let v = st.snapshot().get(key).copied().unwrap_or(0);
+            ([("listener", l.name.clone())], v)
+        });
+        family(
+            encoder,
+            &format!("balancer_listener_{key}"),
+            &format!("Listener counter `{key}` (see the README)"),
+            MetricType::Counter,
+            samples,
+        )?;
+    }
+    Ok(())
+}
+
+fn labels(p: &PoolState, b: &BackendState) -> BackendLabels {
+    [("pool", p.name.clone()), ("backend", b.address.to_string())]
+}
+
+fn backends(encoder: &mut DescriptorEncoder, pools: &[Arc<PoolState>]) -> Result<(), fmt::Error> {
+    let each = |f: &dyn Fn(&BackendState) -> u64| -> Vec<(BackendLabels, u64)> {
+        pools
+            .iter()
+            .flat_map(|p| p.backends.iter().map(move |b| (labels(p, b), f(b))))
+            .collect()
+    };
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let gauge = MetricType::Gauge;
+    let counter = MetricType::Counter;
+    family(
+        encoder,
+        "balancer_backend_active",
+        "Connections or UDP sessions open now",
+        gauge,
+        each(&|b| b.stats.active()),
+    )?;
+    family(
+        encoder,
+        "balancer_backend_connections",
+        "Connections or UDP sessions opened",
+        counter,
+        each(&|b| load(&b.stats.total)),
+    )?;
+    family(
+        encoder,
+        "balancer_backend_connect_failures",
+        "Connect attempts that failed or timed out",
+        counter,
+        each(&|b| load(&b.stats.connect_failures)),
+    )?;
+    family(
+        encoder,
+        "balancer_backend_weight",
+        "Weight for new flows now (0 while it takes none)",
+        gauge,
+        each(&|b| u64::from(b.weight)),
+    )?;
+    family(
+        encoder,
+        "balancer_backend_state_changes",
+        "Changes of state",
+        counter,
+        each(&|b| load(&b.stats.state_changes)),
+    )?;
+    family(
+        encoder,
+        "balancer_health_checks",
+        "Health checks run",
+        counter,
+        each(&|b| load(&b.stats.checks)),
+    )?;
+    family(
+        encoder,
+        "balancer_health_checks_failed",
+        "Health checks failed",
+        counter,
+        each(&|b| load(&b.stats.checks_failed)),
+    )?;
+    let bytes = pools.iter().flat_map(|p| {
+        p.backends.iter().flat_map(move |b| {
+            [("in", &b.stats.bytes_in), ("out", &b.stats.bytes_out)].map(|(dir, a)| {
+                let [pool, backend] = labels(p, b);
+                ([pool, backend, ("direction", dir.to_owned())], load(a))
+            })
+        })
+    });
+    family(
+        encoder,
+        "balancer_backend_bytes",
+        "Bytes proxied, in = client to backend",
+        counter,
+        bytes,
+    )
+}
+
+fn states(encoder: &mut DescriptorEncoder, pools: &[Arc<PoolState>]) -> Result<(), fmt::Error> {
+    let samples = pools.iter().flat_map(|p| {
+        p.backends.iter().flat_map(move |b| {
+            let now = b.status.state();
+            State::ALL.map(|st| {
+                let [pool, backend] = labels(p, b);
+                (
+                    [pool, backend, ("state", st.name().to_owned())],
+                    u64::from(st == now),
+                )
+            })
+        })
+    });
+    family(
+        encoder,
+        "balancer_backend_state",
+        "1 for the backend's current state",
+        MetricType::Gauge,
+        samples,
+    )
+}
+
+fn check_latency(
+    encoder: &mut DescriptorEncoder,
+    pools: &[Arc<PoolState>],
+) -> Result<(), fmt::Error> {
+    let mut histogram = encoder.encode_descriptor(
+        "balancer_health_check_duration_seconds",
+        "How long passing health checks took",
+        None,
+        MetricType::Histogram,
+    )?;
+    for p in pools {
+        for b in &p.backends {
+            let (sum, count, buckets) = b.stats.check_latency.snapshot();
+            histogram
+                .encode_family(&labels(p, b))?
+                .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+        }
+    }
+    Ok(())
+}
+
+fn xdp(encoder: &mut DescriptorEncoder, s: &Sources) -> Result<(), fmt::Error> {
+    let Some(plane) = s.xdp.as_ref().and_then(|x| x.lock().ok()) else {
+        return Ok(());
+    };
+    let Ok(c) = plane.program().counters() else {
+        return Ok(());
+    };
+    let samples = Counter::ALL
+        .iter()
+        .map(|k| ([("counter", k.name().to_owned())], c[*k as usize]));
+    family(
+        encoder,
+        "balancer_xdp_packets",
+        "XDP program counters: verdicts, parse outcomes, drop reasons",
+        MetricType::Counter,
+        samples,
+    )
+}
