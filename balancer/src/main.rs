@@ -150,7 +150,7 @@ fn run(file: Option<&std::path::Path>) -> anyhow::Result<()> {
         tracing::info!("no config file given: serving the embedded demo (config/default.yaml)");
         config::embedded_default()?
     };
-    runtime()?.block_on(server::run(config))?;
+    runtime()?.block_on(server::run(config, file.map(std::path::Path::to_path_buf)))?;
     Ok(())
 }
 

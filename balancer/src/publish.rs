@@ -19,8 +19,8 @@ use crate::{
     status::{self, BackendStatus, ListenerStatus, PoolStatus, Status, XdpStatus},
 };
 
-/// What the publisher reads.
-pub struct Sources {
+/// What the running config looks like; a reload swaps in a new one.
+pub struct View {
     /// The running config.
     pub config: Arc<Config>,
     /// Counters per listener, in config order.
@@ -29,19 +29,30 @@ pub struct Sources {
     pub xdp_served: Vec<bool>,
     /// The pools as the control plane last built them.
     pub pools: Vec<Arc<LivePool>>,
+}
+
+/// What the publisher, `/status` and `/metrics` read.
+pub struct Sources {
+    /// The current view.
+    pub view: arc_swap::ArcSwap<View>,
     /// The XDP plane, if attached.
     pub xdp: Option<Arc<Mutex<XdpPlane>>>,
+    /// Reloads that took effect.
+    pub reloads_ok: std::sync::atomic::AtomicU64,
+    /// Reloads refused (invalid file, or what needs a restart).
+    pub reloads_failed: std::sync::atomic::AtomicU64,
 }
 
 /// One snapshot of `sources`.
 #[must_use]
 pub fn snapshot(sources: &Sources) -> Status {
-    let listeners = sources
+    let view = sources.view.load();
+    let listeners = view
         .config
         .listeners
         .iter()
-        .zip(&sources.listeners)
-        .zip(&sources.xdp_served)
+        .zip(&view.listeners)
+        .zip(&view.xdp_served)
         .map(|((l, stats), &xdp)| ListenerStatus {
             name: l.name.clone(),
             address: l.address.to_string(),
@@ -68,7 +79,7 @@ pub fn snapshot(sources: &Sources) -> Status {
                 },
             ),
         });
-    let pools = sources
+    let pools = view
         .pools
         .iter()
         .map(|live| {
@@ -113,7 +124,7 @@ fn backend_status(b: &BackendState) -> BackendStatus {
 
 /// Writes a snapshot every second until the task is aborted.
 pub async fn run(sources: Arc<Sources>) {
-    let dir = sources.config.state_dir.clone();
+    let dir = sources.view.load().config.state_dir.clone();
     let mut failing = false;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {

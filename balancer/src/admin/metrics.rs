@@ -20,6 +20,7 @@
 //! | `balancer_health_checks_total` | counter | pool, backend |
 //! | `balancer_health_checks_failed_total` | counter | pool, backend |
 //! | `balancer_health_check_duration_seconds` | histogram | pool, backend |
+//! | `balancer_reloads_total` | counter | result (`ok`, `failed`) |
 //! | `balancer_xdp_packets_total` | counter | counter (verdict, parse outcome or drop reason) |
 
 use std::{
@@ -39,7 +40,7 @@ use prometheus_client::{
 };
 
 use crate::{
-    publish::Sources,
+    publish::{Sources, View},
     runtime::{BackendState, PoolState, state::State},
 };
 
@@ -101,16 +102,34 @@ type BackendLabels = [(&'static str, String); 2];
 
 impl Collector for Live {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        let pools: Vec<Arc<PoolState>> = self.0.pools.iter().map(|p| p.load_full()).collect();
-        listeners(&mut encoder, &self.0)?;
+        let view = self.0.view.load();
+        let pools: Vec<Arc<PoolState>> = view.pools.iter().map(|p| p.load_full()).collect();
+        listeners(&mut encoder, &view)?;
         backends(&mut encoder, &pools)?;
         states(&mut encoder, &pools)?;
         check_latency(&mut encoder, &pools)?;
+        let reloads = [
+            (
+                [("result", "ok")],
+                self.0.reloads_ok.load(Ordering::Relaxed),
+            ),
+            (
+                [("result", "failed")],
+                self.0.reloads_failed.load(Ordering::Relaxed),
+            ),
+        ];
+        family(
+            &mut encoder,
+            "balancer_reloads",
+            "Config reloads, by result",
+            MetricType::Counter,
+            reloads,
+        )?;
         xdp(&mut encoder, &self.0)
     }
 }
 
-fn listeners(encoder: &mut DescriptorEncoder, s: &Sources) -> Result<(), fmt::Error> {
+fn listeners(encoder: &mut DescriptorEncoder, s: &View) -> Result<(), fmt::Error> {
     for key in [
         "accepted",
         "rejected_limit",

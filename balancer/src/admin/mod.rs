@@ -40,6 +40,8 @@ pub struct Api {
     pub metrics: metrics::Metrics,
     /// The control loop.
     pub events: mpsc::Sender<Event>,
+    /// The daemon's reload requests.
+    pub reload: mpsc::Sender<crate::server::ReloadRequest>,
     /// The bearer token requests must carry, if any.
     pub token: Option<String>,
 }
@@ -103,6 +105,20 @@ async fn handle(req: &Request<Incoming>, api: &Api, peer: SocketAddr) -> Respons
         }
     }
     match route(req.method().as_str(), req.uri().path()) {
+        Ok(Route::Reload) => {
+            let (tx, rx) = oneshot::channel();
+            if api.reload.send(tx).await.is_err() {
+                return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping");
+            }
+            match rx.await {
+                Ok(Ok(text)) => {
+                    info!(%peer, "reload requested through the admin API: done");
+                    reply(StatusCode::OK, &json!({ "reloaded": text }))
+                }
+                Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, &e),
+                Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping"),
+            }
+        }
         Ok(Route::Metrics) => match api.metrics.render() {
             Ok(text) => {
                 let mut r = Response::new(Full::new(Bytes::from(text)));

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | GET | `/status` | listeners, pools, backends, XDP counters (JSON) |
 //! | GET | `/metrics` | Prometheus metrics (OpenMetrics text) |
+//! | POST | `/reload` | re-read the config file; 422 with the error if invalid |
 //! | POST | `/backends/{pool}/{address}/drain` | no new flows |
 //! | POST | `/backends/{pool}/{address}/enable` | back to its checks |
 //! | POST | `/backends/{pool}/{address}/disable` | out of rotation |
@@ -21,6 +22,8 @@ pub enum Route {
     Status,
     /// `GET /metrics`.
     Metrics,
+    /// `POST /reload`.
+    Reload,
     /// An action on one backend.
     Backend {
         /// Pool name.
@@ -83,6 +86,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
     match parts.as_slice() {
         ["status"] => want("GET").map(|()| Route::Status),
         ["metrics"] => want("GET").map(|()| Route::Metrics),
+        ["reload"] => want("POST").map(|()| Route::Reload),
         ["backends", pool, address, rest @ ..] => {
             let action = match rest {
                 ["drain"] => Action::Drain,

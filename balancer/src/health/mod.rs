@@ -23,9 +23,10 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Starts a check task for every backend of every pool with `health`.
+    /// Starts a check task for every backend of every pool with `health`,
+    /// reporting as config `generation`.
     #[must_use]
-    pub fn start(config: &Arc<Config>, events: &mpsc::Sender<Event>) -> Self {
+    pub fn start(config: &Arc<Config>, generation: u64, events: &mpsc::Sender<Event>) -> Self {
         let mut tasks = JoinSet::new();
         for (p, pool) in config.pools.iter().enumerate() {
             let Some(check) = &pool.health else { continue };
@@ -39,6 +40,7 @@ impl Monitor {
                     loop {
                         let outcome = probe(&check, address).await;
                         let event = Event::Check {
+                            generation,
                             pool: p,
                             backend: b,
                             outcome,

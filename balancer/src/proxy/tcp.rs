@@ -42,17 +42,24 @@ pub struct TcpService {
     pub pipes: Arc<PipePool>,
     /// Open-connection tracker (graceful shutdown waits on it).
     pub tracker: Tracker,
+    /// Permits for `max_connections`; a reload that keeps the limit keeps
+    /// the semaphore, so connections already open still count.
+    pub limit: Arc<Semaphore>,
 }
+
+/// A listener's service as a reload swaps it: the accept loop loads the
+/// current one for each new connection.
+pub type LiveTcp = arc_swap::ArcSwap<TcpService>;
 
 /// Accepts until `shutdown` turns true; connections already accepted keep
 /// running on their own tasks.
-pub async fn serve(socket: TcpListener, svc: Arc<TcpService>, mut shutdown: watch::Receiver<bool>) {
-    let limit = Arc::new(Semaphore::new(svc.listener.max_connections.get() as usize));
+pub async fn serve(socket: TcpListener, live: Arc<LiveTcp>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let accepted = tokio::select! {
             r = socket.accept() => r,
             _ = shutdown.changed() => break,
         };
+        let svc = live.load_full();
         let (client, peer) = match accepted {
             Ok(pair) => pair,
             Err(e) => {
@@ -60,7 +67,7 @@ pub async fn serve(socket: TcpListener, svc: Arc<TcpService>, mut shutdown: watc
                 continue;
             }
         };
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
+        let Ok(permit) = svc.limit.clone().try_acquire_owned() else {
             svc.stats.rejected_limit.fetch_add(1, Ordering::Relaxed);
             if let Some(suppressed) = svc.stats.log.allow() {
                 warn!(listener = %svc.listener.name, limit = svc.listener.max_connections, suppressed,
@@ -71,7 +78,6 @@ pub async fn serve(socket: TcpListener, svc: Arc<TcpService>, mut shutdown: watc
         };
         svc.stats.accepted.fetch_add(1, Ordering::Relaxed);
         let guard = svc.tracker.open();
-        let svc = svc.clone();
         tokio::spawn(async move {
             handle(client, peer, &svc).await;
             drop(permit);

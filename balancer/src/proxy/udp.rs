@@ -40,6 +40,10 @@ pub struct UdpService {
     pub stats: Arc<ListenerStats>,
 }
 
+/// A listener's service as a reload swaps it: the receive loop loads the
+/// current one for each datagram.
+pub type LiveUdp = arc_swap::ArcSwap<UdpService>;
+
 struct Session {
     upstream: Arc<UdpSocket>,
     last_ms: Arc<AtomicU64>,
@@ -63,14 +67,15 @@ impl Clock {
 }
 
 /// Serves datagrams until `shutdown` turns true.
-pub async fn serve(socket: UdpSocket, svc: Arc<UdpService>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(socket: UdpSocket, live: Arc<LiveUdp>, mut shutdown: watch::Receiver<bool>) {
     let socket = Arc::new(socket);
     let clock = Arc::new(Clock(Instant::now()));
-    let idle = svc.listener.idle_timeout;
+    let idle = live.load().listener.idle_timeout;
     let mut sessions: HashMap<SocketAddr, Session> = HashMap::new();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut sweep = tokio::time::interval((idle / 4).max(Duration::from_millis(100)));
     loop {
+        let svc = live.load_full();
         tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, client)) => on_datagram(&buf[..n], client, &socket, &svc, &clock, &mut sessions).await,

@@ -6,6 +6,7 @@
 //! maps.
 
 use std::{
+    collections::HashMap,
     net::SocketAddr,
     sync::{Arc, Mutex, atomic::Ordering},
     time::Duration,
@@ -26,10 +27,12 @@ use crate::{config::Config, dataplane::xdp::plane::XdpPlane};
 pub const EVENT_QUEUE: usize = 1024;
 
 /// Something the control loop must hear about.
-#[derive(Debug)]
 pub enum Event {
     /// An active check's outcome: its latency, or why it failed.
     Check {
+        /// The config generation the check was started for; events of an
+        /// older one (before a reload) are ignored.
+        generation: u64,
         /// Pool index.
         pool: usize,
         /// Backend index in the pool.
@@ -49,8 +52,24 @@ pub enum Event {
         /// Where the answer goes.
         reply: oneshot::Sender<Result<State, AdminError>>,
     },
+    /// A new config, validated: carry every backend's state and counters
+    /// over to it (matched by pool name and address), rewrite the XDP maps,
+    /// and swap in the new pools. Answered on `reply`; an error changes
+    /// nothing.
+    Reload {
+        /// The new config.
+        config: Arc<Config>,
+        /// Its pools, by index (pools kept by name are the same `Arc`).
+        pools: Vec<Arc<LivePool>>,
+        /// Its generation.
+        generation: u64,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     /// A connection a proxy could not make (refused, timed out).
     Passive {
+        /// The config generation of the reporting listener.
+        generation: u64,
         /// Pool index.
         pool: usize,
         /// Backend index in the pool.
@@ -99,19 +118,25 @@ pub const MAX_WEIGHT: u32 = 10_000;
 #[derive(Clone, Debug)]
 pub struct Passive {
     pool: usize,
+    generation: u64,
     events: mpsc::Sender<Event>,
 }
 
 impl Passive {
-    /// Reports to `events` for pool `pool`.
+    /// Reports to `events` for pool `pool` of config `generation`.
     #[must_use]
-    pub fn new(pool: usize, events: mpsc::Sender<Event>) -> Self {
-        Self { pool, events }
+    pub fn new(pool: usize, generation: u64, events: mpsc::Sender<Event>) -> Self {
+        Self {
+            pool,
+            generation,
+            events,
+        }
     }
 
     /// Backend `backend` failed with `error`. Never waits.
     pub fn report(&self, backend: usize, error: &str) {
         let _ = self.events.try_send(Event::Passive {
+            generation: self.generation,
             pool: self.pool,
             backend,
             error: error.to_owned(),
@@ -121,6 +146,7 @@ impl Passive {
 
 /// The loop's state.
 pub struct Control {
+    generation: u64,
     config: Arc<Config>,
     pools: Vec<Arc<LivePool>>,
     status: Vec<Vec<Status>>,
@@ -141,6 +167,7 @@ impl Control {
             .map(|p| vec![Status::default(); p.backends.len()])
             .collect();
         Self {
+            generation: 0,
             config,
             pools,
             status,
@@ -167,33 +194,25 @@ impl Control {
                 let _ = reply.send(self.admin(&pool, backend, action));
                 return;
             }
+            Event::Reload {
+                config,
+                pools,
+                generation,
+                reply,
+            } => {
+                let _ = reply.send(self.reload(config, pools, generation));
+                return;
+            }
             Event::Check {
+                generation,
                 pool,
                 backend,
                 outcome,
             } => {
-                let record = match &outcome {
-                    Ok(latency) => CheckRecord {
-                        latency: Some(*latency),
-                        error: None,
-                    },
-                    Err(e) => CheckRecord {
-                        latency: None,
-                        error: Some(e.clone()),
-                    },
-                };
-                if let Some(stats) = self.stats(pool, backend) {
-                    stats.checks.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(latency) = &outcome {
-                        stats.check_latency.observe(*latency);
-                    }
-                    if outcome.is_err() {
-                        stats.checks_failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    if let Ok(mut last) = stats.last_check.lock() {
-                        *last = Some(record);
-                    }
+                if generation != self.generation {
+                    return;
                 }
+                self.record_check(pool, backend, &outcome);
                 let ok = outcome.is_ok();
                 let cause = match outcome {
                     Ok(_) => "check passed".to_owned(),
@@ -202,10 +221,14 @@ impl Control {
                 (pool, backend, ok, cause)
             }
             Event::Passive {
+                generation,
                 pool,
                 backend,
                 error,
             } => {
+                if generation != self.generation {
+                    return;
+                }
                 let passive = self
                     .config
                     .pools
@@ -257,6 +280,33 @@ impl Control {
         }
     }
 
+    /// Counts a check's outcome in its backend's statistics.
+    fn record_check(&self, pool: usize, backend: usize, outcome: &Result<Duration, String>) {
+        let Some(stats) = self.stats(pool, backend) else {
+            return;
+        };
+        stats.checks.fetch_add(1, Ordering::Relaxed);
+        let record = match outcome {
+            Ok(latency) => {
+                stats.check_latency.observe(*latency);
+                CheckRecord {
+                    latency: Some(*latency),
+                    error: None,
+                }
+            }
+            Err(e) => {
+                stats.checks_failed.fetch_add(1, Ordering::Relaxed);
+                CheckRecord {
+                    latency: None,
+                    error: Some(e.clone()),
+                }
+            }
+        };
+        if let Ok(mut last) = stats.last_check.lock() {
+            *last = Some(record);
+        }
+    }
+
     /// Carries out an operator's `action` on `backend` of `pool`.
     pub fn admin(
         &mut self,
@@ -298,6 +348,58 @@ impl Control {
             self.publish(p);
         }
         Ok(after.state())
+    }
+
+    /// Moves to `config` (see [`Event::Reload`]).
+    pub fn reload(
+        &mut self,
+        config: Arc<Config>,
+        pools: Vec<Arc<LivePool>>,
+        generation: u64,
+    ) -> Result<(), String> {
+        let mut carried: HashMap<(&str, SocketAddr), (Status, Arc<super::BackendStats>)> =
+            HashMap::new();
+        let old_pools: Vec<_> = self.pools.iter().map(|p| p.load_full()).collect();
+        for ((p, live), states) in self.config.pools.iter().zip(&old_pools).zip(&self.status) {
+            for (b, s) in live.backends.iter().zip(states) {
+                carried.insert((p.name.as_str(), b.address), (*s, b.stats.clone()));
+            }
+        }
+        let mut status = Vec::with_capacity(config.pools.len());
+        let mut counters = Vec::with_capacity(config.pools.len());
+        for p in &config.pools {
+            let (s, st): (Vec<_>, Vec<_>) = p
+                .backends
+                .iter()
+                .map(|b| {
+                    carried
+                        .get(&(p.name.as_str(), b.address))
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .unzip();
+            status.push(s);
+            counters.push(st);
+        }
+        if let Some(xdp) = &self.xdp {
+            let mut plane = xdp
+                .lock()
+                .map_err(|_| "the XDP plane is unusable after an earlier failure".to_owned())?;
+            plane.reload(&config, &status).map_err(|e| e.to_string())?;
+        }
+        for ((p, live), (s, st)) in config
+            .pools
+            .iter()
+            .zip(&pools)
+            .zip(status.iter().zip(&counters))
+        {
+            live.store(Arc::new(PoolState::build(p, s, st)));
+        }
+        self.config = config;
+        self.pools = pools;
+        self.status = status;
+        self.generation = generation;
+        Ok(())
     }
 
     /// The state of every backend, by pool.
@@ -369,6 +471,7 @@ pools:
 
     fn check(backend: usize, ok: bool) -> Event {
         Event::Check {
+            generation: 0,
             pool: 0,
             backend,
             outcome: if ok {
@@ -435,6 +538,7 @@ pools:
     #[test]
     fn proxy_failures_count_toward_fall_only_when_passive() {
         let passive = |backend| Event::Passive {
+            generation: 0,
             pool: 0,
             backend,
             error: "connect: refused".into(),
@@ -493,6 +597,7 @@ pools:
     fn events_for_unknown_pools_or_backends_change_nothing() {
         let (mut c, pool) = setup(true);
         c.handle(Event::Check {
+            generation: 0,
             pool: 7,
             backend: 0,
             outcome: Err("x".into()),

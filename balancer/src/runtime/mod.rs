@@ -20,10 +20,7 @@ pub use stats::{ActiveGuard, BackendStats, CheckRecord, ListenerStats, LogLimite
 pub use tracker::{ConnectionGuard, Tracker};
 
 use crate::{
-    config::{
-        Config,
-        model::{Algorithm, Pool},
-    },
+    config::model::{Algorithm, Pool},
     select::{self, Request, Selector},
 };
 
@@ -112,38 +109,6 @@ impl PoolState {
             skip: &|i| tried.contains(&i),
             load: &load,
         })
-    }
-}
-
-/// Everything the data planes need, built once per config.
-pub struct Snapshot {
-    /// The config it was built from.
-    pub config: Arc<Config>,
-    /// Pools by index (listeners refer to them by [`crate::config::model::Listener::pool`]).
-    pub pools: Vec<Arc<LivePool>>,
-    /// Per-listener counters, by listener index.
-    pub listeners: Vec<Arc<ListenerStats>>,
-}
-
-impl Snapshot {
-    /// Builds the runtime view of `config`.
-    #[must_use]
-    pub fn new(config: Config) -> Self {
-        let pools = config
-            .pools
-            .iter()
-            .map(|p| Arc::new(ArcSwap::from_pointee(PoolState::new(p))))
-            .collect();
-        let listeners = config
-            .listeners
-            .iter()
-            .map(|_| Arc::new(ListenerStats::default()))
-            .collect();
-        Self {
-            config: Arc::new(config),
-            pools,
-            listeners,
-        }
     }
 }
 

@@ -21,6 +21,7 @@ pub mod plane;
 pub mod program;
 #[cfg(test)]
 mod redirect_tests;
+pub mod routes;
 #[cfg(test)]
 mod state_tests;
 pub mod tables;

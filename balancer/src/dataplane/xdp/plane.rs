@@ -4,7 +4,7 @@
 //! (a `maglev` pool whose backends serve the listener's port) and the
 //! program attaches, and fall back to the proxy plane otherwise.
 
-use std::{collections::HashMap, net::IpAddr, time::Duration};
+use std::net::IpAddr;
 
 use tracing::{info, warn};
 
@@ -12,9 +12,10 @@ use super::{
     Attached, XdpError, XdpProgram,
     adopt::{self, Adopted, Inputs},
     iface::{IfaceError, Interface},
-    neighbor::{self, NeighborError},
+    neighbor::NeighborError,
     pins::{PinError, Pins},
-    tables::{BackendIds, Egress, Hop, Tables, TablesError},
+    routes::Routes,
+    tables::{BackendIds, Egress, Tables, TablesError},
 };
 use crate::{
     config::{
@@ -23,10 +24,6 @@ use crate::{
     },
     runtime::state::Status,
 };
-use balancer_common::maps::TX_PORTS;
-
-/// How long to wait for a backend's next hop to answer address resolution.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Why the XDP plane could not start.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +46,9 @@ pub enum PlaneError {
     /// Backends are routed through more interfaces than the device map has.
     #[error("backends are routed through more than {0} interfaces besides the XDP one")]
     TooManyInterfaces(u32),
+    /// A reload asks for what only a restart can do.
+    #[error("{0}")]
+    NeedsRestart(String),
 }
 
 /// The running XDP plane.
@@ -79,6 +79,19 @@ pub fn qualifies(config: &Config, l: &Listener) -> bool {
             .all(|b| b.address.port() == l.address.port())
 }
 
+/// The listeners of `config` the kernel plane serves when it runs: `xdp`
+/// and `auto` listeners that qualify.
+#[must_use]
+pub fn served_in(config: &Config) -> Vec<usize> {
+    config
+        .listeners
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| matches!(l.mode, Mode::Xdp | Mode::Auto) && qualifies(config, l))
+        .map(|(i, _)| i)
+        .collect()
+}
+
 impl XdpPlane {
     /// Starts the plane for the listeners of `config` it should serve;
     /// `None` when there are none.
@@ -86,25 +99,19 @@ impl XdpPlane {
         let Some(xdp) = &config.xdp else {
             return Ok(None);
         };
-        let served: Vec<usize> = config
-            .listeners
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| matches!(l.mode, Mode::Xdp | Mode::Auto) && qualifies(config, l))
-            .map(|(i, _)| i)
-            .collect();
+        let served = served_in(config);
         if served.is_empty() {
             return Ok(None);
         }
         let iface = Interface::read(&xdp.interface)?;
         let listeners: Vec<&Listener> = served.iter().map(|&i| &config.listeners[i]).collect();
-        let routes = Routes::resolve(&iface, &listeners, config)?;
+        let routes = Routes::resolve(&iface, &listeners, config, None)?;
         let unspecified4 = IpAddr::from([0u8; 4]);
         let unspecified6 = IpAddr::from([0u16; 8]);
         let egress = Egress {
             forwarding: xdp.forwarding,
-            mtu: routes.mtu,
-            ports: routes.ports.clone(),
+            mtu: routes.mtu(),
+            ports: routes.ports(),
             ipip_src4: match iface.address_like(unspecified4) {
                 Some(IpAddr::V4(a)) => a.octets(),
                 _ => [0; 4],
@@ -172,6 +179,59 @@ impl XdpPlane {
         (&self.tables, &self.ids)
     }
 
+    /// Moves the plane to a reloaded `config` with backends in `status`:
+    /// the listeners it serves, their backends' routes (only new addresses
+    /// are resolved) and the maps, diffed. What needs a new program or
+    /// another interface is refused and changes nothing.
+    pub fn reload(&mut self, config: &Config, status: &[Vec<Status>]) -> Result<(), PlaneError> {
+        let xdp = config.xdp.as_ref().ok_or_else(|| {
+            PlaneError::NeedsRestart(
+                "the new config has no `xdp` section; stopping the XDP plane needs a restart"
+                    .to_owned(),
+            )
+        })?;
+        if xdp.interface != self.interface {
+            return Err(PlaneError::NeedsRestart(format!(
+                "xdp.interface changed from `{}` to `{}`; moving the XDP plane needs a restart",
+                self.interface, xdp.interface
+            )));
+        }
+        let served = served_in(config);
+        let listeners: Vec<&Listener> = served.iter().map(|&i| &config.listeners[i]).collect();
+        let iface = Interface::read(&self.interface)?;
+        // Resolving a new backend may wait for ARP; keep the runtime's other
+        // tasks running meanwhile.
+        let routes = tokio::task::block_in_place(|| {
+            Routes::resolve(&iface, &listeners, config, Some(&self.routes))
+        })?;
+        let egress = Egress {
+            forwarding: xdp.forwarding,
+            mtu: routes.mtu(),
+            ports: routes.ports(),
+            ..self.egress.clone()
+        };
+        let tables = Tables::build_with(
+            &listeners,
+            &config.pools,
+            &|p, b| {
+                status
+                    .get(p)
+                    .and_then(|s| s.get(b))
+                    .copied()
+                    .unwrap_or_default()
+            },
+            &egress,
+            &mut self.ids,
+            &|ip| routes.hops.get(&ip).copied(),
+        )?;
+        self.program.apply(Some(&self.tables), &tables)?;
+        self.tables = tables;
+        self.served = served;
+        self.egress = egress;
+        self.routes = routes;
+        Ok(())
+    }
+
     /// Rewrites the maps for backends now in `status` (by pool, then
     /// backend, in `config` order): rings without the backends that take no
     /// new flows, entries without those that keep none. Only what changed is
@@ -196,70 +256,5 @@ impl XdpPlane {
         self.program.apply(Some(&self.tables), &tables)?;
         self.tables = tables;
         Ok(())
-    }
-}
-
-/// How to reach every backend behind `listeners`, each resolved once: the
-/// next hop's MAC, and the egress interface (`XDP_TX` for the XDP interface
-/// itself, else a device-map slot). Also the device map's entries, and the
-/// smallest MTU of the egress interfaces.
-struct Routes {
-    hops: HashMap<IpAddr, Hop>,
-    ports: Vec<(u32, u32)>,
-    mtu: u32,
-}
-
-impl Routes {
-    fn resolve(
-        xdp: &Interface,
-        listeners: &[&Listener],
-        config: &Config,
-    ) -> Result<Self, PlaneError> {
-        let mut hops = HashMap::new();
-        let mut others: Vec<Interface> = Vec::new();
-        for l in listeners {
-            for b in &config.pools[l.pool].backends {
-                let ip = b.address.ip().to_canonical();
-                if hops.contains_key(&ip) {
-                    continue;
-                }
-                let n = neighbor::resolve(ip, RESOLVE_TIMEOUT)?;
-                let (src_mac, tx_port) = if n.dev == xdp.name {
-                    (xdp.mac, 0)
-                } else {
-                    let i = if let Some(i) = others.iter().position(|o| o.name == n.dev) {
-                        i
-                    } else {
-                        others.push(Interface::read(&n.dev)?);
-                        others.len() - 1
-                    };
-                    let slot = u32::try_from(i + 1).unwrap_or(u32::MAX);
-                    if slot >= TX_PORTS {
-                        return Err(PlaneError::TooManyInterfaces(TX_PORTS - 1));
-                    }
-                    (others[i].mac, slot)
-                };
-                hops.insert(
-                    ip,
-                    Hop {
-                        mac: n.mac,
-                        src_mac,
-                        tx_port,
-                    },
-                );
-            }
-        }
-        for o in &others {
-            info!(interface = %o.name, "backends routed through this interface are reached by XDP redirect");
-        }
-        Ok(Self {
-            mtu: others.iter().map(|o| o.mtu).fold(xdp.mtu, u32::min),
-            ports: others
-                .iter()
-                .zip(1u32..)
-                .map(|(o, slot)| (slot, o.index))
-                .collect(),
-            hops,
-        })
     }
 }

@@ -1,0 +1,348 @@
+//! The proxy plane's listeners of a running daemon. Binding and serving are
+//! two steps, so a reload binds every new socket before anything changes
+//! (a bad address refuses the reload whole), then commits: listeners gone
+//! from the config stop accepting (their connections carry on), new ones
+//! start, and kept ones get their new settings and pool swapped in, the
+//! socket untouched. A listener is the same one across reloads when its
+//! protocol and address are.
+
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+
+use arc_swap::ArcSwap;
+use tokio::{
+    net::{TcpListener, UdpSocket},
+    sync::{Semaphore, mpsc, watch},
+    task::JoinHandle,
+};
+use tracing::info;
+
+use super::RunError;
+use crate::{
+    config::{
+        Config,
+        model::{Listener, Mode, Protocol},
+    },
+    proxy::{
+        self,
+        pipes::PipePool,
+        tcp::{LiveTcp, TcpService},
+        udp::{LiveUdp, UdpService},
+    },
+    runtime::{
+        ListenerStats, LivePool, Tracker,
+        control::{Event, Passive},
+    },
+};
+
+/// What every proxy listener shares.
+pub struct Shared {
+    /// The pipe pool.
+    pub pipes: Arc<PipePool>,
+    /// Open connections, for the graceful stop.
+    pub tracker: Tracker,
+    /// The control loop, for passive health.
+    pub events: mpsc::Sender<Event>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    protocol: Protocol,
+    address: SocketAddr,
+}
+
+impl Key {
+    fn of(l: &Listener) -> Self {
+        Self {
+            protocol: l.protocol,
+            address: l.address,
+        }
+    }
+}
+
+enum Service {
+    Tcp(Arc<LiveTcp>),
+    Udp(Arc<LiveUdp>),
+}
+
+struct Running {
+    key: Key,
+    name: String,
+    service: Service,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+enum Socket {
+    Tcp(TcpListener),
+    Udp(UdpSocket),
+}
+
+/// Sockets bound for a config's new listeners, not serving yet; dropping
+/// it closes them.
+pub struct Bound(Vec<(Key, Socket)>);
+
+/// Where the XDP plane runs, for the log.
+pub struct XdpInfo {
+    /// Interface.
+    pub interface: String,
+    /// `native` or `generic`.
+    pub attach: String,
+}
+
+impl XdpInfo {
+    /// What to log of `plane`.
+    #[must_use]
+    pub fn of(plane: &crate::dataplane::xdp::plane::XdpPlane) -> Self {
+        Self {
+            interface: plane.interface.clone(),
+            attach: plane.attached.to_string(),
+        }
+    }
+}
+
+/// The running listeners.
+pub struct Listeners {
+    running: Vec<Running>,
+    stopping: Vec<JoinHandle<()>>,
+    stats: HashMap<Key, Arc<ListenerStats>>,
+    shared: Shared,
+    xdp: Option<XdpInfo>,
+}
+
+impl Listeners {
+    /// No listeners yet.
+    #[must_use]
+    pub fn new(shared: Shared, xdp: Option<XdpInfo>) -> Self {
+        Self {
+            running: Vec::new(),
+            stopping: Vec::new(),
+            stats: HashMap::new(),
+            shared,
+            xdp,
+        }
+    }
+
+    /// Checks that every listener of `config` can be served (`xdp_served`
+    /// says which the XDP plane takes) and binds those the proxy plane
+    /// serves that are not running yet.
+    pub fn bind(&self, config: &Config, xdp_served: &[bool]) -> Result<Bound, RunError> {
+        let mut bound = Vec::new();
+        for (i, l) in config.listeners.iter().enumerate() {
+            if xdp_served.get(i).copied().unwrap_or(false) {
+                continue;
+            }
+            if matches!(l.mode, Mode::Xdp | Mode::Http) {
+                return Err(RunError::Unsupported {
+                    listener: l.name.clone(),
+                    mode: l.mode,
+                });
+            }
+            let key = Key::of(l);
+            if self.running.iter().any(|r| r.key == key) {
+                continue;
+            }
+            let bind_err = |source| RunError::Bind {
+                listener: l.name.clone(),
+                protocol: l.protocol,
+                address: l.address,
+                source,
+            };
+            let socket = match l.protocol {
+                Protocol::Tcp => Socket::Tcp(proxy::bind_tcp(l.address).map_err(bind_err)?),
+                Protocol::Udp => Socket::Udp(proxy::bind_udp(l.address).map_err(bind_err)?),
+            };
+            bound.push((key, socket));
+        }
+        Ok(Bound(bound))
+    }
+
+    /// Makes the serving set match `config` (see the module docs), with
+    /// `pools` by pool index and passive reports for `generation`. Returns
+    /// every listener's counters in config order (kept listeners keep
+    /// theirs).
+    pub fn commit(
+        &mut self,
+        config: &Config,
+        pools: &[Arc<LivePool>],
+        generation: u64,
+        xdp_served: &[bool],
+        bound: Bound,
+    ) -> Vec<Arc<ListenerStats>> {
+        let stats: Vec<Arc<ListenerStats>> = config
+            .listeners
+            .iter()
+            .map(|l| self.stats.get(&Key::of(l)).cloned().unwrap_or_default())
+            .collect();
+        self.log_new_xdp(config, xdp_served);
+        self.stats = config
+            .listeners
+            .iter()
+            .map(Key::of)
+            .zip(stats.iter().cloned())
+            .collect();
+        let wanted: Vec<Key> = config
+            .listeners
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !xdp_served.get(*i).copied().unwrap_or(false))
+            .map(|(_, l)| Key::of(l))
+            .collect();
+        let (keep, gone): (Vec<Running>, Vec<Running>) = std::mem::take(&mut self.running)
+            .into_iter()
+            .partition(|r| wanted.contains(&r.key));
+        for r in gone {
+            info!(listener = %r.name, address = %r.key.address, protocol = %r.key.protocol,
+                "stopped listening (removed from the config); open connections carry on");
+            let _ = r.stop.send(true);
+            self.stopping.push(r.task);
+        }
+        self.running = keep;
+        let mut sockets = bound.0;
+        for (i, l) in config.listeners.iter().enumerate() {
+            let key = Key::of(l);
+            if !wanted.contains(&key) {
+                continue;
+            }
+            let pool = pools[l.pool].clone();
+            let passive = Passive::new(l.pool, generation, self.shared.events.clone());
+            if let Some(r) = self.running.iter_mut().find(|r| r.key == key) {
+                r.name.clone_from(&l.name);
+                match &r.service {
+                    Service::Tcp(live) => {
+                        // The same limit keeps its semaphore, so open
+                        // connections still count; a new limit starts
+                        // afresh (connections open under the old one then
+                        // count against neither).
+                        let old = live.load_full();
+                        let limit = if old.listener.max_connections == l.max_connections {
+                            old.limit.clone()
+                        } else {
+                            Arc::new(Semaphore::new(l.max_connections.get() as usize))
+                        };
+                        live.store(Arc::new(tcp(
+                            &self.shared,
+                            l,
+                            pool,
+                            passive,
+                            &stats[i],
+                            limit,
+                        )));
+                    }
+                    Service::Udp(live) => {
+                        live.store(Arc::new(udp(l, pool, passive, &stats[i])));
+                    }
+                }
+                continue;
+            }
+            let Some(at) = sockets.iter().position(|(k, _)| *k == key) else {
+                continue;
+            };
+            let (_, socket) = sockets.swap_remove(at);
+            let running = start(&self.shared, l, socket, pool, passive, &stats[i]);
+            self.running.push(running);
+        }
+        stats
+    }
+
+    /// Logs the listeners the XDP plane takes on with this config.
+    fn log_new_xdp(&self, config: &Config, xdp_served: &[bool]) {
+        let (interface, attach) = self
+            .xdp
+            .as_ref()
+            .map_or(("?", "?"), |x| (x.interface.as_str(), x.attach.as_str()));
+        for (i, l) in config.listeners.iter().enumerate() {
+            if xdp_served.get(i).copied().unwrap_or(false) && !self.stats.contains_key(&Key::of(l))
+            {
+                info!(listener = %l.name, address = %l.address, protocol = %l.protocol, plane = "xdp",
+                    %interface, %attach, "listening");
+            }
+        }
+    }
+
+    /// Stops accepting everywhere and waits for the accept loops to end.
+    pub async fn stop(&mut self) {
+        for r in &self.running {
+            let _ = r.stop.send(true);
+        }
+        for r in self.running.drain(..) {
+            let _ = r.task.await;
+        }
+        for t in self.stopping.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Serves `socket` for listener `l` on a task of its own.
+fn start(
+    shared: &Shared,
+    l: &Listener,
+    socket: Socket,
+    pool: Arc<LivePool>,
+    passive: Passive,
+    stats: &Arc<ListenerStats>,
+) -> Running {
+    let (stop, stopped) = watch::channel(false);
+    let algorithm = pool.load().algorithm;
+    let pool_name = pool.load().name.clone();
+    let (service, task) = match socket {
+        Socket::Tcp(s) => {
+            let limit = Arc::new(Semaphore::new(l.max_connections.get() as usize));
+            let live = Arc::new(ArcSwap::from_pointee(tcp(
+                shared, l, pool, passive, stats, limit,
+            )));
+            let task = tokio::spawn(proxy::tcp::serve(s, live.clone(), stopped));
+            (Service::Tcp(live), task)
+        }
+        Socket::Udp(s) => {
+            let live = Arc::new(ArcSwap::from_pointee(udp(l, pool, passive, stats)));
+            let task = tokio::spawn(proxy::udp::serve(s, live.clone(), stopped));
+            (Service::Udp(live), task)
+        }
+    };
+    if l.mode == Mode::Auto {
+        info!(listener = %l.name, "mode auto: served by the proxy plane (XDP needs the `xdp` section, a maglev pool and backends on the listener's port)");
+    }
+    info!(listener = %l.name, address = %l.address, protocol = %l.protocol, plane = "proxy",
+        pool = %pool_name, %algorithm, "listening");
+    Running {
+        key: Key::of(l),
+        name: l.name.clone(),
+        service,
+        stop,
+        task,
+    }
+}
+
+fn tcp(
+    shared: &Shared,
+    l: &Listener,
+    pool: Arc<LivePool>,
+    passive: Passive,
+    stats: &Arc<ListenerStats>,
+    limit: Arc<Semaphore>,
+) -> TcpService {
+    TcpService {
+        listener: l.clone(),
+        pool,
+        passive,
+        stats: stats.clone(),
+        pipes: shared.pipes.clone(),
+        tracker: shared.tracker.clone(),
+        limit,
+    }
+}
+
+fn udp(
+    l: &Listener,
+    pool: Arc<LivePool>,
+    passive: Passive,
+    stats: &Arc<ListenerStats>,
+) -> UdpService {
+    UdpService {
+        listener: l.clone(),
+        pool,
+        passive,
+        stats: stats.clone(),
+    }
+}

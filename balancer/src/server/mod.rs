@@ -1,0 +1,275 @@
+//! Runs a validated config: starts demo backends, binds every listener
+//! (all before serving anything, so a bad address fails the start cleanly),
+//! serves, reloads on SIGHUP or an admin request ([`reload`]), and on
+//! SIGINT/SIGTERM stops accepting and lets open connections finish within
+//! the grace period.
+
+mod listeners;
+mod reload;
+mod system;
+
+use std::{
+    io,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, Mutex, atomic::AtomicU64},
+};
+
+use arc_swap::ArcSwap;
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::{mpsc, oneshot},
+};
+use tracing::{info, warn};
+
+use self::{
+    listeners::{Listeners, Shared, XdpInfo},
+    reload::{Daemon, Pools},
+};
+use crate::{
+    admin,
+    config::{
+        Config,
+        model::{Mode, Protocol},
+    },
+    dataplane::xdp::plane::{PlaneError, XdpPlane, served_in},
+    demo,
+    health::Monitor,
+    proxy::pipes::{MAX_PIPES, PipePool},
+    publish::{self, View},
+    runtime::{
+        Tracker,
+        control::{Control, EVENT_QUEUE},
+    },
+    status,
+};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A listener's address could not be bound.
+    #[error(
+        "listener `{listener}`: cannot bind {protocol} `{address}`: {source} (is another process using it, or is the address not assigned to this host?)"
+    )]
+    Bind {
+        /// Listener name.
+        listener: String,
+        /// Protocol.
+        protocol: Protocol,
+        /// Address.
+        address: SocketAddr,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A demo backend's address could not be bound.
+    #[error("demo backend `{address}`: cannot bind: {source}")]
+    Demo {
+        /// Address.
+        address: SocketAddr,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A listener asks for a data plane this build cannot serve.
+    #[error(
+        "listener `{listener}`: mode `{mode}` is not available yet in this version; use `proxy` or `auto`"
+    )]
+    Unsupported {
+        /// Listener name.
+        listener: String,
+        /// Requested mode.
+        mode: Mode,
+    },
+    /// An `xdp` listener cannot be served because the XDP plane failed.
+    #[error("listener `{listener}` needs the XDP plane, which failed to start: {source}")]
+    Xdp {
+        /// Listener name.
+        listener: String,
+        /// Why the plane failed (boxed: the loader's errors are large).
+        #[source]
+        source: Box<PlaneError>,
+    },
+    /// The admin API's address could not be bound.
+    #[error(
+        "admin API: cannot bind `{address}`: {source} (set `admin.listen` to a free address; port 0 picks one)"
+    )]
+    Admin {
+        /// Address.
+        address: SocketAddr,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The admin token file is unreadable or empty.
+    #[error("admin.token_file `{}`: {source}", path.display())]
+    Token {
+        /// File.
+        path: std::path::PathBuf,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] io::Error),
+}
+
+/// A reload request from the admin API, answered with what happened.
+pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
+
+/// Serves `config` (loaded from `file`, which reloads re-read; `None` for
+/// the embedded demo) until SIGINT or SIGTERM; SIGHUP reloads.
+pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> {
+    system::raise_fd_limit();
+    let signal_err = RunError::Signals;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(signal_err)?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(signal_err)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(signal_err)?;
+    let config = Arc::new(config);
+    let grace = config.shutdown_grace;
+    let tracker = Tracker::default();
+
+    let (admin_socket, token) = bind_admin(&config).await?;
+    // Held until shutdown: dropping the last reference detaches the program.
+    let xdp = start_xdp(&config)?;
+    let xdp_served = served_flags(xdp.is_some(), &config);
+    let (events, inbox) = mpsc::channel(EVENT_QUEUE);
+    let shared = Shared {
+        pipes: Arc::new(PipePool::new(MAX_PIPES)),
+        tracker: tracker.clone(),
+        events: events.clone(),
+    };
+    let mut listeners = Listeners::new(shared, xdp.as_ref().map(XdpInfo::of));
+    let bound = listeners.bind(&config, &xdp_served)?;
+    demo::start(&config.demo_backends)
+        .map_err(|(address, source)| RunError::Demo { address, source })?;
+    let (pools, by_index) = Pools::default().plan(&config);
+    let xdp = xdp.map(|p| Arc::new(Mutex::new(p)));
+    let control =
+        tokio::spawn(Control::new(config.clone(), by_index.clone(), xdp.clone()).run(inbox));
+    let stats = listeners.commit(&config, &by_index, 0, &xdp_served, bound);
+    let sources = Arc::new(publish::Sources {
+        view: ArcSwap::from_pointee(View {
+            config: config.clone(),
+            listeners: stats,
+            xdp_served,
+            pools: by_index,
+        }),
+        xdp: xdp.clone(),
+        reloads_ok: AtomicU64::new(0),
+        reloads_failed: AtomicU64::new(0),
+    });
+    let publisher = tokio::spawn(publish::run(sources.clone()));
+    let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
+    let admin = tokio::spawn(admin::serve(
+        admin_socket,
+        Arc::new(admin::Api {
+            metrics: admin::metrics::Metrics::new(sources.clone()),
+            sources: sources.clone(),
+            events: events.clone(),
+            reload: reload_tx,
+            token,
+        }),
+    ));
+    let mut daemon = Daemon {
+        monitor: Monitor::start(&config, 0, &events),
+        config,
+        file,
+        generation: 0,
+        pools,
+        listeners,
+        sources,
+        events,
+    };
+
+    let which = loop {
+        tokio::select! {
+            _ = sigint.recv() => break "SIGINT",
+            _ = sigterm.recv() => break "SIGTERM",
+            _ = sighup.recv() => {
+                let _ = daemon.reload().await;
+            }
+            Some(reply) = reload_rx.recv() => {
+                let _ = reply.send(daemon.reload().await);
+            }
+        }
+    };
+    info!(
+        signal = which,
+        open = tracker.count(),
+        ?grace,
+        "stopping: no new connections; waiting for open ones"
+    );
+    daemon.listeners.stop().await;
+    if tokio::time::timeout(grace, tracker.idle()).await.is_err() {
+        warn!(
+            open = tracker.count(),
+            "grace period over; closing remaining connections"
+        );
+    }
+    let state_dir = daemon.config.state_dir.clone();
+    drop(daemon);
+    for task in [publisher, admin, control] {
+        task.abort();
+        let _ = task.await;
+    }
+    status::remove(&state_dir);
+    drop(xdp);
+    info!("stopped");
+    Ok(())
+}
+
+/// Which listeners of `config` the XDP plane serves, when it runs.
+pub(crate) fn served_flags(xdp_running: bool, config: &Config) -> Vec<bool> {
+    let served = if xdp_running {
+        served_in(config)
+    } else {
+        Vec::new()
+    };
+    (0..config.listeners.len())
+        .map(|i| served.contains(&i))
+        .collect()
+}
+
+/// Reads the admin token (if configured) and binds the admin API's socket,
+/// before anything serves, so either failing stops the start cleanly.
+async fn bind_admin(
+    config: &Config,
+) -> Result<(tokio::net::TcpListener, Option<String>), RunError> {
+    let token = config
+        .admin_token_file
+        .as_deref()
+        .map(|path| {
+            admin::read_token(path).map_err(|source| RunError::Token {
+                path: path.to_owned(),
+                source,
+            })
+        })
+        .transpose()?;
+    let socket = tokio::net::TcpListener::bind(config.admin)
+        .await
+        .map_err(|source| RunError::Admin {
+            address: config.admin,
+            source,
+        })?;
+    Ok((socket, token))
+}
+
+/// Starts the XDP plane. Its failure stops the start when an `xdp`
+/// listener depends on it; `auto` listeners fall back to the proxy, loudly.
+fn start_xdp(config: &crate::config::Config) -> Result<Option<XdpPlane>, RunError> {
+    match XdpPlane::start(config) {
+        Ok(plane) => Ok(plane),
+        Err(source) => {
+            if let Some(l) = config.listeners.iter().find(|l| l.mode == Mode::Xdp) {
+                return Err(RunError::Xdp {
+                    listener: l.name.clone(),
+                    source: Box::new(source),
+                });
+            }
+            warn!(error = %source, "XDP plane unavailable: `auto` listeners are served by the proxy plane");
+            Ok(None)
+        }
+    }
+}

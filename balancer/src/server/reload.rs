@@ -1,0 +1,183 @@
+//! Hot reload (SIGHUP, `POST /reload`, `balancer reload`). The file is
+//! loaded and validated first; an invalid one changes nothing and its
+//! error (`file:line:column`) goes back to the caller. A valid one is applied
+//! in an order that can still back out until the last step that could
+//! fail: new listener sockets are bound, then the control loop carries
+//! backend states over and rewrites the XDP maps, and only then do the
+//! listeners, health checks and status views switch. Established
+//! connections are never touched: they hold their backend, and a listener
+//! or backend that is gone only stops getting new ones.
+
+use std::{
+    collections::HashMap,
+    fmt::Write as _,
+    path::PathBuf,
+    sync::{Arc, atomic::Ordering},
+};
+
+use arc_swap::ArcSwap;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info, warn};
+
+use super::listeners::Listeners;
+use crate::{
+    config::{self, Config, model::Mode},
+    health::Monitor,
+    publish::{Sources, View},
+    runtime::{LivePool, PoolState, control::Event},
+};
+
+/// Live pools by name; a pool kept across a reload is the same `Arc`, so
+/// listeners that keep it see its new state at once.
+#[derive(Default)]
+pub struct Pools(HashMap<String, Arc<LivePool>>);
+
+impl Pools {
+    /// The registry for `config` and its pools by index, reusing kept ones.
+    #[must_use]
+    pub fn plan(&self, config: &Config) -> (Pools, Vec<Arc<LivePool>>) {
+        let by_index: Vec<Arc<LivePool>> = config
+            .pools
+            .iter()
+            .map(|p| {
+                self.0
+                    .get(&p.name)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(ArcSwap::from_pointee(PoolState::new(p))))
+            })
+            .collect();
+        let registry = config
+            .pools
+            .iter()
+            .zip(&by_index)
+            .map(|(p, live)| (p.name.clone(), live.clone()))
+            .collect();
+        (Pools(registry), by_index)
+    }
+}
+
+/// What a reload changes, besides the control loop's own state.
+pub struct Daemon {
+    /// The config serving now.
+    pub config: Arc<Config>,
+    /// The file it came from; `None` for the embedded demo.
+    pub file: Option<PathBuf>,
+    /// Bumped by every reload; events of older generations are ignored.
+    pub generation: u64,
+    /// Live pools.
+    pub pools: Pools,
+    /// The proxy listeners.
+    pub listeners: Listeners,
+    /// The health checks of the current config.
+    pub monitor: Monitor,
+    /// What status and metrics read.
+    pub sources: Arc<Sources>,
+    /// The control loop.
+    pub events: mpsc::Sender<Event>,
+}
+
+impl Daemon {
+    /// Reloads the file; logs and counts the outcome.
+    pub async fn reload(&mut self) -> Result<String, String> {
+        let outcome = self.try_reload().await;
+        match &outcome {
+            Ok(text) => {
+                self.sources.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                info!(generation = self.generation, "{text}");
+            }
+            Err(e) => {
+                self.sources.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                error!(error = %e, "reload refused; the running config stays");
+            }
+        }
+        outcome
+    }
+
+    async fn try_reload(&mut self) -> Result<String, String> {
+        let file = self.file.clone().ok_or_else(|| {
+            "the daemon runs the embedded demo, not a file; there is nothing to reload".to_owned()
+        })?;
+        let new = Arc::new(config::load(&file).map_err(|e| e.to_string())?);
+        let xdp_running = self.sources.xdp.is_some();
+        if !xdp_running && let Some(l) = new.listeners.iter().find(|l| l.mode == Mode::Xdp) {
+            return Err(format!(
+                "listener `{}` needs the XDP plane, which is not running; starting it needs a restart",
+                l.name
+            ));
+        }
+        let xdp_served = super::served_flags(xdp_running, &new);
+        let bound = self
+            .listeners
+            .bind(&new, &xdp_served)
+            .map_err(|e| e.to_string())?;
+        let (pools, by_index) = self.pools.plan(&new);
+        let generation = self.generation + 1;
+        let (reply, answer) = oneshot::channel();
+        self.events
+            .send(Event::Reload {
+                config: new.clone(),
+                pools: by_index.clone(),
+                generation,
+                reply,
+            })
+            .await
+            .map_err(|_| "the control loop has stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the control loop has stopped".to_owned())??;
+        // Nothing below can fail: the new config is in.
+        self.generation = generation;
+        self.pools = pools;
+        let stats = self
+            .listeners
+            .commit(&new, &by_index, generation, &xdp_served, bound);
+        self.monitor = Monitor::start(&new, generation, &self.events);
+        self.sources.view.store(Arc::new(View {
+            config: new.clone(),
+            listeners: stats,
+            xdp_served,
+            pools: by_index,
+        }));
+        let later = restart_only(&self.config, &new);
+        if !later.is_empty() {
+            warn!(keys = ?later, "these settings take effect at the next restart");
+        }
+        self.config = new;
+        let mut text = format!(
+            "reloaded `{}`: {} listeners, {} pools",
+            file.display(),
+            self.config.listeners.len(),
+            self.config.pools.len()
+        );
+        if !later.is_empty() {
+            let _ = write!(text, "; at the next restart only: {}", later.join(", "));
+        }
+        Ok(text)
+    }
+}
+
+/// Settings a running daemon keeps until it restarts.
+fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if old.admin != new.admin {
+        keys.push("admin.listen");
+    }
+    if old.admin_token_file != new.admin_token_file {
+        keys.push("admin.token_file");
+    }
+    if old.state_dir != new.state_dir {
+        keys.push("state_dir");
+    }
+    if old.demo_backends != new.demo_backends {
+        keys.push("demo_backends");
+    }
+    let xdp = |c: &Config| {
+        c.xdp
+            .as_ref()
+            .map(|x| (x.flow_table_size, x.pin_dir.clone()))
+    };
+    if xdp(old) != xdp(new) {
+        keys.push("xdp.flow_table_size / xdp.pin_dir");
+    }
+    keys
+}
