@@ -50,6 +50,16 @@ pub enum Command {
         #[arg(long)]
         admin: Option<std::net::SocketAddr>,
     },
+    /// Make the running daemon re-read its config file (through its admin
+    /// API); prints what changed, or the file's errors.
+    Reload {
+        /// Config file to read `admin.listen` and `admin.token_file` from.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Admin API address, over the config's.
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
+    },
     /// Print the running daemon's listeners, planes and counters.
     Status {
         /// The daemon's `state_dir`.

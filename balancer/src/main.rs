@@ -29,16 +29,18 @@ fn main() -> ExitCode {
             weight,
             config: file,
             admin,
-        } => match backend(action, &pool, address, weight, file.as_deref(), admin) {
-            Ok(text) => {
-                println!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        } => answer(backend(
+            action,
+            &pool,
+            address,
+            weight,
+            file.as_deref(),
+            admin,
+        )),
+        Command::Reload {
+            config: file,
+            admin,
+        } => answer(reload(file.as_deref(), admin)),
         Command::Status { state_dir } => match balancer::status::read(&state_dir) {
             Ok(s) => {
                 print!(
@@ -102,6 +104,59 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints a command's answer, or its error; the exit code says which.
+fn answer(r: anyhow::Result<String>) -> ExitCode {
+    match r {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The admin API's address and token: `admin` or the config's address,
+/// else the default; the config's token.
+fn admin_target(
+    file: Option<&std::path::Path>,
+    admin: Option<std::net::SocketAddr>,
+) -> anyhow::Result<(std::net::SocketAddr, Option<String>)> {
+    let config = file.map(config::load).transpose()?;
+    let to = admin
+        .or(config.as_ref().map(|c| c.admin))
+        .unwrap_or_else(|| config::limits::ADMIN.parse().expect("a valid default"));
+    let token = config
+        .as_ref()
+        .and_then(|c| c.admin_token_file.as_deref())
+        .map(|p| {
+            balancer::admin::read_token(p)
+                .with_context(|| format!("admin.token_file `{}`", p.display()))
+        })
+        .transpose()?;
+    Ok((to, token))
+}
+
+fn reload(
+    file: Option<&std::path::Path>,
+    admin: Option<std::net::SocketAddr>,
+) -> anyhow::Result<String> {
+    let (to, token) = admin_target(file, admin)?;
+    let (code, body) = balancer::admin::client::request(to, "POST", "/reload", token.as_deref())?;
+    if code == 200 {
+        Ok(body["reloaded"].as_str().unwrap_or("reloaded").to_owned())
+    } else {
+        anyhow::bail!(
+            "{}",
+            body["error"]
+                .as_str()
+                .unwrap_or("the admin API refused the reload")
+        )
+    }
+}
+
 fn backend(
     action: BackendAction,
     pool: &str,
@@ -110,16 +165,8 @@ fn backend(
     file: Option<&std::path::Path>,
     admin: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<String> {
-    use balancer::admin::{client, read_token};
-    let config = file.map(config::load).transpose()?;
-    let to = admin
-        .or(config.as_ref().map(|c| c.admin))
-        .unwrap_or_else(|| config::limits::ADMIN.parse().expect("a valid default"));
-    let token = config
-        .as_ref()
-        .and_then(|c| c.admin_token_file.as_deref())
-        .map(|p| read_token(p).with_context(|| format!("admin.token_file `{}`", p.display())))
-        .transpose()?;
+    use balancer::admin::client;
+    let (to, token) = admin_target(file, admin)?;
     let verb = match action {
         BackendAction::Drain => "drain".to_owned(),
         BackendAction::Enable => "enable".to_owned(),

@@ -117,6 +117,21 @@ impl KeepAlive {
     }
 }
 
+/// `n` keep-alive connections to `vip`, each with one request made, and
+/// the backend that answered it. Run inside the client's namespace.
+#[must_use]
+pub fn hold(vip: SocketAddr, n: usize) -> Vec<(KeepAlive, String)> {
+    (0..n)
+        .map(|i| {
+            let mut c = KeepAlive::open(vip).unwrap_or_else(|e| panic!("connection {i}: {e}"));
+            let name = c
+                .get()
+                .unwrap_or_else(|e| panic!("connection {i}, first request: {e}"));
+            (c, name)
+        })
+        .collect()
+}
+
 /// Counts occurrences of each distinct answer.
 #[must_use]
 pub fn tally<I: IntoIterator<Item = String>>(

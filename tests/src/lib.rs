@@ -4,6 +4,7 @@
 //! inside it, and everything is torn down by `Drop`, also when the test
 //! panics. Nothing is ever addressed or routed in the root namespace.
 
+pub mod admin;
 pub mod bpffs;
 pub mod client;
 pub mod config;
@@ -28,6 +29,17 @@ pub fn balancer_bin() -> std::path::PathBuf {
     )
 }
 
+/// Writes `yaml` as `dir/balancer.yaml`, with its own `state_dir` in `dir`
+/// (what [`start_balancer`] runs, and what a reload re-reads).
+pub fn write_config(dir: &std::path::Path, yaml: &str) {
+    let state = dir.join("state");
+    std::fs::write(
+        dir.join("balancer.yaml"),
+        format!("{yaml}state_dir: {}\n", state.display()),
+    )
+    .expect("write config");
+}
+
 /// Starts `bin run` in `ns` with `yaml` (written to `dir`, with its own
 /// `state_dir` there so parallel daemons never share a status file) and waits
 /// until `listeners` listeners are serving.
@@ -39,10 +51,8 @@ pub fn start_balancer(
     yaml: &str,
     listeners: usize,
 ) -> Process {
+    write_config(dir, yaml);
     let config = dir.join("balancer.yaml");
-    let state = dir.join("state");
-    std::fs::write(&config, format!("{yaml}state_dir: {}\n", state.display()))
-        .expect("write config");
     let mut cmd = ns.command(bin.to_str().expect("utf-8 path"));
     // `BALANCER_TEST_LOG=debug` shows the daemon's debug lines in a failing test.
     let level = std::env::var("BALANCER_TEST_LOG").unwrap_or_else(|_| "info".to_owned());

@@ -9,7 +9,7 @@ use std::{
 
 use balancer_tests::{
     Topology,
-    client::{KeepAlive, http_get, tally},
+    client::{hold, http_get, tally},
     config::simple,
     nginx,
     topology::{VIP4, backend_addr},
@@ -17,32 +17,9 @@ use balancer_tests::{
 
 const TOKEN: &str = "s3cret-token";
 
-/// `(status, body)` of one admin request made with curl in the balancer's
-/// namespace; `token` is sent as a bearer token when given.
+/// One admin request from the balancer's namespace.
 fn admin(t: &Topology, method: &str, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
-    let url = format!("http://127.0.0.1:9900{path}");
-    let auth = token.map(|t| format!("Authorization: Bearer {t}"));
-    let mut args = vec![
-        "-s",
-        "-X",
-        method,
-        "-w",
-        "\n%{http_code}",
-        "--max-time",
-        "5",
-    ];
-    if let Some(a) = &auth {
-        args.extend(["-H", a]);
-    }
-    args.push(&url);
-    let out = t.lb.run("curl", &args);
-    let (body, code) = out.trim_end().rsplit_once('\n').unwrap_or(("", out.trim()));
-    let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {out}"));
-    (
-        code.parse()
-            .unwrap_or_else(|_| panic!("no status in {out}")),
-        json,
-    )
+    balancer_tests::admin::call(&t.lb, method, path, token)
 }
 
 fn start(t: &Topology) -> balancer_tests::Process {
@@ -80,15 +57,7 @@ fn drain_under_load_resets_nothing_and_stops_new_flows() {
     let _nginx = nginx::start_all(&t, 80, false);
     let _lb = start(&t);
     let vip: SocketAddr = (VIP4, 80).into();
-    let mut held: Vec<(KeepAlive, String)> = t.client.enter(|| {
-        (0..30)
-            .map(|_| {
-                let mut c = KeepAlive::open(vip).expect("connect");
-                let name = c.get().expect("first request");
-                (c, name)
-            })
-            .collect()
-    });
+    let mut held = t.client.enter(|| hold(vip, 30));
     assert!(held.iter().any(|(_, n)| n == "backend-2"));
 
     // Steady new connections while the drain happens.
