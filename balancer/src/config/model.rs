@@ -147,6 +147,9 @@ pub struct Pool {
     pub maglev_table_size: u32,
     /// Active health check, if configured.
     pub health: Option<HealthCheck>,
+    /// How long a backend that comes back up takes to reach its full
+    /// weight (linearly); `None` gives it at once.
+    pub slow_start: Option<Duration>,
     /// Backends in file order; never empty.
     pub backends: Vec<Backend>,
 }

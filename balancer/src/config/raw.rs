@@ -70,6 +70,8 @@ pub struct RawPool {
     #[serde(default)]
     pub health: Option<RawHealth>,
     #[serde(default)]
+    pub slow_start: Option<String>,
+    #[serde(default)]
     pub backends: Vec<RawBackend>,
 }
 

@@ -341,6 +341,10 @@ fn pools(raw: &[RawPool], p: &mut Problems) -> Vec<Pool> {
             algorithm,
             maglev_table_size: u32::try_from(table).unwrap_or(u32::MAX),
             health,
+            slow_start: pool
+                .slow_start
+                .as_ref()
+                .and_then(|s| p.check(&at("slow_start"), values::duration(s))),
             backends: backends(&pool.backends, &at("backends"), p),
         });
     }

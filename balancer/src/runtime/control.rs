@@ -9,7 +9,7 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     sync::{Arc, Mutex, atomic::Ordering},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use tokio::sync::{mpsc, oneshot};
@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use super::{
     CheckRecord, LivePool, PoolState,
-    state::{Admin, State, Status, Thresholds},
+    state::{Admin, FULL, State, Status, Thresholds},
 };
 use crate::{config::Config, dataplane::xdp::plane::XdpPlane};
 
@@ -111,6 +111,11 @@ pub enum AdminError {
     BadWeight(u32),
 }
 
+/// How often slow-starting weights move.
+const RAMP_TICK: Duration = Duration::from_millis(100);
+/// The least change of a ramp (thousandths) worth rebuilding a pool for.
+const RAMP_STEP: u16 = 50;
+
 /// The largest weight, as in the config file.
 pub const MAX_WEIGHT: u32 = 10_000;
 
@@ -150,6 +155,8 @@ pub struct Control {
     config: Arc<Config>,
     pools: Vec<Arc<LivePool>>,
     status: Vec<Vec<Status>>,
+    /// When each slow-starting backend began its ramp.
+    ramping: Vec<Vec<Option<Instant>>>,
     xdp: Option<Arc<Mutex<XdpPlane>>>,
 }
 
@@ -166,19 +173,70 @@ impl Control {
             .iter()
             .map(|p| vec![Status::default(); p.backends.len()])
             .collect();
+        let ramping = config
+            .pools
+            .iter()
+            .map(|p| vec![None; p.backends.len()])
+            .collect();
         Self {
             generation: 0,
             config,
             pools,
             status,
+            ramping,
             xdp,
         }
     }
 
     /// Handles events until every sender is gone.
     pub async fn run(mut self, mut events: mpsc::Receiver<Event>) {
-        while let Some(e) = events.recv().await {
-            self.handle(e);
+        let mut ramp = tokio::time::interval(RAMP_TICK);
+        ramp.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                e = events.recv() => match e {
+                    Some(e) => self.handle(e),
+                    None => return,
+                },
+                _ = ramp.tick() => self.tick(Instant::now()),
+            }
+        }
+    }
+
+    /// Moves every slow-starting backend's weight along to `now`.
+    pub fn tick(&mut self, now: Instant) {
+        let mut changed = Vec::new();
+        for (p, pool) in self.config.pools.iter().enumerate() {
+            let Some(span) = pool.slow_start else {
+                continue;
+            };
+            for b in 0..pool.backends.len() {
+                let Some(since) = self.ramping[p][b] else {
+                    continue;
+                };
+                let done = now.saturating_duration_since(since).as_secs_f64() / span.as_secs_f64();
+                let ramp = if done >= 1.0 {
+                    self.ramping[p][b] = None;
+                    FULL
+                } else {
+                    // `done` is in [0, 1) here, so this fits a u16.
+                    #[allow(clippy::cast_sign_loss)]
+                    let r = (done * f64::from(FULL)) as u16;
+                    r
+                };
+                // Rebuild only every few percent: a Maglev rebuild per
+                // tick and backend would be waste.
+                let s = &mut self.status[p][b];
+                if ramp == FULL || ramp >= s.ramp + RAMP_STEP {
+                    s.ramp = ramp;
+                    if !changed.contains(&p) {
+                        changed.push(p);
+                    }
+                }
+            }
+        }
+        for p in changed {
+            self.publish(p);
         }
     }
 
@@ -273,10 +331,22 @@ impl Control {
                 warn!(%pool, backend = %address, from = %before.state(), to = %after.state(), %cause, "backend state changed");
             }
         }
+        if !before.takes_new_flows() && after.takes_new_flows() {
+            self.start_ramp(p, b, Instant::now());
+        }
         if before.takes_new_flows() != after.takes_new_flows()
             || before.keeps_flows() != after.keeps_flows()
         {
             self.publish(p);
+        }
+    }
+
+    /// A backend of a pool with `slow_start` starts taking new flows: its
+    /// weight starts small and grows on each [`Control::tick`].
+    fn start_ramp(&mut self, p: usize, b: usize, now: Instant) {
+        if self.config.pools[p].slow_start.is_some() {
+            self.ramping[p][b] = Some(now);
+            self.status[p][b].ramp = 0;
         }
     }
 
@@ -339,6 +409,9 @@ impl Control {
         }
         if after != before {
             self.status[p][b] = after;
+            if !before.takes_new_flows() && after.takes_new_flows() {
+                self.start_ramp(p, b, Instant::now());
+            }
             if before.state() != after.state()
                 && let Some(stats) = self.stats(p, b)
             {
@@ -372,10 +445,11 @@ impl Control {
                 .backends
                 .iter()
                 .map(|b| {
-                    carried
+                    let (s, st) = carried
                         .get(&(p.name.as_str(), b.address))
                         .cloned()
-                        .unwrap_or_default()
+                        .unwrap_or_default();
+                    (Status { ramp: FULL, ..s }, st)
                 })
                 .unzip();
             status.push(s);
@@ -395,6 +469,13 @@ impl Control {
         {
             live.store(Arc::new(PoolState::build(p, s, st)));
         }
+        // A ramp under way ends at a reload: the backend gets its full
+        // weight, as in the carried status.
+        self.ramping = config
+            .pools
+            .iter()
+            .map(|p| vec![None; p.backends.len()])
+            .collect();
         self.config = config;
         self.pools = pools;
         self.status = status;
@@ -591,6 +672,44 @@ pools:
         c.handle(check(1, true));
         c.handle(check(1, true));
         assert_eq!(c.status()[0][1].state(), State::Draining);
+    }
+
+    /// With `slow_start`, a backend that comes back up gets a small weight
+    /// that grows linearly to its full weight over the configured time.
+    #[test]
+    fn slow_start_ramps_a_returning_backends_weight() {
+        let yaml = "version: 1
+listeners:
+  - { name: web, address: 127.0.0.1:8080, protocol: tcp, pool: web }
+pools:
+  - name: web
+    algorithm: round_robin
+    slow_start: 10s
+    health: { kind: tcp, rise: 1, fall: 1 }
+    backends: [{ address: 127.0.0.1:9001, weight: 200 }, { address: 127.0.0.1:9002, weight: 200 }]
+";
+        let config = Arc::new(config::parse(yaml, "t.yaml").expect("config"));
+        let pool = Arc::new(ArcSwap::from_pointee(PoolState::new(&config.pools[0])));
+        let mut c = Control::new(config, vec![pool.clone()], None);
+        c.handle(check(1, false));
+        assert_eq!(pool.load().backends[1].weight, 0);
+        let back = std::time::Instant::now();
+        c.handle(check(1, true));
+        assert_eq!(
+            pool.load().backends[1].weight,
+            1,
+            "starts at the least weight"
+        );
+        c.tick(back + Duration::from_secs(5));
+        let half = pool.load().backends[1].weight;
+        assert!((95..=105).contains(&half), "about half way: {half}");
+        c.tick(back + Duration::from_secs(11));
+        assert_eq!(pool.load().backends[1].weight, 200);
+        assert_eq!(
+            pool.load().backends[0].weight,
+            200,
+            "the other never ramped"
+        );
     }
 
     #[test]

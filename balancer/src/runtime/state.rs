@@ -126,7 +126,13 @@ pub struct Status {
     pub admin: Admin,
     /// A weight the operator set at run time, over the configured one.
     pub weight: Option<u32>,
+    /// Slow start: the share of its weight the backend gets now, in
+    /// thousandths (1000 = all of it).
+    pub ramp: u16,
 }
+
+/// [`Status::ramp`] of a backend at full weight.
+pub const FULL: u16 = 1000;
 
 impl Default for Status {
     fn default() -> Self {
@@ -134,6 +140,7 @@ impl Default for Status {
             health: Health::Up,
             admin: Admin::Enabled,
             weight: None,
+            ramp: FULL,
         }
     }
 }
@@ -143,11 +150,15 @@ impl Status {
     /// while the backend takes no new flows.
     #[must_use]
     pub fn new_flow_weight(self, configured: u32) -> u32 {
-        if self.takes_new_flows() {
-            self.weight.unwrap_or(configured)
-        } else {
-            0
+        if !self.takes_new_flows() {
+            return 0;
         }
+        let full = self.weight.unwrap_or(configured);
+        if self.ramp >= FULL || full == 0 {
+            return full;
+        }
+        // At least 1, so a backend starting its ramp is reachable at all.
+        (u64::from(full) * u64::from(self.ramp) / u64::from(FULL)).max(1) as u32
     }
 
     /// The state to show.
@@ -232,11 +243,23 @@ mod tests {
     }
 
     #[test]
+    fn slow_start_scales_the_weight_and_never_to_zero() {
+        let s = |ramp| Status {
+            ramp,
+            ..Status::default()
+        };
+        assert_eq!(s(super::FULL).new_flow_weight(200), 200);
+        assert_eq!(s(500).new_flow_weight(200), 100);
+        assert_eq!(s(0).new_flow_weight(200), 1);
+        assert_eq!(s(0).new_flow_weight(0), 0);
+    }
+
+    #[test]
     fn admin_state_overrides_what_the_planes_may_do() {
         let s = |health, admin| Status {
             health,
             admin,
-            weight: None,
+            ..Status::default()
         };
         let up = s(Health::Up, Admin::Enabled);
         assert!(up.takes_new_flows() && up.keeps_flows());

@@ -76,7 +76,7 @@ fn a_down_backends_flows_are_placed_again_and_it_gets_no_new_ones() {
     let down = Status {
         health: Health::Down,
         admin: Admin::Enabled,
-        weight: None,
+        ..Status::default()
     };
     let proxy = set_web2(&mut lb, down);
     for (f, old) in frames.iter().zip(&before) {
@@ -117,7 +117,7 @@ fn a_drained_backend_keeps_its_flows_and_gets_no_new_ones() {
     let draining = Status {
         health: Health::Up,
         admin: Admin::Draining,
-        weight: None,
+        ..Status::default()
     };
     let proxy = set_web2(&mut lb, draining);
     for (f, old) in frames.iter().zip(&before) {
