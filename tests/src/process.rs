@@ -69,6 +69,33 @@ impl Process {
         }
     }
 
+    /// Seconds since midnight (UTC) of the first output line containing all
+    /// of `needles` (a tracing line starts `2026-11-23T01:03:58.939174Z`),
+    /// waiting up to `timeout` for it.
+    #[must_use]
+    pub fn logged_at(&self, needles: &[&str], timeout: Duration) -> f64 {
+        let start = Instant::now();
+        loop {
+            let out = self.output();
+            if let Some(line) = out.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+                let (clock, _) = line
+                    .split_once('T')
+                    .and_then(|(_, rest)| rest.split_once('Z'))
+                    .unwrap_or_else(|| panic!("no timestamp in {line}"));
+                let parts: Vec<f64> = clock
+                    .split(':')
+                    .map(|p| p.parse().expect("time field"))
+                    .collect();
+                return parts[0] * 3600.0 + parts[1] * 60.0 + parts[2];
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "no line with {needles:?} within {timeout:?} in:\n{out}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends `signal` (e.g. `libc::SIGTERM`).
     pub fn signal(&self, signal: i32) {
         #[allow(unsafe_code)]

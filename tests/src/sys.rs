@@ -46,6 +46,23 @@ pub fn open_fds(pid: u32) -> usize {
         .count()
 }
 
+/// Seconds since midnight (UTC) now, comparable with a log line's time of
+/// day (see [`crate::Process::logged_at`]).
+#[must_use]
+pub fn now_of_day() -> f64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    t % 86_400.0
+}
+
+/// Milliseconds from `from` to `to`, both seconds of day.
+#[must_use]
+pub fn ms_between(from: f64, to: f64) -> f64 {
+    ((to - from).rem_euclid(86_400.0)) * 1000.0
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -5,7 +5,7 @@
 
 use std::{
     net::{SocketAddr, UdpSocket},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use balancer_tests::{
@@ -13,6 +13,7 @@ use balancer_tests::{
     client::http_get,
     config::simple,
     nginx,
+    sys::{ms_between, now_of_day},
     topology::{VIP4, backend_addr},
 };
 
@@ -48,46 +49,6 @@ fn config(protocol: &str, port: u16, algorithm: &str, health: &str) -> String {
     )
 }
 
-/// Seconds since midnight (UTC) now.
-fn now_of_day() -> f64 {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs_f64();
-    t % 86_400.0
-}
-
-/// Seconds since midnight (UTC) of the first log line containing all of
-/// `needles`, waiting up to `timeout` for it.
-fn logged_at(lb: &Process, needles: &[&str], timeout: Duration) -> f64 {
-    let start = Instant::now();
-    loop {
-        let out = lb.output();
-        if let Some(line) = out.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
-            // `2026-11-23T01:03:58.939174Z  INFO ...`
-            let (clock, _) = line
-                .split_once('T')
-                .and_then(|(_, rest)| rest.split_once('Z'))
-                .unwrap_or_else(|| panic!("no timestamp in {line}"));
-            let parts: Vec<f64> = clock
-                .split(':')
-                .map(|p| p.parse().expect("time field"))
-                .collect();
-            return parts[0] * 3600.0 + parts[1] * 60.0 + parts[2];
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "no log line with {needles:?} in:\n{out}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Milliseconds from `from` to `to`, both seconds of day.
-fn ms_between(from: f64, to: f64) -> f64 {
-    ((to - from).rem_euclid(86_400.0)) * 1000.0
-}
-
 /// Which backends answer 60 new connections.
 fn answers(t: &Topology) -> Vec<String> {
     let vip: SocketAddr = (VIP4, 80).into();
@@ -117,7 +78,7 @@ fn a_stopped_nginx_leaves_within_fall_checks_and_returns_after_rise() {
         .expect("nginx exits");
     let killed = now_of_day();
     drop(stopped);
-    let down = logged_at(&lb, &["198.18.1.12:80", "to=down"], Duration::from_secs(5));
+    let down = lb.logged_at(&["198.18.1.12:80", "to=down"], Duration::from_secs(5));
     let took = ms_between(killed, down);
     eprintln!("nginx stopped: down after {took:.0} ms");
     assert!(
@@ -146,7 +107,7 @@ fn a_stopped_nginx_leaves_within_fall_checks_and_returns_after_rise() {
         &[backend_addr(1, 80, false)],
     );
     let listening = now_of_day();
-    let up = logged_at(&lb, &["198.18.1.12:80", "to=up"], Duration::from_secs(5));
+    let up = lb.logged_at(&["198.18.1.12:80", "to=up"], Duration::from_secs(5));
     let took = ms_between(listening, up);
     eprintln!("nginx listening again: up after {took:.0} ms");
     let bound = RISE * (INTERVAL_MS + TIMEOUT_MS) + 100;
@@ -210,7 +171,7 @@ fn a_stopped_udp_backend_leaves_within_fall_checks_and_returns_after_rise() {
     let stopped = servers.remove(1);
     let killed = now_of_day();
     drop(stopped);
-    let down = logged_at(&lb, &["198.18.1.12:53", "to=down"], Duration::from_secs(5));
+    let down = lb.logged_at(&["198.18.1.12:53", "to=down"], Duration::from_secs(5));
     let took = ms_between(killed, down);
     assert!(
         took <= DOWN_WITHIN_MS as f64,
@@ -225,7 +186,7 @@ fn a_stopped_udp_backend_leaves_within_fall_checks_and_returns_after_rise() {
     );
     let _again = udp_server(&t, 1);
     let started = now_of_day();
-    let up = logged_at(&lb, &["198.18.1.12:53", "to=up"], Duration::from_secs(5));
+    let up = lb.logged_at(&["198.18.1.12:53", "to=up"], Duration::from_secs(5));
     let bound = RISE * (INTERVAL_MS + TIMEOUT_MS) + 300;
     assert!(ms_between(started, up) <= bound as f64, "up too late");
     assert!(ask(&t).contains(&"backend-2".to_owned()));
@@ -278,7 +239,7 @@ fn http_checks_take_down_a_hanging_and_a_resetting_backend_without_leaking() {
         let t = Topology::new(3);
         let _servers = good_and_bad(&t, hang);
         let lb = t.start_balancer(&config("tcp", 80, "round_robin", &health("http", "")), 1);
-        logged_at(&lb, &["198.18.1.12:80", "to=down"], Duration::from_secs(5));
+        let _down = lb.logged_at(&["198.18.1.12:80", "to=down"], Duration::from_secs(5));
         let fds = balancer_tests::sys::open_fds(lb.pid());
         // Ten more failing checks.
         std::thread::sleep(Duration::from_millis(10 * INTERVAL_MS));
@@ -306,8 +267,7 @@ fn passive_health_takes_down_a_backend_that_resets_connections() {
     let failed = t
         .client
         .enter(|| (0..12).filter(|_| http_get(vip, None).is_err()).count());
-    logged_at(
-        &lb,
+    let _down = lb.logged_at(
         &["198.18.1.12:80", "to=down", "proxy saw"],
         Duration::from_secs(2),
     );

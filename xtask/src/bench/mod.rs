@@ -8,6 +8,7 @@
 //! holds what was measured, `report` renders the table, ratios and JSON,
 //! `doc` writes the markdown page.
 
+mod control;
 mod doc;
 mod env;
 mod figures;
@@ -32,6 +33,12 @@ pub enum Which {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
         rounds: u32,
     },
+    /// Failover time, reload time with 10,000 backends, cost of scraping.
+    Control {
+        /// Rounds; the report shows each figure's median and range.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
+        rounds: u32,
+    },
     /// Proxy plane vs direct, HAProxy and nginx stream.
     Proxy {
         /// Rounds over every target; the report shows each figure's median
@@ -46,6 +53,7 @@ pub fn run(root: &Path, which: &Which) -> Result<()> {
     match which {
         Which::Proxy { rounds } => proxy::run(root, *rounds),
         Which::Xdp { rounds } => xdp::run(root, *rounds),
+        Which::Control { rounds } => control::run(root, *rounds),
     }
 }
 

@@ -92,7 +92,7 @@ pub fn run(root: &Path, rounds: u32) -> Result<()> {
 /// Kernel forwarding for the direct target, and ephemeral-port settings so
 /// short-connection runs are not limited by `TIME_WAIT`. Only namespaces the
 /// bench created are touched.
-fn prepare(topo: &Topology) {
+pub(super) fn prepare(topo: &Topology) {
     topo.route_direct();
     for ns in [&topo.client, &topo.lb] {
         ns.sysctl("net.ipv4.ip_local_port_range", "1024 65000");
