@@ -23,6 +23,11 @@ fn admin(t: &Topology, method: &str, path: &str, token: Option<&str>) -> (u16, s
 }
 
 fn start(t: &Topology) -> balancer_tests::Process {
+    start_with(t, "")
+}
+
+/// [`start`] with `pool_keys` (`key: value` lines) added to the pool.
+fn start_with(t: &Topology, pool_keys: &str) -> balancer_tests::Process {
     let token = t.dir.path().join("token");
     std::fs::write(&token, format!("{TOKEN}\n")).expect("token");
     let backends = (0..3)
@@ -42,6 +47,10 @@ fn start(t: &Topology) -> balancer_tests::Process {
             "version: 1\nadmin: {{ listen: 127.0.0.1:9900, token_file: {} }}\n",
             token.display()
         ),
+    )
+    .replace(
+        "    algorithm: round_robin\n",
+        &format!("    algorithm: round_robin\n{pool_keys}"),
     );
     let mut lb = t.start_balancer(&cfg, 1);
     lb.wait_for("admin API listening", 1, Duration::from_secs(5));
@@ -287,4 +296,47 @@ fn a_real_prometheus_scrapes_per_backend_connection_counts() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// With `drain_timeout: 1s`, a drained backend's open connections carry on
+/// for a second, then are closed; the backend shows as disabled and the
+/// other backends' connections are untouched.
+#[test]
+fn a_drain_timeout_closes_what_is_left_after_it() {
+    let t = Topology::new(3);
+    let _nginx = nginx::start_all(&t, 80, false);
+    let _lb = start_with(&t, "    drain_timeout: 1s\n");
+    let vip: SocketAddr = (VIP4, 80).into();
+    let mut held = t.client.enter(|| hold(vip, 12));
+    assert!(held.iter().any(|(_, n)| n == "backend-2"), "nothing to cut");
+    let (code, _) = admin(&t, "POST", "/backends/p/198.18.1.12:80/drain", Some(TOKEN));
+    assert_eq!(code, 200);
+    for (c, name) in &mut held {
+        assert_eq!(
+            c.get().as_deref(),
+            Ok(name.as_str()),
+            "cut before the drain timeout"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1_600));
+    for (c, name) in &mut held {
+        let again = c.get();
+        if name == "backend-2" {
+            assert!(
+                again.is_err(),
+                "a drained connection outlived the drain timeout"
+            );
+        } else {
+            assert_eq!(
+                again.as_deref(),
+                Ok(name.as_str()),
+                "another backend's connection broke"
+            );
+        }
+    }
+    let (_, status) = admin(&t, "GET", "/status", Some(TOKEN));
+    assert_eq!(
+        status["pools"][0]["backends"][1]["state"], "disabled",
+        "{status}"
+    );
 }

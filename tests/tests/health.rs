@@ -192,29 +192,43 @@ fn a_stopped_udp_backend_leaves_within_fall_checks_and_returns_after_rise() {
     assert!(ask(&t).contains(&"backend-2".to_owned()));
 }
 
-/// socat on backend 2 (index 1) at port 80: `hang` accepts and never
-/// answers; otherwise it accepts and resets at once.
-fn bad_backend(t: &Topology, hang: bool) -> Process {
+/// How backend 2's stand-in misbehaves.
+#[derive(Clone, Copy, Debug)]
+enum Bad {
+    /// Accepts and never answers.
+    Hang,
+    /// Accepts and resets at once.
+    Reset,
+    /// Answers something that is not HTTP.
+    Garbage,
+}
+
+/// socat on backend 2 (index 1) at port 80, misbehaving as `how`.
+fn bad_backend(t: &Topology, how: Bad) -> Process {
     let ip = backend_addr(1, 80, false).ip();
     let mut cmd = t.backends[1].command("socat");
-    if hang {
-        cmd.args([
-            &format!("TCP-LISTEN:80,bind={ip},fork,reuseaddr"),
+    let (listen, action) = match how {
+        Bad::Hang => (
+            format!("TCP-LISTEN:80,bind={ip},fork,reuseaddr"),
             "SYSTEM:sleep 30",
-        ]);
-    } else {
-        cmd.args([
-            &format!("TCP-LISTEN:80,bind={ip},fork,reuseaddr,linger=0"),
+        ),
+        Bad::Reset => (
+            format!("TCP-LISTEN:80,bind={ip},fork,reuseaddr,linger=0"),
             "SYSTEM:exit 0",
-        ]);
-    }
+        ),
+        Bad::Garbage => (
+            format!("TCP-LISTEN:80,bind={ip},fork,reuseaddr"),
+            "SYSTEM:echo SSH-2.0-not-http; sleep 1",
+        ),
+    };
+    cmd.args([listen.as_str(), action]);
     let p = Process::spawn("socat", cmd, t.dir.path().join("bad.log"));
     std::thread::sleep(Duration::from_millis(300));
     p
 }
 
 /// nginx on backends 1 and 3, [`bad_backend`] on backend 2.
-fn good_and_bad(t: &Topology, hang: bool) -> Vec<Process> {
+fn good_and_bad(t: &Topology, how: Bad) -> Vec<Process> {
     let mut all: Vec<Process> = [0, 2]
         .iter()
         .map(|&i| {
@@ -226,18 +240,18 @@ fn good_and_bad(t: &Topology, hang: bool) -> Vec<Process> {
             )
         })
         .collect();
-    all.push(bad_backend(t, hang));
+    all.push(bad_backend(t, how));
     all
 }
 
 /// A backend that accepts and never answers fails its http checks by
-/// timeout, one that resets fails them at once: both are marked down, and
-/// checking them costs no descriptors.
+/// timeout, one that resets or answers garbage fails them at once: each is
+/// marked down, and checking them costs no descriptors.
 #[test]
-fn http_checks_take_down_a_hanging_and_a_resetting_backend_without_leaking() {
-    for hang in [true, false] {
+fn http_checks_take_down_a_hanging_a_resetting_and_a_garbage_backend_without_leaking() {
+    for how in [Bad::Hang, Bad::Reset, Bad::Garbage] {
         let t = Topology::new(3);
-        let _servers = good_and_bad(&t, hang);
+        let _servers = good_and_bad(&t, how);
         let lb = t.start_balancer(&config("tcp", 80, "round_robin", &health("http", "")), 1);
         let _down = lb.logged_at(&["198.18.1.12:80", "to=down"], Duration::from_secs(5));
         let fds = balancer_tests::sys::open_fds(lb.pid());
@@ -246,32 +260,40 @@ fn http_checks_take_down_a_hanging_and_a_resetting_backend_without_leaking() {
         let later = balancer_tests::sys::open_fds(lb.pid());
         assert!(
             later <= fds + 2,
-            "descriptors grew from {fds} to {later} (hang: {hang})"
+            "descriptors grew from {fds} to {later} ({how:?})"
         );
         let served = answers(&t);
         assert!(served.iter().all(|a| a != "backend-2"), "{served:?}");
     }
 }
 
-/// A backend that accepts and resets passes a `tcp` check, so only the
-/// proxy sees it fail: with `passive`, `fall` resets take it down, and
-/// every later connection is served.
+/// A backend that accepts and resets, and one that accepts and never
+/// answers, both pass a `tcp` check, so only the proxy sees them fail: with
+/// `passive`, `fall` real failures (a reset; a client request met by
+/// silence until the listener's idle timeout) take each down, and every
+/// later connection is served.
 #[test]
-fn passive_health_takes_down_a_backend_that_resets_connections() {
-    let t = Topology::new(3);
-    let _servers = good_and_bad(&t, false);
-    let passive =
-        "    health: { kind: tcp, interval: 10s, timeout: 1s, rise: 2, fall: 2, passive: true }\n";
-    let lb = t.start_balancer(&config("tcp", 80, "round_robin", passive), 1);
-    let vip: SocketAddr = (VIP4, 80).into();
-    let failed = t
-        .client
-        .enter(|| (0..12).filter(|_| http_get(vip, None).is_err()).count());
-    let _down = lb.logged_at(
-        &["198.18.1.12:80", "to=down", "proxy saw"],
-        Duration::from_secs(2),
-    );
-    assert!(failed >= 1, "the resetting backend was never reached");
-    let served = answers(&t);
-    assert!(served.iter().all(|a| a != "backend-2"), "{served:?}");
+fn passive_health_takes_down_a_resetting_and_a_hanging_backend() {
+    for how in [Bad::Reset, Bad::Hang] {
+        let t = Topology::new(3);
+        let _servers = good_and_bad(&t, how);
+        let passive = "    health: { kind: tcp, interval: 10s, timeout: 1s, rise: 2, fall: 2, passive: true }\n";
+        let yaml = config("tcp", 80, "round_robin", passive)
+            .replace("    pool: p\n", "    pool: p\n    idle_timeout: 300ms\n");
+        let lb = t.start_balancer(&yaml, 1);
+        let vip: SocketAddr = (VIP4, 80).into();
+        let failed = t
+            .client
+            .enter(|| (0..12).filter(|_| http_get(vip, None).is_err()).count());
+        let _down = lb.logged_at(
+            &["198.18.1.12:80", "to=down", "proxy saw"],
+            Duration::from_secs(3),
+        );
+        assert!(failed >= 1, "the bad backend was never reached ({how:?})");
+        let served = answers(&t);
+        assert!(
+            served.iter().all(|a| a != "backend-2"),
+            "{how:?}: {served:?}"
+        );
+    }
 }

@@ -83,4 +83,6 @@ fn syntax_error(e: &serde_yaml_ng::Error, file: &str) -> ConfigError {
 }
 
 #[cfg(test)]
+mod bad_cases;
+#[cfg(test)]
 mod tests;

@@ -150,6 +150,9 @@ pub struct Pool {
     /// How long a backend that comes back up takes to reach its full
     /// weight (linearly); `None` gives it at once.
     pub slow_start: Option<Duration>,
+    /// How long a drained or removed backend's connections may go on;
+    /// `None` lets them end by themselves.
+    pub drain_timeout: Option<Duration>,
     /// Backends in file order; never empty.
     pub backends: Vec<Backend>,
 }

@@ -72,6 +72,8 @@ pub struct RawPool {
     #[serde(default)]
     pub slow_start: Option<String>,
     #[serde(default)]
+    pub drain_timeout: Option<String>,
+    #[serde(default)]
     pub backends: Vec<RawBackend>,
 }
 

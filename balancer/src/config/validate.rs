@@ -345,6 +345,10 @@ fn pools(raw: &[RawPool], p: &mut Problems) -> Vec<Pool> {
                 .slow_start
                 .as_ref()
                 .and_then(|s| p.check(&at("slow_start"), values::duration(s))),
+            drain_timeout: pool
+                .drain_timeout
+                .as_ref()
+                .and_then(|s| p.check(&at("drain_timeout"), values::duration(s))),
             backends: backends(&pool.backends, &at("backends"), p),
         });
     }

@@ -51,8 +51,15 @@ pub enum RelayError {
         source: io::Error,
     },
     /// No byte moved in either direction for the idle timeout.
-    #[error("idle for {0:?}")]
-    Idle(Duration),
+    #[error("idle for {idle:?}")]
+    Idle {
+        /// The timeout.
+        idle: Duration,
+        /// Whether the client sent a byte on this connection.
+        asked: bool,
+        /// Whether the backend ever sent a byte on this connection.
+        answered: bool,
+    },
 }
 
 /// Byte counters the relay adds to.
@@ -67,6 +74,10 @@ pub struct Counters<'a> {
 struct Activity {
     start: Instant,
     last_ms: AtomicU64,
+    /// The client has sent something.
+    asked: std::sync::atomic::AtomicBool,
+    /// The backend has sent something.
+    answered: std::sync::atomic::AtomicBool,
 }
 
 impl Activity {
@@ -108,6 +119,8 @@ pub async fn relay(
     let activity = Activity {
         start: Instant::now(),
         last_ms: AtomicU64::new(0),
+        asked: std::sync::atomic::AtomicBool::new(false),
+        answered: std::sync::atomic::AtomicBool::new(false),
     };
     let up = pump(
         client,
@@ -129,7 +142,11 @@ pub async fn relay(
     );
     tokio::select! {
         r = async { tokio::try_join!(up, down) } => r.map(|(up, down)| Moved { up, down }),
-        () = activity.expired(idle) => Err(RelayError::Idle(idle)),
+        () = activity.expired(idle) => Err(RelayError::Idle {
+            idle,
+            asked: activity.asked.load(Ordering::Relaxed),
+            answered: activity.answered.load(Ordering::Relaxed),
+        }),
     }
 }
 
@@ -155,6 +172,12 @@ async fn pump(
         match moved {
             Ok(Some(0)) => break,
             Ok(Some(n)) => {
+                let seen = if src_side == Side::Backend {
+                    &activity.answered
+                } else {
+                    &activity.asked
+                };
+                seen.store(true, Ordering::Relaxed);
                 total += n as u64;
                 bytes.fetch_add(n as u64, Ordering::Relaxed);
                 activity.touch();

@@ -119,15 +119,17 @@ async fn handle(client: TcpStream, peer: SocketAddr, svc: &TcpService) {
         up: &stats.bytes_in,
         down: &stats.bytes_out,
     };
-    match relay(
-        &client,
-        &backend,
-        &svc.pipes,
-        svc.listener.idle_timeout,
-        &counters,
-    )
-    .await
-    {
+    let relayed = tokio::select! {
+        r = relay(&client, &backend, &svc.pipes, svc.listener.idle_timeout, &counters) => r,
+        () = stats.cut.notified() => {
+            debug!(listener = %svc.listener.name, %peer, "closing a connection: its backend's drain timeout passed");
+            for s in [&client, &backend] {
+                let _ = SockRef::from(s).set_linger(Some(Duration::ZERO));
+            }
+            return;
+        }
+    };
+    match relayed {
         // The client asked and the backend closed without a byte: as good
         // as a reset for passive health (HAProxy's "empty response").
         Ok(moved) if moved.up > 0 && moved.down == 0 => {
@@ -135,8 +137,20 @@ async fn handle(client: TcpStream, peer: SocketAddr, svc: &TcpService) {
                 .report(index, "the backend closed a connection without answering");
         }
         Ok(moved) => debug!(listener = %svc.listener.name, %peer, ?moved, "connection done"),
-        Err(RelayError::Idle(idle)) => {
+        Err(RelayError::Idle {
+            idle,
+            asked,
+            answered,
+        }) => {
             debug!(listener = %svc.listener.name, %peer, ?idle, "closing idle connection");
+            // Asked, accepted, and never a byte back: a hung backend, as far
+            // as the client can tell.
+            if asked && !answered {
+                svc.passive.report(
+                    index,
+                    "the backend accepted a connection and never answered",
+                );
+            }
         }
         Err(e) => {
             debug!(listener = %svc.listener.name, %peer, error = %e, "connection aborted");

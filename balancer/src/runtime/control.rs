@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::{
@@ -21,133 +21,12 @@ use super::{
 };
 use crate::{config::Config, dataplane::xdp::plane::XdpPlane};
 
-/// Room for events between the producers and the loop. Proxies never wait
-/// for it: a passive report that finds it full is dropped, because the
-/// active checks will tell the same story.
-pub const EVENT_QUEUE: usize = 1024;
-
-/// Something the control loop must hear about.
-pub enum Event {
-    /// An active check's outcome: its latency, or why it failed.
-    Check {
-        /// The config generation the check was started for; events of an
-        /// older one (before a reload) are ignored.
-        generation: u64,
-        /// Pool index.
-        pool: usize,
-        /// Backend index in the pool.
-        backend: usize,
-        /// Outcome.
-        outcome: Result<Duration, String>,
-    },
-    /// An operator's request, answered on `reply` with the backend's new
-    /// state.
-    Admin {
-        /// Pool name.
-        pool: String,
-        /// Backend address.
-        backend: SocketAddr,
-        /// What to do.
-        action: Action,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Result<State, AdminError>>,
-    },
-    /// A new config, validated: carry every backend's state and counters
-    /// over to it (matched by pool name and address), rewrite the XDP maps,
-    /// and swap in the new pools. Answered on `reply`; an error changes
-    /// nothing.
-    Reload {
-        /// The new config.
-        config: Arc<Config>,
-        /// Its pools, by index (pools kept by name are the same `Arc`).
-        pools: Vec<Arc<LivePool>>,
-        /// Its generation.
-        generation: u64,
-        /// Where the answer goes.
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-    /// A connection a proxy could not make (refused, timed out).
-    Passive {
-        /// The config generation of the reporting listener.
-        generation: u64,
-        /// Pool index.
-        pool: usize,
-        /// Backend index in the pool.
-        backend: usize,
-        /// What went wrong.
-        error: String,
-    },
-}
-
-/// What an operator asks of one backend.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// No new flows; established ones carry on.
-    Drain,
-    /// Back to following its health checks.
-    Enable,
-    /// Out of rotation, established flows placed elsewhere (XDP).
-    Disable,
-    /// A new weight for new flows.
-    Weight(u32),
-}
-
-/// Why an operator's request was refused.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum AdminError {
-    /// No such pool.
-    #[error("no pool named `{0}`")]
-    NoPool(String),
-    /// No such backend in the pool.
-    #[error("pool `{pool}` has no backend `{backend}`")]
-    NoBackend {
-        /// Pool name.
-        pool: String,
-        /// Address asked for.
-        backend: SocketAddr,
-    },
-    /// Weight out of range.
-    #[error("weight {0} is out of range; use 0 to {MAX_WEIGHT}")]
-    BadWeight(u32),
-}
-
 /// How often slow-starting weights move.
 const RAMP_TICK: Duration = Duration::from_millis(100);
 /// The least change of a ramp (thousandths) worth rebuilding a pool for.
 const RAMP_STEP: u16 = 50;
 
-/// The largest weight, as in the config file.
-pub const MAX_WEIGHT: u32 = 10_000;
-
-/// Where a proxy reports the failures it sees for one pool.
-#[derive(Clone, Debug)]
-pub struct Passive {
-    pool: usize,
-    generation: u64,
-    events: mpsc::Sender<Event>,
-}
-
-impl Passive {
-    /// Reports to `events` for pool `pool` of config `generation`.
-    #[must_use]
-    pub fn new(pool: usize, generation: u64, events: mpsc::Sender<Event>) -> Self {
-        Self {
-            pool,
-            generation,
-            events,
-        }
-    }
-
-    /// Backend `backend` failed with `error`. Never waits.
-    pub fn report(&self, backend: usize, error: &str) {
-        let _ = self.events.try_send(Event::Passive {
-            generation: self.generation,
-            pool: self.pool,
-            backend,
-            error: error.to_owned(),
-        });
-    }
-}
+pub use super::events::{Action, AdminError, EVENT_QUEUE, Event, MAX_WEIGHT, Passive};
 
 /// The loop's state.
 pub struct Control {
@@ -157,6 +36,10 @@ pub struct Control {
     status: Vec<Vec<Status>>,
     /// When each slow-starting backend began its ramp.
     ramping: Vec<Vec<Option<Instant>>>,
+    /// When each drained backend's drain timeout passes.
+    draining: Vec<Vec<Option<Instant>>>,
+    /// Backends a reload removed, and when their connections close.
+    leaving: Vec<(Instant, Arc<super::BackendStats>)>,
     xdp: Option<Arc<Mutex<XdpPlane>>>,
 }
 
@@ -173,7 +56,7 @@ impl Control {
             .iter()
             .map(|p| vec![Status::default(); p.backends.len()])
             .collect();
-        let ramping = config
+        let none: Vec<Vec<Option<Instant>>> = config
             .pools
             .iter()
             .map(|p| vec![None; p.backends.len()])
@@ -183,7 +66,9 @@ impl Control {
             config,
             pools,
             status,
-            ramping,
+            ramping: none.clone(),
+            draining: none,
+            leaving: Vec::new(),
             xdp,
         }
     }
@@ -203,8 +88,10 @@ impl Control {
         }
     }
 
-    /// Moves every slow-starting backend's weight along to `now`.
+    /// Moves every slow-starting backend's weight along to `now`, and ends
+    /// the drains whose timeout has passed.
     pub fn tick(&mut self, now: Instant) {
+        self.end_drains(now);
         let mut changed = Vec::new();
         for (p, pool) in self.config.pools.iter().enumerate() {
             let Some(span) = pool.slow_start else {
@@ -341,6 +228,43 @@ impl Control {
         }
     }
 
+    /// Drains past their timeout end: the backend is disabled (the XDP
+    /// plane places its flows again) and its proxied connections close.
+    fn end_drains(&mut self, now: Instant) {
+        self.leaving.retain(|(at, stats)| {
+            if *at <= now {
+                stats.cut.notify_waiters();
+            }
+            *at > now
+        });
+        let mut changed = Vec::new();
+        for p in 0..self.draining.len() {
+            for b in 0..self.draining[p].len() {
+                if self.draining[p][b].is_none_or(|at| at > now) {
+                    continue;
+                }
+                self.draining[p][b] = None;
+                let before = self.status[p][b];
+                if before.admin != Admin::Draining {
+                    continue;
+                }
+                self.status[p][b].admin = Admin::Disabled;
+                let pool = &self.config.pools[p];
+                warn!(pool = %pool.name, backend = %pool.backends[b].address, from = %before.state(), to = %self.status[p][b].state(),
+                    "drain timeout passed: closing the backend's remaining connections");
+                if let Some(stats) = self.stats(p, b) {
+                    stats.state_changes.fetch_add(1, Ordering::Relaxed);
+                    stats.cut.notify_waiters();
+                }
+                changed.push(p);
+            }
+        }
+        changed.dedup();
+        for p in changed {
+            self.publish(p);
+        }
+    }
+
     /// A backend of a pool with `slow_start` starts taking new flows: its
     /// weight starts small and grows on each [`Control::tick`].
     fn start_ramp(&mut self, p: usize, b: usize, now: Instant) {
@@ -400,10 +324,22 @@ impl Control {
             })?;
         let before = self.status[p][b];
         let mut after = before;
+        let timeout = self.config.pools[p].drain_timeout;
         match action {
-            Action::Drain => after.admin = Admin::Draining,
-            Action::Enable => after.admin = Admin::Enabled,
-            Action::Disable => after.admin = Admin::Disabled,
+            Action::Drain => {
+                after.admin = Admin::Draining;
+                if before.admin != Admin::Draining {
+                    self.draining[p][b] = timeout.map(|t| Instant::now() + t);
+                }
+            }
+            Action::Enable => {
+                after.admin = Admin::Enabled;
+                self.draining[p][b] = None;
+            }
+            Action::Disable => {
+                after.admin = Admin::Disabled;
+                self.draining[p][b] = None;
+            }
             Action::Weight(w) if w > MAX_WEIGHT => return Err(AdminError::BadWeight(w)),
             Action::Weight(w) => after.weight = Some(w),
         }
@@ -461,6 +397,7 @@ impl Control {
                 .map_err(|_| "the XDP plane is unusable after an earlier failure".to_owned())?;
             plane.reload(&config, &status).map_err(|e| e.to_string())?;
         }
+        self.carry_drains(&config, &old_pools);
         for ((p, live), (s, st)) in config
             .pools
             .iter()
@@ -481,6 +418,47 @@ impl Control {
         self.status = status;
         self.generation = generation;
         Ok(())
+    }
+
+    /// At a reload: backends gone from the config get no new flows, and
+    /// their open connections close after the old pool's drain timeout, if
+    /// it has one; drains under way keep their deadlines.
+    fn carry_drains(&mut self, config: &Config, old_pools: &[Arc<PoolState>]) {
+        let now = Instant::now();
+        for (p, live) in self.config.pools.iter().zip(old_pools) {
+            let Some(timeout) = p.drain_timeout else {
+                continue;
+            };
+            let kept = config.pools.iter().find(|n| n.name == p.name);
+            for b in &live.backends {
+                if !kept.is_some_and(|n| n.backends.iter().any(|x| x.address == b.address)) {
+                    self.leaving.push((now + timeout, b.stats.clone()));
+                }
+            }
+        }
+        let deadlines: HashMap<(&str, SocketAddr), Instant> = self
+            .config
+            .pools
+            .iter()
+            .zip(&self.draining)
+            .flat_map(|(p, d)| {
+                p.backends
+                    .iter()
+                    .zip(d)
+                    .filter_map(|(b, at)| at.map(|at| ((p.name.as_str(), b.address), at)))
+            })
+            .collect();
+        let draining = config
+            .pools
+            .iter()
+            .map(|p| {
+                p.backends
+                    .iter()
+                    .map(|b| deadlines.get(&(p.name.as_str(), b.address)).copied())
+                    .collect()
+            })
+            .collect();
+        self.draining = draining;
     }
 
     /// The state of every backend, by pool.
@@ -521,207 +499,5 @@ impl Control {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::{sync::Arc, time::Duration};
-
-    use arc_swap::ArcSwap;
-    use balancer_common::FlowTuple;
-
-    use super::{Control, Event};
-    use crate::{
-        config,
-        runtime::{PoolState, state::State},
-    };
-
-    fn setup(passive: bool) -> (Control, Arc<super::LivePool>) {
-        let yaml = format!(
-            "version: 1
-listeners:
-  - {{ name: web, address: 127.0.0.1:8080, protocol: tcp, pool: web }}
-pools:
-  - name: web
-    algorithm: maglev
-    health: {{ kind: tcp, rise: 2, fall: 2, passive: {passive} }}
-    backends: [{{ address: 127.0.0.1:9001 }}, {{ address: 127.0.0.1:9002 }}]
-"
-        );
-        let config = Arc::new(config::parse(&yaml, "t.yaml").expect("config"));
-        let pool = Arc::new(ArcSwap::from_pointee(PoolState::new(&config.pools[0])));
-        (Control::new(config, vec![pool.clone()], None), pool)
-    }
-
-    fn check(backend: usize, ok: bool) -> Event {
-        Event::Check {
-            generation: 0,
-            pool: 0,
-            backend,
-            outcome: if ok {
-                Ok(Duration::from_millis(1))
-            } else {
-                Err("connect: refused".into())
-            },
-        }
-    }
-
-    /// The backends new flows may reach, over many flows.
-    fn reachable(pool: &super::LivePool) -> Vec<usize> {
-        let p = pool.load();
-        let mut seen: Vec<usize> = (0..200u16)
-            .filter_map(|port| {
-                let flow = FlowTuple {
-                    src: FlowTuple::v4_mapped([198, 18, 0, 1]),
-                    dst: FlowTuple::v4_mapped([127, 0, 0, 1]),
-                    src_port: port,
-                    dst_port: 8080,
-                    protocol: 6,
-                    pad: [0; 3],
-                };
-                p.pick(&flow, &[])
-            })
-            .collect();
-        seen.sort_unstable();
-        seen.dedup();
-        seen
-    }
-
-    #[test]
-    fn a_backend_leaves_after_fall_failures_and_returns_after_rise_passes() {
-        let (mut c, pool) = setup(true);
-        assert_eq!(reachable(&pool), [0, 1]);
-        c.handle(check(1, false));
-        assert_eq!(c.status()[0][1].state(), State::Falling);
-        assert_eq!(reachable(&pool), [0, 1], "falling still serves");
-        c.handle(check(1, false));
-        assert_eq!(c.status()[0][1].state(), State::Down);
-        assert_eq!(reachable(&pool), [0]);
-        let b = &pool.load().backends[1];
-        assert_eq!(b.weight, 0);
-        assert_eq!(
-            b.stats
-                .state_changes
-                .load(std::sync::atomic::Ordering::Relaxed),
-            2
-        );
-        assert_eq!(
-            b.stats
-                .checks_failed
-                .load(std::sync::atomic::Ordering::Relaxed),
-            2
-        );
-        c.handle(check(1, true));
-        assert_eq!(c.status()[0][1].state(), State::Rising);
-        assert_eq!(reachable(&pool), [0]);
-        c.handle(check(1, true));
-        assert_eq!(reachable(&pool), [0, 1]);
-        assert_eq!(pool.load().backends[1].weight, 100);
-    }
-
-    #[test]
-    fn proxy_failures_count_toward_fall_only_when_passive() {
-        let passive = |backend| Event::Passive {
-            generation: 0,
-            pool: 0,
-            backend,
-            error: "connect: refused".into(),
-        };
-        let (mut on, pool) = setup(true);
-        on.handle(passive(0));
-        on.handle(passive(0));
-        assert_eq!(on.status()[0][0].state(), State::Down);
-        assert_eq!(reachable(&pool), [1]);
-        let (mut off, pool) = setup(false);
-        off.handle(passive(0));
-        off.handle(passive(0));
-        assert_eq!(off.status()[0][0].state(), State::Up);
-        assert_eq!(reachable(&pool), [0, 1]);
-    }
-
-    #[test]
-    fn operators_drain_disable_enable_and_reweigh() {
-        use super::{Action, AdminError};
-        let (mut c, pool) = setup(true);
-        let b1 = "127.0.0.1:9002".parse().expect("addr");
-        assert_eq!(c.admin("web", b1, Action::Drain), Ok(State::Draining));
-        assert_eq!(reachable(&pool), [0]);
-        assert_eq!(c.admin("web", b1, Action::Enable), Ok(State::Up));
-        assert_eq!(reachable(&pool), [0, 1]);
-        assert_eq!(c.admin("web", b1, Action::Disable), Ok(State::Disabled));
-        assert_eq!(reachable(&pool), [0]);
-        c.admin("web", b1, Action::Enable).expect("enable");
-        assert_eq!(c.admin("web", b1, Action::Weight(7)), Ok(State::Up));
-        assert_eq!(pool.load().backends[1].weight, 7);
-        assert_eq!(
-            c.admin("web", b1, Action::Weight(10_001)),
-            Err(AdminError::BadWeight(10_001))
-        );
-        assert_eq!(
-            c.admin("nope", b1, Action::Drain),
-            Err(AdminError::NoPool("nope".into()))
-        );
-        let other = "127.0.0.1:9".parse().expect("addr");
-        assert!(matches!(
-            c.admin("web", other, Action::Drain),
-            Err(AdminError::NoBackend { .. })
-        ));
-        // A drained backend that fails its checks goes down, and comes
-        // back drained.
-        c.admin("web", b1, Action::Drain).expect("drain");
-        c.handle(check(1, false));
-        c.handle(check(1, false));
-        assert_eq!(c.status()[0][1].state(), State::Down);
-        c.handle(check(1, true));
-        c.handle(check(1, true));
-        assert_eq!(c.status()[0][1].state(), State::Draining);
-    }
-
-    /// With `slow_start`, a backend that comes back up gets a small weight
-    /// that grows linearly to its full weight over the configured time.
-    #[test]
-    fn slow_start_ramps_a_returning_backends_weight() {
-        let yaml = "version: 1
-listeners:
-  - { name: web, address: 127.0.0.1:8080, protocol: tcp, pool: web }
-pools:
-  - name: web
-    algorithm: round_robin
-    slow_start: 10s
-    health: { kind: tcp, rise: 1, fall: 1 }
-    backends: [{ address: 127.0.0.1:9001, weight: 200 }, { address: 127.0.0.1:9002, weight: 200 }]
-";
-        let config = Arc::new(config::parse(yaml, "t.yaml").expect("config"));
-        let pool = Arc::new(ArcSwap::from_pointee(PoolState::new(&config.pools[0])));
-        let mut c = Control::new(config, vec![pool.clone()], None);
-        c.handle(check(1, false));
-        assert_eq!(pool.load().backends[1].weight, 0);
-        let back = std::time::Instant::now();
-        c.handle(check(1, true));
-        assert_eq!(
-            pool.load().backends[1].weight,
-            1,
-            "starts at the least weight"
-        );
-        c.tick(back + Duration::from_secs(5));
-        let half = pool.load().backends[1].weight;
-        assert!((95..=105).contains(&half), "about half way: {half}");
-        c.tick(back + Duration::from_secs(11));
-        assert_eq!(pool.load().backends[1].weight, 200);
-        assert_eq!(
-            pool.load().backends[0].weight,
-            200,
-            "the other never ramped"
-        );
-    }
-
-    #[test]
-    fn events_for_unknown_pools_or_backends_change_nothing() {
-        let (mut c, pool) = setup(true);
-        c.handle(Event::Check {
-            generation: 0,
-            pool: 7,
-            backend: 0,
-            outcome: Err("x".into()),
-        });
-        c.handle(check(9, false));
-        assert_eq!(reachable(&pool), [0, 1]);
-    }
-}
+#[path = "control_tests.rs"]
+mod tests;

@@ -4,6 +4,7 @@
 //! snapshot of the same backend keeps its numbers.
 
 pub mod control;
+pub mod events;
 pub mod state;
 mod stats;
 mod tracker;

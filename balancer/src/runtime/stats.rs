@@ -30,6 +30,9 @@ pub struct BackendStats {
     pub last_check: std::sync::Mutex<Option<CheckRecord>>,
     /// How long passing health checks took.
     pub check_latency: LatencyHistogram,
+    /// Woken when the backend's drain timeout passes: its proxied
+    /// connections close.
+    pub cut: tokio::sync::Notify,
 }
 
 /// Upper bounds of [`LatencyHistogram`]'s buckets, in seconds; one more

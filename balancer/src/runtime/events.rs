@@ -1,0 +1,132 @@
+//! What the control loop hears: check outcomes, the proxies' failures,
+//! operators' requests and reloads, and the types they carry.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{LivePool, state::State};
+use crate::config::Config;
+
+/// Room for events between the producers and the loop. Proxies never wait
+/// for it: a passive report that finds it full is dropped, because the
+/// active checks will tell the same story.
+pub const EVENT_QUEUE: usize = 1024;
+
+/// Something the control loop must hear about.
+pub enum Event {
+    /// An active check's outcome: its latency, or why it failed.
+    Check {
+        /// The config generation the check was started for; events of an
+        /// older one (before a reload) are ignored.
+        generation: u64,
+        /// Pool index.
+        pool: usize,
+        /// Backend index in the pool.
+        backend: usize,
+        /// Outcome.
+        outcome: Result<Duration, String>,
+    },
+    /// An operator's request, answered on `reply` with the backend's new
+    /// state.
+    Admin {
+        /// Pool name.
+        pool: String,
+        /// Backend address.
+        backend: SocketAddr,
+        /// What to do.
+        action: Action,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<State, AdminError>>,
+    },
+    /// A new config, validated: carry every backend's state and counters
+    /// over to it (matched by pool name and address), rewrite the XDP maps,
+    /// and swap in the new pools. Answered on `reply`; an error changes
+    /// nothing.
+    Reload {
+        /// The new config.
+        config: Arc<Config>,
+        /// Its pools, by index (pools kept by name are the same `Arc`).
+        pools: Vec<Arc<LivePool>>,
+        /// Its generation.
+        generation: u64,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// A connection a proxy could not make (refused, timed out).
+    Passive {
+        /// The config generation of the reporting listener.
+        generation: u64,
+        /// Pool index.
+        pool: usize,
+        /// Backend index in the pool.
+        backend: usize,
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// What an operator asks of one backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// No new flows; established ones carry on.
+    Drain,
+    /// Back to following its health checks.
+    Enable,
+    /// Out of rotation, established flows placed elsewhere (XDP).
+    Disable,
+    /// A new weight for new flows.
+    Weight(u32),
+}
+
+/// Why an operator's request was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// No such pool.
+    #[error("no pool named `{0}`")]
+    NoPool(String),
+    /// No such backend in the pool.
+    #[error("pool `{pool}` has no backend `{backend}`")]
+    NoBackend {
+        /// Pool name.
+        pool: String,
+        /// Address asked for.
+        backend: SocketAddr,
+    },
+    /// Weight out of range.
+    #[error("weight {0} is out of range; use 0 to {MAX_WEIGHT}")]
+    BadWeight(u32),
+}
+
+/// The largest weight, as in the config file.
+pub const MAX_WEIGHT: u32 = 10_000;
+
+/// Where a proxy reports the failures it sees for one pool.
+#[derive(Clone, Debug)]
+pub struct Passive {
+    pool: usize,
+    generation: u64,
+    events: mpsc::Sender<Event>,
+}
+
+impl Passive {
+    /// Reports to `events` for pool `pool` of config `generation`.
+    #[must_use]
+    pub fn new(pool: usize, generation: u64, events: mpsc::Sender<Event>) -> Self {
+        Self {
+            pool,
+            generation,
+            events,
+        }
+    }
+
+    /// Backend `backend` failed with `error`. Never waits.
+    pub fn report(&self, backend: usize, error: &str) {
+        let _ = self.events.try_send(Event::Passive {
+            generation: self.generation,
+            pool: self.pool,
+            backend,
+            error: error.to_owned(),
+        });
+    }
+}
