@@ -208,6 +208,15 @@ impl Control {
             let cfg = &self.config.pools[p];
             (cfg.name.clone(), cfg.backends[b].address)
         };
+        if !before.takes_new_flows() && after.takes_new_flows() {
+            self.start_ramp(p, b, Instant::now());
+        }
+        // The planes first, then the log: a logged change is in effect.
+        if before.takes_new_flows() != after.takes_new_flows()
+            || before.keeps_flows() != after.keeps_flows()
+        {
+            self.publish(p);
+        }
         if before.state() != after.state() {
             if let Some(stats) = self.stats(p, b) {
                 stats.state_changes.fetch_add(1, Ordering::Relaxed);
@@ -217,14 +226,6 @@ impl Control {
             } else {
                 warn!(%pool, backend = %address, from = %before.state(), to = %after.state(), %cause, "backend state changed");
             }
-        }
-        if !before.takes_new_flows() && after.takes_new_flows() {
-            self.start_ramp(p, b, Instant::now());
-        }
-        if before.takes_new_flows() != after.takes_new_flows()
-            || before.keeps_flows() != after.keeps_flows()
-        {
-            self.publish(p);
         }
     }
 
@@ -353,8 +354,8 @@ impl Control {
             {
                 stats.state_changes.fetch_add(1, Ordering::Relaxed);
             }
-            info!(%pool, %backend, from = %before.state(), to = %after.state(), ?action, "operator changed a backend");
             self.publish(p);
+            info!(%pool, %backend, from = %before.state(), to = %after.state(), ?action, "operator changed a backend");
         }
         Ok(after.state())
     }
@@ -487,10 +488,11 @@ impl Control {
             &stats,
         )));
         if let Some(xdp) = &self.xdp {
-            let result = match xdp.lock() {
-                Ok(mut plane) => plane.update(&self.config, &self.status),
-                Err(_) => return,
+            let Ok(mut plane) = xdp.lock() else {
+                warn!(pool = %self.config.pools[p].name, "cannot rewrite the XDP maps: an earlier failure left them locked; restart the daemon");
+                return;
             };
+            let result = plane.update(&self.config, &self.status);
             if let Err(e) = result {
                 warn!(pool = %self.config.pools[p].name, error = %e, "cannot rewrite the XDP maps for a backend state change; the kernel keeps the previous tables");
             }
