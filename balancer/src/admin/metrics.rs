@@ -130,6 +130,7 @@ impl Collector for Live {
 }
 
 fn listeners(encoder: &mut DescriptorEncoder, s: &View) -> Result<(), fmt::Error> {
+    let counters: Vec<_> = s.listeners.iter().map(|st| st.snapshot()).collect();
     for key in [
         "accepted",
         "rejected_limit",
@@ -138,8 +139,8 @@ fn listeners(encoder: &mut DescriptorEncoder, s: &View) -> Result<(), fmt::Error
         "sessions_expired",
         "accept_errors",
     ] {
-        let samples = s.config.listeners.iter().zip(&s.listeners).map(|(l, st)| {
-            let v = st.snapshot().get(key).copied().unwrap_or(0);
+        let samples = s.config.listeners.iter().zip(&counters).map(|(l, c)| {
+            let v = c.get(key).copied().unwrap_or(0);
             ([("listener", l.name.clone())], v)
         });
         family(

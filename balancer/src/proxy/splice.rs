@@ -55,11 +55,27 @@ pub enum RelayError {
     Idle {
         /// The timeout.
         idle: Duration,
-        /// Whether the client sent a byte on this connection.
-        asked: bool,
-        /// Whether the backend ever sent a byte on this connection.
-        answered: bool,
+        /// Who had spoken by then.
+        spoke: Spoke,
     },
+}
+
+/// Whether each side of one connection sent anything.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Spoke {
+    /// The client sent at least one byte.
+    pub client: bool,
+    /// The backend sent at least one byte.
+    pub backend: bool,
+}
+
+impl Spoke {
+    /// The client asked and the backend never answered: a failing backend,
+    /// as far as the client can tell.
+    #[must_use]
+    pub const fn unanswered(self) -> bool {
+        self.client && !self.backend
+    }
 }
 
 /// Byte counters the relay adds to.
@@ -86,6 +102,13 @@ impl Activity {
             .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
+    fn spoke(&self) -> Spoke {
+        Spoke {
+            client: self.asked.load(Ordering::Relaxed),
+            backend: self.answered.load(Ordering::Relaxed),
+        }
+    }
+
     async fn expired(&self, idle: Duration) {
         loop {
             let deadline =
@@ -98,24 +121,15 @@ impl Activity {
     }
 }
 
-/// Bytes one connection moved each way.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Moved {
-    /// Client -> backend.
-    pub up: u64,
-    /// Backend -> client.
-    pub down: u64,
-}
-
 /// Relays until both directions have ended, one side fails, or nothing moves
-/// for `idle`.
+/// for `idle`; says who spoke.
 pub async fn relay(
     client: &TcpStream,
     backend: &TcpStream,
     pipes: &PipePool,
     idle: Duration,
     counters: &Counters<'_>,
-) -> Result<Moved, RelayError> {
+) -> Result<Spoke, RelayError> {
     let activity = Activity {
         start: Instant::now(),
         last_ms: AtomicU64::new(0),
@@ -141,17 +155,13 @@ pub async fn relay(
         counters.down,
     );
     tokio::select! {
-        r = async { tokio::try_join!(up, down) } => r.map(|(up, down)| Moved { up, down }),
-        () = activity.expired(idle) => Err(RelayError::Idle {
-            idle,
-            asked: activity.asked.load(Ordering::Relaxed),
-            answered: activity.answered.load(Ordering::Relaxed),
-        }),
+        r = async { tokio::try_join!(up, down) } => r.map(|_| activity.spoke()),
+        () = activity.expired(idle) => Err(RelayError::Idle { idle, spoke: activity.spoke() }),
     }
 }
 
 /// One direction: `src` -> `dst` until `src` sends FIN, then shut down the
-/// write side of `dst`; returns the bytes moved.
+/// write side of `dst`.
 async fn pump(
     src: &TcpStream,
     dst: &TcpStream,
@@ -160,9 +170,8 @@ async fn pump(
     pipes: &PipePool,
     activity: &Activity,
     bytes: &AtomicU64,
-) -> Result<u64, RelayError> {
+) -> Result<(), RelayError> {
     let err = |side| move |source| RelayError::Io { side, source };
-    let mut total = 0u64;
     loop {
         src.readable().await.map_err(err(src_side))?;
         let moved = match pipes.lease() {
@@ -178,7 +187,6 @@ async fn pump(
                     &activity.asked
                 };
                 seen.store(true, Ordering::Relaxed);
-                total += n as u64;
                 bytes.fetch_add(n as u64, Ordering::Relaxed);
                 activity.touch();
             }
@@ -191,7 +199,7 @@ async fn pump(
     // other direction will report.
     match SockRef::from(dst).shutdown(std::net::Shutdown::Write) {
         Err(e) if e.raw_os_error() != Some(libc::ENOTCONN) => Err(err(dst_side)(e)),
-        _ => Ok(total),
+        _ => Ok(()),
     }
 }
 

@@ -132,20 +132,15 @@ async fn handle(client: TcpStream, peer: SocketAddr, svc: &TcpService) {
     match relayed {
         // The client asked and the backend closed without a byte: as good
         // as a reset for passive health (HAProxy's "empty response").
-        Ok(moved) if moved.up > 0 && moved.down == 0 => {
+        Ok(spoke) if spoke.unanswered() => {
             svc.passive
                 .report(index, "the backend closed a connection without answering");
         }
-        Ok(moved) => debug!(listener = %svc.listener.name, %peer, ?moved, "connection done"),
-        Err(RelayError::Idle {
-            idle,
-            asked,
-            answered,
-        }) => {
+        Ok(spoke) => debug!(listener = %svc.listener.name, %peer, ?spoke, "connection done"),
+        Err(RelayError::Idle { idle, spoke }) => {
             debug!(listener = %svc.listener.name, %peer, ?idle, "closing idle connection");
-            // Asked, accepted, and never a byte back: a hung backend, as far
-            // as the client can tell.
-            if asked && !answered {
+            // Asked, accepted, and never a byte back: a hung backend.
+            if spoke.unanswered() {
                 svc.passive.report(
                     index,
                     "the backend accepted a connection and never answered",

@@ -32,7 +32,8 @@ pub struct Adopted {
     pub replaced: Vec<String>,
 }
 
-/// What the plane is made of besides the pins.
+/// What the maps are built from: the plane's listeners, the pools, and how
+/// backends are reached.
 pub struct Inputs<'a> {
     /// Listeners the XDP plane serves.
     pub listeners: &'a [&'a Listener],
@@ -42,12 +43,11 @@ pub struct Inputs<'a> {
     pub egress: &'a Egress,
     /// How to reach a backend.
     pub hop_of: &'a dyn Fn(IpAddr) -> Option<Hop>,
-    /// Flow-table entries.
-    pub flows: u32,
 }
 
-/// Loads the balancer over `pins` and writes `inputs` into its maps.
-pub fn start(pins: &Pins, inputs: &Inputs<'_>) -> Result<Adopted, PlaneError> {
+/// Loads the balancer over `pins`, with a flow table of `flows` entries,
+/// and writes `inputs` into its maps.
+pub fn start(pins: &Pins, inputs: &Inputs<'_>, flows: u32) -> Result<Adopted, PlaneError> {
     let left = pins.leftover()?;
     let mut ids = match &left.tables {
         Some((old, _)) => BackendIds::recover(old, inputs.listeners, inputs.pools),
@@ -60,11 +60,12 @@ pub fn start(pins: &Pins, inputs: &Inputs<'_>) -> Result<Adopted, PlaneError> {
         &mut ids,
         inputs.hop_of,
     )?;
-    let want = Sizes::for_tables(&tables, inputs.flows);
+    let want = Sizes::for_tables(&tables, flows);
     let plan = pins.plan(left, &tables, want)?;
     let mut program = XdpProgram::load_pinned(plan.sizes, pins)?;
     let kept_flows = if plan.keep_flows {
-        program.purge_flows(|_, v| !ids.contains(v.backend))?
+        let live = ids.assigned();
+        program.purge_flows(|_, v| !live.contains(&v.backend))?
     } else {
         0
     };

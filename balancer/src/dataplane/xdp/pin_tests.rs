@@ -58,8 +58,8 @@ fn start(dir: &Path, yaml: &str, flows: u32) -> (Adopted, Config) {
             pools: &config.pools,
             egress: &egress(&config),
             hop_of: &hop_of,
-            flows,
         },
+        flows,
     )
     .expect("start");
     (adopted, config)

@@ -129,8 +129,8 @@ impl XdpPlane {
                 pools: &config.pools,
                 egress: &egress,
                 hop_of: &|ip| routes.hops.get(&ip).copied(),
-                flows: xdp.flow_table_size.get(),
             },
+            xdp.flow_table_size.get(),
         )?;
         for why in &adopted.replaced {
             warn!(pin_dir = %xdp.pin_dir.display(), "{why}");
@@ -210,22 +210,18 @@ impl XdpPlane {
             ports: routes.ports(),
             ..self.egress.clone()
         };
-        let tables = Tables::build_with(
-            &listeners,
-            &config.pools,
-            &|p, b| {
-                status
-                    .get(p)
-                    .and_then(|s| s.get(b))
-                    .copied()
-                    .unwrap_or_default()
-            },
-            &egress,
+        self.tables = write(
+            &mut self.program,
+            &self.tables,
             &mut self.ids,
-            &|ip| routes.hops.get(&ip).copied(),
+            &Inputs {
+                listeners: &listeners,
+                pools: &config.pools,
+                egress: &egress,
+                hop_of: &|ip| routes.hops.get(&ip).copied(),
+            },
+            status,
         )?;
-        self.program.apply(Some(&self.tables), &tables)?;
-        self.tables = tables;
         self.served = served;
         self.egress = egress;
         self.routes = routes;
@@ -239,22 +235,46 @@ impl XdpPlane {
     pub fn update(&mut self, config: &Config, status: &[Vec<Status>]) -> Result<(), PlaneError> {
         let listeners: Vec<&Listener> = self.served.iter().map(|&i| &config.listeners[i]).collect();
         let hops = &self.routes.hops;
-        let tables = Tables::build_with(
-            &listeners,
-            &config.pools,
-            &|p, b| {
-                status
-                    .get(p)
-                    .and_then(|s| s.get(b))
-                    .copied()
-                    .unwrap_or_default()
-            },
-            &self.egress,
+        self.tables = write(
+            &mut self.program,
+            &self.tables,
             &mut self.ids,
-            &|ip| hops.get(&ip).copied(),
+            &Inputs {
+                listeners: &listeners,
+                pools: &config.pools,
+                egress: &self.egress,
+                hop_of: &|ip| hops.get(&ip).copied(),
+            },
+            status,
         )?;
-        self.program.apply(Some(&self.tables), &tables)?;
-        self.tables = tables;
         Ok(())
     }
+}
+
+/// Builds the tables `inputs` describe with backends in `status` (by pool,
+/// then backend) and writes what differs from `old` into `program`'s maps;
+/// returns the new tables.
+fn write(
+    program: &mut XdpProgram,
+    old: &Tables,
+    ids: &mut BackendIds,
+    inputs: &Inputs<'_>,
+    status: &[Vec<Status>],
+) -> Result<Tables, PlaneError> {
+    let tables = Tables::build_with(
+        inputs.listeners,
+        inputs.pools,
+        &|p, b| {
+            status
+                .get(p)
+                .and_then(|s| s.get(b))
+                .copied()
+                .unwrap_or_default()
+        },
+        inputs.egress,
+        ids,
+        inputs.hop_of,
+    )?;
+    program.apply(Some(old), &tables)?;
+    Ok(tables)
 }

@@ -5,7 +5,7 @@
 //! puts the result into the kernel.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet, hash_map::Entry},
     net::{IpAddr, SocketAddr},
 };
 
@@ -65,7 +65,7 @@ impl BackendIds {
     /// Forgets members not in `keep`. Their ids are not reused: a later
     /// member gets a fresh id, so flows still pinned to an old id find an
     /// empty slot and are placed again by the ring.
-    fn retain(&mut self, keep: &[u32]) {
+    fn retain(&mut self, keep: &HashSet<u32>) {
         self.ids.retain(|_, id| keep.contains(id));
     }
 
@@ -75,10 +75,10 @@ impl BackendIds {
         self.next
     }
 
-    /// Whether `id` names a configured member.
+    /// The ids of configured members.
     #[must_use]
-    pub fn contains(&self, id: u32) -> bool {
-        self.ids.values().any(|&i| i == id)
+    pub fn assigned(&self) -> HashSet<u32> {
+        self.ids.values().copied().collect()
     }
 
     /// The ids the last run gave the members of `listeners`' pools, read
@@ -91,6 +91,9 @@ impl BackendIds {
     pub fn recover(old: &Tables, listeners: &[&Listener], pools: &[Pool]) -> Self {
         let mut ids = Self::default();
         let mut highest = None;
+        let entries: HashMap<u32, &BackendEntry> =
+            old.backends.iter().map(|(id, e)| (*id, e)).collect();
+        let mut claimed = HashSet::new();
         for l in listeners {
             let key = vip_key(l.address, l.protocol);
             let Some((_, meta)) = old.vips.iter().find(|(k, _)| *k == key) else {
@@ -102,8 +105,13 @@ impl BackendIds {
                 .get(start..start.saturating_add(meta.ring_size as usize))
                 .unwrap_or(&[]);
             let pool = &pools[l.pool];
+            // A ring repeats each id many times; look each one up once.
+            let mut seen = HashSet::new();
             for &id in slots {
-                let Some((_, entry)) = old.backends.iter().find(|(i, _)| *i == id) else {
+                if !seen.insert(id) || claimed.contains(&id) {
+                    continue;
+                }
+                let Some(entry) = entries.get(&id) else {
                     continue;
                 };
                 let member = pool
@@ -111,11 +119,11 @@ impl BackendIds {
                     .iter()
                     .find(|b| mapped(b.address.ip()) == entry.addr);
                 if let Some(b) = member {
-                    let claimed = ids.ids.values().any(|&i| i == id);
-                    if !claimed {
-                        ids.ids.entry((pool.name.clone(), b.address)).or_insert(id);
-                        highest = highest.max(Some(id));
+                    if let Entry::Vacant(slot) = ids.ids.entry((pool.name.clone(), b.address)) {
+                        slot.insert(id);
+                        claimed.insert(id);
                     }
+                    highest = highest.max(Some(id));
                 }
             }
         }
@@ -203,7 +211,7 @@ impl Tables {
         hop_of: &dyn Fn(IpAddr) -> Option<Hop>,
     ) -> Result<Self, TablesError> {
         let mut backends: Vec<(u32, BackendEntry)> = Vec::new();
-        let mut in_use: Vec<u32> = Vec::new();
+        let mut in_use: HashSet<u32> = HashSet::new();
         let mut vips = Vec::new();
         let mut ring = Vec::new();
         for (vip_id, l) in listeners.iter().enumerate() {
@@ -214,11 +222,8 @@ impl Tables {
                 let status = status_of(l.pool, j);
                 let id = ids.id(&pool.name, b.address);
                 // Two listeners may share a pool: one entry per member.
-                if !in_use.contains(&id) {
-                    in_use.push(id);
-                    if status.keeps_flows() {
-                        backends.push((id, entry(b.address.ip().to_canonical(), hop_of)?));
-                    }
+                if in_use.insert(id) && status.keeps_flows() {
+                    backends.push((id, entry(b.address.ip().to_canonical(), hop_of)?));
                 }
                 member_ids.push(id);
                 members.push(Member {
