@@ -102,8 +102,10 @@ impl BackendEntry {
 pub struct FlowValue {
     /// Backend id the flow is pinned to.
     pub backend: u32,
-    /// Reserved; zero.
-    pub pad: u32,
+    /// The VIP id of the flow's listener plus one, for the guard's
+    /// per-listener counters; 0 when unknown (a flow recorded by a program
+    /// that predates the field, which was zero padding).
+    pub vip: u32,
 }
 
 /// Forwarding mode in [`Settings::forwarding`]: rewrite MACs, `XDP_TX`.

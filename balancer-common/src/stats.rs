@@ -5,7 +5,10 @@
 /// Name of the per-CPU counter array. The suffix is the layout version: a
 /// change to [`Counter`] that moves a slot bumps it, so a pinned map of the old
 /// layout is never misread.
-pub const STATS_MAP: &str = "STATS_V3";
+pub const STATS_MAP: &str = "STATS_V4";
+
+/// Number of guard drop reasons ([`Counter::GUARD`]).
+pub const GUARD_REASONS: u32 = 9;
 
 /// One slot in the per-CPU counter array, indexed by the discriminant.
 #[repr(u32)]
@@ -62,15 +65,42 @@ pub enum Counter {
     DropFamilyMismatch = 23,
     /// Drop: the backend's egress interface is gone from the device map.
     DropNoTxPort = 24,
+    /// Guard drop: the source is on a deny list.
+    GuardDeny = 25,
+    /// Guard drop: an allow list applies and the source is not on it.
+    GuardNotAllowed = 26,
+    /// Guard drop: a source no real client has (unspecified, loopback,
+    /// multicast, broadcast, the VIP itself, IPv4-mapped in IPv6, or on
+    /// `guard.martians`).
+    GuardMartian = 27,
+    /// Guard drop: TCP flags no valid segment carries (SYN+FIN, SYN+RST, none).
+    GuardBadFlags = 28,
+    /// Guard drop: a non-first IPv4 fragment for an XDP-served VIP address,
+    /// which carries no ports and so belongs to no flow.
+    GuardFragment = 29,
+    /// Guard drop: a TCP RST for a flow not in the table (policy `stray_tcp`).
+    GuardStray = 30,
+    /// Guard drop: the source is over its SYN (new flow) rate.
+    GuardSourceSyn = 31,
+    /// Guard drop: the source is over its packet rate.
+    GuardSourcePackets = 32,
+    /// Guard drop: the listener is over its new-flow ceiling.
+    GuardListenerSyn = 33,
+    /// Guard: a packet for a proxy or http listener, passed up to the kernel
+    /// after the guard admitted it.
+    PassListener = 34,
+    /// Balancing: a TCP SYN placed by the Maglev ring and not recorded (the
+    /// flow is recorded on its first non-SYN packet; `guard.flow_on_ack`).
+    FlowSyn = 35,
     /// Decapsulator: an IP-in-IP packet for a local endpoint, unwrapped.
-    Decapsulated = 25,
+    Decapsulated = 36,
     /// Decapsulator: not a tunnel packet for us; passed untouched.
-    NotTunnel = 26,
+    NotTunnel = 37,
 }
 
 impl Counter {
     /// Number of slots; the size of the counter array.
-    pub const COUNT: u32 = 27;
+    pub const COUNT: u32 = 38;
 
     /// Every counter in slot order.
     pub const ALL: [Counter; Self::COUNT as usize] = [
@@ -99,6 +129,17 @@ impl Counter {
         Counter::DropTooBig,
         Counter::DropFamilyMismatch,
         Counter::DropNoTxPort,
+        Counter::GuardDeny,
+        Counter::GuardNotAllowed,
+        Counter::GuardMartian,
+        Counter::GuardBadFlags,
+        Counter::GuardFragment,
+        Counter::GuardStray,
+        Counter::GuardSourceSyn,
+        Counter::GuardSourcePackets,
+        Counter::GuardListenerSyn,
+        Counter::PassListener,
+        Counter::FlowSyn,
         Counter::Decapsulated,
         Counter::NotTunnel,
     ];
@@ -116,7 +157,33 @@ impl Counter {
     #[must_use]
     pub const fn is_drop_reason(self) -> bool {
         let slot = self as u32;
-        slot >= Counter::DropNoBackend as u32 && slot <= Counter::DropNoTxPort as u32
+        slot >= Counter::DropNoBackend as u32 && slot <= Counter::GuardListenerSyn as u32
+    }
+
+    /// Slots the guard drops under, one per reason; per listener, the
+    /// guard's own counters keep them in this order (see [`GUARD_REASONS`]).
+    pub const GUARD: [Counter; GUARD_REASONS as usize] = [
+        Counter::GuardDeny,
+        Counter::GuardNotAllowed,
+        Counter::GuardMartian,
+        Counter::GuardBadFlags,
+        Counter::GuardFragment,
+        Counter::GuardStray,
+        Counter::GuardSourceSyn,
+        Counter::GuardSourcePackets,
+        Counter::GuardListenerSyn,
+    ];
+
+    /// This drop reason's index among the guard's reasons, `None` for any
+    /// other slot.
+    #[must_use]
+    pub const fn guard_index(self) -> Option<u32> {
+        let slot = self as u32;
+        if slot >= Counter::GuardDeny as u32 && slot <= Counter::GuardListenerSyn as u32 {
+            Some(slot - Counter::GuardDeny as u32)
+        } else {
+            None
+        }
     }
 
     /// Stable snake-case name, used in status output and metrics.
@@ -148,6 +215,17 @@ impl Counter {
             Counter::DropTooBig => "drop_too_big",
             Counter::DropFamilyMismatch => "drop_family_mismatch",
             Counter::DropNoTxPort => "drop_no_tx_port",
+            Counter::GuardDeny => "guard_deny",
+            Counter::GuardNotAllowed => "guard_not_allowed",
+            Counter::GuardMartian => "guard_martian",
+            Counter::GuardBadFlags => "guard_bad_flags",
+            Counter::GuardFragment => "guard_fragment",
+            Counter::GuardStray => "guard_stray",
+            Counter::GuardSourceSyn => "guard_source_syn",
+            Counter::GuardSourcePackets => "guard_source_packets",
+            Counter::GuardListenerSyn => "guard_listener_syn",
+            Counter::PassListener => "pass_listener",
+            Counter::FlowSyn => "flow_syn",
             Counter::Decapsulated => "decapsulated",
             Counter::NotTunnel => "not_tunnel",
         }
@@ -157,6 +235,16 @@ impl Counter {
 #[cfg(test)]
 mod tests {
     use super::Counter;
+
+    #[test]
+    fn guard_reasons_are_drop_reasons_in_order() {
+        for (i, c) in Counter::GUARD.iter().enumerate() {
+            assert!(c.is_drop_reason(), "{}", c.name());
+            assert_eq!(c.guard_index(), Some(i as u32), "{}", c.name());
+        }
+        assert_eq!(Counter::PassListener.guard_index(), None);
+        assert!(!Counter::PassListener.is_drop_reason());
+    }
 
     #[test]
     fn all_is_in_slot_order() {

@@ -6,7 +6,7 @@
 
 use balancer_common::{
     Counter, FlowTuple, flow_hash,
-    maps::{BackendEntry, FlowValue, VipKey},
+    maps::{BackendEntry, FlowValue, VipKey, VipMeta},
 };
 
 use crate::{
@@ -17,32 +17,63 @@ use crate::{
 /// A packet for a VIP with no usable backend; dropped.
 pub struct NoBackend;
 
-/// The backend for `flow`, `Ok(None)` when its destination is no VIP. A new
-/// flow is recorded only when `record` is set: ICMP errors are routed by
-/// the flow they quote but must never create flows (they are easy to forge).
+/// The backend of a recorded flow and its listener's VIP id plus one (0:
+/// unknown), if the flow is in the table and its backend still exists.
 #[inline(always)]
-pub fn place(flow: &FlowTuple, record: bool) -> Result<Option<BackendEntry>, NoBackend> {
+pub fn established(flow: &FlowTuple) -> Option<(BackendEntry, u32)> {
     // The flow table first: an established flow costs one hash lookup, not
     // two. Only flows of configured VIPs are ever recorded, and userspace
     // purges a VIP's flows when it removes the VIP, so a hit is a VIP hit.
     // SAFETY: the value is copied out at once.
-    if let Some(placed) = unsafe { FLOWS.get(flow) } {
-        let id = placed.backend;
-        if let Some(b) = backend(id) {
-            count(Counter::FlowHit);
-            return Ok(Some(b));
-        }
-    }
-    let key = VipKey {
+    let placed = unsafe { FLOWS.get(flow) }.copied()?;
+    backend(placed.backend).map(|b| (b, placed.vip))
+}
+
+/// The listener `flow` is addressed to. With `wildcard`, a miss is looked up
+/// again under the unspecified address of its family, where listeners
+/// bound to all addresses are keyed.
+#[inline(always)]
+pub fn vip(flow: &FlowTuple, wildcard: bool) -> Option<VipMeta> {
+    let mut key = VipKey {
         addr: flow.dst,
         port: flow.dst_port,
         protocol: flow.protocol,
         pad: 0,
     };
-    // SAFETY: the reference is used before any other map call could change the entry.
-    let Some(vip) = (unsafe { VIPS.get(key) }) else {
-        return Ok(None);
+    // SAFETY: the value is copied out at once.
+    if let Some(v) = unsafe { VIPS.get(key) } {
+        return Some(*v);
+    }
+    if !wildcard {
+        return None;
+    }
+    let v4 = key.addr[..12] == FlowTuple::v4_mapped([0; 4])[..12];
+    key.addr = if v4 {
+        FlowTuple::v4_mapped([0; 4])
+    } else {
+        [0; 16]
     };
+    // SAFETY: as above.
+    unsafe { VIPS.get(key) }.copied()
+}
+
+/// The meta of an address-only entry: some XDP-served VIP lives on `addr`.
+#[inline(always)]
+pub fn address(addr: &[u8; 16]) -> Option<VipMeta> {
+    let key = VipKey {
+        addr: *addr,
+        port: 0,
+        protocol: 0,
+        pad: 0,
+    };
+    // SAFETY: the value is copied out at once.
+    unsafe { VIPS.get(key) }.copied()
+}
+
+/// Places a flow of `vip` by its Maglev ring, recording it in the flow table
+/// when `record` is set.
+#[inline(always)]
+pub fn choose(flow: &FlowTuple, vip: &VipMeta, record: bool) -> Result<BackendEntry, NoBackend> {
     if vip.ring_size == 0 {
         return Err(NoBackend);
     }
@@ -57,13 +88,13 @@ pub fn place(flow: &FlowTuple, record: bool) -> Result<Option<BackendEntry>, NoB
             flow,
             FlowValue {
                 backend: id,
-                pad: 0,
+                vip: vip.vip_id + 1,
             },
             0,
         );
         count(Counter::FlowNew);
     }
-    Ok(Some(b))
+    Ok(b)
 }
 
 #[inline(always)]

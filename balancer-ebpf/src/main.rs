@@ -1,11 +1,13 @@
 //! The balancer's XDP programs. `balancer` runs the stages in order:
-//! parse -> balance (VIP, flow table, Maglev ring) -> forward, each stage in
+//! parse -> flow table -> VIP -> guard -> Maglev ring -> forward (or, for
+//! listeners served in userspace, guard -> pass up), each stage in
 //! its own module; `balancer_decap` is the backend-side tunnel decapsulator.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
 mod csum;
 mod decap;
 mod forward;
+mod guard;
 mod lb;
 mod maps;
 mod parse;
@@ -13,7 +15,10 @@ mod ptr;
 mod stats;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use balancer_common::Counter;
+use balancer_common::{
+    Counter,
+    guard::{GUARD_DROP_STRAY, GUARD_FLOW_ON_ACK, GUARD_WILDCARD, UNKNOWN_VIP, VIP_PASS},
+};
 
 /// Entry point. Every exit goes through [`stats::verdict`], and every drop
 /// has its reason counted; nothing returns `XDP_ABORTED`.
@@ -55,6 +60,9 @@ fn run(ctx: &XdpContext) -> Result<u32, Counter> {
         Ok(pkt) => pkt,
         Err(e) => {
             stats::count(e.counter());
+            if let parse::ParseError::Fragment(dst) = e {
+                return fragment(&dst);
+            }
             return Ok(xdp_action::XDP_PASS);
         }
     };
@@ -62,20 +70,72 @@ fn run(ctx: &XdpContext) -> Result<u32, Counter> {
         stats::count(Counter::Vlan);
     }
     stats::count(pkt.outcome());
-    let backend = match lb::place(&pkt.flow, !pkt.icmp_too_big) {
-        Ok(Some(b)) => b,
-        Ok(None) => {
-            if !pkt.icmp_too_big {
-                stats::count(Counter::NotVip);
-            }
-            return Ok(xdp_action::XDP_PASS);
-        }
-        Err(lb::NoBackend) => return Err(Counter::DropNoBackend),
-    };
     if pkt.icmp_too_big {
-        stats::count(Counter::IcmpTooBig);
+        return too_big(ctx, &pkt);
+    }
+    let settings = guard::settings();
+    if let Some((backend, vip)) = lb::established(&pkt.flow) {
+        let vip_id = vip.checked_sub(1).unwrap_or(UNKNOWN_VIP);
+        guard::established(&pkt, &settings, vip_id)?;
+        stats::count(Counter::FlowHit);
+        return forward::forward(ctx, &pkt, &backend);
+    }
+    let Some(vip) = lb::vip(&pkt.flow, settings.flags & GUARD_WILDCARD != 0) else {
+        stats::count(Counter::NotVip);
+        return Ok(xdp_action::XDP_PASS);
+    };
+    let passed_up = vip.flags & VIP_PASS != 0;
+    // A UDP packet with no flow starts one on an XDP listener; a proxy
+    // listener's UDP packets never have flows here, so none counts as new.
+    let new_flow = if pkt.tcp() { pkt.syn() } else { !passed_up };
+    guard::admit(&pkt, &settings, &vip, new_flow)?;
+    if passed_up {
+        stats::count(Counter::PassListener);
+        return Ok(xdp_action::XDP_PASS);
+    }
+    if settings.flags & GUARD_DROP_STRAY != 0 && guard::stray(&pkt) {
+        return Err(guard::refuse(vip.vip_id, Counter::GuardStray));
+    }
+    // A SYN is balanced by the ring alone and its flow recorded on the
+    // next packet (the handshake's ACK): spoofed SYNs never complete a
+    // handshake, so a SYN flood cannot fill the table or evict real flows.
+    let record = !(pkt.syn() && settings.flags & GUARD_FLOW_ON_ACK != 0);
+    let backend = lb::choose(&pkt.flow, &vip, record).map_err(|_| Counter::DropNoBackend)?;
+    if !record {
+        stats::count(Counter::FlowSyn);
     }
     forward::forward(ctx, &pkt, &backend)
+}
+
+/// An ICMP "too big" for a VIP flow goes where the flow it quotes goes; it
+/// never creates a flow (it is easy to forge).
+#[inline(always)]
+fn too_big(ctx: &XdpContext, pkt: &parse::Packet) -> Result<u32, Counter> {
+    let backend = match lb::established(&pkt.flow) {
+        Some((b, _)) => b,
+        None => {
+            let Some(vip) = lb::vip(&pkt.flow, false) else {
+                return Ok(xdp_action::XDP_PASS);
+            };
+            if vip.flags & VIP_PASS != 0 {
+                return Ok(xdp_action::XDP_PASS);
+            }
+            lb::choose(&pkt.flow, &vip, false).map_err(|_| Counter::DropNoBackend)?
+        }
+    };
+    stats::count(Counter::IcmpTooBig);
+    forward::forward(ctx, pkt, &backend)
+}
+
+/// A non-first fragment carries no ports, so it belongs to no flow: one for
+/// an address XDP-served VIPs live on cannot be balanced and is dropped;
+/// any other goes to the kernel, which reassembles.
+#[inline(always)]
+fn fragment(dst: &[u8; 16]) -> Result<u32, Counter> {
+    match lb::address(dst) {
+        Some(vip) => Err(guard::refuse(vip.vip_id, Counter::GuardFragment)),
+        None => Ok(xdp_action::XDP_PASS),
+    }
 }
 
 #[cfg(target_arch = "bpf")]

@@ -6,9 +6,12 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, DevMap, HashMap, LruHashMap},
+    maps::{Array, DevMap, HashMap, LpmTrie, LruHashMap},
 };
-use balancer_common::maps::{BackendEntry, FlowKey, FlowValue, Settings, VipKey, VipMeta};
+use balancer_common::{
+    guard::{Ceiling, GuardSettings, LIMITED_ENTRIES, Limited, ListKey, MAX_VIP_IDS, SourceState},
+    maps::{BackendEntry, FlowKey, FlowValue, Settings, VipKey, VipMeta},
+};
 
 #[map(name = "VIPS_V1")]
 pub static VIPS: HashMap<VipKey, VipMeta> = HashMap::with_max_entries(256, 0);
@@ -31,3 +34,22 @@ pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 
 #[map(name = "TX_PORTS_V1")]
 pub static TX_PORTS: DevMap = DevMap::with_max_entries(balancer_common::maps::TX_PORTS, 0);
+
+#[map(name = "GUARD_V1")]
+pub static GUARD: Array<GuardSettings> = Array::with_max_entries(1, 0);
+
+#[map(name = "GUARD_LISTS_V1")]
+pub static LISTS: LpmTrie<ListKey, u32> = LpmTrie::with_max_entries(1024, 0);
+
+// LRU, so a flood of spoofed sources evicts old buckets instead of failing
+// to insert: the map cannot be exhausted. Shared across CPUs for the same
+// reason as the flow table: one source's packets may arrive on any CPU.
+#[map(name = "GUARD_SOURCES_V1")]
+pub static SOURCES: LruHashMap<[u8; 16], SourceState> = LruHashMap::with_max_entries(65_536, 0);
+
+#[map(name = "GUARD_LIMITED_V1")]
+pub static LIMITED: LruHashMap<[u8; 16], Limited> =
+    LruHashMap::with_max_entries(LIMITED_ENTRIES, 0);
+
+#[map(name = "GUARD_CEILINGS_V1")]
+pub static CEILINGS: Array<Ceiling> = Array::with_max_entries(MAX_VIP_IDS, 0);

@@ -86,6 +86,8 @@ struct IcmpHdr {
 }
 
 const TCP_HDR_LEN: usize = 20;
+/// Offset of the flags byte in the TCP header.
+const TCP_FLAGS_AT: usize = 13;
 const UDP_HDR_LEN: usize = 8;
 
 /// Why a frame was not parsed to a balanceable packet.
@@ -94,7 +96,8 @@ pub enum ParseError {
     Truncated,
     NonIp,
     OtherL4,
-    Fragment,
+    /// A non-first IPv4 fragment, with its destination (IPv4-mapped).
+    Fragment([u8; 16]),
     Unsupported,
 }
 
@@ -111,7 +114,7 @@ impl ParseError {
             ParseError::Truncated => Counter::ParseTruncated,
             ParseError::NonIp => Counter::ParseNonIp,
             ParseError::OtherL4 => Counter::ParseOtherL4,
-            ParseError::Fragment => Counter::ParseFragment,
+            ParseError::Fragment(_) => Counter::ParseFragment,
             ParseError::Unsupported => Counter::ParseUnsupported,
         }
     }
@@ -133,9 +136,32 @@ pub struct Packet {
     pub flow: FlowTuple,
     /// The packet is an ICMP / `ICMPv6` "too big" message.
     pub icmp_too_big: bool,
+    /// TCP flags (FIN 0x01 ... URG 0x20); zero for anything but TCP.
+    pub tcp_flags: u8,
 }
 
+/// TCP flag bits.
+pub const TCP_FIN: u8 = 0x01;
+/// TCP flag bits.
+pub const TCP_SYN: u8 = 0x02;
+/// TCP flag bits.
+pub const TCP_RST: u8 = 0x04;
+/// TCP flag bits.
+pub const TCP_ACK: u8 = 0x10;
+
 impl Packet {
+    /// Whether this is TCP.
+    #[inline(always)]
+    pub fn tcp(&self) -> bool {
+        self.flow.protocol == IPPROTO_TCP && !self.icmp_too_big
+    }
+
+    /// Whether this is a connection's first segment: SYN without ACK.
+    #[inline(always)]
+    pub fn syn(&self) -> bool {
+        self.tcp() && self.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
+    }
+
     /// The counter slot for this outcome.
     pub fn outcome(&self) -> Counter {
         match (self.icmp_too_big, self.ipv6, self.flow.protocol) {
@@ -183,6 +209,12 @@ pub fn parse(ctx: &XdpContext) -> Result<Packet, ParseError> {
         IPPROTO_ICMPV6 if ip.ipv6 => (too_big(ctx, &ip, 2, 0)?, true),
         _ => return Err(ParseError::OtherL4),
     };
+    // `transport` checked that the whole fixed TCP header is there.
+    let tcp_flags = if ip.protocol == IPPROTO_TCP {
+        read::<u8>(ctx, ip.l4 + TCP_FLAGS_AT)?
+    } else {
+        0
+    };
     Ok(Packet {
         vlan,
         ipv6: ip.ipv6,
@@ -191,6 +223,7 @@ pub fn parse(ctx: &XdpContext) -> Result<Packet, ParseError> {
         tos: ip.tos,
         flow,
         icmp_too_big,
+        tcp_flags,
     })
 }
 
@@ -206,7 +239,7 @@ fn ipv4(ctx: &XdpContext, at: usize) -> Result<L3, ParseError> {
     }
     // Low 13 bits: fragment offset. Non-zero means no L4 header here.
     if u16::from_be_bytes(ip.frag) & 0x1fff != 0 {
-        return Err(ParseError::Fragment);
+        return Err(ParseError::Fragment(FlowTuple::v4_mapped(ip.dst)));
     }
     Ok(L3 {
         ipv6: false,

@@ -2,12 +2,38 @@
 //! the hot path never contends on a shared cache line.
 
 use aya_ebpf::{bindings::xdp_action, macros::map, maps::PerCpuArray};
-use balancer_common::Counter;
+use balancer_common::{
+    Counter,
+    guard::{GUARD_STATS_SLOTS, MAX_VIP_IDS, UNKNOWN_VIP},
+    stats::GUARD_REASONS,
+};
 
 // The name must equal `balancer_common::stats::STATS_MAP`; the userspace test
 // that reads counters looks the map up by that constant and fails otherwise.
-#[map(name = "STATS_V3")]
+#[map(name = "STATS_V4")]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
+
+// Per listener and guard reason; the name must equal
+// `balancer_common::guard::GUARD_STATS_MAP`.
+#[map(name = "GUARD_STATS_V1")]
+static GUARD_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(GUARD_STATS_SLOTS, 0);
+
+/// Adds one to the guard's drop counter `reason` of listener `vip_id`.
+#[inline(always)]
+pub fn count_guard(vip_id: u32, reason: Counter) {
+    let Some(index) = reason.guard_index() else {
+        return;
+    };
+    let vip = if vip_id < MAX_VIP_IDS {
+        vip_id
+    } else {
+        UNKNOWN_VIP
+    };
+    if let Some(slot) = GUARD_STATS.get_ptr_mut(vip * GUARD_REASONS + index) {
+        // SAFETY: as in `count`.
+        unsafe { *slot += 1 };
+    }
+}
 
 /// Adds one to `counter` on this CPU.
 #[inline(always)]

@@ -4,6 +4,7 @@
 //! nothing.
 
 mod error;
+pub mod guard;
 mod locate;
 pub mod model;
 mod raw;

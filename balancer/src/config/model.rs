@@ -134,6 +134,8 @@ pub struct Listener {
     pub connect_attempts: NonZeroU32,
     /// UDP: concurrent client sessions; the oldest idle one is evicted beyond it.
     pub max_sessions: NonZeroU32,
+    /// This listener's own guard settings.
+    pub guard: ListenerGuard,
 }
 
 /// A pool of backends and how to choose among them.
@@ -214,23 +216,85 @@ pub struct Xdp {
 }
 
 /// Guard settings, enforced in XDP in front of every listener.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Guard {
     /// Sources dropped first.
     pub deny: Vec<Cidr>,
-    /// When non-empty, only these sources reach listeners.
+    /// When non-empty, only these sources reach listeners (a listener's own
+    /// allow list replaces it for that listener).
     pub allow: Vec<Cidr>,
-    /// Per-source new-flow limits.
-    pub per_source: Option<PerSource>,
+    /// Extra martian sources, dropped like the built-in ones.
+    pub martians: Vec<Cidr>,
+    /// Per-source limits.
+    pub per_source: PerSource,
+    /// Record a TCP flow on its first non-SYN packet, not on the SYN.
+    pub flow_on_ack: bool,
+    /// What happens to a TCP RST or SYN-ACK whose flow is not in the table.
+    pub stray_tcp: StrayTcp,
 }
 
-/// Per-source token bucket for new flows.
-#[derive(Clone, Copy, Debug)]
+impl Default for Guard {
+    fn default() -> Self {
+        Self {
+            deny: Vec::new(),
+            allow: Vec::new(),
+            martians: Vec::new(),
+            per_source: PerSource::default(),
+            flow_on_ack: true,
+            stray_tcp: StrayTcp::Drop,
+        }
+    }
+}
+
+/// Per-source token buckets (IPv4 by address, IPv6 by /64).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PerSource {
-    /// New flows per second.
-    pub syn_rate: NonZeroU32,
-    /// Bucket depth.
-    pub syn_burst: NonZeroU32,
+    /// New flows (TCP SYNs, UDP packets with no flow).
+    pub syn: Option<Limit>,
+    /// All packets.
+    pub packets: Option<Limit>,
+    /// Sources tracked at once (an LRU map: the oldest is forgotten).
+    pub table_size: NonZeroU32,
+}
+
+impl Default for PerSource {
+    fn default() -> Self {
+        Self {
+            syn: None,
+            packets: None,
+            table_size: NonZeroU32::new(65_536).expect("non-zero"),
+        }
+    }
+}
+
+/// A rate with its burst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limit {
+    /// Events per second.
+    pub rate: NonZeroU32,
+    /// Events allowed at once; at least `rate`.
+    pub burst: NonZeroU32,
+}
+
+/// Policy for TCP packets that need a flow and have none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrayTcp {
+    /// Drop them (counted as `guard_stray`).
+    Drop,
+    /// Place them by the ring like any packet, without recording a flow.
+    Forward,
+}
+
+/// A listener's own guard settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListenerGuard {
+    /// Sources dropped for this listener.
+    pub deny: Vec<Cidr>,
+    /// When non-empty, only these sources reach this listener.
+    pub allow: Vec<Cidr>,
+    /// New-flow ceiling: SYNs beyond it are dropped.
+    pub new_flows: Option<Limit>,
 }
 
 /// An address prefix, host bits zero.
@@ -240,6 +304,42 @@ pub struct Cidr {
     pub addr: IpAddr,
     /// Prefix length.
     pub prefix: u8,
+}
+
+impl Cidr {
+    /// The prefix as a 128-bit number and length, IPv4 as IPv4-mapped, so
+    /// the two families never overlap.
+    fn wide(&self) -> (u128, u32) {
+        match self.addr.to_canonical() {
+            IpAddr::V4(a) => (u128::from(a.to_ipv6_mapped()), 96 + u32::from(self.prefix)),
+            IpAddr::V6(a) => (u128::from(a), u32::from(self.prefix)),
+        }
+    }
+
+    /// Whether every address of `other` is in `self`.
+    #[must_use]
+    pub fn contains(&self, other: &Cidr) -> bool {
+        let (a, alen) = self.wide();
+        let (b, blen) = other.wide();
+        alen <= blen && (alen == 0 || (a ^ b) >> (128 - alen) == 0)
+    }
+
+    /// Whether `ip` is in `self`.
+    #[must_use]
+    pub fn contains_ip(&self, ip: IpAddr) -> bool {
+        let max = if ip.to_canonical().is_ipv4() { 32 } else { 128 };
+        self.contains(&Cidr {
+            addr: ip.to_canonical(),
+            prefix: max,
+        })
+    }
+
+    /// Prefix length and 16-byte address as the XDP lists key them.
+    #[must_use]
+    pub fn mapped(&self) -> (u32, [u8; 16]) {
+        let (a, len) = self.wide();
+        (len, a.to_be_bytes())
+    }
 }
 
 impl fmt::Display for Cidr {

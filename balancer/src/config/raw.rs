@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::model::{Algorithm, Forwarding, HealthKind, Mode, Protocol};
+use super::model::{Algorithm, Forwarding, HealthKind, Mode, Protocol, StrayTcp};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -57,6 +57,8 @@ pub struct RawListener {
     pub connect_attempts: Option<u64>,
     #[serde(default)]
     pub max_sessions: Option<u64>,
+    #[serde(default)]
+    pub guard: Option<RawListenerGuard>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,12 +137,39 @@ pub struct RawGuard {
     #[serde(default)]
     pub allow: Vec<String>,
     #[serde(default)]
+    pub martians: Vec<String>,
+    #[serde(default)]
     pub per_source: Option<RawPerSource>,
+    #[serde(default)]
+    pub flow_on_ack: Option<bool>,
+    #[serde(default)]
+    pub stray_tcp: Option<StrayTcp>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPerSource {
-    pub syn_rate: u64,
-    pub syn_burst: u64,
+    #[serde(default)]
+    pub syn_rate: Option<u64>,
+    #[serde(default)]
+    pub syn_burst: Option<u64>,
+    #[serde(default)]
+    pub packet_rate: Option<u64>,
+    #[serde(default)]
+    pub packet_burst: Option<u64>,
+    #[serde(default)]
+    pub table_size: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListenerGuard {
+    #[serde(default)]
+    pub deny: Vec<String>,
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub syn_rate: Option<u64>,
+    #[serde(default)]
+    pub syn_burst: Option<u64>,
 }

@@ -12,9 +12,9 @@ use std::{
 use super::{
     model::{
         Algorithm, Backend, Config, Forwarding, Guard, HealthCheck, HealthKind, Listener, Mode,
-        PerSource, Pool, Protocol, Xdp,
+        Pool, Protocol, Xdp,
     },
-    raw::{RawBackend, RawConfig, RawGuard, RawHealth, RawListener, RawPool, RawXdp},
+    raw::{RawBackend, RawConfig, RawHealth, RawListener, RawPool, RawXdp},
     values,
 };
 
@@ -60,11 +60,11 @@ pub mod limits {
 pub struct Problems(pub Vec<(String, String)>);
 
 impl Problems {
-    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push((path.into(), message.into()));
     }
 
-    fn check<T>(&mut self, path: &str, result: Result<T, String>) -> Option<T> {
+    pub(super) fn check<T>(&mut self, path: &str, result: Result<T, String>) -> Option<T> {
         result.map_err(|m| self.add(path, m)).ok()
     }
 
@@ -73,7 +73,13 @@ impl Problems {
             .unwrap_or(default)
     }
 
-    fn bounded(&mut self, path: &str, value: Option<u64>, default: u64, max: u64) -> NonZeroU32 {
+    pub(super) fn bounded(
+        &mut self,
+        path: &str,
+        value: Option<u64>,
+        default: u64,
+        max: u64,
+    ) -> NonZeroU32 {
         let v = value.unwrap_or(default);
         if v == 0 || v > max {
             self.add(path, format!("`{v}` is out of range (expected 1..={max})"));
@@ -119,13 +125,19 @@ pub fn validate(raw: &RawConfig) -> Result<Config, Problems> {
         .map(|(i, pool)| (pool.name.as_str(), i))
         .collect();
     let xdp = raw.xdp.as_ref().map(|x| xdp(x, &mut p));
-    let listeners = listeners(&raw.listeners, &pool_index, raw.xdp.is_some(), &mut p);
-    xdp_listeners(&listeners, &pools, &mut p);
     let guard = raw
         .guard
         .as_ref()
-        .map(|g| guard(g, &mut p))
+        .map(|g| super::guard::guard(g, &mut p))
         .unwrap_or_default();
+    let listeners = listeners(
+        &raw.listeners,
+        &pool_index,
+        raw.xdp.is_some(),
+        &guard,
+        &mut p,
+    );
+    xdp_listeners(&listeners, &pools, &mut p);
     let state_dir = state_dir(raw.state_dir.as_deref(), &mut p);
     let shutdown_grace = p.duration(
         "shutdown_grace",
@@ -172,6 +184,7 @@ fn listeners(
     raw: &[RawListener],
     pools: &HashMap<&str, usize>,
     have_xdp: bool,
+    global_guard: &Guard,
     p: &mut Problems,
 ) -> Vec<Listener> {
     if raw.len() > limits::MAX_LISTENERS {
@@ -260,6 +273,11 @@ fn listeners(
                 limits::MAX_SESSIONS,
                 limits::MAX_MAX_SESSIONS,
             ),
+            guard: l
+                .guard
+                .as_ref()
+                .map(|g| super::guard::listener(g, i, global_guard, p))
+                .unwrap_or_default(),
         });
     }
     out
@@ -531,32 +549,4 @@ fn pin_dir(raw: Option<&str>, p: &mut Problems) -> std::path::PathBuf {
         );
     }
     std::path::PathBuf::from(dir)
-}
-
-fn guard(g: &RawGuard, p: &mut Problems) -> Guard {
-    let cidrs = |list: &[String], key: &str, p: &mut Problems| {
-        list.iter()
-            .enumerate()
-            .filter_map(|(i, c)| p.check(&format!("guard.{key}[{i}]"), values::cidr(c)))
-            .collect()
-    };
-    let deny = cidrs(&g.deny, "deny", p);
-    let allow = cidrs(&g.allow, "allow", p);
-    let per_source = g.per_source.as_ref().map(|s| {
-        if s.syn_burst < s.syn_rate {
-            p.add(
-                "guard.per_source.syn_burst",
-                format!("`{}` is below syn_rate `{}` (the bucket could never hold one second of traffic)", s.syn_burst, s.syn_rate),
-            );
-        }
-        PerSource {
-            syn_rate: p.bounded("guard.per_source.syn_rate", Some(s.syn_rate), 0, 10_000_000),
-            syn_burst: p.bounded("guard.per_source.syn_burst", Some(s.syn_burst), 0, 10_000_000),
-        }
-    });
-    Guard {
-        deny,
-        allow,
-        per_source,
-    }
 }

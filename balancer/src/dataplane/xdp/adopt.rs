@@ -9,12 +9,12 @@
 use std::net::IpAddr;
 
 use super::{
-    Sizes, XdpProgram,
+    Sizes, XdpProgram, guard,
     pins::Pins,
     plane::PlaneError,
     tables::{BackendIds, Egress, Hop, Tables},
 };
-use crate::config::model::{Listener, Pool};
+use crate::config::model::{Guard, Listener, Pool};
 
 /// A program started over pinned maps, and what it kept.
 pub struct Adopted {
@@ -33,10 +33,16 @@ pub struct Adopted {
 }
 
 /// What the maps are built from: the plane's listeners, the pools, and how
-/// backends are reached.
+/// backends are reached; and for the guard, every listener and its settings.
 pub struct Inputs<'a> {
     /// Listeners the XDP plane serves.
     pub listeners: &'a [&'a Listener],
+    /// Every listener of the config, in order (the guard fronts them all).
+    pub all: &'a [Listener],
+    /// Indexes into `all` of the listeners in `listeners`.
+    pub served: &'a [usize],
+    /// The guard's settings, runtime list changes included.
+    pub guard: &'a Guard,
     /// All pools of the config.
     pub pools: &'a [Pool],
     /// Egress facts.
@@ -53,14 +59,16 @@ pub fn start(pins: &Pins, inputs: &Inputs<'_>, flows: u32) -> Result<Adopted, Pl
         Some((old, _)) => BackendIds::recover(old, inputs.listeners, inputs.pools),
         None => BackendIds::default(),
     };
-    let tables = Tables::build(
+    let mut tables = Tables::build(
         inputs.listeners,
         inputs.pools,
         inputs.egress,
         &mut ids,
         inputs.hop_of,
     )?;
-    let want = Sizes::for_tables(&tables, flows);
+    guard::dress(&mut tables, inputs.all, inputs.served, inputs.guard);
+    let want =
+        Sizes::for_tables(&tables, flows).with_sources(inputs.guard.per_source.table_size.get());
     let plan = pins.plan(left, &tables, want)?;
     let mut program = XdpProgram::load_pinned(plan.sizes, pins)?;
     let kept_flows = if plan.keep_flows {

@@ -11,6 +11,7 @@ mod balance_tests;
 mod decap_tests;
 #[cfg(test)]
 mod edge_tests;
+pub mod guard;
 pub mod iface;
 pub mod neighbor;
 pub mod packet;
@@ -129,6 +130,9 @@ pub enum XdpError {
     /// The pin directory is unusable or a pinned map unreadable.
     #[error(transparent)]
     Pin(#[from] pins::PinError),
+    /// The number of CPUs could not be read (per-CPU maps need it).
+    #[error("cannot read the number of possible CPUs: {0}")]
+    Cpus(#[source] std::io::Error),
     /// The program returned a value that is no XDP verdict.
     #[error("XDP program returned `{0}`, which is not a verdict")]
     BadVerdict(u32),
@@ -145,6 +149,10 @@ pub struct Sizes {
     pub backends: u32,
     /// Flow-table entries.
     pub flows: u32,
+    /// Guard list entries.
+    pub lists: u32,
+    /// Sources the per-source limits track.
+    pub sources: u32,
 }
 
 impl Sizes {
@@ -154,7 +162,12 @@ impl Sizes {
         ring: 1,
         backends: 1,
         flows: 1,
+        lists: 1,
+        sources: 1,
     };
+
+    /// Room for list entries operators add at runtime, beyond the config's.
+    pub const RUNTIME_LISTS: u32 = 4096;
 
     /// Room for `tables` twice over plus a little, so later changes with up
     /// to that many VIPs, ring slots and new backend ids fit without
@@ -178,6 +191,17 @@ impl Sizes {
             ring: room(tables.ring.len()),
             backends: room(max_id),
             flows: flows.max(1),
+            lists: room(tables.guard.lists.len()).saturating_add(Self::RUNTIME_LISTS),
+            sources: 65_536,
+        }
+    }
+
+    /// These sizes with a per-source table of `n` entries.
+    #[must_use]
+    pub fn with_sources(self, n: u32) -> Self {
+        Self {
+            sources: n.max(1),
+            ..self
         }
     }
 }

@@ -15,7 +15,7 @@ use balancer_common::{Counter, maps::FLOWS_MAP};
 use super::{
     Verdict,
     adopt::{self, Adopted, Inputs},
-    packet::{ACK, Frame, SYN},
+    packet::{ACK, Frame},
     pins::{PinError, Pins, mount_bpf_fs},
     testkit::*,
 };
@@ -55,6 +55,9 @@ fn start(dir: &Path, yaml: &str, flows: u32) -> (Adopted, Config) {
         &pins,
         &Inputs {
             listeners: &listeners,
+            all: &config.listeners,
+            served: &(0..config.listeners.len()).collect::<Vec<_>>(),
+            guard: &config.guard,
             pools: &config.pools,
             egress: &egress(&config),
             hop_of: &hop_of,
@@ -65,9 +68,10 @@ fn start(dir: &Path, yaml: &str, flows: u32) -> (Adopted, Config) {
     (adopted, config)
 }
 
-fn syns(ports: std::ops::Range<u16>) -> Vec<Frame> {
+/// Handshake ACKs: a flow is recorded on its first non-SYN packet.
+fn handshakes(ports: std::ops::Range<u16>) -> Vec<Frame> {
     ports
-        .map(|p| Frame::tcp4(CLIENT4, p, VIP4, 80, SYN))
+        .map(|p| Frame::tcp4(CLIENT4, p, VIP4, 80, ACK))
         .collect()
 }
 
@@ -96,7 +100,7 @@ fn acks(frames: &[Frame]) -> Vec<Frame> {
 #[test]
 fn restart_keeps_established_flows_where_the_new_ring_differs() {
     let fs = BpfFs::new();
-    let frames = syns(20_000..20_300);
+    let frames = handshakes(20_000..20_300);
     let (first, _) = start(&fs.pins(), &yaml("dsr", [100, 100, 100]), 4096);
     assert!(!first.resumed, "nothing to resume on a fresh filesystem");
     let before = placed(&first, &frames);
@@ -135,7 +139,7 @@ fn restart_keeps_established_flows_where_the_new_ring_differs() {
 fn restart_moves_only_a_removed_backends_flows() {
     let fs = BpfFs::new();
     let removed = mac_of(IpAddr::V4(Ipv4Addr::new(198, 18, 1, 12)));
-    let frames = syns(30_000..30_300);
+    let frames = handshakes(30_000..30_300);
     let (first, _) = start(&fs.pins(), &yaml("dsr", [100, 100, 100]), 4096);
     let before = placed(&first, &frames);
     let on_removed = before.iter().filter(|m| **m == removed).count();
@@ -161,7 +165,7 @@ fn restart_moves_only_a_removed_backends_flows() {
 #[test]
 fn restart_with_another_flow_table_size_starts_empty_and_says_why() {
     let fs = BpfFs::new();
-    let frames = syns(40_000..40_050);
+    let frames = handshakes(40_000..40_050);
     let (first, _) = start(&fs.pins(), &yaml("dsr", [100, 100, 100]), 4096);
     placed(&first, &frames);
     drop(first);

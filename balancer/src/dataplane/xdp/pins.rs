@@ -213,6 +213,8 @@ impl Pins {
                     ring: caps[1],
                     backends: caps[2],
                     flows: 0,
+                    lists: 0,
+                    sources: 0,
                 },
             ));
         }
@@ -236,6 +238,8 @@ impl Pins {
             Some((old, caps)) if fits(tables, caps) => {
                 plan.sizes = Sizes {
                     flows: want.flows,
+                    lists: want.lists,
+                    sources: want.sources,
                     ..caps
                 };
                 plan.old = Some(old);
@@ -358,6 +362,9 @@ impl Pins {
             // this boot, written afresh on every start.
             ports: Vec::new(),
             settings,
+            // Nor are the guard's maps: they hold only what the config
+            // says, and the per-source buckets may start afresh.
+            guard: super::guard::GuardTables::default(),
         })
     }
 }

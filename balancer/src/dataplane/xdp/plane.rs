@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use super::{
     Attached, XdpError, XdpProgram,
     adopt::{self, Adopted, Inputs},
+    guard,
     iface::{IfaceError, Interface},
     neighbor::NeighborError,
     pins::{PinError, Pins},
@@ -99,10 +100,9 @@ impl XdpPlane {
         let Some(xdp) = &config.xdp else {
             return Ok(None);
         };
+        // The plane runs whenever there is an `xdp` section: besides the
+        // listeners it serves, it guards those served in userspace.
         let served = served_in(config);
-        if served.is_empty() {
-            return Ok(None);
-        }
         let iface = Interface::read(&xdp.interface)?;
         let listeners: Vec<&Listener> = served.iter().map(|&i| &config.listeners[i]).collect();
         let routes = Routes::resolve(&iface, &listeners, config, None)?;
@@ -126,6 +126,9 @@ impl XdpPlane {
             &pins,
             &Inputs {
                 listeners: &listeners,
+                all: &config.listeners,
+                served: &served,
+                guard: &config.guard,
                 pools: &config.pools,
                 egress: &egress,
                 hop_of: &|ip| routes.hops.get(&ip).copied(),
@@ -216,6 +219,9 @@ impl XdpPlane {
             &mut self.ids,
             &Inputs {
                 listeners: &listeners,
+                all: &config.listeners,
+                served: &served,
+                guard: &config.guard,
                 pools: &config.pools,
                 egress: &egress,
                 hop_of: &|ip| routes.hops.get(&ip).copied(),
@@ -241,6 +247,9 @@ impl XdpPlane {
             &mut self.ids,
             &Inputs {
                 listeners: &listeners,
+                all: &config.listeners,
+                served: &self.served,
+                guard: &config.guard,
                 pools: &config.pools,
                 egress: &self.egress,
                 hop_of: &|ip| hops.get(&ip).copied(),
@@ -261,7 +270,7 @@ fn write(
     inputs: &Inputs<'_>,
     status: &[Vec<Status>],
 ) -> Result<Tables, PlaneError> {
-    let tables = Tables::build_with(
+    let mut tables = Tables::build_with(
         inputs.listeners,
         inputs.pools,
         &|p, b| {
@@ -275,6 +284,7 @@ fn write(
         ids,
         inputs.hop_of,
     )?;
+    guard::dress(&mut tables, inputs.all, inputs.served, inputs.guard);
     program.apply(Some(old), &tables)?;
     Ok(tables)
 }

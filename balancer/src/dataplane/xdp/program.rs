@@ -12,6 +12,7 @@ use aya::{
 };
 use balancer_common::{
     Counter,
+    guard::{LISTS_MAP, SOURCES_MAP},
     maps::{BACKENDS_MAP, DECAP_ADDRS_MAP, FLOWS_MAP, FlowKey, FlowValue, RING_MAP, VIPS_MAP},
     stats::STATS_MAP,
 };
@@ -219,7 +220,9 @@ fn loader(sizes: Sizes) -> EbpfLoader<'static> {
     l.map_max_entries(VIPS_MAP, sizes.vips)
         .map_max_entries(RING_MAP, sizes.ring)
         .map_max_entries(BACKENDS_MAP, sizes.backends)
-        .map_max_entries(FLOWS_MAP, sizes.flows);
+        .map_max_entries(FLOWS_MAP, sizes.flows)
+        .map_max_entries(LISTS_MAP, sizes.lists)
+        .map_max_entries(SOURCES_MAP, sizes.sources);
     l
 }
 

@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::{
-    packet::{ACK, Frame, SYN},
+    packet::{ACK, Frame},
     tables::Tables,
     testkit::{CLIENT4, VIP4, egress, flow_of, hop_of, mac_of, setup},
 };
@@ -53,7 +53,7 @@ fn set_web2(lb: &mut super::testkit::Lb, s: Status) -> PoolState {
 
 fn syns(ports: std::ops::Range<u16>) -> Vec<Frame> {
     ports
-        .map(|p| Frame::tcp4(CLIENT4, p, VIP4, 80, SYN))
+        .map(|p| Frame::tcp4(CLIENT4, p, VIP4, 80, ACK))
         .collect()
 }
 

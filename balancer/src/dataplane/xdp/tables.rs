@@ -16,6 +16,7 @@ use balancer_common::{
     },
 };
 
+use super::guard::GuardTables;
 use crate::{
     config::model::{Forwarding, Listener, Pool, Protocol},
     runtime::state::Status,
@@ -36,6 +37,8 @@ pub struct Tables {
     pub ports: Vec<(u32, u32)>,
     /// Program-wide settings.
     pub settings: Settings,
+    /// The guard's maps; empty until [`super::guard::dress`] fills them.
+    pub guard: GuardTables,
 }
 
 /// Backend ids that outlive a rebuild. The flow table pins flows to ids,
@@ -250,6 +253,7 @@ impl Tables {
             ring,
             backends,
             ports: egress.ports.clone(),
+            guard: GuardTables::default(),
             settings: Settings {
                 forwarding: match egress.forwarding {
                     Forwarding::Dsr => FORWARD_DSR,

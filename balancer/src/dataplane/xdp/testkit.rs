@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use balancer_common::{Counter, FlowTuple};
 
 use super::{
-    Sizes, XdpProgram,
+    Sizes, XdpProgram, guard,
     packet::{Frame, Ip, L4, LB_MAC},
     tables::{BackendIds, Egress, Hop, Tables, mapped},
 };
@@ -107,9 +107,15 @@ pub fn egress(config: &Config) -> Egress {
     }
 }
 
+/// The tables of `config` as the daemon writes them, guard included, with
+/// every listener served by XDP.
 pub fn tables(config: &Config, ids: &mut BackendIds) -> Tables {
     let listeners: Vec<_> = config.listeners.iter().collect();
-    Tables::build(&listeners, &config.pools, &egress(config), ids, &hop_of).expect("tables")
+    let mut t =
+        Tables::build(&listeners, &config.pools, &egress(config), ids, &hop_of).expect("tables");
+    let served: Vec<usize> = (0..listeners.len()).collect();
+    guard::dress(&mut t, &config.listeners, &served, &config.guard);
+    t
 }
 
 pub fn setup(forwarding: &str) -> Lb {

@@ -19,10 +19,8 @@ const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x10);
 /// The program with empty maps: no VIP, so every packet is passed.
 fn load() -> XdpProgram {
     let sizes = Sizes {
-        vips: 1,
-        ring: 1,
-        backends: 1,
         flows: 16,
+        ..Sizes::MINIMAL
     };
     XdpProgram::load(sizes).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -2,13 +2,25 @@
 //! config says now, changing only what differs, in an order that never lets
 //! a packet find a VIP whose ring points at a missing backend.
 
-use aya::maps::{Array, DevMap, HashMap, MapData};
-use balancer_common::maps::{
-    BACKENDS_MAP, BackendEntry, FLOWS_MAP, FlowKey, FlowValue, RING_MAP, SETTINGS_MAP, Settings,
-    TX_PORTS_MAP, VIPS_MAP, VipKey, VipMeta,
+use aya::maps::{Array, DevMap, HashMap, LpmTrie, MapData, PerCpuArray, PerCpuValues};
+use balancer_common::{
+    guard::{
+        CEILINGS_MAP, Ceiling, GUARD_MAP, GUARD_STATS_MAP, GuardSettings, LISTS_MAP, ListKey,
+        UNKNOWN_VIP,
+    },
+    maps::{
+        BACKENDS_MAP, BackendEntry, FLOWS_MAP, FlowKey, FlowValue, RING_MAP, SETTINGS_MAP,
+        Settings, TX_PORTS_MAP, VIPS_MAP, VipKey, VipMeta,
+    },
+    stats::GUARD_REASONS,
 };
 
-use super::{XdpError, XdpProgram, program::map_err, tables::Tables};
+use super::{
+    XdpError, XdpProgram,
+    guard::{GuardTables, list_entry},
+    program::map_err,
+    tables::Tables,
+};
 
 impl XdpProgram {
     /// Deletes the flows `doomed` picks from the flow table, in one pass;
@@ -49,8 +61,12 @@ impl XdpProgram {
             backends: Vec::new(),
             ports: Vec::new(),
             settings: new.settings,
+            guard: GuardTables::default(),
         };
         let old = old.unwrap_or(&none);
+        // The guard's additions go first and its removals last, so no VIP
+        // flag ever names list entries or a ceiling that are not there.
+        self.guard_additions(&old.guard, &new.guard)?;
         let mut settings: Array<&mut MapData, Settings> =
             Array::try_from(self.map_mut(SETTINGS_MAP)?).map_err(err(SETTINGS_MAP))?;
         settings
@@ -108,6 +124,82 @@ impl XdpProgram {
             backends
                 .set(*id, BackendEntry::EMPTY, 0)
                 .map_err(err(BACKENDS_MAP))?;
+        }
+        self.guard_removals(&old.guard, new)
+    }
+
+    fn guard_additions(&mut self, old: &GuardTables, new: &GuardTables) -> Result<(), XdpError> {
+        let err = map_err;
+        let mut lists: LpmTrie<&mut MapData, ListKey, u32> =
+            LpmTrie::try_from(self.map_mut(LISTS_MAP)?).map_err(err(LISTS_MAP))?;
+        for e in new.lists.iter().filter(|e| !old.lists.contains(e)) {
+            lists
+                .insert(&list_entry(e), e.1, 0)
+                .map_err(err(LISTS_MAP))?;
+        }
+        let mut ceilings: Array<&mut MapData, Ceiling> =
+            Array::try_from(self.map_mut(CEILINGS_MAP)?).map_err(err(CEILINGS_MAP))?;
+        for &(id, rate) in new.ceilings.iter().filter(|c| !old.ceilings.contains(c)) {
+            ceilings
+                .set(id, Ceiling { rate, tat: 0 }, 0)
+                .map_err(err(CEILINGS_MAP))?;
+        }
+        // An id now owned by another listener starts its counters at zero.
+        let mut stats: PerCpuArray<&mut MapData, u64> =
+            PerCpuArray::try_from(self.map_mut(GUARD_STATS_MAP)?).map_err(err(GUARD_STATS_MAP))?;
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| XdpError::Cpus(e))?;
+        for (id, _) in new.names.iter().filter(|n| !old.names.contains(n)) {
+            for reason in 0..GUARD_REASONS {
+                let zero =
+                    PerCpuValues::try_from(vec![0u64; cpus]).map_err(|e| XdpError::Cpus(e))?;
+                stats
+                    .set(id * GUARD_REASONS + reason, zero, 0)
+                    .map_err(err(GUARD_STATS_MAP))?;
+            }
+        }
+        let mut settings: Array<&mut MapData, GuardSettings> =
+            Array::try_from(self.map_mut(GUARD_MAP)?).map_err(err(GUARD_MAP))?;
+        settings.set(0, new.settings, 0).map_err(err(GUARD_MAP))
+    }
+
+    fn guard_removals(&mut self, old: &GuardTables, new: &Tables) -> Result<(), XdpError> {
+        let err = map_err;
+        let g = &new.guard;
+        let mut lists: LpmTrie<&mut MapData, ListKey, u32> =
+            LpmTrie::try_from(self.map_mut(LISTS_MAP)?).map_err(err(LISTS_MAP))?;
+        for e in old
+            .lists
+            .iter()
+            .filter(|e| !g.lists.iter().any(|n| n.0 == e.0))
+        {
+            // Already gone is fine.
+            let _ = lists.remove(&list_entry(e));
+        }
+        let mut ceilings: Array<&mut MapData, Ceiling> =
+            Array::try_from(self.map_mut(CEILINGS_MAP)?).map_err(err(CEILINGS_MAP))?;
+        for (id, _) in old
+            .ceilings
+            .iter()
+            .filter(|(id, _)| !g.ceilings.iter().any(|(n, _)| n == id))
+        {
+            ceilings
+                .set(*id, Ceiling::default(), 0)
+                .map_err(err(CEILINGS_MAP))?;
+        }
+        // A recorded flow skips the lists; flows of sources the new lists
+        // refuse must go, so their next packet meets the guard.
+        if old.lists != g.lists && !g.lists.is_empty() {
+            let flags: std::collections::HashMap<u32, u32> = new
+                .vips
+                .iter()
+                .filter(|(k, _)| k.port != 0)
+                .map(|(_, m)| (m.vip_id, m.flags))
+                .collect();
+            self.purge_flows(|k, v| {
+                let id = v.vip.checked_sub(1).unwrap_or(UNKNOWN_VIP);
+                let vip_flags = flags.get(&id).copied().unwrap_or(0);
+                g.refuses(id, vip_flags, &k.src).is_some()
+            })?;
         }
         Ok(())
     }

@@ -1,0 +1,251 @@
+//! Layouts of the guard's maps: allow/deny/martian lists (an LPM trie),
+//! per-source and per-listener rate limits, and per-listener drop counters.
+//! Rates are kept as GCRA state (see [`Rate`]), one `u64` per bucket, so a
+//! bucket is a single word the program can update in place.
+
+use crate::stats::GUARD_REASONS;
+
+/// LPM trie: [`ListKey`] (behind the kernel's 4-byte prefix length) ->
+/// one of [`LIST_DENY`], [`LIST_ALLOW`], [`LIST_MARTIAN`].
+pub const LISTS_MAP: &str = "GUARD_LISTS_V1";
+/// LRU hash: source key ([`source_key`]) -> [`SourceState`].
+pub const SOURCES_MAP: &str = "GUARD_SOURCES_V1";
+/// LRU hash: source key -> [`Limited`], written only when a source is
+/// dropped by a per-source limit; small, so userspace can list it.
+pub const LIMITED_MAP: &str = "GUARD_LIMITED_V1";
+/// Array: VIP id -> [`Ceiling`], the per-listener new-flow ceiling.
+pub const CEILINGS_MAP: &str = "GUARD_CEILINGS_V1";
+/// One [`GuardSettings`] entry.
+pub const GUARD_MAP: &str = "GUARD_V1";
+/// Per-CPU array: `vip_id * GUARD_REASONS + reason` -> drops.
+pub const GUARD_STATS_MAP: &str = "GUARD_STATS_V1";
+
+/// VIP ids run from 0 to `MAX_VIP_IDS - 1`; the last one counts drops whose
+/// listener is unknown (flows recorded by an older program).
+pub const MAX_VIP_IDS: u32 = 1025;
+/// The VIP id of "no known listener".
+pub const UNKNOWN_VIP: u32 = MAX_VIP_IDS - 1;
+/// Slots in [`GUARD_STATS_MAP`].
+pub const GUARD_STATS_SLOTS: u32 = MAX_VIP_IDS * GUARD_REASONS;
+/// Entries of [`LIMITED_MAP`].
+pub const LIMITED_ENTRIES: u32 = 1024;
+/// The list scope of entries that apply to every listener.
+pub const SCOPE_GLOBAL: u32 = u32::MAX;
+
+/// List verdict: the source is dropped.
+pub const LIST_DENY: u32 = 1;
+/// List verdict: the source may reach listeners whose allow list applies.
+pub const LIST_ALLOW: u32 = 2;
+/// List verdict: the source is a martian (dropped, counted as such).
+pub const LIST_MARTIAN: u32 = 3;
+
+/// [`crate::maps::VipMeta::flags`]: the listener is served in userspace;
+/// the program guards it and passes admitted packets up.
+pub const VIP_PASS: u32 = 1;
+/// [`crate::maps::VipMeta::flags`]: the listener has its own list entries.
+pub const VIP_LISTS: u32 = 1 << 1;
+/// [`crate::maps::VipMeta::flags`]: the listener has its own allow list,
+/// which replaces the global one: a source must match it.
+pub const VIP_ALLOW_ONLY: u32 = 1 << 2;
+/// [`crate::maps::VipMeta::flags`]: the listener has a new-flow ceiling.
+pub const VIP_CEILING: u32 = 1 << 3;
+/// [`crate::maps::VipMeta::flags`]: an address-only entry (port 0,
+/// protocol 0) marking an address that XDP-served VIPs live on, for
+/// fragments.
+pub const VIP_ADDRESS: u32 = 1 << 4;
+
+/// [`GuardSettings::flags`]: per-source SYN limit on.
+pub const GUARD_SOURCE_SYN: u32 = 1;
+/// [`GuardSettings::flags`]: per-source packet limit on.
+pub const GUARD_SOURCE_PACKETS: u32 = 1 << 1;
+/// [`GuardSettings::flags`]: record TCP flows on their first non-SYN
+/// packet, not on the SYN.
+pub const GUARD_FLOW_ON_ACK: u32 = 1 << 2;
+/// [`GuardSettings::flags`]: drop a TCP RST whose flow is not in the table.
+pub const GUARD_DROP_STRAY: u32 = 1 << 3;
+/// [`GuardSettings::flags`]: some listener is bound to a wildcard address;
+/// a VIP miss is looked up again under the unspecified address.
+pub const GUARD_WILDCARD: u32 = 1 << 4;
+/// [`GuardSettings::flags`]: global list entries exist.
+pub const GUARD_LISTS: u32 = 1 << 5;
+/// [`GuardSettings::flags`]: a global allow list applies.
+pub const GUARD_ALLOW_ONLY: u32 = 1 << 6;
+
+/// The data part of an LPM key: the scope (a VIP id, or [`SCOPE_GLOBAL`]),
+/// big-endian so it is matched bit by bit ahead of the address, and the
+/// address (IPv4-mapped for IPv4). Prefix length = 32 + address bits.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListKey {
+    /// Scope, big-endian.
+    pub scope: [u8; 4],
+    /// Address, 16 bytes.
+    pub addr: [u8; 16],
+}
+
+/// A rate as GCRA sees it: one event per `interval_ns` on average, and up
+/// to `burst` events at once, where `tolerance_ns = interval_ns * (burst -
+/// 1)`. An all-zero rate means "no limit".
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Rate {
+    /// Nanoseconds per event.
+    pub interval_ns: u64,
+    /// How far ahead of now the bucket's clock may run.
+    pub tolerance_ns: u64,
+}
+
+impl Rate {
+    /// `rate` events per second with bursts of `burst` (both at least 1).
+    #[must_use]
+    pub const fn new(rate: u32, burst: u32) -> Self {
+        let rate = if rate == 0 { 1 } else { rate as u64 };
+        let burst = if burst == 0 { 1 } else { burst as u64 };
+        let interval_ns = 1_000_000_000 / rate;
+        Self {
+            interval_ns,
+            tolerance_ns: interval_ns * (burst - 1),
+        }
+    }
+
+    /// One event at `now_ns` against a bucket whose theoretical arrival
+    /// time is `*tat`: admits it and moves `*tat` on, or refuses it and
+    /// leaves `*tat` alone. Kernel and tests share this one definition.
+    #[inline(always)]
+    pub fn admit(&self, tat: &mut u64, now_ns: u64) -> bool {
+        let t = if *tat > now_ns { *tat } else { now_ns };
+        if t - now_ns > self.tolerance_ns {
+            return false;
+        }
+        *tat = t + self.interval_ns;
+        true
+    }
+}
+
+/// Program-wide guard settings, one entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct GuardSettings {
+    /// `GUARD_*` flags.
+    pub flags: u32,
+    /// Explicit padding; zero.
+    pub pad: u32,
+    /// Per-source SYN rate.
+    pub syn: Rate,
+    /// Per-source packet rate.
+    pub packets: Rate,
+}
+
+/// One source's buckets.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SourceState {
+    /// GCRA clock of its SYNs.
+    pub syn_tat: u64,
+    /// GCRA clock of its packets.
+    pub packet_tat: u64,
+}
+
+/// A source a per-source limit has dropped.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Limited {
+    /// Packets dropped (approximate across CPUs).
+    pub drops: u64,
+    /// `CLOCK_MONOTONIC` time of the last drop, in nanoseconds.
+    pub last_ns: u64,
+}
+
+/// A listener's new-flow ceiling and its bucket.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Ceiling {
+    /// The ceiling; all zero: none.
+    pub rate: Rate,
+    /// GCRA clock.
+    pub tat: u64,
+}
+
+/// The per-source key of a 16-byte (IPv4-mapped) address: the whole IPv4
+/// address, or an IPv6 address's /64, since one IPv6 host owns a /64.
+#[inline(always)]
+#[must_use]
+pub fn source_key(addr: &[u8; 16], ipv6: bool) -> [u8; 16] {
+    let mut key = *addr;
+    if ipv6 {
+        let mut i = 8;
+        while i < 16 {
+            key[i] = 0;
+            i += 1;
+        }
+    }
+    key
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: `#[repr(C)]`, integers and byte arrays only, every padding
+    // byte an explicit field: any bit pattern is valid, none uninitialised.
+    unsafe impl aya::Pod for super::ListKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::GuardSettings {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::SourceState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Limited {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Ceiling {}
+}
+
+#[cfg(test)]
+mod tests {
+    use core::mem::size_of;
+
+    use super::{Ceiling, GuardSettings, Limited, ListKey, Rate, SourceState, source_key};
+
+    #[test]
+    fn layouts_are_pinned() {
+        assert_eq!(size_of::<ListKey>(), 20);
+        assert_eq!(size_of::<GuardSettings>(), 40);
+        assert_eq!(size_of::<SourceState>(), 16);
+        assert_eq!(size_of::<Limited>(), 16);
+        assert_eq!(size_of::<Ceiling>(), 24);
+    }
+
+    #[test]
+    fn a_burst_is_admitted_whole_and_one_more_is_not() {
+        let r = Rate::new(10, 4);
+        let mut tat = 0;
+        let now = 5_000_000_000;
+        for i in 0..4 {
+            assert!(r.admit(&mut tat, now), "event {i} of the burst");
+        }
+        assert!(!r.admit(&mut tat, now), "one over the burst");
+        // A refusal leaves the clock alone; one interval later one more fits.
+        assert!(r.admit(&mut tat, now + 100_000_000));
+        assert!(!r.admit(&mut tat, now + 100_000_000));
+    }
+
+    #[test]
+    fn the_long_run_rate_is_the_configured_one() {
+        let r = Rate::new(1000, 1000);
+        let mut tat = 0;
+        let mut admitted = 0;
+        // 10 s of one event every 100 us: 10x the rate.
+        for i in 0..100_000u64 {
+            if r.admit(&mut tat, 1_000_000_000 + i * 100_000) {
+                admitted += 1;
+            }
+        }
+        assert!((10_000..=11_000).contains(&admitted), "{admitted}");
+    }
+
+    #[test]
+    fn ipv6_sources_are_keyed_by_their_64() {
+        let a = [0xfd, 0, 0, 0, 0, 0, 0, 1, 9, 9, 9, 9, 9, 9, 9, 9];
+        let k = source_key(&a, true);
+        assert_eq!(&k[..8], &a[..8]);
+        assert_eq!(&k[8..], &[0; 8]);
+        assert_eq!(source_key(&a, false), a);
+    }
+}

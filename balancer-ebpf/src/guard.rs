@@ -1,0 +1,253 @@
+//! The guard: what a packet for a listener must pass before it is balanced
+//! (XDP listeners) or handed to the kernel (proxy and http listeners). In
+//! order, cheapest first: TCP flags, martian sources, allow/deny lists,
+//! the source's packet and SYN buckets, the listener's new-flow ceiling.
+//! Each refusal is a drop reason, counted globally and per listener by the
+//! caller through [`refuse`].
+//!
+//! Packets of flows already in the flow table skip most of this: they were
+//! admitted when the flow was recorded, and userspace purges the flows of
+//! sources a list change refuses. Only the flag check and the per-source
+//! packet limit (when configured) run for them.
+
+use aya_ebpf::helpers::bpf_ktime_get_ns;
+use aya_ebpf::maps::lpm_trie::Key;
+use balancer_common::{
+    Counter,
+    guard::{
+        GUARD_ALLOW_ONLY, GUARD_LISTS, GUARD_SOURCE_PACKETS, GUARD_SOURCE_SYN, GuardSettings,
+        LIST_ALLOW, LIST_DENY, LIST_MARTIAN, Limited, ListKey, SCOPE_GLOBAL, SourceState,
+        VIP_ALLOW_ONLY, VIP_CEILING, VIP_LISTS, source_key,
+    },
+    maps::VipMeta,
+};
+
+use crate::{
+    maps::{CEILINGS, GUARD, LIMITED, LISTS, SOURCES},
+    parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
+    stats::count_guard,
+};
+
+/// The guard settings, all zero (nothing on) if the entry is unreadable.
+#[inline(always)]
+pub fn settings() -> GuardSettings {
+    GUARD.get(0).copied().unwrap_or_default()
+}
+
+/// Counts `reason` for listener `vip_id` and returns it, for the caller to
+/// drop the packet under it.
+#[inline(always)]
+pub fn refuse(vip_id: u32, reason: Counter) -> Counter {
+    count_guard(vip_id, reason);
+    reason
+}
+
+/// The checks for a packet of a recorded flow of listener `vip_id`.
+#[inline(always)]
+pub fn established(pkt: &Packet, s: &GuardSettings, vip_id: u32) -> Result<(), Counter> {
+    if !flags_ok(pkt) {
+        return Err(refuse(vip_id, Counter::GuardBadFlags));
+    }
+    if s.flags & GUARD_SOURCE_PACKETS != 0 {
+        source(pkt, s, false).map_err(|r| refuse(vip_id, r))?;
+    }
+    Ok(())
+}
+
+/// The checks for any other packet to listener `vip`; `new_flow` says
+/// whether it would start a flow (a SYN, or a UDP packet with no flow).
+#[inline(always)]
+pub fn admit(
+    pkt: &Packet,
+    s: &GuardSettings,
+    vip: &VipMeta,
+    new_flow: bool,
+) -> Result<(), Counter> {
+    let id = vip.vip_id;
+    if !flags_ok(pkt) {
+        return Err(refuse(id, Counter::GuardBadFlags));
+    }
+    if martian(pkt) {
+        return Err(refuse(id, Counter::GuardMartian));
+    }
+    lists(pkt, s, vip).map_err(|r| refuse(id, r))?;
+    if s.flags & (GUARD_SOURCE_PACKETS | GUARD_SOURCE_SYN) != 0 {
+        source(pkt, s, new_flow).map_err(|r| refuse(id, r))?;
+    }
+    if new_flow && vip.flags & VIP_CEILING != 0 {
+        ceiling(id).map_err(|r| refuse(id, r))?;
+    }
+    Ok(())
+}
+
+/// False for flag sets no valid segment carries: SYN with FIN or RST, or
+/// none of FIN/SYN/RST/PSH/ACK/URG (a "null" scan).
+#[inline(always)]
+fn flags_ok(pkt: &Packet) -> bool {
+    if !pkt.tcp() {
+        return true;
+    }
+    let f = pkt.tcp_flags;
+    let syn = f & TCP_SYN != 0;
+    !(f & 0x3f == 0 || (syn && f & (TCP_FIN | TCP_RST) != 0))
+}
+
+/// Sources no real client sends from: the unspecified address, loopback,
+/// multicast, IPv4 broadcast, the destination itself, and IPv4-mapped
+/// addresses inside IPv6 (which would pose as IPv4 sources here).
+#[inline(always)]
+fn martian(pkt: &Packet) -> bool {
+    let a = &pkt.flow.src;
+    if *a == pkt.flow.dst {
+        return true;
+    }
+    let mapped = a[..10] == [0u8; 10] && a[10] == 0xff && a[11] == 0xff;
+    if pkt.ipv6 {
+        if mapped || a[0] == 0xff {
+            return true;
+        }
+        // :: and ::1.
+        return a[..15] == [0u8; 15] && a[15] <= 1;
+    }
+    let first = a[12];
+    first == 0 || first == 127 || (224..240).contains(&first) || a[12..] == [255u8; 4]
+}
+
+/// The allow/deny/martian lists: the listener's own entries and the global
+/// ones. Any deny or martian match drops; a matching allow admits only if
+/// an allow list applies (the listener's, or else the global one).
+#[inline(always)]
+fn lists(pkt: &Packet, s: &GuardSettings, vip: &VipMeta) -> Result<(), Counter> {
+    let own = vip.flags & VIP_LISTS != 0;
+    let global = s.flags & GUARD_LISTS != 0;
+    if !own && !global {
+        return Ok(());
+    }
+    let mine = if own { lookup(vip.vip_id, pkt) } else { 0 };
+    let all = if global { lookup(SCOPE_GLOBAL, pkt) } else { 0 };
+    for hit in [mine, all] {
+        match hit {
+            LIST_DENY => return Err(Counter::GuardDeny),
+            LIST_MARTIAN => return Err(Counter::GuardMartian),
+            _ => {}
+        }
+    }
+    let allowed = if vip.flags & VIP_ALLOW_ONLY != 0 {
+        mine == LIST_ALLOW
+    } else if s.flags & GUARD_ALLOW_ONLY != 0 {
+        all == LIST_ALLOW
+    } else {
+        true
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Counter::GuardNotAllowed)
+    }
+}
+
+/// The verdict of the longest entry in `scope` matching the source, or 0.
+#[inline(always)]
+fn lookup(scope: u32, pkt: &Packet) -> u32 {
+    let key = Key::new(
+        32 + 128,
+        ListKey {
+            scope: scope.to_be_bytes(),
+            addr: pkt.flow.src,
+        },
+    );
+    LISTS.get(&key).copied().unwrap_or(0)
+}
+
+/// The source's buckets: every packet against its packet rate, a new
+/// flow also against its SYN rate. A refusal is remembered in the small
+/// `LIMITED` map, which userspace lists as the top limited sources.
+#[inline(always)]
+fn source(pkt: &Packet, s: &GuardSettings, new_flow: bool) -> Result<(), Counter> {
+    let key = source_key(&pkt.flow.src, pkt.ipv6);
+    // SAFETY: bpf_ktime_get_ns has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let verdict = match SOURCES.get_ptr_mut(&key) {
+        // SAFETY: the pointer comes from the lookup and stays valid for this
+        // program run; a racing CPU may lose an update, which only makes
+        // the limit a little more lenient.
+        Some(state) => buckets(unsafe { &mut *state }, s, new_flow, now),
+        None => {
+            let mut state = SourceState::default();
+            let verdict = buckets(&mut state, s, new_flow, now);
+            // An insert fails only without memory; the packet's verdict
+            // stands either way.
+            let _ = SOURCES.insert(&key, &state, 0);
+            verdict
+        }
+    };
+    if let Err(reason) = verdict {
+        remember(&key, now);
+        return Err(reason);
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn buckets(
+    state: &mut SourceState,
+    s: &GuardSettings,
+    new_flow: bool,
+    now: u64,
+) -> Result<(), Counter> {
+    if s.flags & GUARD_SOURCE_PACKETS != 0 && !s.packets.admit(&mut state.packet_tat, now) {
+        return Err(Counter::GuardSourcePackets);
+    }
+    if new_flow && s.flags & GUARD_SOURCE_SYN != 0 && !s.syn.admit(&mut state.syn_tat, now) {
+        return Err(Counter::GuardSourceSyn);
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn remember(key: &[u8; 16], now: u64) {
+    match LIMITED.get_ptr_mut(key) {
+        Some(l) => {
+            // SAFETY: as in `source`.
+            let l = unsafe { &mut *l };
+            l.drops += 1;
+            l.last_ns = now;
+        }
+        None => {
+            let _ = LIMITED.insert(
+                key,
+                &Limited {
+                    drops: 1,
+                    last_ns: now,
+                },
+                0,
+            );
+        }
+    }
+}
+
+/// The listener's new-flow ceiling, one bucket shared by all CPUs.
+#[inline(always)]
+fn ceiling(vip_id: u32) -> Result<(), Counter> {
+    let Some(c) = CEILINGS.get_ptr_mut(vip_id) else {
+        return Ok(());
+    };
+    // SAFETY: as in `source`.
+    let c = unsafe { &mut *c };
+    // SAFETY: bpf_ktime_get_ns has no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let rate = c.rate;
+    if rate.admit(&mut c.tat, now) {
+        Ok(())
+    } else {
+        Err(Counter::GuardListenerSyn)
+    }
+}
+
+/// Whether a TCP packet with no flow is stray: a RST, or a
+/// SYN-ACK (backscatter of someone else's spoofed SYNs).
+#[inline(always)]
+pub fn stray(pkt: &Packet) -> bool {
+    let f = pkt.tcp_flags;
+    pkt.tcp() && (f & TCP_RST != 0 || f & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK)
+}

@@ -1,0 +1,238 @@
+//! The guard's share of the maps, built from the validated config: the
+//! settings entry, the allow/deny/martian lists, each listener's new-flow
+//! ceiling, and the VIP entries that let the program find every listener.
+//! Listeners served in userspace get a VIP entry too, flagged
+//! [`VIP_PASS`], so their packets are guarded and then passed up.
+//!
+//! VIP ids are listener indexes in the config, so the per-listener drop
+//! counters are found by listener; [`GuardTables::names`] says which
+//! listener owns an id, and the writer zeroes an id's counters when its
+//! owner changes.
+
+use std::net::IpAddr;
+
+use aya::maps::lpm_trie::Key;
+use balancer_common::{
+    Counter,
+    guard::{
+        GUARD_ALLOW_ONLY, GUARD_DROP_STRAY, GUARD_FLOW_ON_ACK, GUARD_LISTS, GUARD_SOURCE_PACKETS,
+        GUARD_SOURCE_SYN, GUARD_WILDCARD, GuardSettings, LIST_ALLOW, LIST_DENY, LIST_MARTIAN,
+        ListKey, Rate, SCOPE_GLOBAL, VIP_ADDRESS, VIP_ALLOW_ONLY, VIP_CEILING, VIP_LISTS, VIP_PASS,
+    },
+    maps::{VipKey, VipMeta},
+};
+
+use super::tables::{Tables, mapped, vip_key};
+use crate::config::model::{Cidr, Guard, Limit, Listener, StrayTcp};
+
+/// An LPM key as the kernel sees it: prefix length, then [`ListKey`].
+pub type ListEntry = Key<ListKey>;
+
+/// What the guard's maps should hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GuardTables {
+    /// The settings entry.
+    pub settings: GuardSettings,
+    /// List entries: (prefix length, key) -> verdict.
+    pub lists: Vec<((u32, ListKey), u32)>,
+    /// VIP id -> new-flow ceiling, for listeners that have one.
+    pub ceilings: Vec<(u32, Rate)>,
+    /// VIP id -> listener name, for every listener.
+    pub names: Vec<(u32, String)>,
+}
+
+/// The rate of a configured limit.
+#[must_use]
+pub fn rate(l: &Limit) -> Rate {
+    Rate::new(l.rate.get(), l.burst.get())
+}
+
+/// Adds the guard to `tables` (built for the `served` listeners of `all`):
+/// VIP ids and flags, entries for listeners served in userspace and for
+/// the addresses XDP VIPs live on, and [`Tables::guard`].
+pub fn dress(tables: &mut Tables, all: &[Listener], served: &[usize], guard: &Guard) {
+    let mut g = GuardTables::default();
+    let mut flags = 0;
+    if guard.per_source.syn.is_some() {
+        flags |= GUARD_SOURCE_SYN;
+    }
+    if guard.per_source.packets.is_some() {
+        flags |= GUARD_SOURCE_PACKETS;
+    }
+    if guard.flow_on_ack {
+        flags |= GUARD_FLOW_ON_ACK;
+    }
+    if guard.stray_tcp == StrayTcp::Drop {
+        flags |= GUARD_DROP_STRAY;
+    }
+    let global = list_entries(SCOPE_GLOBAL, &guard.deny, &guard.allow, &guard.martians);
+    if !global.is_empty() {
+        flags |= GUARD_LISTS;
+    }
+    if !guard.allow.is_empty() {
+        flags |= GUARD_ALLOW_ONLY;
+    }
+    g.lists = global;
+    let mut vips: Vec<(VipKey, VipMeta)> = Vec::with_capacity(tables.vips.len() + all.len());
+    for (index, l) in all.iter().enumerate() {
+        let vip_id = index as u32;
+        g.names.push((vip_id, l.name.clone()));
+        let mut vip_flags = 0;
+        let own = list_entries(vip_id, &l.guard.deny, &l.guard.allow, &[]);
+        if !own.is_empty() {
+            vip_flags |= VIP_LISTS;
+        }
+        if !l.guard.allow.is_empty() {
+            vip_flags |= VIP_ALLOW_ONLY;
+        }
+        g.lists.extend(own);
+        if let Some(limit) = &l.guard.new_flows {
+            vip_flags |= VIP_CEILING;
+            g.ceilings.push((vip_id, rate(limit)));
+        }
+        let key = vip_key(l.address, l.protocol);
+        let position = served.iter().position(|&s| s == index);
+        let meta = match position.and_then(|p| tables.vips.get(p)) {
+            Some((_, meta)) => VipMeta {
+                flags: vip_flags,
+                vip_id,
+                ..*meta
+            },
+            None => VipMeta {
+                ring_offset: 0,
+                ring_size: 0,
+                flags: vip_flags | VIP_PASS,
+                vip_id,
+            },
+        };
+        vips.push((key, meta));
+        if position.is_some() {
+            let addr = VipKey {
+                addr: key.addr,
+                port: 0,
+                protocol: 0,
+                pad: 0,
+            };
+            if !vips.iter().any(|(k, _)| *k == addr) {
+                vips.push((
+                    addr,
+                    VipMeta {
+                        ring_offset: 0,
+                        ring_size: 0,
+                        flags: VIP_ADDRESS,
+                        vip_id,
+                    },
+                ));
+            }
+        } else if l.address.ip().is_unspecified() {
+            flags |= GUARD_WILDCARD;
+            // A `[::]` socket takes IPv4 too (the Linux default), so it is
+            // keyed under both unspecified addresses.
+            if l.address.is_ipv6() {
+                let v4 = VipKey {
+                    addr: mapped(IpAddr::from([0u8; 4])),
+                    ..key
+                };
+                if !vips.iter().any(|(k, _)| *k == v4) {
+                    vips.push((v4, meta));
+                }
+            }
+        }
+    }
+    g.settings = GuardSettings {
+        flags,
+        pad: 0,
+        syn: guard.per_source.syn.as_ref().map(rate).unwrap_or_default(),
+        packets: guard
+            .per_source
+            .packets
+            .as_ref()
+            .map(rate)
+            .unwrap_or_default(),
+    };
+    tables.vips = vips;
+    tables.guard = g;
+}
+
+fn list_entries(
+    scope: u32,
+    deny: &[Cidr],
+    allow: &[Cidr],
+    martians: &[Cidr],
+) -> Vec<((u32, ListKey), u32)> {
+    let mut out = Vec::with_capacity(deny.len() + allow.len() + martians.len());
+    for (list, verdict) in [
+        (deny, LIST_DENY),
+        (allow, LIST_ALLOW),
+        (martians, LIST_MARTIAN),
+    ] {
+        for c in list {
+            let (len, addr) = c.mapped();
+            out.push((
+                (
+                    32 + len,
+                    ListKey {
+                        scope: scope.to_be_bytes(),
+                        addr,
+                    },
+                ),
+                verdict,
+            ));
+        }
+    }
+    out
+}
+
+impl GuardTables {
+    /// The verdict of the longest entry of `scope` matching `src`, or 0.
+    fn lookup(&self, scope: u32, src: &[u8; 16]) -> u32 {
+        let scope = scope.to_be_bytes();
+        let want = u128::from_be_bytes(*src);
+        self.lists
+            .iter()
+            .filter(|((len, k), _)| {
+                let bits = len - 32;
+                k.scope == scope
+                    && (bits == 0 || (u128::from_be_bytes(k.addr) ^ want) >> (128 - bits) == 0)
+            })
+            .max_by_key(|((len, _), _)| *len)
+            .map_or(0, |(_, v)| *v)
+    }
+
+    /// Why the lists refuse `src` at the listener with VIP id `vip_id`
+    /// (flags `vip_flags`), as the program decides it; `None` admits.
+    #[must_use]
+    pub fn refuses(&self, vip_id: u32, vip_flags: u32, src: &[u8; 16]) -> Option<Counter> {
+        let mine = if vip_flags & VIP_LISTS != 0 {
+            self.lookup(vip_id, src)
+        } else {
+            0
+        };
+        let all = if self.settings.flags & GUARD_LISTS != 0 {
+            self.lookup(SCOPE_GLOBAL, src)
+        } else {
+            0
+        };
+        for hit in [mine, all] {
+            match hit {
+                LIST_DENY => return Some(Counter::GuardDeny),
+                LIST_MARTIAN => return Some(Counter::GuardMartian),
+                _ => {}
+            }
+        }
+        let allowed = if vip_flags & VIP_ALLOW_ONLY != 0 {
+            mine == LIST_ALLOW
+        } else if self.settings.flags & GUARD_ALLOW_ONLY != 0 {
+            all == LIST_ALLOW
+        } else {
+            true
+        };
+        (!allowed).then_some(Counter::GuardNotAllowed)
+    }
+}
+
+/// The key the program looks a list entry up by.
+#[must_use]
+pub fn list_entry(&((len, key), _): &((u32, ListKey), u32)) -> ListEntry {
+    Key::new(len, key)
+}
