@@ -391,6 +391,47 @@ pub(super) fn cases() -> Vec<Case> {
             "below syn_rate",
         ),
         (
+            "overlapping deny cidrs",
+            append("guard:\n  deny: [198.18.0.0/16, 198.18.4.0/24]\n"),
+            16,
+            "guard.deny[1]",
+            "overlaps `198.18.0.0/16` (guard.deny[0])",
+        ),
+        (
+            "allow inside deny",
+            append("guard:\n  deny: [\"fd00::/8\"]\n  allow: [\"fd00:1::/32\"]\n"),
+            17,
+            "guard.allow[0]",
+            "never admit",
+        ),
+        (
+            "a listener's allow inside a global deny",
+            replace(
+                "    pool: web\n",
+                "    pool: web\n    guard: { allow: [198.18.0.0/24] }\n",
+            ) + "guard:\n  deny: [198.18.0.0/16]\n",
+            8,
+            "listeners[0].guard.allow[0]",
+            "never admit",
+        ),
+        (
+            "listener ceiling burst below rate",
+            replace(
+                "    pool: web\n",
+                "    pool: web\n    guard: { syn_rate: 500, syn_burst: 10 }\n",
+            ),
+            8,
+            "listeners[0].guard.syn_burst",
+            "below syn_rate `500`",
+        ),
+        (
+            "packet burst without a rate",
+            append("guard:\n  per_source:\n    packet_burst: 100\n"),
+            17,
+            "guard.per_source.packet_burst",
+            "needs `packet_rate`",
+        ),
+        (
             "zero syn rate",
             append("guard:\n  per_source:\n    syn_rate: 0\n    syn_burst: 100\n"),
             17,

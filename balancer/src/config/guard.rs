@@ -136,24 +136,27 @@ fn cidrs(list: &[String], at: &str, p: &mut Problems) -> Vec<Cidr> {
 }
 
 /// Every entry of `new` that conflicts with an earlier entry of `new` or
-/// with one of `old`, as (field, message). `old` entries are taken as
-/// already consistent among themselves.
+/// with one of `global`, as (field, message). `global` entries are taken
+/// as consistent among themselves and sit in another scope: the program
+/// looks both up, deny wins across them and a listener's allow list
+/// replaces the global one, so across scopes only an allow entry inside a
+/// deny entry is meaningless.
 #[must_use]
-pub fn conflicts(new: &[Entry], old: &[Entry]) -> Vec<(String, String)> {
+pub fn conflicts(new: &[Entry], global: &[Entry]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (i, b) in new.iter().enumerate() {
-        for a in old.iter().chain(&new[..i]) {
-            if let Some(why) = conflict(a, b) {
-                out.push((b.at.clone(), why));
-                break;
-            }
+        let within = new[..i].iter().find_map(|a| conflict(a, b, false));
+        let across = || global.iter().find_map(|a| conflict(a, b, true));
+        if let Some(why) = within.or_else(across) {
+            out.push((b.at.clone(), why));
         }
     }
     out
 }
 
-/// Why `b` cannot stand beside `a`, if it cannot.
-fn conflict(a: &Entry, b: &Entry) -> Option<String> {
+/// Why `b` cannot stand beside `a`, if it cannot; `across` when they are in
+/// different scopes.
+fn conflict(a: &Entry, b: &Entry, across: bool) -> Option<String> {
     let (outer, inner) = if a.cidr.contains(&b.cidr) {
         (a, b)
     } else if b.cidr.contains(&a.cidr) {
@@ -168,6 +171,8 @@ fn conflict(a: &Entry, b: &Entry) -> Option<String> {
     }
     let dead = if inner.kind == ListKind::Allow && refusing(outer.kind) {
         "; the deny wins, so the allow entry would never admit anything"
+    } else if across {
+        return None;
     } else {
         "; an address must match one entry, so merge or remove one of them"
     };

@@ -12,6 +12,8 @@ mod decap_tests;
 #[cfg(test)]
 mod edge_tests;
 pub mod guard;
+#[cfg(test)]
+mod guard_tests;
 pub mod iface;
 pub mod neighbor;
 pub mod packet;

@@ -12,8 +12,9 @@ use aya::{
 };
 use balancer_common::{
     Counter,
-    guard::{LISTS_MAP, SOURCES_MAP},
+    guard::{GUARD_STATS_MAP, LIMITED_MAP, LISTS_MAP, Limited, SOURCES_MAP},
     maps::{BACKENDS_MAP, DECAP_ADDRS_MAP, FLOWS_MAP, FlowKey, FlowValue, RING_MAP, VIPS_MAP},
+    stats::GUARD_REASONS,
     stats::STATS_MAP,
 };
 
@@ -197,6 +198,64 @@ impl XdpProgram {
         }
     }
 
+    /// The guard's drops of listener `vip_id`, summed over CPUs, in
+    /// [`Counter::GUARD`] order.
+    pub fn guard_counters(&self, vip_id: u32) -> Result<[u64; GUARD_REASONS as usize], XdpError> {
+        let array: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(self.map(GUARD_STATS_MAP)?).map_err(map_err(GUARD_STATS_MAP))?;
+        let mut out = [0u64; GUARD_REASONS as usize];
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = array
+                .get(&(vip_id * GUARD_REASONS + i as u32), 0)
+                .map_err(map_err(GUARD_STATS_MAP))?
+                .iter()
+                .sum();
+        }
+        Ok(out)
+    }
+
+    /// Sources a per-source limit dropped within `window` of now, most
+    /// drops first, at most `n` of them.
+    pub fn limited_sources(
+        &self,
+        window: Duration,
+        n: usize,
+    ) -> Result<Vec<LimitedSource>, XdpError> {
+        let map: HashMap<&MapData, [u8; 16], Limited> =
+            HashMap::try_from(self.map(LIMITED_MAP)?).map_err(map_err(LIMITED_MAP))?;
+        let now = monotonic_ns();
+        let window = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+        let mut out: Vec<LimitedSource> = map
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, l)| now.saturating_sub(l.last_ns) <= window)
+            .map(|(k, l)| LimitedSource {
+                source: unmapped(k),
+                drops: l.drops,
+                ago: Duration::from_nanos(now.saturating_sub(l.last_ns)),
+            })
+            .collect();
+        out.sort_by(|a, b| b.drops.cmp(&a.drops));
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// Records `key` as pinned to `backend` with VIP field `vip`, as a
+    /// program might have left it.
+    #[cfg(test)]
+    pub(super) fn put_flow(
+        &mut self,
+        key: &FlowKey,
+        backend: u32,
+        vip: u32,
+    ) -> Result<(), XdpError> {
+        let mut flows: HashMap<&mut MapData, FlowKey, FlowValue> =
+            HashMap::try_from(self.map_mut(FLOWS_MAP)?).map_err(map_err(FLOWS_MAP))?;
+        flows
+            .insert(key, FlowValue { backend, vip }, 0)
+            .map_err(map_err(FLOWS_MAP))
+    }
+
     /// Every counter, summed over CPUs, in [`Counter::ALL`] order.
     pub fn counters(&self) -> Result<[u64; Counter::COUNT as usize], XdpError> {
         let array: PerCpuArray<&MapData, u64> =
@@ -211,6 +270,34 @@ impl XdpProgram {
         }
         Ok(out)
     }
+}
+
+/// A source the per-source limits have been dropping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitedSource {
+    /// The source (an IPv6 source stands for its /64).
+    pub source: IpAddr,
+    /// Packets dropped since it was first limited (approximate).
+    pub drops: u64,
+    /// Time since its last drop.
+    pub ago: Duration,
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock `bpf_ktime_get_ns` reads.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+/// The address a 16-byte, IPv4-mapped key stands for.
+#[must_use]
+pub fn unmapped(key: [u8; 16]) -> IpAddr {
+    std::net::Ipv6Addr::from(key).to_canonical()
 }
 
 /// A loader with the balancer's map sizes set (every entry point's object
