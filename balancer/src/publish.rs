@@ -16,7 +16,7 @@ use crate::{
     config::Config,
     dataplane::xdp::plane::XdpPlane,
     runtime::{BackendState, ListenerStats, LivePool},
-    status::{self, BackendStatus, ListenerStatus, PoolStatus, Status, XdpStatus},
+    status::{self, BackendStatus, LimitedStatus, ListenerStatus, PoolStatus, Status, XdpStatus},
 };
 
 /// What the running config looks like; a reload swaps in a new one.
@@ -67,6 +67,28 @@ pub fn snapshot(sources: &Sources) -> Status {
         .as_ref()
         .and_then(|plane| plane.lock().ok())
         .map(|plane| XdpStatus {
+            guard: plane
+                .guard_drops()
+                .into_iter()
+                .map(|(listener, drops)| {
+                    let by_reason = Counter::GUARD
+                        .iter()
+                        .zip(drops)
+                        .filter(|(_, d)| *d > 0)
+                        .map(|(k, d)| (k.name().to_owned(), d))
+                        .collect();
+                    (listener, by_reason)
+                })
+                .collect(),
+            limited: plane
+                .limited()
+                .into_iter()
+                .map(|l| LimitedStatus {
+                    source: l.source.to_string(),
+                    drops: l.drops,
+                    ago_ms: u64::try_from(l.ago.as_millis()).unwrap_or(u64::MAX),
+                })
+                .collect(),
             interface: plane.interface.clone(),
             attach: plane.attached.to_string(),
             counters: plane.program().counters().map_or_else(

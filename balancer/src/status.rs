@@ -99,6 +99,23 @@ pub struct XdpStatus {
     pub attach: String,
     /// Every counter by name, summed over CPUs.
     pub counters: BTreeMap<String, u64>,
+    /// Guard drops by listener, then reason; listeners with none left out.
+    #[serde(default)]
+    pub guard: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Sources the per-source limits dropped in the last 10 s, most first.
+    #[serde(default)]
+    pub limited: Vec<LimitedStatus>,
+}
+
+/// A source the per-source limits are dropping.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitedStatus {
+    /// Address (IPv6: its /64).
+    pub source: String,
+    /// Packets dropped.
+    pub drops: u64,
+    /// Milliseconds since the last drop.
+    pub ago_ms: u64,
 }
 
 /// Why the snapshot could not be read.
@@ -216,6 +233,22 @@ pub fn render(s: &Status, now_ms: u64) -> String {
         for (k, v) in x.counters.iter().filter(|(_, v)| **v > 0) {
             let _ = writeln!(out, "  {k:<24} {v}");
         }
+        for (listener, drops) in &x.guard {
+            let _ = writeln!(out, "\nguard drops, listener {listener}:");
+            for (k, v) in drops {
+                let _ = writeln!(out, "  {k:<24} {v}");
+            }
+        }
+        if !x.limited.is_empty() {
+            let _ = writeln!(out, "\nsources limited in the last 10 s:");
+            for l in &x.limited {
+                let _ = writeln!(
+                    out,
+                    "  {:<40} {:>10} drops, last {} ms ago",
+                    l.source, l.drops, l.ago_ms
+                );
+            }
+        }
     }
     out
 }
@@ -269,6 +302,12 @@ mod tests {
                     ("forward_dsr".into(), 12),
                     ("drop_no_backend".into(), 0),
                 ]),
+                guard: BTreeMap::from([("web".into(), BTreeMap::from([("guard_deny".into(), 3)]))]),
+                limited: vec![super::LimitedStatus {
+                    source: "198.18.128.7".into(),
+                    drops: 41,
+                    ago_ms: 120,
+                }],
             }),
         };
         write(dir.path(), &s).expect("write");

@@ -22,6 +22,8 @@
 //! | `balancer_health_check_duration_seconds` | histogram | pool, backend |
 //! | `balancer_reloads_total` | counter | result (`ok`, `failed`) |
 //! | `balancer_xdp_packets_total` | counter | counter (verdict, parse outcome or drop reason) |
+//! | `balancer_guard_drops_total` | counter | listener, reason |
+//! | `balancer_guard_limited_source_drops` | gauge | source (top 10 limited in the last 10 s) |
 
 use std::{
     fmt,
@@ -292,6 +294,36 @@ fn xdp(encoder: &mut DescriptorEncoder, s: &Sources) -> Result<(), fmt::Error> {
         "balancer_xdp_packets",
         "XDP program counters: verdicts, parse outcomes, drop reasons",
         MetricType::Counter,
+        samples,
+    )?;
+    let guard = plane.guard_drops();
+    let samples = guard.iter().flat_map(|(listener, drops)| {
+        Counter::GUARD.iter().zip(drops).map(move |(k, d)| {
+            (
+                [
+                    ("listener", listener.clone()),
+                    ("reason", k.name().trim_start_matches("guard_").to_owned()),
+                ],
+                *d,
+            )
+        })
+    });
+    family(
+        encoder,
+        "balancer_guard_drops",
+        "Packets the XDP guard dropped, by listener and reason",
+        MetricType::Counter,
+        samples,
+    )?;
+    let samples = plane
+        .limited()
+        .into_iter()
+        .map(|l| ([("source", l.source.to_string())], l.drops));
+    family(
+        encoder,
+        "balancer_guard_limited_source_drops",
+        "Drops of the sources the per-source limits refused in the last 10 s (top 10)",
+        MetricType::Gauge,
         samples,
     )
 }

@@ -122,6 +122,7 @@ pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
 /// the embedded demo) until SIGINT or SIGTERM; SIGHUP reloads.
 pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> {
     system::raise_fd_limit();
+    system::check_syncookies(&config);
     let signal_err = RunError::Signals;
     let mut sigint = signal(SignalKind::interrupt()).map_err(signal_err)?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(signal_err)?;

@@ -1,4 +1,4 @@
-//! Process limits the daemon adjusts at start.
+//! Process limits the daemon adjusts at start, and kernel settings it checks.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -16,6 +16,36 @@ pub fn raise_fd_limit() {
         }
         Ok(_) => {}
         Err(e) => warn!(error = %e, "cannot read the open-files limit"),
+    }
+}
+
+/// Where the kernel's SYN-cookie switch lives (per network namespace).
+const SYNCOOKIES: &str = "/proc/sys/net/ipv4/tcp_syncookies";
+
+/// TCP listeners served in userspace rely on the kernel's SYN cookies when
+/// a flood fills their accept queue: without them new connections are
+/// refused until the flood stops. Says so loudly when they are off; `1`
+/// (cookies when the queue overflows) is the right setting, `2` (always)
+/// costs TCP options such as window scaling on every connection.
+pub fn check_syncookies(config: &crate::config::Config) {
+    let proxied_tcp = config.listeners.iter().any(|l| {
+        l.protocol == crate::config::model::Protocol::Tcp
+            && l.mode != crate::config::model::Mode::Xdp
+    });
+    if !proxied_tcp {
+        return;
+    }
+    match std::fs::read_to_string(SYNCOOKIES) {
+        Ok(v) if v.trim() == "0" => warn!(
+            "kernel SYN cookies are off ({SYNCOOKIES} = 0): a SYN flood on a proxy or http listener fills its accept queue and real clients are refused; run `sysctl -w net.ipv4.tcp_syncookies=1`"
+        ),
+        Ok(v) => tracing::info!(
+            value = v.trim(),
+            "kernel SYN cookies are on for proxied TCP listeners"
+        ),
+        Err(e) => {
+            warn!(error = %e, "cannot read {SYNCOOKIES}; SYN-flood protection of proxied listeners unknown")
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 
+use balancer_common::{guard::UNKNOWN_VIP, stats::GUARD_REASONS};
 use tracing::{info, warn};
 
 use super::{
@@ -15,6 +16,7 @@ use super::{
     iface::{IfaceError, Interface},
     neighbor::NeighborError,
     pins::{PinError, Pins},
+    program::LimitedSource,
     routes::Routes,
     tables::{BackendIds, Egress, Tables, TablesError},
 };
@@ -174,6 +176,33 @@ impl XdpPlane {
     #[must_use]
     pub fn program(&self) -> &XdpProgram {
         &self.program
+    }
+
+    /// Guard drops by listener name, in [`balancer_common::Counter::GUARD`]
+    /// order, for listeners that have any; drops of flows recorded by an
+    /// older program are under `(unknown)`.
+    #[must_use]
+    pub fn guard_drops(&self) -> Vec<(String, [u64; GUARD_REASONS as usize])> {
+        let unknown = (UNKNOWN_VIP, "(unknown)".to_owned());
+        self.tables
+            .guard
+            .names
+            .iter()
+            .chain(std::iter::once(&unknown))
+            .filter_map(|(id, name)| {
+                let drops = self.program.guard_counters(*id).ok()?;
+                drops.iter().any(|d| *d > 0).then(|| (name.clone(), drops))
+            })
+            .collect()
+    }
+
+    /// The sources the per-source limits dropped in the last 10 s, most
+    /// drops first, at most 10.
+    #[must_use]
+    pub fn limited(&self) -> Vec<LimitedSource> {
+        self.program
+            .limited_sources(std::time::Duration::from_secs(10), 10)
+            .unwrap_or_default()
     }
 
     /// Current tables and the id allocator, for a later reload.
