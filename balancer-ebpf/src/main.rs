@@ -6,6 +6,7 @@
 
 mod csum;
 mod decap;
+mod flood;
 mod forward;
 mod guard;
 mod lb;
@@ -51,6 +52,15 @@ pub fn balancer_decap(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn bench_bare_tx(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_TX
+}
+
+/// Test traffic: a SYN flood from random benchmarking-range sources, for
+/// `BPF_PROG_TEST_RUN` live frames only (see [`flood`]).
+// The #[xdp] wrapper hands the context over by value.
+#[allow(clippy::needless_pass_by_value)]
+#[xdp]
+pub fn test_syn_flood(ctx: XdpContext) -> u32 {
+    flood::flood(&ctx)
 }
 
 /// The stages; `Err` is a drop reason.

@@ -184,6 +184,22 @@ impl L2 {
         )
     }
 
+    /// Gives the switch port facing the client NAPI, so frames the client
+    /// sends as XDP live frames (a flood generator) are taken in.
+    pub fn napi_on_client_port(&mut self) {
+        self._napi
+            .push(start_pass_through(&self.switch, "pc", self.dir.path()));
+    }
+
+    /// The MAC address of the balancer's `eth0`.
+    #[must_use]
+    pub fn lb_mac(&self) -> String {
+        self.lb
+            .run("cat", &["/sys/class/net/eth0/address"])
+            .trim()
+            .to_owned()
+    }
+
     /// Runs `balancer decap` on backend `i`'s `eth0`.
     #[must_use]
     pub fn start_decap(&self, i: usize) -> Process {

@@ -81,7 +81,7 @@ fn test(root: &std::path::Path) -> Result<()> {
         ],
     )?;
     // The namespace tests drive the real binary.
-    shell::cargo(root, &["build", "-p", "balancer"])?;
+    shell::cargo(root, &["build", "-p", "balancer", "--bins", "--examples"])?;
     let bin = root.join("target/debug/balancer");
     shell::cargo_env(
         root,

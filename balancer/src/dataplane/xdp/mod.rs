@@ -51,6 +51,9 @@ pub enum Entry {
     Decap,
     /// `XDP_TX` and nothing else: the benchmark's yardstick.
     BareTx,
+    /// A SYN flood from random benchmarking-range sources, for tests and
+    /// the guard benchmark (live frames only, never attached).
+    SynFlood,
 }
 
 impl Entry {
@@ -61,6 +64,7 @@ impl Entry {
             Entry::Balancer => "balancer",
             Entry::Decap => "balancer_decap",
             Entry::BareTx => "bench_bare_tx",
+            Entry::SynFlood => "test_syn_flood",
         }
     }
 }

@@ -93,6 +93,12 @@ impl XdpProgram {
         Self::finish(ebpf, Entry::BareTx)
     }
 
+    /// Loads the SYN-flood source (see [`Entry::SynFlood`]).
+    pub fn load_syn_flood() -> Result<Self, XdpError> {
+        let ebpf = loader(Sizes::MINIMAL).load(OBJECT)?;
+        Self::finish(ebpf, Entry::SynFlood)
+    }
+
     fn finish(mut ebpf: Ebpf, entry: Entry) -> Result<Self, XdpError> {
         let program: &mut Xdp = ebpf
             .program_mut(entry.name())
