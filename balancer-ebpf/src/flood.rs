@@ -2,7 +2,7 @@
 //! run through `BPF_PROG_TEST_RUN` in live-frames mode, it takes a template
 //! SYN (Ethernet, IPv4 or IPv6 without options, TCP without options), gives
 //! each copy a random source address and port from the benchmarking ranges
-//! (198.18.128.0/17, fd00::/8), fixes the checksums and transmits it. The
+//! (`198.18.128.0/17`, `fd00::/8`), fixes the checksums and transmits it. The
 //! sources are fixed to those ranges here, in the kernel, so no caller can
 //! aim it at anything but test addresses' owners.
 
@@ -63,20 +63,20 @@ fn v4(ctx: &XdpContext) -> u32 {
 
 #[inline(always)]
 fn v6(ctx: &XdpContext) -> u32 {
-    let Ok(p) = ptr_at::<[u8; V6_LEN]>(ctx, 0) else {
+    let Ok(frame) = ptr_at::<[u8; V6_LEN]>(ctx, 0) else {
         return xdp_action::XDP_DROP;
     };
     // SAFETY: as in `v4`.
-    let f = unsafe { &mut *p };
+    let f = unsafe { &mut *frame };
     f[22] = 0xfd;
-    let mut i = 23;
-    while i < 38 {
-        let r = random();
-        let mut b = 0;
-        while b < 4 && i < 38 {
-            f[i] = (r >> (8 * b)) as u8;
-            i += 1;
-            b += 1;
+    let mut at = 23;
+    while at < 38 {
+        let bits = random();
+        let mut byte = 0;
+        while byte < 4 && at < 38 {
+            f[at] = (bits >> (8 * byte)) as u8;
+            at += 1;
+            byte += 1;
         }
     }
     let port = (random() as u16) | 1024;

@@ -89,7 +89,10 @@ fn flags_ok(pkt: &Packet) -> bool {
     }
     let f = pkt.tcp_flags;
     let syn = f & TCP_SYN != 0;
-    !(f & 0x3f == 0 || (syn && f & (TCP_FIN | TCP_RST) != 0))
+    // Only the six classic flags count: ECE and CWR alone are still "none".
+    #[allow(clippy::verbose_bit_mask)] // a mask reads as "no flag"; trailing zeros do not
+    let none = f & 0x3f == 0;
+    !(none || (syn && f & (TCP_FIN | TCP_RST) != 0))
 }
 
 /// Sources no real client sends from: the unspecified address, loopback,
@@ -167,19 +170,18 @@ fn source(pkt: &Packet, s: &GuardSettings, new_flow: bool) -> Result<(), Counter
     let key = source_key(&pkt.flow.src, pkt.ipv6);
     // SAFETY: bpf_ktime_get_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    let verdict = match SOURCES.get_ptr_mut(&key) {
+    let verdict = if let Some(state) = SOURCES.get_ptr_mut(key) {
         // SAFETY: the pointer comes from the lookup and stays valid for this
         // program run; a racing CPU may lose an update, which only makes
         // the limit a little more lenient.
-        Some(state) => buckets(unsafe { &mut *state }, s, new_flow, now),
-        None => {
-            let mut state = SourceState::default();
-            let verdict = buckets(&mut state, s, new_flow, now);
-            // An insert fails only without memory; the packet's verdict
-            // stands either way.
-            let _ = SOURCES.insert(&key, &state, 0);
-            verdict
-        }
+        buckets(unsafe { &mut *state }, s, new_flow, now)
+    } else {
+        let mut state = SourceState::default();
+        let verdict = buckets(&mut state, s, new_flow, now);
+        // An insert fails only without memory; the packet's verdict stands
+        // either way.
+        let _ = SOURCES.insert(key, state, 0);
+        verdict
     };
     if let Err(reason) = verdict {
         remember(&key, now);
@@ -216,7 +218,7 @@ fn remember(key: &[u8; 16], now: u64) {
         None => {
             let _ = LIMITED.insert(
                 key,
-                &Limited {
+                Limited {
                     drops: 1,
                     last_ns: now,
                 },

@@ -54,6 +54,14 @@ pub fn bench_bare_tx(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_TX
 }
 
+/// The guard benchmark's yardstick: drop every frame with no work at all.
+// The #[xdp] wrapper hands the context over by value.
+#[allow(clippy::needless_pass_by_value)]
+#[xdp]
+pub fn bench_bare_drop(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_DROP
+}
+
 /// Test traffic: a SYN flood from random benchmarking-range sources, for
 /// `BPF_PROG_TEST_RUN` live frames only (see [`flood`]).
 // The #[xdp] wrapper hands the context over by value.
@@ -121,17 +129,16 @@ fn run(ctx: &XdpContext) -> Result<u32, Counter> {
 /// never creates a flow (it is easy to forge).
 #[inline(always)]
 fn too_big(ctx: &XdpContext, pkt: &parse::Packet) -> Result<u32, Counter> {
-    let backend = match lb::established(&pkt.flow) {
-        Some((b, _)) => b,
-        None => {
-            let Some(vip) = lb::vip(&pkt.flow, false) else {
-                return Ok(xdp_action::XDP_PASS);
-            };
-            if vip.flags & VIP_PASS != 0 {
-                return Ok(xdp_action::XDP_PASS);
-            }
-            lb::choose(&pkt.flow, &vip, false).map_err(|_| Counter::DropNoBackend)?
+    let backend = if let Some((b, _)) = lb::established(&pkt.flow) {
+        b
+    } else {
+        let Some(vip) = lb::vip(&pkt.flow, false) else {
+            return Ok(xdp_action::XDP_PASS);
+        };
+        if vip.flags & VIP_PASS != 0 {
+            return Ok(xdp_action::XDP_PASS);
         }
+        lb::choose(&pkt.flow, &vip, false).map_err(|_| Counter::DropNoBackend)?
     };
     stats::count(Counter::IcmpTooBig);
     forward::forward(ctx, pkt, &backend)

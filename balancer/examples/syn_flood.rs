@@ -1,5 +1,5 @@
 //! Test traffic for the guard: a SYN flood from random sources in
-//! 198.18.128.0/17 and fd00::/8, sent as live frames (`BPF_PROG_TEST_RUN`
+//! `198.18.128.0/17` and `fd00::/8`, sent as live frames (`BPF_PROG_TEST_RUN`
 //! with `BPF_F_TEST_XDP_LIVE_FRAMES`) out of an interface; and a count of
 //! the flood's entries in a balancer's pinned flow table. Used by the
 //! namespace flood test and `cargo xtask bench guard`; needs root.
@@ -8,8 +8,8 @@
 //! syn_flood send IFACE DST_MAC VIP4 VIP6 PORT SECONDS MAX_PACKETS
 //! syn_flood flows PIN_DIR
 //! ```
-//! `send` alternates IPv4 and IPv6 batches until SECONDS pass or
-//! MAX_PACKETS are sent, and prints `{"sent": N, "seconds": S, "pps": R}`.
+//! `send` alternates IPv4 and IPv6 batches until `SECONDS` pass or
+//! `MAX_PACKETS` are sent, and prints `{"sent": N, "seconds": S, "pps": R}`.
 //! `flows` prints `{"flows": N, "flood_flows": M}`: flood entries are those
 //! from 198.18.128.0/17 or from any IPv6 source.
 
@@ -85,7 +85,7 @@ fn send(a: &[String]) -> anyhow::Result<()> {
     let mut turn = 0u32;
     while sent < max && start.elapsed() < deadline {
         let n = u32::try_from((max - sent).min(u64::from(BATCH))).unwrap_or(BATCH);
-        let f = if turn % 2 == 0 { &v4 } else { &v6 };
+        let f = if turn.is_multiple_of(2) { &v4 } else { &v6 };
         prog.live(f, ifindex, n)?;
         sent += u64::from(n);
         turn += 1;

@@ -33,7 +33,7 @@ pub const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x100, 0, 0, 0, 0, 0, 0x10);
 pub struct L2 {
     /// The XDP programs on the balancer's bridge ports (see [`L2::new`]);
     /// stopped first.
-    _napi: Vec<Process>,
+    napi: Vec<Process>,
     /// Backends, dropped first.
     pub backends: Vec<Netns>,
     /// The balancer's namespace; its `eth0` is where XDP attaches.
@@ -163,7 +163,7 @@ impl L2 {
             backends.push(b);
         }
         Self {
-            _napi: napi,
+            napi,
             backends,
             lb,
             client,
@@ -187,7 +187,7 @@ impl L2 {
     /// Gives the switch port facing the client NAPI, so frames the client
     /// sends as XDP live frames (a flood generator) are taken in.
     pub fn napi_on_client_port(&mut self) {
-        self._napi
+        self.napi
             .push(start_pass_through(&self.switch, "pc", self.dir.path()));
     }
 

@@ -1,6 +1,6 @@
 //! The guard under a spoofed SYN flood, in namespaces: a generator in the
-//! client namespace sends SYNs from random sources (198.18.128.0/17 and
-//! fd00::/8) at the highest rate it reaches, as XDP live frames, while real
+//! client namespace sends SYNs from random sources (`198.18.128.0/17` and
+//! `fd00::/8`) at the highest rate it reaches, as XDP live frames, while real
 //! clients open 50 connections a second and 100 keep-alive connections
 //! keep streaming requests. The XDP plane balances SYNs without recording
 //! them, so the flood never enters the flow table.
@@ -210,7 +210,10 @@ fn a_spoofed_syn_flood_neither_fills_the_flow_table_nor_stops_real_clients() {
         syn_flood().to_str().expect("utf-8"),
         &["flows", pins.to_str().expect("utf-8")],
     );
-    assert_eq!(field(&flows, "flood_flows"), 0.0, "{flows}");
+    assert!(
+        field(&flows, "flood_flows") < 0.5,
+        "no flood entry: {flows}"
+    );
     assert!(
         field(&flows, "flows") <= (100 + ok + failed) as f64,
         "{flows}"

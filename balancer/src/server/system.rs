@@ -44,7 +44,7 @@ pub fn check_syncookies(config: &crate::config::Config) {
             "kernel SYN cookies are on for proxied TCP listeners"
         ),
         Err(e) => {
-            warn!(error = %e, "cannot read {SYNCOOKIES}; SYN-flood protection of proxied listeners unknown")
+            warn!(error = %e, "cannot read {SYNCOOKIES}; SYN-flood protection of proxied listeners unknown");
         }
     }
 }

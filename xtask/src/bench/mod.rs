@@ -12,6 +12,7 @@ mod control;
 mod doc;
 mod env;
 mod figures;
+mod guard;
 mod idle;
 mod load;
 mod peers;
@@ -29,6 +30,13 @@ use clap::Subcommand;
 pub enum Which {
     /// The XDP program's cost per packet beside a bare `XDP_TX` program.
     Xdp {
+        /// Rounds; the report shows each figure's median and range.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
+        rounds: u32,
+    },
+    /// The guard's cost per verdict beside a bare `XDP_DROP`, and a flood
+    /// absorbed on veth.
+    Guard {
         /// Rounds; the report shows each figure's median and range.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
         rounds: u32,
@@ -53,6 +61,7 @@ pub fn run(root: &Path, which: &Which) -> Result<()> {
     match which {
         Which::Proxy { rounds } => proxy::run(root, *rounds),
         Which::Xdp { rounds } => xdp::run(root, *rounds),
+        Which::Guard { rounds } => guard::run(root, *rounds),
         Which::Control { rounds } => control::run(root, *rounds),
     }
 }

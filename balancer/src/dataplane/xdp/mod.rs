@@ -51,6 +51,8 @@ pub enum Entry {
     Decap,
     /// `XDP_TX` and nothing else: the benchmark's yardstick.
     BareTx,
+    /// `XDP_DROP` and nothing else: the guard benchmark's yardstick.
+    BareDrop,
     /// A SYN flood from random benchmarking-range sources, for tests and
     /// the guard benchmark (live frames only, never attached).
     SynFlood,
@@ -65,6 +67,7 @@ impl Entry {
             Entry::Decap => "balancer_decap",
             Entry::BareTx => "bench_bare_tx",
             Entry::SynFlood => "test_syn_flood",
+            Entry::BareDrop => "bench_bare_drop",
         }
     }
 }

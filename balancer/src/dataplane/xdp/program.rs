@@ -93,6 +93,12 @@ impl XdpProgram {
         Self::finish(ebpf, Entry::BareTx)
     }
 
+    /// Loads the bare `XDP_DROP` program the guard benchmark compares against.
+    pub fn load_bare_drop() -> Result<Self, XdpError> {
+        let ebpf = loader(Sizes::MINIMAL).load(OBJECT)?;
+        Self::finish(ebpf, Entry::BareDrop)
+    }
+
     /// Loads the SYN-flood source (see [`Entry::SynFlood`]).
     pub fn load_syn_flood() -> Result<Self, XdpError> {
         let ebpf = loader(Sizes::MINIMAL).load(OBJECT)?;
@@ -241,7 +247,7 @@ impl XdpProgram {
                 ago: Duration::from_nanos(now.saturating_sub(l.last_ns)),
             })
             .collect();
-        out.sort_by(|a, b| b.drops.cmp(&a.drops));
+        out.sort_by_key(|l| std::cmp::Reverse(l.drops));
         out.truncate(n);
         Ok(out)
     }

@@ -150,8 +150,7 @@ impl XdpProgram {
         let cpus = aya::util::nr_cpus().map_err(|(_, e)| XdpError::Cpus(e))?;
         for (id, _) in new.names.iter().filter(|n| !old.names.contains(n)) {
             for reason in 0..GUARD_REASONS {
-                let zero =
-                    PerCpuValues::try_from(vec![0u64; cpus]).map_err(|e| XdpError::Cpus(e))?;
+                let zero = PerCpuValues::try_from(vec![0u64; cpus]).map_err(XdpError::Cpus)?;
                 stats
                     .set(id * GUARD_REASONS + reason, zero, 0)
                     .map_err(err(GUARD_STATS_MAP))?;
