@@ -3,7 +3,7 @@
 //! Rates are kept as GCRA state (see [`Rate`]), one `u64` per bucket, so a
 //! bucket is a single word the program can update in place.
 
-use crate::stats::GUARD_REASONS;
+use crate::stats::{Counter, GUARD_REASONS};
 
 /// LPM trie: [`ListKey`] (behind the kernel's 4-byte prefix length) ->
 /// one of [`LIST_DENY`], [`LIST_ALLOW`], [`LIST_MARTIAN`].
@@ -75,7 +75,7 @@ pub const GUARD_ALLOW_ONLY: u32 = 1 << 6;
 /// big-endian so it is matched bit by bit ahead of the address, and the
 /// address (IPv4-mapped for IPv4). Prefix length = 32 + address bits.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ListKey {
     /// Scope, big-endian.
     pub scope: [u8; 4],
@@ -164,6 +164,48 @@ pub struct Ceiling {
     pub rate: Rate,
     /// GCRA clock.
     pub tat: u64,
+}
+
+/// What the allow/deny/martian lists say about a source at a listener with
+/// `vip_id` and `vip_flags`, under global `guard_flags`; `lookup(scope)`
+/// gives the verdict of the longest entry of that scope matching the
+/// source (0: none) and is only asked for scopes that have entries. Any
+/// deny or martian match refuses; a matching allow admits only where an
+/// allow list applies (the listener's, or else the global one). The
+/// program and the daemon's flow purge both decide through this.
+#[inline(always)]
+pub fn list_verdict(
+    vip_id: u32,
+    vip_flags: u32,
+    guard_flags: u32,
+    lookup: impl Fn(u32) -> u32,
+) -> Result<(), Counter> {
+    let own = vip_flags & VIP_LISTS != 0;
+    let global = guard_flags & GUARD_LISTS != 0;
+    if !own && !global {
+        return Ok(());
+    }
+    let mine = if own { lookup(vip_id) } else { 0 };
+    let all = if global { lookup(SCOPE_GLOBAL) } else { 0 };
+    for hit in [mine, all] {
+        match hit {
+            LIST_DENY => return Err(Counter::GuardDeny),
+            LIST_MARTIAN => return Err(Counter::GuardMartian),
+            _ => {}
+        }
+    }
+    let allowed = if vip_flags & VIP_ALLOW_ONLY != 0 {
+        mine == LIST_ALLOW
+    } else if guard_flags & GUARD_ALLOW_ONLY != 0 {
+        all == LIST_ALLOW
+    } else {
+        true
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Counter::GuardNotAllowed)
+    }
 }
 
 /// The per-source key of a 16-byte (IPv4-mapped) address: the whole IPv4

@@ -8,7 +8,10 @@
 
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_get_prandom_u32, programs::XdpContext};
 
-use crate::ptr::ptr_at;
+use crate::{
+    csum::{fold, sum},
+    ptr::ptr_at,
+};
 
 const V4_LEN: usize = 14 + 20 + 20;
 const V6_LEN: usize = 14 + 40 + 20;
@@ -88,24 +91,4 @@ fn v6(ctx: &XdpContext) -> u32 {
     f[70] = (tcp >> 8) as u8;
     f[71] = tcp as u8;
     xdp_action::XDP_TX
-}
-
-/// Sum of the big-endian 16-bit words of `f[from..to]` (even length).
-#[inline(always)]
-fn sum<const N: usize>(f: &[u8; N], from: usize, to: usize) -> u32 {
-    let mut s = 0u32;
-    let mut i = from;
-    while i + 1 < to && i + 1 < N {
-        s += u32::from(u16::from_be_bytes([f[i], f[i + 1]]));
-        i += 2;
-    }
-    s
-}
-
-/// Folds a sum to 16 bits and complements it.
-#[inline(always)]
-fn fold(mut s: u32) -> u16 {
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    !(s as u16)
 }

@@ -15,9 +15,8 @@ use aya_ebpf::maps::lpm_trie::Key;
 use balancer_common::{
     Counter,
     guard::{
-        GUARD_ALLOW_ONLY, GUARD_LISTS, GUARD_SOURCE_PACKETS, GUARD_SOURCE_SYN, GuardSettings,
-        LIST_ALLOW, LIST_DENY, LIST_MARTIAN, Limited, ListKey, SCOPE_GLOBAL, SourceState,
-        VIP_ALLOW_ONLY, VIP_CEILING, VIP_LISTS, source_key,
+        GUARD_SOURCE_PACKETS, GUARD_SOURCE_SYN, GuardSettings, Limited, ListKey, SourceState,
+        VIP_CEILING, list_verdict, source_key,
     },
     maps::VipMeta,
 };
@@ -117,36 +116,10 @@ fn martian(pkt: &Packet) -> bool {
 }
 
 /// The allow/deny/martian lists: the listener's own entries and the global
-/// ones. Any deny or martian match drops; a matching allow admits only if
-/// an allow list applies (the listener's, or else the global one).
+/// ones, decided by [`list_verdict`].
 #[inline(always)]
 fn lists(pkt: &Packet, s: &GuardSettings, vip: &VipMeta) -> Result<(), Counter> {
-    let own = vip.flags & VIP_LISTS != 0;
-    let global = s.flags & GUARD_LISTS != 0;
-    if !own && !global {
-        return Ok(());
-    }
-    let mine = if own { lookup(vip.vip_id, pkt) } else { 0 };
-    let all = if global { lookup(SCOPE_GLOBAL, pkt) } else { 0 };
-    for hit in [mine, all] {
-        match hit {
-            LIST_DENY => return Err(Counter::GuardDeny),
-            LIST_MARTIAN => return Err(Counter::GuardMartian),
-            _ => {}
-        }
-    }
-    let allowed = if vip.flags & VIP_ALLOW_ONLY != 0 {
-        mine == LIST_ALLOW
-    } else if s.flags & GUARD_ALLOW_ONLY != 0 {
-        all == LIST_ALLOW
-    } else {
-        true
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(Counter::GuardNotAllowed)
-    }
+    list_verdict(vip.vip_id, vip.flags, s.flags, |scope| lookup(scope, pkt))
 }
 
 /// The verdict of the longest entry in `scope` matching the source, or 0.

@@ -34,36 +34,31 @@ pub fn established(flow: &FlowTuple) -> Option<(BackendEntry, u32)> {
 /// bound to all addresses are keyed.
 #[inline(always)]
 pub fn vip(flow: &FlowTuple, wildcard: bool) -> Option<VipMeta> {
-    let mut key = VipKey {
-        addr: flow.dst,
-        port: flow.dst_port,
-        protocol: flow.protocol,
-        pad: 0,
-    };
-    // SAFETY: the value is copied out at once.
-    if let Some(v) = unsafe { VIPS.get(key) } {
-        return Some(*v);
+    let exact = lookup(flow.dst, flow.dst_port, flow.protocol);
+    if exact.is_some() || !wildcard {
+        return exact;
     }
-    if !wildcard {
-        return None;
-    }
-    let v4 = key.addr[..12] == FlowTuple::v4_mapped([0; 4])[..12];
-    key.addr = if v4 {
-        FlowTuple::v4_mapped([0; 4])
+    let unspecified4 = FlowTuple::v4_mapped([0; 4]);
+    let any = if flow.dst[..12] == unspecified4[..12] {
+        unspecified4
     } else {
         [0; 16]
     };
-    // SAFETY: as above.
-    unsafe { VIPS.get(key) }.copied()
+    lookup(any, flow.dst_port, flow.protocol)
 }
 
 /// The meta of an address-only entry: some XDP-served VIP lives on `addr`.
 #[inline(always)]
 pub fn address(addr: &[u8; 16]) -> Option<VipMeta> {
+    lookup(*addr, 0, 0)
+}
+
+#[inline(always)]
+fn lookup(addr: [u8; 16], port: u16, protocol: u8) -> Option<VipMeta> {
     let key = VipKey {
-        addr: *addr,
-        port: 0,
-        protocol: 0,
+        addr,
+        port,
+        protocol,
         pad: 0,
     };
     // SAFETY: the value is copied out at once.

@@ -184,6 +184,24 @@ impl L2 {
         )
     }
 
+    /// nginx on every backend, listening on the VIP's port 80 (the VIP is
+    /// on each backend's loopback) and answering with `backend-<i+1>`.
+    #[must_use]
+    pub fn nginx_on_vip(&self) -> Vec<Process> {
+        self.backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                crate::nginx::start(
+                    b,
+                    self.dir.path(),
+                    &format!("backend-{}", i + 1),
+                    &[Self::vip(80)],
+                )
+            })
+            .collect()
+    }
+
     /// Gives the switch port facing the client NAPI, so frames the client
     /// sends as XDP live frames (a flood generator) are taken in.
     pub fn napi_on_client_port(&mut self) {

@@ -14,7 +14,6 @@ use balancer_tests::{
     bpffs::BpfFs,
     client::{KeepAlive, http_get},
     l2::{L2, VIP, VIP6, backend},
-    nginx,
     process::Process,
     sys::rss_kib,
 };
@@ -72,16 +71,7 @@ fn a_spoofed_syn_flood_neither_fills_the_flow_table_nor_stops_real_clients() {
     t.napi_on_client_port();
     let fs = BpfFs::new();
     let pins = fs.path().join("lb");
-    let _nginx: Vec<Process> = (0..3)
-        .map(|i| {
-            nginx::start(
-                &t.backends[i],
-                t.dir.path(),
-                &format!("backend-{}", i + 1),
-                &[L2::vip(80)],
-            )
-        })
-        .collect();
+    let _nginx = t.nginx_on_vip();
     let lb = t.start_balancer(&config(&pins), 2);
     let vip = L2::vip(80);
 

@@ -37,20 +37,6 @@ xdp: {{ interface: eth0, forwarding: {forwarding} }}
     )
 }
 
-/// nginx on every backend, listening on the VIP (which they hold on lo).
-fn nginx_on_vip(t: &L2) -> Vec<Process> {
-    (0..3)
-        .map(|i| {
-            nginx::start(
-                &t.backends[i],
-                t.dir.path(),
-                &format!("backend-{}", i + 1),
-                &[L2::vip(80)],
-            )
-        })
-        .collect()
-}
-
 /// nginx on every backend, on the VIP and on the backend's own address
 /// (where the proxy plane and health checks reach it).
 fn nginx_on_vip_and_address(t: &L2) -> Vec<Process> {
@@ -106,7 +92,7 @@ fn check_http(t: &L2, vip: SocketAddr) {
 #[test]
 fn dsr_balances_tcp_in_the_kernel() {
     let t = L2::new(3);
-    let _nginx = nginx_on_vip(&t);
+    let _nginx = t.nginx_on_vip();
     let lb = t.start_balancer(&config("dsr", 80, "tcp"), 1);
     assert!(
         lb.output().contains("plane=\"xdp\"") || lb.output().contains("plane=xdp"),
@@ -153,7 +139,7 @@ fn dsr_balances_tcp_in_the_kernel() {
 fn ipip_balances_tcp_through_the_decapsulator() {
     let t = L2::new(3);
     let _decap: Vec<Process> = (0..3).map(|i| t.start_decap(i)).collect();
-    let _nginx = nginx_on_vip(&t);
+    let _nginx = t.nginx_on_vip();
     let _lb = t.start_balancer(&config("ipip", 80, "tcp"), 1);
     check_http(&t, L2::vip(80));
 }
@@ -324,7 +310,7 @@ fn explain(config: &std::path::Path, from: SocketAddr, vip: SocketAddr) -> Strin
 fn restart_keeps_established_connections_and_moves_only_a_removed_backends() {
     let t = L2::new(3);
     let fs = BpfFs::new();
-    let _nginx = nginx_on_vip(&t);
+    let _nginx = t.nginx_on_vip();
     let pin = format!(
         "forwarding: dsr, pin_dir: \"{}\" }}",
         fs.path().join("lb").display()
@@ -415,7 +401,7 @@ fn restart_keeps_established_connections_and_moves_only_a_removed_backends() {
 #[test]
 fn dsr_redirects_to_backends_behind_a_second_interface() {
     let t = L2::routed(3);
-    let _nginx = nginx_on_vip(&t);
+    let _nginx = t.nginx_on_vip();
     let mut cfg = config("dsr", 80, "tcp");
     for i in 0..3 {
         cfg = cfg.replace(&backend(i).to_string(), &routed_backend(i).to_string());

@@ -50,7 +50,7 @@ pub fn run(root: &Path, rounds: u32) -> Result<()> {
     ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
     ns.ip(&["link", "set", "v0", "up"]);
     ns.ip(&["link", "set", "v1", "up"]);
-    let mut runs: Vec<serde_json::Map<String, serde_json::Value>> = Vec::new();
+    let mut runs: Vec<super::Run> = Vec::new();
     for r in 1..=rounds {
         let mut cmd = ns.command(bin.to_str().context("utf-8 path")?);
         let text =
@@ -59,14 +59,7 @@ pub fn run(root: &Path, rounds: u32) -> Result<()> {
         runs.push(serde_json::from_str(text.trim()).context("parsing guard_bench output")?);
     }
     drop(ns);
-    let figure = |key: &str| -> (f64, f64, f64) {
-        let mut v: Vec<f64> = runs
-            .iter()
-            .filter_map(|m| m.get(key).and_then(serde_json::Value::as_f64))
-            .collect();
-        v.sort_by(f64::total_cmp);
-        (v[v.len() / 2], v[0], v[v.len() - 1])
-    };
+    let figure = |key: &str| super::median_range(&runs, key);
     let (bare, _, _) = figure("bare_drop");
     let mut table = String::from(
         "| verdict | ns/packet (median) | range | ratio to bare drop |\n|---|---|---|---|\n",

@@ -66,6 +66,19 @@ pub fn run(root: &Path, which: &Which) -> Result<()> {
     }
 }
 
+/// One benchmark round's figures by name, as an example printed them.
+type Run = serde_json::Map<String, serde_json::Value>;
+
+/// The median, lowest and highest of figure `key` over `runs`.
+fn median_range(runs: &[Run], key: &str) -> (f64, f64, f64) {
+    let mut v: Vec<f64> = runs
+        .iter()
+        .filter_map(|m| m.get(key).and_then(serde_json::Value::as_f64))
+        .collect();
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
 /// `n` as a float, for ratios and averages of counts that stay far below
 /// 2^52.
 #[allow(clippy::cast_precision_loss)]

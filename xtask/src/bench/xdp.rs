@@ -48,7 +48,7 @@ pub fn run(root: &Path, rounds: u32) -> Result<()> {
     report(root, rounds, &runs)
 }
 
-type Run = serde_json::Map<String, serde_json::Value>;
+use super::Run;
 
 /// Runs the example `rounds` times inside a namespace of its own with a
 /// veth pair for the live-frames part.
@@ -83,14 +83,7 @@ fn measure(root: &Path, rounds: u32) -> Result<Vec<Run>> {
 
 /// Prints the figures and writes the page, the JSON and the chart.
 fn report(root: &Path, rounds: u32, runs: &[Run]) -> Result<()> {
-    let figure = |key: &str| -> (f64, f64, f64) {
-        let mut v: Vec<f64> = runs
-            .iter()
-            .filter_map(|m| m.get(key).and_then(serde_json::Value::as_f64))
-            .collect();
-        v.sort_by(f64::total_cmp);
-        (v[v.len() / 2], v[0], v[v.len() - 1])
-    };
+    let figure = |key: &str| super::median_range(runs, key);
     let mut table = String::from(
         "| case | ns/packet (median) | range | bare XDP_TX same way | ratio to bare |\n|---|---|---|---|---|\n",
     );

@@ -35,11 +35,9 @@ pub struct Adopted {
 /// What the maps are built from: the plane's listeners, the pools, and how
 /// backends are reached; and for the guard, every listener and its settings.
 pub struct Inputs<'a> {
-    /// Listeners the XDP plane serves.
-    pub listeners: &'a [&'a Listener],
     /// Every listener of the config, in order (the guard fronts them all).
     pub all: &'a [Listener],
-    /// Indexes into `all` of the listeners in `listeners`.
+    /// Indexes into `all` of the listeners the XDP plane serves.
     pub served: &'a [usize],
     /// The guard's settings, runtime list changes included.
     pub guard: &'a Guard,
@@ -51,16 +49,25 @@ pub struct Inputs<'a> {
     pub hop_of: &'a dyn Fn(IpAddr) -> Option<Hop>,
 }
 
+impl Inputs<'_> {
+    /// The listeners the XDP plane serves, in config order.
+    #[must_use]
+    pub fn listeners(&self) -> Vec<&Listener> {
+        self.served.iter().map(|&i| &self.all[i]).collect()
+    }
+}
+
 /// Loads the balancer over `pins`, with a flow table of `flows` entries,
 /// and writes `inputs` into its maps.
 pub fn start(pins: &Pins, inputs: &Inputs<'_>, flows: u32) -> Result<Adopted, PlaneError> {
     let left = pins.leftover()?;
+    let listeners = inputs.listeners();
     let mut ids = match &left.tables {
-        Some((old, _)) => BackendIds::recover(old, inputs.listeners, inputs.pools),
+        Some((old, _)) => BackendIds::recover(old, &listeners, inputs.pools),
         None => BackendIds::default(),
     };
     let mut tables = Tables::build(
-        inputs.listeners,
+        &listeners,
         inputs.pools,
         inputs.egress,
         &mut ids,

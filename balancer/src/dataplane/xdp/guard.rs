@@ -9,7 +9,10 @@
 //! listener owns an id, and the writer zeroes an id's counters when its
 //! owner changes.
 
-use std::net::IpAddr;
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+};
 
 use aya::maps::lpm_trie::Key;
 use balancer_common::{
@@ -18,6 +21,7 @@ use balancer_common::{
         GUARD_ALLOW_ONLY, GUARD_DROP_STRAY, GUARD_FLOW_ON_ACK, GUARD_LISTS, GUARD_SOURCE_PACKETS,
         GUARD_SOURCE_SYN, GUARD_WILDCARD, GuardSettings, LIST_ALLOW, LIST_DENY, LIST_MARTIAN,
         ListKey, Rate, SCOPE_GLOBAL, VIP_ADDRESS, VIP_ALLOW_ONLY, VIP_CEILING, VIP_LISTS, VIP_PASS,
+        list_verdict,
     },
     maps::{VipKey, VipMeta},
 };
@@ -51,29 +55,17 @@ pub fn rate(l: &Limit) -> Rate {
 /// VIP ids and flags, entries for listeners served in userspace and for
 /// the addresses XDP VIPs live on, and [`Tables::guard`].
 pub fn dress(tables: &mut Tables, all: &[Listener], served: &[usize], guard: &Guard) {
-    let mut g = GuardTables::default();
-    let mut flags = 0;
-    if guard.per_source.syn.is_some() {
-        flags |= GUARD_SOURCE_SYN;
-    }
-    if guard.per_source.packets.is_some() {
-        flags |= GUARD_SOURCE_PACKETS;
-    }
-    if guard.flow_on_ack {
-        flags |= GUARD_FLOW_ON_ACK;
-    }
-    if guard.stray_tcp == StrayTcp::Drop {
-        flags |= GUARD_DROP_STRAY;
-    }
-    let global = list_entries(SCOPE_GLOBAL, &guard.deny, &guard.allow, &guard.martians);
-    if !global.is_empty() {
-        flags |= GUARD_LISTS;
-    }
-    if !guard.allow.is_empty() {
-        flags |= GUARD_ALLOW_ONLY;
-    }
-    g.lists = global;
+    let mut g = GuardTables {
+        settings: settings(guard),
+        lists: list_entries(SCOPE_GLOBAL, &guard.deny, &guard.allow, &guard.martians),
+        ..GuardTables::default()
+    };
+    let mut wildcard = false;
     let mut vips: Vec<(VipKey, VipMeta)> = Vec::with_capacity(tables.vips.len() + all.len());
+    // `tables.vips` holds the served listeners' entries in `served` order.
+    let position_of: HashMap<usize, usize> =
+        served.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+    let mut keys: HashSet<VipKey> = HashSet::with_capacity(vips.capacity());
     for (index, l) in all.iter().enumerate() {
         let vip_id = index as u32;
         g.names.push((vip_id, l.name.clone()));
@@ -91,7 +83,7 @@ pub fn dress(tables: &mut Tables, all: &[Listener], served: &[usize], guard: &Gu
             g.ceilings.push((vip_id, rate(limit)));
         }
         let key = vip_key(l.address, l.protocol);
-        let position = served.iter().position(|&s| s == index);
+        let position = position_of.get(&index).copied();
         let meta = match position.and_then(|p| tables.vips.get(p)) {
             Some((_, meta)) => VipMeta {
                 flags: vip_flags,
@@ -105,6 +97,7 @@ pub fn dress(tables: &mut Tables, all: &[Listener], served: &[usize], guard: &Gu
                 vip_id,
             },
         };
+        keys.insert(key);
         vips.push((key, meta));
         if position.is_some() {
             let addr = VipKey {
@@ -113,7 +106,7 @@ pub fn dress(tables: &mut Tables, all: &[Listener], served: &[usize], guard: &Gu
                 protocol: 0,
                 pad: 0,
             };
-            if !vips.iter().any(|(k, _)| *k == addr) {
+            if keys.insert(addr) {
                 vips.push((
                     addr,
                     VipMeta {
@@ -125,7 +118,7 @@ pub fn dress(tables: &mut Tables, all: &[Listener], served: &[usize], guard: &Gu
                 ));
             }
         } else if l.address.ip().is_unspecified() {
-            flags |= GUARD_WILDCARD;
+            wildcard = true;
             // A `[::]` socket takes IPv4 too (the Linux default), so it is
             // keyed under both unspecified addresses.
             if l.address.is_ipv6() {
@@ -133,14 +126,31 @@ pub fn dress(tables: &mut Tables, all: &[Listener], served: &[usize], guard: &Gu
                     addr: mapped(IpAddr::from([0u8; 4])),
                     ..key
                 };
-                if !vips.iter().any(|(k, _)| *k == v4) {
+                if keys.insert(v4) {
                     vips.push((v4, meta));
                 }
             }
         }
     }
-    g.settings = GuardSettings {
-        flags,
+    if wildcard {
+        g.settings.flags |= GUARD_WILDCARD;
+    }
+    tables.vips = vips;
+    tables.guard = g;
+}
+
+/// The settings entry for `guard`, without [`GUARD_WILDCARD`], which
+/// depends on the listeners.
+fn settings(guard: &Guard) -> GuardSettings {
+    let flag = |on: bool, bit: u32| if on { bit } else { 0 };
+    let lists = !(guard.deny.is_empty() && guard.allow.is_empty() && guard.martians.is_empty());
+    GuardSettings {
+        flags: flag(guard.per_source.syn.is_some(), GUARD_SOURCE_SYN)
+            | flag(guard.per_source.packets.is_some(), GUARD_SOURCE_PACKETS)
+            | flag(guard.flow_on_ack, GUARD_FLOW_ON_ACK)
+            | flag(guard.stray_tcp == StrayTcp::Drop, GUARD_DROP_STRAY)
+            | flag(lists, GUARD_LISTS)
+            | flag(!guard.allow.is_empty(), GUARD_ALLOW_ONLY),
         pad: 0,
         syn: guard.per_source.syn.as_ref().map(rate).unwrap_or_default(),
         packets: guard
@@ -149,9 +159,7 @@ pub fn dress(tables: &mut Tables, all: &[Listener], served: &[usize], guard: &Gu
             .as_ref()
             .map(rate)
             .unwrap_or_default(),
-    };
-    tables.vips = vips;
-    tables.guard = g;
+    }
 }
 
 fn list_entries(
@@ -203,31 +211,10 @@ impl GuardTables {
     /// (flags `vip_flags`), as the program decides it; `None` admits.
     #[must_use]
     pub fn refuses(&self, vip_id: u32, vip_flags: u32, src: &[u8; 16]) -> Option<Counter> {
-        let mine = if vip_flags & VIP_LISTS != 0 {
-            self.lookup(vip_id, src)
-        } else {
-            0
-        };
-        let all = if self.settings.flags & GUARD_LISTS != 0 {
-            self.lookup(SCOPE_GLOBAL, src)
-        } else {
-            0
-        };
-        for hit in [mine, all] {
-            match hit {
-                LIST_DENY => return Some(Counter::GuardDeny),
-                LIST_MARTIAN => return Some(Counter::GuardMartian),
-                _ => {}
-            }
-        }
-        let allowed = if vip_flags & VIP_ALLOW_ONLY != 0 {
-            mine == LIST_ALLOW
-        } else if self.settings.flags & GUARD_ALLOW_ONLY != 0 {
-            all == LIST_ALLOW
-        } else {
-            true
-        };
-        (!allowed).then_some(Counter::GuardNotAllowed)
+        list_verdict(vip_id, vip_flags, self.settings.flags, |scope| {
+            self.lookup(scope, src)
+        })
+        .err()
     }
 }
 

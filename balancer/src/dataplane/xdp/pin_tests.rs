@@ -49,12 +49,10 @@ impl Drop for BpfFs {
 
 fn start(dir: &Path, yaml: &str, flows: u32) -> (Adopted, Config) {
     let config = config::parse(yaml, "t.yaml").expect("config");
-    let listeners: Vec<_> = config.listeners.iter().collect();
     let pins = Pins::open(dir).expect("pins");
     let adopted = adopt::start(
         &pins,
         &Inputs {
-            listeners: &listeners,
             all: &config.listeners,
             served: &(0..config.listeners.len()).collect::<Vec<_>>(),
             guard: &config.guard,

@@ -127,7 +127,6 @@ impl XdpPlane {
         let adopted = adopt::start(
             &pins,
             &Inputs {
-                listeners: &listeners,
                 all: &config.listeners,
                 served: &served,
                 guard: &config.guard,
@@ -247,7 +246,6 @@ impl XdpPlane {
             &self.tables,
             &mut self.ids,
             &Inputs {
-                listeners: &listeners,
                 all: &config.listeners,
                 served: &served,
                 guard: &config.guard,
@@ -268,14 +266,12 @@ impl XdpPlane {
     /// new flows, entries without those that keep none. Only what changed is
     /// written.
     pub fn update(&mut self, config: &Config, status: &[Vec<Status>]) -> Result<(), PlaneError> {
-        let listeners: Vec<&Listener> = self.served.iter().map(|&i| &config.listeners[i]).collect();
         let hops = &self.routes.hops;
         self.tables = write(
             &mut self.program,
             &self.tables,
             &mut self.ids,
             &Inputs {
-                listeners: &listeners,
                 all: &config.listeners,
                 served: &self.served,
                 guard: &config.guard,
@@ -300,7 +296,7 @@ fn write(
     status: &[Vec<Status>],
 ) -> Result<Tables, PlaneError> {
     let mut tables = Tables::build_with(
-        inputs.listeners,
+        &inputs.listeners(),
         inputs.pools,
         &|p, b| {
             status

@@ -2,11 +2,13 @@
 //! config says now, changing only what differs, in an order that never lets
 //! a packet find a VIP whose ring points at a missing backend.
 
+use std::collections::HashSet;
+
 use aya::maps::{Array, DevMap, HashMap, LpmTrie, MapData, PerCpuArray, PerCpuValues};
 use balancer_common::{
     guard::{
         CEILINGS_MAP, Ceiling, GUARD_MAP, GUARD_STATS_MAP, GuardSettings, LISTS_MAP, ListKey,
-        UNKNOWN_VIP,
+        UNKNOWN_VIP, VIP_ADDRESS,
     },
     maps::{
         BACKENDS_MAP, BackendEntry, FLOWS_MAP, FlowKey, FlowValue, RING_MAP, SETTINGS_MAP,
@@ -132,7 +134,9 @@ impl XdpProgram {
         let err = map_err;
         let mut lists: LpmTrie<&mut MapData, ListKey, u32> =
             LpmTrie::try_from(self.map_mut(LISTS_MAP)?).map_err(err(LISTS_MAP))?;
-        for e in new.lists.iter().filter(|e| !old.lists.contains(e)) {
+        // Lists can hold thousands of entries per scope: diff through sets.
+        let had: HashSet<&((u32, ListKey), u32)> = old.lists.iter().collect();
+        for e in new.lists.iter().filter(|e| !had.contains(e)) {
             lists
                 .insert(&list_entry(e), e.1, 0)
                 .map_err(err(LISTS_MAP))?;
@@ -166,11 +170,8 @@ impl XdpProgram {
         let g = &new.guard;
         let mut lists: LpmTrie<&mut MapData, ListKey, u32> =
             LpmTrie::try_from(self.map_mut(LISTS_MAP)?).map_err(err(LISTS_MAP))?;
-        for e in old
-            .lists
-            .iter()
-            .filter(|e| !g.lists.iter().any(|n| n.0 == e.0))
-        {
+        let kept: HashSet<&(u32, ListKey)> = g.lists.iter().map(|(k, _)| k).collect();
+        for e in old.lists.iter().filter(|(k, _)| !kept.contains(k)) {
             // Already gone is fine.
             let _ = lists.remove(&list_entry(e));
         }
@@ -191,7 +192,7 @@ impl XdpProgram {
             let flags: std::collections::HashMap<u32, u32> = new
                 .vips
                 .iter()
-                .filter(|(k, _)| k.port != 0)
+                .filter(|(_, m)| m.flags & VIP_ADDRESS == 0)
                 .map(|(_, m)| (m.vip_id, m.flags))
                 .collect();
             self.purge_flows(|k, v| {
