@@ -50,6 +50,30 @@ pub enum Command {
         #[arg(long)]
         admin: Option<std::net::SocketAddr>,
     },
+    /// Show or change the running daemon's guard allow/deny lists (through
+    /// its admin API). Entries added here last until removed or the daemon
+    /// restarts; put permanent ones in the config file.
+    Guard {
+        /// What to do.
+        #[arg(value_enum)]
+        action: GuardAction,
+        /// Which list, for `add` and `remove`.
+        #[arg(value_enum, required_if_eq_any([("action", "add"), ("action", "remove")]))]
+        list: Option<GuardList>,
+        /// The prefix, like `198.18.5.0/24` or `fd00:66::/64` (a bare
+        /// address is one host), for `add` and `remove`.
+        #[arg(required_if_eq_any([("action", "add"), ("action", "remove")]))]
+        cidr: Option<String>,
+        /// The listener whose own list to change, instead of the global one.
+        #[arg(long)]
+        listener: Option<String>,
+        /// Config file to read `admin.listen` and `admin.token_file` from.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Admin API address, over the config's.
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
+    },
     /// Make the running daemon re-read its config file (through its admin
     /// API); prints what changed, or the file's errors.
     Reload {
@@ -108,6 +132,26 @@ pub enum BackendAction {
     Disable,
     /// Set a new weight.
     Weight,
+}
+
+/// What `balancer guard` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GuardAction {
+    /// Print every list, from the file and added at runtime.
+    List,
+    /// Add an entry.
+    Add,
+    /// Remove an entry added at runtime.
+    Remove,
+}
+
+/// Which guard list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GuardList {
+    /// Sources refused.
+    Deny,
+    /// The only sources admitted, once the list has an entry.
+    Allow,
 }
 
 /// Log output format.

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use balancer::{
-    cli::{BackendAction, Cli, Command},
+    cli::{BackendAction, Cli, Command, GuardAction, GuardList},
     config, logging, server, summary,
 };
 use clap::Parser as _;
@@ -41,41 +41,35 @@ fn main() -> ExitCode {
             config: file,
             admin,
         } => answer(reload(file.as_deref(), admin)),
-        Command::Status { state_dir } => match balancer::status::read(&state_dir) {
-            Ok(s) => {
-                print!(
-                    "{}",
-                    balancer::status::render(&s, balancer::status::now_ms())
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Guard {
+            action,
+            list,
+            cidr,
+            listener,
+            config: file,
+            admin,
+        } => answer(guard(
+            action,
+            list.zip(cidr),
+            listener.as_deref(),
+            file.as_deref(),
+            admin,
+        )),
+        Command::Status { state_dir } => printed(
+            balancer::status::read(&state_dir)
+                .map(|s| balancer::status::render(&s, balancer::status::now_ms())),
+        ),
         Command::Explain {
             config: file,
             against,
             protocol,
             source,
             destination,
-        } => {
-            match explain(
-                &file,
-                against.as_deref(),
-                protocol.zip(source).zip(destination),
-            ) {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("{e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        } => printed(explain(
+            &file,
+            against.as_deref(),
+            protocol.zip(source).zip(destination),
+        )),
         Command::Decap {
             interface,
             endpoint,
@@ -100,6 +94,20 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Prints a report as it is, or its error; the exit code says which.
+fn printed<E: std::fmt::Display>(r: Result<String, E>) -> ExitCode {
+    match r {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -155,6 +163,53 @@ fn reload(
                 .unwrap_or("the admin API refused the reload")
         )
     }
+}
+
+fn guard(
+    action: GuardAction,
+    entry: Option<(GuardList, String)>,
+    listener: Option<&str>,
+    file: Option<&std::path::Path>,
+    admin: Option<std::net::SocketAddr>,
+) -> anyhow::Result<String> {
+    use balancer::admin::client;
+    let (to, token) = admin_target(file, admin)?;
+    let scope = listener.map_or_else(String::new, |l| format!("/listeners/{l}"));
+    let (method, path) = match (action, entry) {
+        (GuardAction::List, _) => ("GET", "/guard".to_owned()),
+        (_, None) => anyhow::bail!("`add` and `remove` need a list and a CIDR"),
+        (a, Some((list, cidr))) => {
+            let list = match list {
+                GuardList::Deny => "deny",
+                GuardList::Allow => "allow",
+            };
+            let method = if a == GuardAction::Add {
+                "POST"
+            } else {
+                "DELETE"
+            };
+            (method, format!("{scope}/guard/{list}/{cidr}"))
+        }
+    };
+    let (code, body) = client::request(to, method, &path, token.as_deref())?;
+    if code != 200 {
+        anyhow::bail!(
+            "{}",
+            body["error"]
+                .as_str()
+                .unwrap_or("the admin API refused the request")
+        );
+    }
+    let mut out = client::render_lists(&body["lists"]);
+    if action != GuardAction::List {
+        let what = if body["changed"].as_bool() == Some(true) {
+            "changed"
+        } else {
+            "unchanged: the entry was already there"
+        };
+        out = format!("{what}\n{out}");
+    }
+    Ok(out.trim_end().to_owned())
 }
 
 fn backend(

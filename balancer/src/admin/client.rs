@@ -3,6 +3,7 @@
 //! the CLI makes one call and exits.
 
 use std::{
+    fmt::Write as _,
     io::{self, Read as _, Write as _},
     net::{SocketAddr, TcpStream},
     time::Duration,
@@ -64,4 +65,34 @@ pub fn request(
 #[must_use]
 pub fn path_segment(address: SocketAddr) -> String {
     address.to_string().replace('[', "%5B").replace(']', "%5D")
+}
+
+/// The lists of a `/guard` answer as text: one line per entry, saying
+/// where it applies and where it came from.
+#[must_use]
+pub fn render_lists(lists: &serde_json::Value) -> String {
+    let mut out = String::new();
+    let mut scope = |name: &str, v: &serde_json::Value| {
+        for list in ["deny", "allow"] {
+            for (from, label) in [("file", "config file"), ("added", "admin API")] {
+                for e in v[list][from].as_array().into_iter().flatten() {
+                    let _ = writeln!(
+                        out,
+                        "{name:<16} {list:<5} {:<43} {label}",
+                        e.as_str().unwrap_or("?")
+                    );
+                }
+            }
+        }
+    };
+    scope("(global)", &lists["global"]);
+    if let Some(ls) = lists["listeners"].as_object() {
+        for (name, v) in ls {
+            scope(name, v);
+        }
+    }
+    if out.is_empty() {
+        out.push_str("no guard list has an entry\n");
+    }
+    out
 }

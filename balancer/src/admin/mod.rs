@@ -29,7 +29,10 @@ use tracing::{debug, info};
 use self::routes::{Route, route};
 use crate::{
     publish::{self, Sources},
-    runtime::control::{AdminError, Event},
+    runtime::{
+        control::{AdminError, Event},
+        guard_lists::ListChange,
+    },
 };
 
 /// What the API reads and where it sends actions.
@@ -137,6 +140,7 @@ async fn handle(req: &Request<Incoming>, api: &Api, peer: SocketAddr) -> Respons
             StatusCode::OK,
             &serde_json::to_value(publish::snapshot(&api.sources)).unwrap_or_default(),
         ),
+        Ok(Route::Guard(change)) => guard(api, change, peer).await,
         Ok(Route::Backend {
             pool,
             backend,
@@ -176,6 +180,35 @@ async fn handle(req: &Request<Incoming>, api: &Api, peer: SocketAddr) -> Respons
             StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
             &e.to_string(),
         ),
+    }
+}
+
+/// Shows or changes the guard lists through the control loop.
+async fn guard(api: &Api, change: ListChange, peer: SocketAddr) -> Response<Full<Bytes>> {
+    let (tx, rx) = oneshot::channel();
+    let show = change == ListChange::Show;
+    let asked = Event::Guard {
+        change: change.clone(),
+        reply: tx,
+    };
+    if api.events.send(asked).await.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping");
+    }
+    match rx.await {
+        Ok(Ok(answer)) => {
+            if !show {
+                info!(%peer, ?change, changed = answer.changed, "admin API guard list request done");
+            }
+            reply(
+                StatusCode::OK,
+                &serde_json::to_value(&answer).unwrap_or_default(),
+            )
+        }
+        Ok(Err(e)) => error(
+            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::CONFLICT),
+            &e.to_string(),
+        ),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping"),
     }
 }
 

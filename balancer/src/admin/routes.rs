@@ -10,10 +10,19 @@
 //! | POST | `/backends/{pool}/{address}/enable` | back to its checks |
 //! | POST | `/backends/{pool}/{address}/disable` | out of rotation |
 //! | POST | `/backends/{pool}/{address}/weight/{n}` | new weight |
+//! | GET | `/guard` | every guard list, from the file and added here |
+//! | POST, DELETE | `/guard/{deny,allow}/{cidr}` | add or remove a global entry |
+//! | POST, DELETE | `/listeners/{name}/guard/{deny,allow}/{cidr}` | a listener's entry |
 
 use std::net::SocketAddr;
 
-use crate::runtime::control::Action;
+use crate::{
+    config::values,
+    runtime::{
+        control::Action,
+        guard_lists::{Added, List, ListChange, Scope},
+    },
+};
 
 /// A request the API serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +33,8 @@ pub enum Route {
     Metrics,
     /// `POST /reload`.
     Reload,
+    /// Show or change the guard lists.
+    Guard(ListChange),
     /// An action on one backend.
     Backend {
         /// Pool name.
@@ -87,6 +98,13 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         ["status"] => want("GET").map(|()| Route::Status),
         ["metrics"] => want("GET").map(|()| Route::Metrics),
         ["reload"] => want("POST").map(|()| Route::Reload),
+        ["guard"] => want("GET").map(|()| Route::Guard(ListChange::Show)),
+        ["guard", list, cidr @ ..] if !cidr.is_empty() => {
+            guard_entry(method, path, Scope::Global, list, cidr)
+        }
+        ["listeners", name, "guard", list, cidr @ ..] if !cidr.is_empty() => {
+            guard_entry(method, path, Scope::Listener(decode(name)), list, cidr)
+        }
         ["backends", pool, address, rest @ ..] => {
             let action = match rest {
                 ["drain"] => Action::Drain,
@@ -113,6 +131,34 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
             })
         }
         _ => Err(RouteError::NotFound(path.to_owned())),
+    }
+}
+
+/// A list entry's route: the CIDR is the rest of the path, since its
+/// prefix length follows a `/`.
+fn guard_entry(
+    method: &str,
+    path: &str,
+    scope: Scope,
+    list: &str,
+    cidr: &[&str],
+) -> Result<Route, RouteError> {
+    let list = match list {
+        "deny" => List::Deny,
+        "allow" => List::Allow,
+        _ => return Err(RouteError::NotFound(path.to_owned())),
+    };
+    let text = decode(&cidr.join("/"));
+    let cidr = values::cidr(&text).map_err(RouteError::BadRequest)?;
+    let entry = Added { scope, list, cidr };
+    match method {
+        "POST" => Ok(Route::Guard(ListChange::Add(entry))),
+        "DELETE" => Ok(Route::Guard(ListChange::Remove(entry))),
+        _ => Err(RouteError::Method {
+            path: path.to_owned(),
+            method: method.to_owned(),
+            allowed: "POST or DELETE",
+        }),
     }
 }
 
@@ -182,5 +228,42 @@ mod tests {
         assert!(matches!(bad, RouteError::BadRequest(_)) && bad.to_string().contains("nowhere"));
         let w = route("POST", "/backends/web/198.18.1.11:80/weight/lots").expect_err("weight");
         assert_eq!(w.status(), 400);
+    }
+
+    #[test]
+    fn guard_routes_take_the_cidr_from_the_rest_of_the_path() {
+        use crate::{
+            config::values::cidr,
+            runtime::guard_lists::{Added, List, ListChange, Scope},
+        };
+        assert_eq!(route("GET", "/guard"), Ok(Route::Guard(ListChange::Show)));
+        assert_eq!(
+            route("POST", "/guard/deny/198.18.5.0/24"),
+            Ok(Route::Guard(ListChange::Add(Added {
+                scope: Scope::Global,
+                list: List::Deny,
+                cidr: cidr("198.18.5.0/24").expect("cidr"),
+            })))
+        );
+        assert_eq!(
+            route("DELETE", "/listeners/web/guard/allow/fd00:1::%2F64"),
+            Ok(Route::Guard(ListChange::Remove(Added {
+                scope: Scope::Listener("web".into()),
+                list: List::Allow,
+                cidr: cidr("fd00:1::/64").expect("cidr"),
+            })))
+        );
+        let host = route("POST", "/guard/deny/198.18.5.1/24").expect_err("host bits");
+        assert_eq!(host.status(), 400);
+        assert!(host.to_string().contains("198.18.5.0/24"), "{host}");
+        assert_eq!(
+            route("PUT", "/guard/deny/198.18.5.0/24").map_err(|e| e.status()),
+            Err(405)
+        );
+        assert_eq!(
+            route("POST", "/guard/block/198.18.5.0/24").map_err(|e| e.status()),
+            Err(404)
+        );
+        assert_eq!(route("POST", "/guard").map_err(|e| e.status()), Err(405));
     }
 }

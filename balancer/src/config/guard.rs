@@ -80,20 +80,15 @@ pub fn guard(g: &RawGuard, p: &mut Problems) -> Guard {
 /// Listener `i`'s own guard, checked against the global lists too.
 pub fn listener(g: &RawListenerGuard, i: usize, global: &Guard, p: &mut Problems) -> ListenerGuard {
     let at = format!("listeners[{i}].guard");
-    let deny = cidrs(&g.deny, &format!("{at}.deny"), p);
-    let allow = cidrs(&g.allow, &format!("{at}.allow"), p);
-    let own = entries(&[
-        (&format!("{at}.deny"), ListKind::Deny, &deny),
-        (&format!("{at}.allow"), ListKind::Allow, &allow),
-    ]);
-    for (field, message) in conflicts(&own, &global_entries(global)) {
+    let guard = ListenerGuard {
+        deny: cidrs(&g.deny, &format!("{at}.deny"), p),
+        allow: cidrs(&g.allow, &format!("{at}.allow"), p),
+        new_flows: limit(g.syn_rate, g.syn_burst, &format!("{at}.syn"), p),
+    };
+    for (field, message) in conflicts(&listener_entries(&guard, i), &global_entries(global)) {
         p.add(field, message);
     }
-    ListenerGuard {
-        deny,
-        allow,
-        new_flows: limit(g.syn_rate, g.syn_burst, &format!("{at}.syn"), p),
-    }
+    guard
 }
 
 /// The global lists as entries.
@@ -152,6 +147,26 @@ pub fn conflicts(new: &[Entry], global: &[Entry]) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// Why `new` cannot join `same` (entries of its own scope) beside
+/// `global` (the global lists, when `new` is a listener's): the check of
+/// [`conflicts`] for one entry, linear in the lists.
+#[must_use]
+pub fn conflict_of(new: &Entry, same: &[Entry], global: &[Entry]) -> Option<String> {
+    same.iter()
+        .find_map(|a| conflict(a, new, false))
+        .or_else(|| global.iter().find_map(|a| conflict(a, new, true)))
+}
+
+/// Listener `i`'s own lists as entries.
+#[must_use]
+pub fn listener_entries(g: &ListenerGuard, i: usize) -> Vec<Entry> {
+    let at = format!("listeners[{i}].guard");
+    entries(&[
+        (&format!("{at}.deny"), ListKind::Deny, &g.deny),
+        (&format!("{at}.allow"), ListKind::Allow, &g.allow),
+    ])
 }
 
 /// Why `b` cannot stand beside `a`, if it cannot; `across` when they are in

@@ -9,7 +9,7 @@ mod locate;
 pub mod model;
 mod raw;
 mod validate;
-mod values;
+pub mod values;
 
 use std::path::Path;
 

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use super::{
     CheckRecord, LivePool, PoolState,
+    guard_lists::{ListChange, ListError, Lists},
     state::{Admin, FULL, State, Status, Thresholds},
 };
 use crate::{config::Config, dataplane::xdp::plane::XdpPlane};
@@ -26,12 +27,16 @@ const RAMP_TICK: Duration = Duration::from_millis(100);
 /// The least change of a ramp (thousandths) worth rebuilding a pool for.
 const RAMP_STEP: u16 = 50;
 
-pub use super::events::{Action, AdminError, EVENT_QUEUE, Event, MAX_WEIGHT, Passive};
+pub use super::events::{Action, AdminError, EVENT_QUEUE, Event, GuardAnswer, MAX_WEIGHT, Passive};
 
 /// The loop's state.
 pub struct Control {
     generation: u64,
+    /// The config as read, then with the guard list entries added through
+    /// the admin API: what the data planes are given.
+    file: Arc<Config>,
     config: Arc<Config>,
+    lists: Lists,
     pools: Vec<Arc<LivePool>>,
     status: Vec<Vec<Status>>,
     /// When each slow-starting backend began its ramp.
@@ -63,7 +68,9 @@ impl Control {
             .collect();
         Self {
             generation: 0,
+            file: config.clone(),
             config,
+            lists: Lists::default(),
             pools,
             status,
             ramping: none.clone(),
@@ -139,6 +146,10 @@ impl Control {
                 let _ = reply.send(self.admin(&pool, backend, action));
                 return;
             }
+            Event::Guard { change, reply } => {
+                let _ = reply.send(self.guard(&change));
+                return;
+            }
             Event::Reload {
                 config,
                 pools,
@@ -186,6 +197,12 @@ impl Control {
                 (pool, backend, false, format!("proxy saw: {error}"))
             }
         };
+        self.observe(p, b, ok, &cause);
+    }
+
+    /// Steps backend `b` of pool `p` by one check outcome or proxy failure
+    /// (`ok`, because of `cause`); a change reaches the planes, then the log.
+    fn observe(&mut self, p: usize, b: usize, ok: bool, cause: &str) {
         let Some(check) = self.config.pools.get(p).and_then(|x| x.health.as_ref()) else {
             return;
         };
@@ -392,12 +409,24 @@ impl Control {
             status.push(s);
             counters.push(st);
         }
+        let (lists, dropped) = self.lists.rebase(&config);
+        let file = config;
+        let config = if lists.added().is_empty() {
+            file.clone()
+        } else {
+            Arc::new(lists.apply(&file))
+        };
         if let Some(xdp) = &self.xdp {
             let mut plane = xdp
                 .lock()
                 .map_err(|_| "the XDP plane is unusable after an earlier failure".to_owned())?;
             plane.reload(&config, &status).map_err(|e| e.to_string())?;
         }
+        for why in dropped {
+            warn!("{why}");
+        }
+        self.lists = lists;
+        self.file = file;
         self.carry_drains(&config, &old_pools);
         for ((p, live), (s, st)) in config
             .pools
@@ -419,6 +448,34 @@ impl Control {
         self.status = status;
         self.generation = generation;
         Ok(())
+    }
+
+    /// Shows or changes the guard lists; a change is written to the XDP
+    /// maps before it is kept, so a refused write changes nothing.
+    pub fn guard(&mut self, change: &ListChange) -> Result<GuardAnswer, ListError> {
+        let Some(next) = self.lists.change(&self.file, change)? else {
+            return Ok(GuardAnswer {
+                changed: false,
+                lists: self.lists.view(&self.file),
+            });
+        };
+        let xdp = self.xdp.as_ref().ok_or(ListError::NoXdp)?;
+        let config = Arc::new(next.apply(&self.file));
+        {
+            let mut plane = xdp.lock().map_err(|_| {
+                ListError::Write("an earlier failure left the XDP plane locked".to_owned())
+            })?;
+            plane
+                .update(&config, &self.status)
+                .map_err(|e| ListError::Write(e.to_string()))?;
+        }
+        info!(?change, "operator changed the guard lists");
+        self.lists = next;
+        self.config = config;
+        Ok(GuardAnswer {
+            changed: true,
+            lists: self.lists.view(&self.file),
+        })
     }
 
     /// At a reload: backends gone from the config get no new flows, and

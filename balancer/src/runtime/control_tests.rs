@@ -243,3 +243,17 @@ fn events_for_unknown_pools_or_backends_change_nothing() {
     c.handle(check(9, false));
     assert_eq!(reachable(&pool), [0, 1]);
 }
+
+#[test]
+fn guard_list_changes_without_an_xdp_plane_are_refused_and_change_nothing() {
+    use crate::runtime::guard_lists::{Added, List, ListChange, ListError, Scope};
+    let (mut c, _) = setup(false);
+    let add = ListChange::Add(Added {
+        scope: Scope::Global,
+        list: List::Deny,
+        cidr: crate::config::values::cidr("198.18.5.0/24").expect("cidr"),
+    });
+    assert_eq!(c.guard(&add), Err(ListError::NoXdp));
+    let shown = c.guard(&ListChange::Show).expect("show");
+    assert!(!shown.changed && shown.lists.global.deny.added.is_empty());
+}

@@ -5,7 +5,11 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{LivePool, state::State};
+use super::{
+    LivePool,
+    guard_lists::{ListChange, ListError, View},
+    state::State,
+};
 use crate::config::Config;
 
 /// Room for events between the producers and the loop. Proxies never wait
@@ -53,6 +57,14 @@ pub enum Event {
         /// Where the answer goes.
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// An operator's change to the guard lists (or a request to see
+    /// them), answered on `reply` with every list as it now is.
+    Guard {
+        /// What to do.
+        change: ListChange,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<GuardAnswer, ListError>>,
+    },
     /// A connection a proxy could not make (refused, timed out).
     Passive {
         /// The config generation of the reporting listener.
@@ -64,6 +76,15 @@ pub enum Event {
         /// What went wrong.
         error: String,
     },
+}
+
+/// The answer to a guard list request.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct GuardAnswer {
+    /// Whether the lists changed (adding an entry already there does not).
+    pub changed: bool,
+    /// Every list as it now is.
+    pub lists: View,
 }
 
 /// What an operator asks of one backend.

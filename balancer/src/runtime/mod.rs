@@ -5,6 +5,7 @@
 
 pub mod control;
 pub mod events;
+pub mod guard_lists;
 pub mod state;
 mod stats;
 mod tracker;
