@@ -17,6 +17,12 @@ pub const LIMITED_MAP: &str = "GUARD_LIMITED_V1";
 pub const CEILINGS_MAP: &str = "GUARD_CEILINGS_V1";
 /// One [`GuardSettings`] entry.
 pub const GUARD_MAP: &str = "GUARD_V1";
+/// Program array: slot 0 holds `balancer_cookie`, which the balancer
+/// tail-calls to answer a SYN with a cookie (in its own stack frame: the
+/// balancer's leaves too little room for it).
+pub const COOKIE_PROGS_MAP: &str = "COOKIE_PROGS_V1";
+/// The cookie program's name in the object.
+pub const COOKIE_ENTRY: &str = "balancer_cookie";
 /// Per-CPU array: `vip_id * GUARD_REASONS + reason` -> drops.
 pub const GUARD_STATS_MAP: &str = "GUARD_STATS_V1";
 
@@ -53,6 +59,10 @@ pub const VIP_CEILING: u32 = 1 << 3;
 /// protocol 0) marking an address that XDP-served VIPs live on, for
 /// fragments.
 pub const VIP_ADDRESS: u32 = 1 << 4;
+/// [`crate::maps::VipMeta::flags`]: a listener served in userspace whose
+/// SYNs beyond its [`Ceiling`] rate the program answers itself with a SYN
+/// cookie (see [`Cookie`]) instead of passing them up.
+pub const VIP_COOKIES: u32 = 1 << 5;
 
 /// [`GuardSettings::flags`]: per-source SYN limit on.
 pub const GUARD_SOURCE_SYN: u32 = 1;
@@ -70,6 +80,15 @@ pub const GUARD_WILDCARD: u32 = 1 << 4;
 pub const GUARD_LISTS: u32 = 1 << 5;
 /// [`GuardSettings::flags`]: a global allow list applies.
 pub const GUARD_ALLOW_ONLY: u32 = 1 << 6;
+/// [`GuardSettings::flags`]: SYN cookies carry a timestamp option, whose
+/// low bits hold the client's window scale and SACK permission (the
+/// kernel's encoding; needs `net.ipv4.tcp_timestamps = 2`, no offsets).
+pub const GUARD_COOKIE_TS: u32 = 1 << 7;
+/// [`GuardSettings::flags`]: SYN cookies may grant SACK (`tcp_sack`).
+pub const GUARD_COOKIE_SACK: u32 = 1 << 8;
+/// [`GuardSettings::flags`]: SYN cookies may grant window scaling
+/// (`tcp_window_scaling`).
+pub const GUARD_COOKIE_WSCALE: u32 = 1 << 9;
 
 /// The data part of an LPM key: the scope (a VIP id, or [`SCOPE_GLOBAL`]),
 /// big-endian so it is matched bit by bit ahead of the address, and the
@@ -128,12 +147,53 @@ impl Rate {
 pub struct GuardSettings {
     /// `GUARD_*` flags.
     pub flags: u32,
-    /// Explicit padding; zero.
-    pub pad: u32,
+    /// What a SYN cookie answer advertises.
+    pub cookie: Cookie,
     /// Per-source SYN rate.
     pub syn: Rate,
     /// Per-source packet rate.
     pub packets: Rate,
+}
+
+/// What the program's SYN-ACKs advertise, as the kernel would for the
+/// listening socket, so the connection the kernel builds from the cookie
+/// matches what the client was told. Four bytes: it took the place of
+/// [`GuardSettings`]' padding, so the layout is unchanged.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Cookie {
+    /// MSS for IPv4 (interface MTU - 40); IPv6 advertises 20 less.
+    pub mss: u16,
+    /// The receive window scale the kernel will use (from `tcp_rmem`).
+    pub wscale: u8,
+    /// Explicit padding; zero.
+    pub pad: u8,
+}
+
+/// TCP timestamp bits that carry SYN cookie options (the kernel's
+/// `TSBITS`): window scale in the low 4 (15: none), SACK in bit 4.
+pub const COOKIE_TS_BITS: u32 = 6;
+
+/// The timestamp value a cookie SYN-ACK carries at `now_ms`, with the
+/// client's window scale (`None`: not offered) and SACK encoded in its low
+/// bits, never ahead of `now_ms` (as the kernel's `cookie_init_timestamp`).
+#[inline(always)]
+#[must_use]
+pub const fn cookie_timestamp(now_ms: u32, wscale: Option<u8>, sack: bool) -> u32 {
+    let mut options = match wscale {
+        Some(w) if w < 15 => w as u32,
+        Some(_) => 14,
+        None => 0xf,
+    };
+    if sack {
+        options |= 1 << 4;
+    }
+    let ts = (now_ms >> COOKIE_TS_BITS) << COOKIE_TS_BITS | options;
+    if ts > now_ms {
+        ts.wrapping_sub(1 << COOKIE_TS_BITS)
+    } else {
+        ts
+    }
 }
 
 /// One source's buckets.

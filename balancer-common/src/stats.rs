@@ -5,7 +5,7 @@
 /// Name of the per-CPU counter array. The suffix is the layout version: a
 /// change to [`Counter`] that moves a slot bumps it, so a pinned map of the old
 /// layout is never misread.
-pub const STATS_MAP: &str = "STATS_V4";
+pub const STATS_MAP: &str = "STATS_V5";
 
 /// Number of guard drop reasons ([`Counter::GUARD`]).
 pub const GUARD_REASONS: u32 = 9;
@@ -96,11 +96,14 @@ pub enum Counter {
     Decapsulated = 36,
     /// Decapsulator: not a tunnel packet for us; passed untouched.
     NotTunnel = 37,
+    /// Guard: a SYN to a listener served in userspace, beyond its cookie
+    /// threshold, answered by the program with a SYN cookie (`XDP_TX`).
+    SynCookie = 38,
 }
 
 impl Counter {
     /// Number of slots; the size of the counter array.
-    pub const COUNT: u32 = 38;
+    pub const COUNT: u32 = 39;
 
     /// Every counter in slot order.
     pub const ALL: [Counter; Self::COUNT as usize] = [
@@ -142,6 +145,7 @@ impl Counter {
         Counter::FlowSyn,
         Counter::Decapsulated,
         Counter::NotTunnel,
+        Counter::SynCookie,
     ];
 
     /// Whether this slot is a parse outcome: every packet lands in exactly
@@ -228,6 +232,7 @@ impl Counter {
             Counter::FlowSyn => "flow_syn",
             Counter::Decapsulated => "decapsulated",
             Counter::NotTunnel => "not_tunnel",
+            Counter::SynCookie => "syn_cookie",
         }
     }
 }

@@ -204,19 +204,26 @@ fn remember(key: &[u8; 16], now: u64) {
 /// The listener's new-flow ceiling, one bucket shared by all CPUs.
 #[inline(always)]
 fn ceiling(vip_id: u32) -> Result<(), Counter> {
+    if within_rate(vip_id) {
+        Ok(())
+    } else {
+        Err(Counter::GuardListenerSyn)
+    }
+}
+
+/// Whether one more new flow fits listener `vip_id`'s bucket (its ceiling,
+/// or its SYN cookie threshold), taking it if so.
+#[inline(always)]
+pub fn within_rate(vip_id: u32) -> bool {
     let Some(c) = CEILINGS.get_ptr_mut(vip_id) else {
-        return Ok(());
+        return true;
     };
     // SAFETY: as in `source`.
     let c = unsafe { &mut *c };
     // SAFETY: bpf_ktime_get_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let rate = c.rate;
-    if rate.admit(&mut c.tat, now) {
-        Ok(())
-    } else {
-        Err(Counter::GuardListenerSyn)
-    }
+    rate.admit(&mut c.tat, now)
 }
 
 /// Whether a TCP packet with no flow is stray: a RST, or a

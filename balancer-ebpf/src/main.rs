@@ -4,6 +4,7 @@
 //! its own module; `balancer_decap` is the backend-side tunnel decapsulator.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
+mod cookie;
 mod csum;
 mod decap;
 mod flood;
@@ -18,7 +19,9 @@ mod stats;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use balancer_common::{
     Counter,
-    guard::{GUARD_DROP_STRAY, GUARD_FLOW_ON_ACK, GUARD_WILDCARD, UNKNOWN_VIP, VIP_PASS},
+    guard::{
+        GUARD_DROP_STRAY, GUARD_FLOW_ON_ACK, GUARD_WILDCARD, UNKNOWN_VIP, VIP_COOKIES, VIP_PASS,
+    },
 };
 
 /// Entry point. Every exit goes through [`stats::verdict`], and every drop
@@ -60,6 +63,23 @@ pub fn bench_bare_tx(_ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn bench_bare_drop(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_DROP
+}
+
+/// Tail-called by `balancer` for a SYN beyond its listener's cookie
+/// threshold: answers it with a SYN cookie (see [`cookie`]), or passes it
+/// up when it cannot.
+// The #[xdp] wrapper hands the context over by value.
+#[allow(clippy::needless_pass_by_value)]
+#[xdp]
+pub fn balancer_cookie(ctx: XdpContext) -> u32 {
+    let action = if let Ok(action) = cookie::answer(&ctx) {
+        stats::count(Counter::SynCookie);
+        action
+    } else {
+        stats::count(Counter::PassListener);
+        xdp_action::XDP_PASS
+    };
+    stats::verdict(action)
 }
 
 /// Test traffic: a SYN flood from random benchmarking-range sources, for
@@ -108,6 +128,14 @@ fn run(ctx: &XdpContext) -> Result<u32, Counter> {
     let new_flow = if pkt.tcp() { pkt.syn() } else { !passed_up };
     guard::admit(&pkt, &settings, &vip, new_flow)?;
     if passed_up {
+        // Beyond the listener's cookie threshold, a SYN is answered here:
+        // the flood never reaches the socket, and real clients still
+        // connect through the cookie.
+        if vip.flags & VIP_COOKIES != 0 && pkt.syn() && !guard::within_rate(vip.vip_id) {
+            // SAFETY: the slot holds `balancer_cookie` or nothing; on
+            // success this does not return, and on failure the SYN goes up.
+            unsafe { maps::COOKIE_PROGS.tail_call(ctx, 0) };
+        }
         stats::count(Counter::PassListener);
         return Ok(xdp_action::XDP_PASS);
     }

@@ -6,7 +6,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, DevMap, HashMap, LpmTrie, LruHashMap},
+    maps::{Array, DevMap, HashMap, LpmTrie, LruHashMap, ProgramArray},
 };
 use balancer_common::{
     guard::{Ceiling, GuardSettings, LIMITED_ENTRIES, Limited, ListKey, MAX_VIP_IDS, SourceState},
@@ -53,3 +53,7 @@ pub static LIMITED: LruHashMap<[u8; 16], Limited> =
 
 #[map(name = "GUARD_CEILINGS_V1")]
 pub static CEILINGS: Array<Ceiling> = Array::with_max_entries(MAX_VIP_IDS, 0);
+
+// Slot 0: `balancer_cookie` (balancer_common::guard::COOKIE_PROGS_MAP).
+#[map(name = "COOKIE_PROGS_V1")]
+pub static COOKIE_PROGS: ProgramArray = ProgramArray::with_max_entries(1, 0);

@@ -10,7 +10,7 @@ use balancer_common::{
 
 // The name must equal `balancer_common::stats::STATS_MAP`; the userspace test
 // that reads counters looks the map up by that constant and fails otherwise.
-#[map(name = "STATS_V4")]
+#[map(name = "STATS_V5")]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
 
 // Per listener and guard reason; the name must equal

@@ -79,7 +79,7 @@ fn load(yaml: &str) -> anyhow::Result<XdpProgram> {
             })
         },
     )?;
-    guard::dress(&mut tables, &cfg.listeners, &served, &cfg.guard);
+    guard::dress(&mut tables, &cfg.listeners, &served, &cfg.guard, None);
     let mut prog = XdpProgram::load(Sizes::for_tables(&tables, 1_000_000))?;
     prog.apply(None, &tables)?;
     Ok(prog)

@@ -9,7 +9,7 @@
 use std::num::NonZeroU32;
 
 use super::{
-    model::{Cidr, Guard, Limit, ListenerGuard, PerSource, StrayTcp},
+    model::{Cidr, Guard, Limit, ListenerGuard, Mode, PerSource, Protocol, StrayTcp},
     raw::{RawGuard, RawListenerGuard},
     validate::Problems,
     values,
@@ -77,13 +77,21 @@ pub fn guard(g: &RawGuard, p: &mut Problems) -> Guard {
     }
 }
 
-/// Listener `i`'s own guard, checked against the global lists too.
-pub fn listener(g: &RawListenerGuard, i: usize, global: &Guard, p: &mut Problems) -> ListenerGuard {
+/// Listener `i`'s own guard (the listener has `kind`: mode and protocol),
+/// checked against the global lists too.
+pub fn listener(
+    g: &RawListenerGuard,
+    i: usize,
+    kind: (Mode, Protocol),
+    global: &Guard,
+    p: &mut Problems,
+) -> ListenerGuard {
     let at = format!("listeners[{i}].guard");
     let guard = ListenerGuard {
         deny: cidrs(&g.deny, &format!("{at}.deny"), p),
         allow: cidrs(&g.allow, &format!("{at}.allow"), p),
         new_flows: limit(g.syn_rate, g.syn_burst, &format!("{at}.syn"), p),
+        cookies_above: cookies(g, &at, kind, p),
     };
     for (field, message) in conflicts(&listener_entries(&guard, i), &global_entries(global)) {
         p.add(field, message);
@@ -195,6 +203,37 @@ fn conflict(a: &Entry, b: &Entry, across: bool) -> Option<String> {
         "`{}` overlaps `{}` ({}){dead}",
         b.cidr, a.cidr, a.at
     ))
+}
+
+/// `syn_cookies_above`: only where a kernel socket takes the handshake
+/// (TCP, not `xdp` mode), and not beside a ceiling, which would drop what
+/// the cookies should answer.
+fn cookies(
+    g: &RawListenerGuard,
+    at: &str,
+    (mode, protocol): (Mode, Protocol),
+    p: &mut Problems,
+) -> Option<Limit> {
+    let rate = g.syn_cookies_above?;
+    let field = format!("{at}.syn_cookies_above");
+    if protocol != Protocol::Tcp {
+        p.add(
+            &field,
+            "SYN cookies are for TCP listeners; remove it here".to_owned(),
+        );
+    } else if mode == Mode::Xdp {
+        p.add(
+            &field,
+            "an `xdp` listener's handshakes happen on its backends, which answer with their own SYN cookies; use `syn_rate` for a ceiling here, or mode `proxy`".to_owned(),
+        );
+    } else if g.syn_rate.is_some() {
+        p.add(
+            &field,
+            "cannot stand beside `syn_rate`: the ceiling would drop the SYNs the cookies should answer; keep one".to_owned(),
+        );
+    }
+    let rate = p.bounded(&field, Some(rate), 1, MAX_RATE);
+    Some(Limit { rate, burst: rate })
 }
 
 /// A rate and burst pair under `{at}_rate` / `{at}_burst`; the burst

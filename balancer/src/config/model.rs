@@ -295,6 +295,9 @@ pub struct ListenerGuard {
     pub allow: Vec<Cidr>,
     /// New-flow ceiling: SYNs beyond it are dropped.
     pub new_flows: Option<Limit>,
+    /// SYNs per second beyond which the XDP program answers them with SYN
+    /// cookies instead of passing them to the listening socket.
+    pub cookies_above: Option<Limit>,
 }
 
 /// An address prefix, host bits zero.

@@ -172,4 +172,6 @@ pub struct RawListenerGuard {
     pub syn_rate: Option<u64>,
     #[serde(default)]
     pub syn_burst: Option<u64>,
+    #[serde(default)]
+    pub syn_cookies_above: Option<u64>,
 }

@@ -276,7 +276,7 @@ fn listeners(
             guard: l
                 .guard
                 .as_ref()
-                .map(|g| super::guard::listener(g, i, global_guard, p))
+                .map(|g| super::guard::listener(g, i, (mode, l.protocol), global_guard, p))
                 .unwrap_or_default(),
         });
     }

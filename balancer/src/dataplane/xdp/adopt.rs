@@ -9,7 +9,9 @@
 use std::net::IpAddr;
 
 use super::{
-    Sizes, XdpProgram, guard,
+    Sizes, XdpProgram,
+    cookies::Cookies,
+    guard,
     pins::Pins,
     plane::PlaneError,
     tables::{BackendIds, Egress, Hop, Tables},
@@ -47,6 +49,8 @@ pub struct Inputs<'a> {
     pub egress: &'a Egress,
     /// How to reach a backend.
     pub hop_of: &'a dyn Fn(IpAddr) -> Option<Hop>,
+    /// SYN cookie settings, when this host allows them.
+    pub cookies: Option<Cookies>,
 }
 
 impl Inputs<'_> {
@@ -73,7 +77,13 @@ pub fn start(pins: &Pins, inputs: &Inputs<'_>, flows: u32) -> Result<Adopted, Pl
         &mut ids,
         inputs.hop_of,
     )?;
-    guard::dress(&mut tables, inputs.all, inputs.served, inputs.guard);
+    guard::dress(
+        &mut tables,
+        inputs.all,
+        inputs.served,
+        inputs.guard,
+        inputs.cookies,
+    );
     let want =
         Sizes::for_tables(&tables, flows).with_sources(inputs.guard.per_source.table_size.get());
     let plan = pins.plan(left, &tables, want)?;

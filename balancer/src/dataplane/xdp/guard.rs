@@ -20,13 +20,16 @@ use balancer_common::{
     guard::{
         GUARD_ALLOW_ONLY, GUARD_DROP_STRAY, GUARD_FLOW_ON_ACK, GUARD_LISTS, GUARD_SOURCE_PACKETS,
         GUARD_SOURCE_SYN, GUARD_WILDCARD, GuardSettings, LIST_ALLOW, LIST_DENY, LIST_MARTIAN,
-        ListKey, Rate, SCOPE_GLOBAL, VIP_ADDRESS, VIP_ALLOW_ONLY, VIP_CEILING, VIP_LISTS, VIP_PASS,
-        list_verdict,
+        ListKey, Rate, SCOPE_GLOBAL, VIP_ADDRESS, VIP_ALLOW_ONLY, VIP_CEILING, VIP_COOKIES,
+        VIP_LISTS, VIP_PASS, list_verdict,
     },
     maps::{VipKey, VipMeta},
 };
 
-use super::tables::{Tables, mapped, vip_key};
+use super::{
+    cookies::Cookies,
+    tables::{Tables, mapped, vip_key},
+};
 use crate::config::model::{Cidr, Guard, Limit, Listener, StrayTcp};
 
 /// An LPM key as the kernel sees it: prefix length, then [`ListKey`].
@@ -53,10 +56,18 @@ pub fn rate(l: &Limit) -> Rate {
 
 /// Adds the guard to `tables` (built for the `served` listeners of `all`):
 /// VIP ids and flags, entries for listeners served in userspace and for
-/// the addresses XDP VIPs live on, and [`Tables::guard`].
-pub fn dress(tables: &mut Tables, all: &[Listener], served: &[usize], guard: &Guard) {
+/// the addresses XDP VIPs live on, and [`Tables::guard`]. Listeners served
+/// in userspace with a cookie threshold get SYN cookies when `cookies`
+/// says this host allows them.
+pub fn dress(
+    tables: &mut Tables,
+    all: &[Listener],
+    served: &[usize],
+    guard: &Guard,
+    cookies: Option<Cookies>,
+) {
     let mut g = GuardTables {
-        settings: settings(guard),
+        settings: settings(guard, cookies),
         lists: list_entries(SCOPE_GLOBAL, &guard.deny, &guard.allow, &guard.martians),
         ..GuardTables::default()
     };
@@ -84,6 +95,10 @@ pub fn dress(tables: &mut Tables, all: &[Listener], served: &[usize], guard: &Gu
         }
         let key = vip_key(l.address, l.protocol);
         let position = position_of.get(&index).copied();
+        if let (Some(limit), None, Some(_)) = (&l.guard.cookies_above, position, cookies) {
+            vip_flags |= VIP_COOKIES;
+            g.ceilings.push((vip_id, rate(limit)));
+        }
         let meta = match position.and_then(|p| tables.vips.get(p)) {
             Some((_, meta)) => VipMeta {
                 flags: vip_flags,
@@ -141,7 +156,7 @@ pub fn dress(tables: &mut Tables, all: &[Listener], served: &[usize], guard: &Gu
 
 /// The settings entry for `guard`, without [`GUARD_WILDCARD`], which
 /// depends on the listeners.
-fn settings(guard: &Guard) -> GuardSettings {
+fn settings(guard: &Guard, cookies: Option<Cookies>) -> GuardSettings {
     let flag = |on: bool, bit: u32| if on { bit } else { 0 };
     let lists = !(guard.deny.is_empty() && guard.allow.is_empty() && guard.martians.is_empty());
     GuardSettings {
@@ -150,8 +165,9 @@ fn settings(guard: &Guard) -> GuardSettings {
             | flag(guard.flow_on_ack, GUARD_FLOW_ON_ACK)
             | flag(guard.stray_tcp == StrayTcp::Drop, GUARD_DROP_STRAY)
             | flag(lists, GUARD_LISTS)
-            | flag(!guard.allow.is_empty(), GUARD_ALLOW_ONLY),
-        pad: 0,
+            | flag(!guard.allow.is_empty(), GUARD_ALLOW_ONLY)
+            | cookies.map_or(0, |c| c.flags),
+        cookie: cookies.map(|c| c.cookie).unwrap_or_default(),
         syn: guard.per_source.syn.as_ref().map(rate).unwrap_or_default(),
         packets: guard
             .per_source

@@ -80,7 +80,7 @@ fn build(config: &Config, ids: &mut BackendIds) -> Tables {
     let listeners: Vec<_> = served.iter().map(|&i| &config.listeners[i]).collect();
     let mut t =
         Tables::build(&listeners, &config.pools, &egress(config), ids, &hop_of).expect("tables");
-    guard::dress(&mut t, &config.listeners, &served, &config.guard);
+    guard::dress(&mut t, &config.listeners, &served, &config.guard, None);
     t
 }
 

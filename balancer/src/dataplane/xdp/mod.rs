@@ -8,6 +8,9 @@ pub mod adopt;
 #[cfg(test)]
 mod balance_tests;
 #[cfg(test)]
+mod cookie_tests;
+pub mod cookies;
+#[cfg(test)]
 mod decap_tests;
 #[cfg(test)]
 mod edge_tests;

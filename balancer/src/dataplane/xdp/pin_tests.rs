@@ -59,6 +59,7 @@ fn start(dir: &Path, yaml: &str, flows: u32) -> (Adopted, Config) {
             pools: &config.pools,
             egress: &egress(&config),
             hop_of: &hop_of,
+            cookies: None,
         },
         flows,
     )

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use super::{
     Attached, XdpError, XdpProgram,
     adopt::{self, Adopted, Inputs},
+    cookies::{Cookies, TcpSysctls},
     guard,
     iface::{IfaceError, Interface},
     neighbor::NeighborError,
@@ -64,6 +65,8 @@ pub struct XdpPlane {
     served: Vec<usize>,
     egress: Egress,
     routes: Routes,
+    /// SYN cookie settings, when listeners ask for them and the host allows.
+    cookies: Option<Cookies>,
     /// How the program is attached.
     pub attached: Attached,
     /// The interface it is attached to.
@@ -123,6 +126,7 @@ impl XdpPlane {
                 _ => [0; 16],
             },
         };
+        let cookies = cookie_settings(config, iface.mtu);
         let pins = Pins::open(&xdp.pin_dir)?;
         let adopted = adopt::start(
             &pins,
@@ -133,6 +137,7 @@ impl XdpPlane {
                 pools: &config.pools,
                 egress: &egress,
                 hop_of: &|ip| routes.hops.get(&ip).copied(),
+                cookies,
             },
             xdp.flow_table_size.get(),
         )?;
@@ -157,6 +162,7 @@ impl XdpPlane {
             _pins: pins,
             egress,
             routes,
+            cookies,
             tables,
             ids,
             served,
@@ -241,6 +247,7 @@ impl XdpPlane {
             ports: routes.ports(),
             ..self.egress.clone()
         };
+        let cookies = cookie_settings(config, iface.mtu);
         self.tables = write(
             &mut self.program,
             &self.tables,
@@ -252,10 +259,12 @@ impl XdpPlane {
                 pools: &config.pools,
                 egress: &egress,
                 hop_of: &|ip| routes.hops.get(&ip).copied(),
+                cookies,
             },
             status,
         )?;
         self.served = served;
+        self.cookies = cookies;
         self.egress = egress;
         self.routes = routes;
         Ok(())
@@ -278,10 +287,45 @@ impl XdpPlane {
                 pools: &config.pools,
                 egress: &self.egress,
                 hop_of: &|ip| hops.get(&ip).copied(),
+                cookies: self.cookies,
             },
             status,
         )?;
         Ok(())
+    }
+}
+
+/// SYN cookie settings for the listeners of `config` that ask for them,
+/// on an XDP interface of `mtu`; `None`, with the reason logged, when none
+/// asks or this host's TCP settings would make the kernel refuse them.
+fn cookie_settings(config: &Config, mtu: u32) -> Option<Cookies> {
+    let asking: Vec<&str> = config
+        .listeners
+        .iter()
+        .filter(|l| l.guard.cookies_above.is_some())
+        .map(|l| l.name.as_str())
+        .collect();
+    if asking.is_empty() {
+        return None;
+    }
+    let sysctls = match TcpSysctls::read() {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(listeners = ?asking, error = %e, "cannot read the TCP sysctls; XDP SYN cookies stay off and SYNs go to the listening sockets");
+            return None;
+        }
+    };
+    match sysctls.cookies(mtu) {
+        Ok(c) => {
+            if let Some(why) = sysctls.degraded() {
+                warn!(listeners = ?asking, "{why}");
+            }
+            Some(c)
+        }
+        Err(why) => {
+            warn!(listeners = ?asking, "XDP SYN cookies stay off and SYNs go to the listening sockets: {why}");
+            None
+        }
     }
 }
 
@@ -309,7 +353,13 @@ fn write(
         ids,
         inputs.hop_of,
     )?;
-    guard::dress(&mut tables, inputs.all, inputs.served, inputs.guard);
+    guard::dress(
+        &mut tables,
+        inputs.all,
+        inputs.served,
+        inputs.guard,
+        inputs.cookies,
+    );
     program.apply(Some(old), &tables)?;
     Ok(tables)
 }

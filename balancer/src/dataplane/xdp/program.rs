@@ -7,12 +7,15 @@ use std::{net::IpAddr, time::Duration};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, Map, MapData, MapError, PerCpuArray},
+    maps::{HashMap, Map, MapData, MapError, PerCpuArray, ProgramArray},
     programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, xdp::XdpMode},
 };
 use balancer_common::{
     Counter,
-    guard::{GUARD_STATS_MAP, LIMITED_MAP, LISTS_MAP, Limited, SOURCES_MAP},
+    guard::{
+        COOKIE_ENTRY, COOKIE_PROGS_MAP, GUARD_STATS_MAP, LIMITED_MAP, LISTS_MAP, Limited,
+        SOURCES_MAP,
+    },
     maps::{BACKENDS_MAP, DECAP_ADDRS_MAP, FLOWS_MAP, FlowKey, FlowValue, RING_MAP, VIPS_MAP},
     stats::GUARD_REASONS,
     stats::STATS_MAP,
@@ -111,6 +114,27 @@ impl XdpProgram {
             .ok_or(XdpError::MissingProgram(entry.name()))?
             .try_into()?;
         program.load()?;
+        if matches!(entry, Entry::Balancer) {
+            // The balancer tail-calls the cookie answerer from slot 0.
+            let cookie: &mut Xdp = ebpf
+                .program_mut(COOKIE_ENTRY)
+                .ok_or(XdpError::MissingProgram(COOKIE_ENTRY))?
+                .try_into()?;
+            cookie.load()?;
+            let fd = cookie.fd()?.try_clone().map_err(|e| XdpError::Map {
+                name: COOKIE_PROGS_MAP,
+                source: MapError::SyscallError(aya::sys::SyscallError {
+                    call: "dup",
+                    io_error: e,
+                }),
+            })?;
+            let map = ebpf
+                .map_mut(COOKIE_PROGS_MAP)
+                .ok_or_else(|| missing(COOKIE_PROGS_MAP))?;
+            ProgramArray::try_from(map)
+                .and_then(|mut a| a.set(0, &fd, 0))
+                .map_err(map_err(COOKIE_PROGS_MAP))?;
+        }
         Ok(Self { ebpf, entry })
     }
 

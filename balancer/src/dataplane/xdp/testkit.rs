@@ -114,7 +114,7 @@ pub fn tables(config: &Config, ids: &mut BackendIds) -> Tables {
     let mut t =
         Tables::build(&listeners, &config.pools, &egress(config), ids, &hop_of).expect("tables");
     let served: Vec<usize> = (0..listeners.len()).collect();
-    guard::dress(&mut t, &config.listeners, &served, &config.guard);
+    guard::dress(&mut t, &config.listeners, &served, &config.guard, None);
     t
 }
 
