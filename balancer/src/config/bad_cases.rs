@@ -425,6 +425,26 @@ pub(super) fn cases() -> Vec<Case> {
             "below syn_rate `500`",
         ),
         (
+            "SYN cookies beside a ceiling",
+            replace(
+                "    pool: web\n",
+                "    pool: web\n    guard: { syn_rate: 500, syn_cookies_above: 1000 }\n",
+            ),
+            8,
+            "listeners[0].guard.syn_cookies_above",
+            "cannot stand beside `syn_rate`",
+        ),
+        (
+            "SYN cookies on an xdp listener",
+            replace(
+                "    mode: proxy\n    pool: web\n",
+                "    mode: xdp\n    pool: web\n    guard: { syn_cookies_above: 1000 }\n",
+            ),
+            8,
+            "listeners[0].guard.syn_cookies_above",
+            "answer with their own SYN cookies",
+        ),
+        (
             "packet burst without a rate",
             append("guard:\n  per_source:\n    packet_burst: 100\n"),
             17,
