@@ -35,7 +35,8 @@ use balancer_common::guard::{
 
 use crate::{
     csum::{fold, sum},
-    ptr::{ptr_at, read},
+    parse::parse,
+    ptr::ptr_at,
 };
 
 /// The longest TCP header: the frame is first made exactly this long past
@@ -53,18 +54,10 @@ pub struct NoCookie;
 /// cookie SYN-ACK (`XDP_TX`).
 #[inline(always)]
 pub fn answer(ctx: &XdpContext) -> Result<u32, NoCookie> {
-    let s = crate::guard::settings();
-    let s = &s;
-    let at = |o| {
-        read::<[u8; 2]>(ctx, o)
-            .map(u16::from_be_bytes)
-            .map_err(|_| NoCookie)
-    };
-    let (l3, ether_type) = match at(12)? {
-        0x8100 => (18, at(16)?),
-        t => (14, t),
-    };
-    match (ether_type == 0x86dd, l3) {
+    // Parsed again, as the balancer did: a tail call carries only the frame.
+    let pkt = parse(ctx).map_err(|_| NoCookie)?;
+    let s = &crate::guard::settings();
+    match (pkt.ipv6, pkt.l3) {
         (false, 14) => turn::<14, 20, { 14 + 20 + TCP_MAX }>(ctx, s),
         (false, 18) => turn::<18, 20, { 18 + 20 + TCP_MAX }>(ctx, s),
         (true, 14) => turn::<14, 40, { 14 + 40 + TCP_MAX }>(ctx, s),

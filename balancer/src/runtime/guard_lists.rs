@@ -300,14 +300,7 @@ fn listener_index(file: &Config, name: &str) -> Result<usize, ListError> {
 
 /// Where the config file holds exactly `a`, if it does.
 fn in_file(file: &Config, a: &Added) -> Result<Option<String>, ListError> {
-    let entries = match &a.scope {
-        Scope::Global => global_entries(&file.guard),
-        Scope::Listener(name) => {
-            let i = listener_index(file, name)?;
-            listener_entries(&file.listeners[i].guard, i)
-        }
-    };
-    Ok(entries
+    Ok(scope_entries(file, &[], &a.scope)?
         .into_iter()
         .find(|e| e.kind == a.list.kind() && e.cidr == a.cidr)
         .map(|e| e.at))

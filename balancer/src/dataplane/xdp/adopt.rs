@@ -54,6 +54,11 @@ pub struct Inputs<'a> {
 }
 
 impl Inputs<'_> {
+    /// Adds the guard to `tables`, built for [`Self::listeners`].
+    pub fn dress(&self, tables: &mut Tables) {
+        guard::dress(tables, self.all, self.served, self.guard, self.cookies);
+    }
+
     /// The listeners the XDP plane serves, in config order.
     #[must_use]
     pub fn listeners(&self) -> Vec<&Listener> {
@@ -77,13 +82,7 @@ pub fn start(pins: &Pins, inputs: &Inputs<'_>, flows: u32) -> Result<Adopted, Pl
         &mut ids,
         inputs.hop_of,
     )?;
-    guard::dress(
-        &mut tables,
-        inputs.all,
-        inputs.served,
-        inputs.guard,
-        inputs.cookies,
-    );
+    inputs.dress(&mut tables);
     let want =
         Sizes::for_tables(&tables, flows).with_sources(inputs.guard.per_source.table_size.get());
     let plan = pins.plan(left, &tables, want)?;

@@ -13,7 +13,6 @@ use super::{
     Attached, XdpError, XdpProgram,
     adopt::{self, Adopted, Inputs},
     cookies::{Cookies, TcpSysctls},
-    guard,
     iface::{IfaceError, Interface},
     neighbor::NeighborError,
     pins::{PinError, Pins},
@@ -353,13 +352,7 @@ fn write(
         ids,
         inputs.hop_of,
     )?;
-    guard::dress(
-        &mut tables,
-        inputs.all,
-        inputs.served,
-        inputs.guard,
-        inputs.cookies,
-    );
+    inputs.dress(&mut tables);
     program.apply(Some(old), &tables)?;
     Ok(tables)
 }
