@@ -15,6 +15,7 @@ pub mod health;
 pub mod logging;
 pub mod proxy;
 pub mod publish;
+pub mod reload;
 pub mod runtime;
 pub mod select;
 pub mod server;

@@ -140,7 +140,7 @@ fn backend_status(b: &BackendState) -> BackendStatus {
             .as_ref()
             .and_then(|c| c.latency)
             .map(|d| d.as_micros() as u64),
-        last_check_error: last.and_then(|c| c.error),
+        last_check_error: last.and_then(|c| c.error).map(|f| f.to_string()),
     }
 }
 

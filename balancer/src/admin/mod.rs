@@ -29,10 +29,8 @@ use tracing::{debug, info};
 use self::routes::{Route, route};
 use crate::{
     publish::{self, Sources},
-    runtime::{
-        control::{AdminError, Event},
-        guard_lists::ListChange,
-    },
+    reload::ReloadRequest,
+    runtime::{control::Event, guard_lists::ListChange},
 };
 
 /// What the API reads and where it sends actions.
@@ -44,7 +42,7 @@ pub struct Api {
     /// The control loop.
     pub events: mpsc::Sender<Event>,
     /// The daemon's reload requests.
-    pub reload: mpsc::Sender<crate::server::ReloadRequest>,
+    pub reload: mpsc::Sender<ReloadRequest>,
     /// The bearer token requests must carry, if any.
     pub token: Option<String>,
 }
@@ -68,8 +66,13 @@ pub async fn serve(listener: TcpListener, api: Arc<Api>) {
         info!(address = %a, auth = api.token.is_some(), "admin API listening");
     }
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            continue;
+        let (stream, peer) = match listener.accept().await {
+            Ok(pair) => pair,
+            Err(e) => {
+                debug!(error = %e, "admin API accept failed");
+                crate::proxy::accept_backoff(&e).await;
+                continue;
+            }
         };
         let api = api.clone();
         tokio::spawn(async move {
@@ -108,20 +111,14 @@ async fn handle(req: &Request<Incoming>, api: &Api, peer: SocketAddr) -> Respons
         }
     }
     match route(req.method().as_str(), req.uri().path()) {
-        Ok(Route::Reload) => {
-            let (tx, rx) = oneshot::channel();
-            if api.reload.send(tx).await.is_err() {
-                return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping");
+        Ok(Route::Reload) => match ask(&api.reload, |tx| tx).await {
+            Ok(Ok(text)) => {
+                info!(%peer, "reload requested through the admin API: done");
+                reply(StatusCode::OK, &json!({ "reloaded": text }))
             }
-            match rx.await {
-                Ok(Ok(text)) => {
-                    info!(%peer, "reload requested through the admin API: done");
-                    reply(StatusCode::OK, &json!({ "reloaded": text }))
-                }
-                Ok(Err(e)) => error(StatusCode::UNPROCESSABLE_ENTITY, &e),
-                Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping"),
-            }
-        }
+            Ok(Err(e)) => error(status(e.status()), &e.to_string()),
+            Err(stopping) => stopping,
+        },
         Ok(Route::Metrics) => match api.metrics.render() {
             Ok(text) => {
                 let mut r = Response::new(Full::new(Bytes::from(text)));
@@ -146,17 +143,13 @@ async fn handle(req: &Request<Incoming>, api: &Api, peer: SocketAddr) -> Respons
             backend,
             action,
         }) => {
-            let (tx, rx) = oneshot::channel();
-            let asked = Event::Admin {
+            let asked = |reply| Event::Admin {
                 pool: pool.clone(),
                 backend,
                 action,
-                reply: tx,
+                reply,
             };
-            if api.events.send(asked).await.is_err() {
-                return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping");
-            }
-            match rx.await {
+            match ask(&api.events, asked).await {
                 Ok(Ok(state)) => {
                     info!(%peer, %pool, %backend, ?action, %state, "admin API request done");
                     reply(
@@ -164,37 +157,22 @@ async fn handle(req: &Request<Incoming>, api: &Api, peer: SocketAddr) -> Respons
                         &json!({ "pool": pool, "backend": backend.to_string(), "state": state.name() }),
                     )
                 }
-                Ok(Err(e)) => {
-                    let code = match e {
-                        AdminError::BadWeight(_) => StatusCode::BAD_REQUEST,
-                        AdminError::NoPool(_) | AdminError::NoBackend { .. } => {
-                            StatusCode::NOT_FOUND
-                        }
-                    };
-                    error(code, &e.to_string())
-                }
-                Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping"),
+                Ok(Err(e)) => error(status(e.status()), &e.to_string()),
+                Err(stopping) => stopping,
             }
         }
-        Err(e) => error(
-            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
-            &e.to_string(),
-        ),
+        Err(e) => error(status(e.status()), &e.to_string()),
     }
 }
 
 /// Shows or changes the guard lists through the control loop.
 async fn guard(api: &Api, change: ListChange, peer: SocketAddr) -> Response<Full<Bytes>> {
-    let (tx, rx) = oneshot::channel();
     let show = change == ListChange::Show;
-    let asked = Event::Guard {
+    let asked = |reply| Event::Guard {
         change: change.clone(),
-        reply: tx,
+        reply,
     };
-    if api.events.send(asked).await.is_err() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping");
-    }
-    match rx.await {
+    match ask(&api.events, asked).await {
         Ok(Ok(answer)) => {
             if !show {
                 info!(%peer, ?change, changed = answer.changed, "admin API guard list request done");
@@ -204,12 +182,27 @@ async fn guard(api: &Api, change: ListChange, peer: SocketAddr) -> Response<Full
                 &serde_json::to_value(&answer).unwrap_or_default(),
             )
         }
-        Ok(Err(e)) => error(
-            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::CONFLICT),
-            &e.to_string(),
-        ),
-        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping"),
+        Ok(Err(e)) => error(status(e.status()), &e.to_string()),
+        Err(stopping) => stopping,
     }
+}
+
+/// Sends the message `make` builds around a reply channel to `to`, and
+/// waits for the reply; a 503 when the daemon is stopping (the receiver,
+/// or the reply's sender, is gone).
+async fn ask<M, T>(
+    to: &mpsc::Sender<M>,
+    make: impl FnOnce(oneshot::Sender<T>) -> M,
+) -> Result<T, Response<Full<Bytes>>> {
+    let stopping = || error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping");
+    let (tx, rx) = oneshot::channel();
+    to.send(make(tx)).await.map_err(|_| stopping())?;
+    rx.await.map_err(|_| stopping())
+}
+
+/// An error's status code as hyper takes it.
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 fn error(code: StatusCode, message: &str) -> Response<Full<Bytes>> {

@@ -4,16 +4,20 @@
 //! that accepts and then hangs fails like one that never answers.
 
 use std::{
-    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
+    net::SocketAddr,
     time::{Duration, Instant},
 };
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpStream, UdpSocket},
+    net::TcpStream,
 };
 
-use crate::config::model::{HealthCheck, HealthKind};
+use crate::{
+    config::model::{HealthCheck, HealthKind},
+    proxy::connect_udp,
+    runtime::failure::{Failure, Step},
+};
 
 /// The most of an HTTP answer read to find its status line.
 const MAX_STATUS_LINE: usize = 1024;
@@ -21,7 +25,7 @@ const MAX_STATUS_LINE: usize = 1024;
 const MAX_DATAGRAM: usize = 2048;
 
 /// Runs `check` against `backend`: how long it took, or why it failed.
-pub async fn probe(check: &HealthCheck, backend: SocketAddr) -> Result<Duration, String> {
+pub async fn probe(check: &HealthCheck, backend: SocketAddr) -> Result<Duration, Failure> {
     let start = Instant::now();
     let work = async {
         match check.kind {
@@ -33,21 +37,22 @@ pub async fn probe(check: &HealthCheck, backend: SocketAddr) -> Result<Duration,
     match tokio::time::timeout(check.timeout, work).await {
         Ok(Ok(())) => Ok(start.elapsed()),
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(format!("no answer within {:?}", check.timeout)),
+        Err(_) => Err(Failure::Timeout(check.timeout)),
     }
 }
 
-async fn tcp(backend: SocketAddr) -> Result<(), String> {
+async fn connect(backend: SocketAddr) -> Result<TcpStream, Failure> {
     TcpStream::connect(backend)
         .await
-        .map(drop)
-        .map_err(|e| format!("connect: {e}"))
+        .map_err(|e| Failure::io(Step::Connect, &e))
 }
 
-async fn http(check: &HealthCheck, backend: SocketAddr) -> Result<(), String> {
-    let mut s = TcpStream::connect(backend)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
+async fn tcp(backend: SocketAddr) -> Result<(), Failure> {
+    connect(backend).await.map(drop)
+}
+
+async fn http(check: &HealthCheck, backend: SocketAddr) -> Result<(), Failure> {
+    let mut s = connect(backend).await?;
     let host = check.host.clone().unwrap_or_else(|| backend.to_string());
     let request = format!(
         "{} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: balancer-health-check\r\nConnection: close\r\n\r\n",
@@ -55,27 +60,30 @@ async fn http(check: &HealthCheck, backend: SocketAddr) -> Result<(), String> {
     );
     s.write_all(request.as_bytes())
         .await
-        .map_err(|e| format!("send: {e}"))?;
+        .map_err(|e| Failure::io(Step::Send, &e))?;
     let mut buf = Vec::with_capacity(256);
     let mut chunk = [0u8; 256];
     while !buf.contains(&b'\n') && buf.len() < MAX_STATUS_LINE {
-        let n = s.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
+        let n = s
+            .read(&mut chunk)
+            .await
+            .map_err(|e| Failure::io(Step::Read, &e))?;
         if n == 0 {
             break;
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    let status = status_code(&buf)?;
-    let (lo, hi) = check.expect_status;
-    if (lo..=hi).contains(&status) {
+    let got = status_code(&buf)?;
+    let want = check.expect_status;
+    if (want.0..=want.1).contains(&got) {
         Ok(())
     } else {
-        Err(format!("HTTP status {status}, expected {lo}-{hi}"))
+        Err(Failure::Status { got, want })
     }
 }
 
 /// The status code of an HTTP/1.x status line at the start of `buf`.
-fn status_code(buf: &[u8]) -> Result<u16, String> {
+fn status_code(buf: &[u8]) -> Result<u16, Failure> {
     let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
     let text = String::from_utf8_lossy(line);
     let mut words = text.split_whitespace();
@@ -83,40 +91,26 @@ fn status_code(buf: &[u8]) -> Result<u16, String> {
     let code = words.next().and_then(|c| c.parse::<u16>().ok());
     match code {
         Some(c) if version.starts_with("HTTP/1.") && (100..=599).contains(&c) => Ok(c),
-        _ if buf.is_empty() => Err("closed without an answer".to_owned()),
-        _ => Err(format!(
-            "not an HTTP response: {:?}",
-            text.chars().take(60).collect::<String>()
-        )),
+        _ if buf.is_empty() => Err(Failure::Unanswered),
+        _ => Err(Failure::answer(line, "not an HTTP response")),
     }
 }
 
-async fn udp(check: &HealthCheck, backend: SocketAddr) -> Result<(), String> {
-    let any: SocketAddr = if backend.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let s = UdpSocket::bind(any)
-        .await
-        .map_err(|e| format!("bind: {e}"))?;
-    s.connect(backend)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
+async fn udp(check: &HealthCheck, backend: SocketAddr) -> Result<(), Failure> {
+    let s = connect_udp(backend).await?;
     s.send(check.send.as_bytes())
         .await
-        .map_err(|e| format!("send: {e}"))?;
+        .map_err(|e| Failure::io(Step::Send, &e))?;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let n = s
         .recv(&mut buf)
         .await
-        .map_err(|e| format!("receive: {e}"))?;
+        .map_err(|e| Failure::io(Step::Read, &e))?;
     let answer = String::from_utf8_lossy(&buf[..n]);
     match &check.expect {
-        Some(want) if !answer.contains(want.as_str()) => Err(format!(
-            "answer {:?} lacks {want:?}",
-            answer.chars().take(60).collect::<String>()
-        )),
+        Some(want) if !answer.contains(want.as_str()) => {
+            Err(Failure::answer(&buf[..n], "lacks the expected text"))
+        }
         _ => Ok(()),
     }
 }
@@ -124,15 +118,17 @@ async fn udp(check: &HealthCheck, backend: SocketAddr) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::status_code;
+    use crate::runtime::failure::Failure;
 
     #[test]
     fn status_lines() {
         assert_eq!(status_code(b"HTTP/1.1 200 OK\r\n"), Ok(200));
         assert_eq!(status_code(b"HTTP/1.0 503 Busy\r\nX: y"), Ok(503));
-        assert!(status_code(b"").unwrap_err().contains("closed"));
+        assert_eq!(status_code(b""), Err(Failure::Unanswered));
         assert!(
             status_code(b"SSH-2.0-OpenSSH\r\n")
                 .unwrap_err()
+                .to_string()
                 .contains("not an HTTP")
         );
         assert!(status_code(b"HTTP/1.1 abc\r\n").is_err());

@@ -6,12 +6,16 @@ pub mod splice;
 pub mod tcp;
 pub mod udp;
 
-use std::{io, net::SocketAddr};
-
-use std::time::Duration;
+use std::{
+    io,
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
+    time::Duration,
+};
 
 use socket2::{Domain, Protocol, Socket, TcpKeepalive, Type};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+use crate::runtime::failure::{Failure, Step};
 
 /// Listen backlog: bursts of new connections wait in the kernel, not refused.
 const BACKLOG: i32 = 4096;
@@ -56,6 +60,42 @@ pub fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
 pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     let s = socket(addr, Type::DGRAM, Protocol::UDP)?;
     UdpSocket::from_std(s.into())
+}
+
+/// Connects to a TCP backend within `timeout`.
+pub async fn connect_tcp(backend: SocketAddr, timeout: Duration) -> Result<TcpStream, Failure> {
+    match tokio::time::timeout(timeout, TcpStream::connect(backend)).await {
+        Ok(r) => r.map_err(|e| Failure::io(Step::Connect, &e)),
+        Err(_) => Err(Failure::Timeout(timeout)),
+    }
+}
+
+/// A UDP socket of its own, connected to `backend`: the kernel then matches
+/// the backend's answers to it and reports its ICMP errors on it.
+pub async fn connect_udp(backend: SocketAddr) -> Result<UdpSocket, Failure> {
+    let any: SocketAddr = if backend.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = UdpSocket::bind(any)
+        .await
+        .map_err(|e| Failure::io(Step::Bind, &e))?;
+    s.connect(backend)
+        .await
+        .map_err(|e| Failure::io(Step::Connect, &e))?;
+    Ok(s)
+}
+
+/// Waits a little after an accept error that would recur at once (out of
+/// descriptors or memory), so an accept loop does not spin.
+pub async fn accept_backoff(e: &io::Error) {
+    if matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    ) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[cfg(test)]

@@ -18,12 +18,19 @@ use tokio::{
 use tracing::{debug, warn};
 
 use super::{
+    connect_tcp,
     pipes::PipePool,
     splice::{Counters, RelayError, Side, relay},
 };
 use crate::{
-    config::{limits::MAX_CONNECT_ATTEMPTS, model::Listener},
-    runtime::{BackendStats, ListenerStats, LivePool, Tracker, control::Passive, flow_tuple},
+    config::model::Listener,
+    runtime::{
+        ListenerStats, LivePool, Tracker,
+        attempt::{Asker, Reached},
+        control::Passive,
+        failure::Failure,
+        flow_tuple,
+    },
 };
 
 const IPPROTO_TCP: u8 = 6;
@@ -91,13 +98,7 @@ async fn accept_failed(svc: &TcpService, e: &io::Error) {
     if let Some(suppressed) = svc.stats.log.allow() {
         warn!(listener = %svc.listener.name, error = %e, suppressed, "accept failed");
     }
-    // Out of descriptors or memory: accepting again at once would spin.
-    if matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    ) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    super::accept_backoff(e).await;
 }
 
 async fn handle(client: TcpStream, peer: SocketAddr, svc: &TcpService) {
@@ -108,7 +109,13 @@ async fn handle(client: TcpStream, peer: SocketAddr, svc: &TcpService) {
     } else {
         svc.listener.address
     };
-    let Some((backend, index, stats)) = connect(peer, local, svc).await else {
+    let Some(Reached {
+        conn: backend,
+        index,
+        stats,
+        ..
+    }) = connect(peer, local, svc).await
+    else {
         svc.stats.no_backend.fetch_add(1, Ordering::Relaxed);
         return;
     };
@@ -133,18 +140,14 @@ async fn handle(client: TcpStream, peer: SocketAddr, svc: &TcpService) {
         // The client asked and the backend closed without a byte: as good
         // as a reset for passive health (HAProxy's "empty response").
         Ok(spoke) if spoke.unanswered() => {
-            svc.passive
-                .report(index, "the backend closed a connection without answering");
+            svc.passive.report(index, Failure::Unanswered);
         }
         Ok(spoke) => debug!(listener = %svc.listener.name, %peer, ?spoke, "connection done"),
         Err(RelayError::Idle { idle, spoke }) => {
             debug!(listener = %svc.listener.name, %peer, ?idle, "closing idle connection");
             // Asked, accepted, and never a byte back: a hung backend.
             if spoke.unanswered() {
-                svc.passive.report(
-                    index,
-                    "the backend accepted a connection and never answered",
-                );
+                svc.passive.report(index, Failure::Hung);
             }
         }
         Err(e) => {
@@ -160,7 +163,7 @@ async fn handle(client: TcpStream, peer: SocketAddr, svc: &TcpService) {
                     io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
                 )
             {
-                svc.passive.report(index, "the backend reset a connection");
+                svc.passive.report(index, Failure::Reset);
             }
             // Pass the abort on as a reset to both ends rather than a clean
             // FIN that would look like a complete response.
@@ -177,40 +180,28 @@ async fn connect(
     peer: SocketAddr,
     local: SocketAddr,
     svc: &TcpService,
-) -> Option<(TcpStream, usize, Arc<BackendStats>)> {
+) -> Option<Reached<TcpStream>> {
     let pool = svc.pool.load_full();
+    let asker = Asker {
+        listener: &svc.listener.name,
+        attempts: svc.listener.connect_attempts.get() as usize,
+        passive: &svc.passive,
+    };
+    let timeout = svc.listener.connect_timeout;
     let flow = flow_tuple(peer, local, IPPROTO_TCP);
-    let mut tried = [usize::MAX; MAX_CONNECT_ATTEMPTS as usize];
-    let attempts = (svc.listener.connect_attempts.get() as usize).min(tried.len());
-    for n in 0..attempts {
-        let index = pool.pick(&flow, &tried[..n])?;
-        tried[n] = index;
-        let backend = &pool.backends[index];
-        let error = match tokio::time::timeout(
-            svc.listener.connect_timeout,
-            TcpStream::connect(backend.address),
-        )
+    match pool
+        .attempt(&flow, &asker, |a| connect_tcp(a, timeout))
         .await
-        {
-            Ok(Ok(stream)) => return Some((stream, index, backend.stats.clone())),
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no answer within {:?}", svc.listener.connect_timeout),
-        };
-        svc.passive.report(index, &error);
-        backend
-            .stats
-            .connect_failures
-            .fetch_add(1, Ordering::Relaxed);
-        if let Some(suppressed) = backend.stats.log.allow() {
-            warn!(listener = %svc.listener.name, pool = %pool.name, backend = %backend.address,
-                %error, suppressed, "backend connect failed; trying another");
+    {
+        Ok(reached) => Some(reached),
+        Err(why) => {
+            if let Some(suppressed) = svc.stats.log.allow() {
+                warn!(listener = %svc.listener.name, pool = %pool.name, %peer, error = %why, suppressed,
+                    "no backend reachable; closing client");
+            }
+            None
         }
     }
-    if let Some(suppressed) = svc.stats.log.allow() {
-        warn!(listener = %svc.listener.name, pool = %pool.name, %peer, suppressed,
-            "no backend reachable; closing client");
-    }
-    None
 }
 
 fn tune(s: &TcpStream) {

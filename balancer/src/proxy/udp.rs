@@ -7,7 +7,7 @@
 use std::{
     collections::HashMap,
     io,
-    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
+    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -19,9 +19,15 @@ use socket2::SockRef;
 use tokio::{net::UdpSocket, sync::watch, task::JoinHandle, time::Instant};
 use tracing::warn;
 
+use super::connect_udp;
 use crate::{
     config::model::Listener,
-    runtime::{ActiveGuard, BackendStats, ListenerStats, LivePool, control::Passive, flow_tuple},
+    runtime::{
+        ActiveGuard, BackendStats, ListenerStats, LivePool,
+        attempt::{Asker, Reached},
+        control::Passive,
+        flow_tuple,
+    },
 };
 
 const IPPROTO_UDP: u8 = 17;
@@ -154,56 +160,33 @@ async fn open_session(
     let local = socket.local_addr().unwrap_or(svc.listener.address);
     let flow = flow_tuple(client, local, IPPROTO_UDP);
     let pool = svc.pool.load_full();
-    let mut tried = Vec::new();
-    for _ in 0..svc.listener.connect_attempts.get() {
-        let index = pool.pick(&flow, &tried)?;
-        tried.push(index);
-        let backend = &pool.backends[index];
-        match connect(backend.address).await {
-            Ok(upstream) => {
-                let upstream = Arc::new(upstream);
-                let last_ms = Arc::new(AtomicU64::new(clock.now_ms()));
-                let replies = tokio::spawn(relay_replies(
-                    upstream.clone(),
-                    socket.clone(),
-                    client,
-                    last_ms.clone(),
-                    clock.clone(),
-                    backend.stats.clone(),
-                ));
-                return Some(Session {
-                    upstream,
-                    last_ms,
-                    stats: backend.stats.clone(),
-                    replies,
-                    _active: backend.stats.open(),
-                });
-            }
-            Err(e) => {
-                svc.passive.report(index, &e.to_string());
-                backend
-                    .stats
-                    .connect_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                if let Some(suppressed) = backend.stats.log.allow() {
-                    warn!(listener = %svc.listener.name, backend = %backend.address, error = %e, suppressed,
-                        "cannot open a UDP session to backend; trying another");
-                }
-            }
-        }
-    }
-    None
-}
-
-async fn connect(backend: SocketAddr) -> io::Result<UdpSocket> {
-    let any: SocketAddr = if backend.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
+    let asker = Asker {
+        listener: &svc.listener.name,
+        attempts: svc.listener.connect_attempts.get() as usize,
+        passive: &svc.passive,
     };
-    let s = UdpSocket::bind(any).await?;
-    s.connect(backend).await?;
-    Ok(s)
+    let Reached {
+        conn: upstream,
+        stats,
+        ..
+    } = pool.attempt(&flow, &asker, connect_udp).await.ok()?;
+    let upstream = Arc::new(upstream);
+    let last_ms = Arc::new(AtomicU64::new(clock.now_ms()));
+    let replies = tokio::spawn(relay_replies(
+        upstream.clone(),
+        socket.clone(),
+        client,
+        last_ms.clone(),
+        clock.clone(),
+        stats.clone(),
+    ));
+    Some(Session {
+        upstream,
+        last_ms,
+        _active: stats.open(),
+        stats,
+        replies,
+    })
 }
 
 /// Backend -> client for one session. The receive buffer exists only while

@@ -7,7 +7,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     LivePool,
+    failure::Failure,
     guard_lists::{ListChange, ListError, View},
+    plane::WriteError,
     state::State,
 };
 use crate::config::Config;
@@ -29,7 +31,7 @@ pub enum Event {
         /// Backend index in the pool.
         backend: usize,
         /// Outcome.
-        outcome: Result<Duration, String>,
+        outcome: Result<Duration, Failure>,
     },
     /// An operator's request, answered on `reply` with the backend's new
     /// state.
@@ -55,7 +57,7 @@ pub enum Event {
         /// Its generation.
         generation: u64,
         /// Where the answer goes.
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), WriteError>>,
     },
     /// An operator's change to the guard lists (or a request to see
     /// them), answered on `reply` with every list as it now is.
@@ -74,7 +76,7 @@ pub enum Event {
         /// Backend index in the pool.
         backend: usize,
         /// What went wrong.
-        error: String,
+        failure: Failure,
     },
 }
 
@@ -119,6 +121,17 @@ pub enum AdminError {
     BadWeight(u32),
 }
 
+impl AdminError {
+    /// The HTTP status the admin API answers with.
+    #[must_use]
+    pub const fn status(&self) -> u16 {
+        match self {
+            AdminError::NoPool(_) | AdminError::NoBackend { .. } => 404,
+            AdminError::BadWeight(_) => 400,
+        }
+    }
+}
+
 /// The largest weight, as in the config file.
 pub const MAX_WEIGHT: u32 = 10_000;
 
@@ -141,13 +154,13 @@ impl Passive {
         }
     }
 
-    /// Backend `backend` failed with `error`. Never waits.
-    pub fn report(&self, backend: usize, error: &str) {
+    /// Backend `backend` failed with `failure`. Never waits.
+    pub fn report(&self, backend: usize, failure: Failure) {
         let _ = self.events.try_send(Event::Passive {
             generation: self.generation,
             pool: self.pool,
             backend,
-            error: error.to_owned(),
+            failure,
         });
     }
 }

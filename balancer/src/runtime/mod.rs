@@ -3,9 +3,12 @@
 //! the control plane builds it. Counters are shared (`Arc`) so a later
 //! snapshot of the same backend keeps its numbers.
 
+pub mod attempt;
 pub mod control;
 pub mod events;
+pub mod failure;
 pub mod guard_lists;
+pub mod plane;
 pub mod state;
 mod stats;
 mod tracker;

@@ -88,7 +88,7 @@ pub struct CheckRecord {
     /// How long it took, when it passed.
     pub latency: Option<Duration>,
     /// Why it failed, when it did.
-    pub error: Option<String>,
+    pub error: Option<super::failure::Failure>,
 }
 
 impl BackendStats {

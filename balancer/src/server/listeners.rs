@@ -16,7 +16,6 @@ use tokio::{
 };
 use tracing::info;
 
-use super::RunError;
 use crate::{
     config::{
         Config,
@@ -28,6 +27,7 @@ use crate::{
         tcp::{LiveTcp, TcpService},
         udp::{LiveUdp, UdpService},
     },
+    reload::ListenerError,
     runtime::{
         ListenerStats, LivePool, Tracker,
         control::{Event, Passive},
@@ -125,14 +125,14 @@ impl Listeners {
     /// Checks that every listener of `config` can be served (`xdp_served`
     /// says which the XDP plane takes) and binds those the proxy plane
     /// serves that are not running yet.
-    pub fn bind(&self, config: &Config, xdp_served: &[bool]) -> Result<Bound, RunError> {
+    pub fn bind(&self, config: &Config, xdp_served: &[bool]) -> Result<Bound, ListenerError> {
         let mut bound = Vec::new();
         for (i, l) in config.listeners.iter().enumerate() {
             if xdp_served.get(i).copied().unwrap_or(false) {
                 continue;
             }
             if matches!(l.mode, Mode::Xdp | Mode::Http) {
-                return Err(RunError::Unsupported {
+                return Err(ListenerError::Unsupported {
                     listener: l.name.clone(),
                     mode: l.mode,
                 });
@@ -141,7 +141,7 @@ impl Listeners {
             if self.running.iter().any(|r| r.key == key) {
                 continue;
             }
-            let bind_err = |source| RunError::Bind {
+            let bind_err = |source| ListenerError::Bind {
                 listener: l.name.clone(),
                 protocol: l.protocol,
                 address: l.address,

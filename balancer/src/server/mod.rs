@@ -18,7 +18,7 @@ use std::{
 use arc_swap::ArcSwap;
 use tokio::{
     signal::unix::{SignalKind, signal},
-    sync::{mpsc, oneshot},
+    sync::mpsc,
 };
 use tracing::{info, warn};
 
@@ -28,18 +28,17 @@ use self::{
 };
 use crate::{
     admin,
-    config::{
-        Config,
-        model::{Mode, Protocol},
-    },
+    config::{Config, model::Mode},
     dataplane::xdp::plane::{PlaneError, XdpPlane, served_in},
     demo,
     health::Monitor,
     proxy::pipes::{MAX_PIPES, PipePool},
     publish::{self, View},
+    reload::{ListenerError, ReloadRequest},
     runtime::{
         Tracker,
         control::{Control, EVENT_QUEUE},
+        plane::Plane,
     },
     status,
 };
@@ -47,21 +46,9 @@ use crate::{
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// A listener's address could not be bound.
-    #[error(
-        "listener `{listener}`: cannot bind {protocol} `{address}`: {source} (is another process using it, or is the address not assigned to this host?)"
-    )]
-    Bind {
-        /// Listener name.
-        listener: String,
-        /// Protocol.
-        protocol: Protocol,
-        /// Address.
-        address: SocketAddr,
-        /// Underlying error.
-        #[source]
-        source: io::Error,
-    },
+    /// A listener cannot be served.
+    #[error(transparent)]
+    Listener(#[from] ListenerError),
     /// A demo backend's address could not be bound.
     #[error("demo backend `{address}`: cannot bind: {source}")]
     Demo {
@@ -70,16 +57,6 @@ pub enum RunError {
         /// Underlying error.
         #[source]
         source: io::Error,
-    },
-    /// A listener asks for a data plane this build cannot serve.
-    #[error(
-        "listener `{listener}`: mode `{mode}` is not available yet in this version; use `proxy` or `auto`"
-    )]
-    Unsupported {
-        /// Listener name.
-        listener: String,
-        /// Requested mode.
-        mode: Mode,
     },
     /// An `xdp` listener cannot be served because the XDP plane failed.
     #[error("listener `{listener}` needs the XDP plane, which failed to start: {source}")]
@@ -115,9 +92,6 @@ pub enum RunError {
     Signals(#[source] io::Error),
 }
 
-/// A reload request from the admin API, answered with what happened.
-pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
-
 /// Serves `config` (loaded from `file`, which reloads re-read; `None` for
 /// the embedded demo) until SIGINT or SIGTERM; SIGHUP reloads.
 pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> {
@@ -147,8 +121,11 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
         .map_err(|(address, source)| RunError::Demo { address, source })?;
     let (pools, by_index) = Pools::default().plan(&config);
     let xdp = xdp.map(|p| Arc::new(Mutex::new(p)));
-    let control =
-        tokio::spawn(Control::new(config.clone(), by_index.clone(), xdp.clone()).run(inbox));
+    let planes: Vec<Box<dyn Plane>> = xdp
+        .iter()
+        .map(|x| Box::new(x.clone()) as Box<dyn Plane>)
+        .collect();
+    let control = tokio::spawn(Control::new(config.clone(), by_index.clone(), planes).run(inbox));
     let stats = listeners.commit(&config, &by_index, 0, &xdp_served, bound);
     let sources = Arc::new(publish::Sources {
         view: ArcSwap::from_pointee(View {

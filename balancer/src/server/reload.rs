@@ -24,6 +24,7 @@ use crate::{
     config::{self, Config, model::Mode},
     health::Monitor,
     publish::{Sources, View},
+    reload::ReloadError,
     runtime::{LivePool, PoolState, control::Event},
 };
 
@@ -78,7 +79,7 @@ pub struct Daemon {
 
 impl Daemon {
     /// Reloads the file; logs and counts the outcome.
-    pub async fn reload(&mut self) -> Result<String, String> {
+    pub async fn reload(&mut self) -> Result<String, ReloadError> {
         let outcome = self.try_reload().await;
         match &outcome {
             Ok(text) => {
@@ -93,23 +94,15 @@ impl Daemon {
         outcome
     }
 
-    async fn try_reload(&mut self) -> Result<String, String> {
-        let file = self.file.clone().ok_or_else(|| {
-            "the daemon runs the embedded demo, not a file; there is nothing to reload".to_owned()
-        })?;
-        let new = Arc::new(config::load(&file).map_err(|e| e.to_string())?);
+    async fn try_reload(&mut self) -> Result<String, ReloadError> {
+        let file = self.file.clone().ok_or(ReloadError::NoFile)?;
+        let new = Arc::new(config::load(&file)?);
         let xdp_running = self.sources.xdp.is_some();
         if !xdp_running && let Some(l) = new.listeners.iter().find(|l| l.mode == Mode::Xdp) {
-            return Err(format!(
-                "listener `{}` needs the XDP plane, which is not running; starting it needs a restart",
-                l.name
-            ));
+            return Err(ReloadError::NeedsXdp(l.name.clone()));
         }
         let xdp_served = super::served_flags(xdp_running, &new);
-        let bound = self
-            .listeners
-            .bind(&new, &xdp_served)
-            .map_err(|e| e.to_string())?;
+        let bound = self.listeners.bind(&new, &xdp_served)?;
         let (pools, by_index) = self.pools.plan(&new);
         let generation = self.generation + 1;
         let (reply, answer) = oneshot::channel();
@@ -121,10 +114,11 @@ impl Daemon {
                 reply,
             })
             .await
-            .map_err(|_| "the control loop has stopped".to_owned())?;
+            .map_err(|_| ReloadError::Stopped)?;
         answer
             .await
-            .map_err(|_| "the control loop has stopped".to_owned())??;
+            .map_err(|_| ReloadError::Stopped)?
+            .map_err(ReloadError::Plane)?;
         // Nothing below can fail: the new config is in.
         self.generation = generation;
         self.pools = pools;

@@ -4,7 +4,10 @@
 //! (a `maglev` pool whose backends serve the listener's port) and the
 //! program attaches, and fall back to the proxy plane otherwise.
 
-use std::net::IpAddr;
+use std::{
+    net::IpAddr,
+    sync::{Arc, Mutex},
+};
 
 use balancer_common::{guard::UNKNOWN_VIP, stats::GUARD_REASONS};
 use tracing::{info, warn};
@@ -25,7 +28,10 @@ use crate::{
         Config,
         model::{Algorithm, Listener, Mode},
     },
-    runtime::state::Status,
+    runtime::{
+        plane::{Plane, WriteError},
+        state::Status,
+    },
 };
 
 /// Why the XDP plane could not start.
@@ -355,4 +361,32 @@ fn write(
     inputs.dress(&mut tables);
     program.apply(Some(old), &tables)?;
     Ok(tables)
+}
+
+/// The control loop's handle on the plane, shared with status and metrics,
+/// which read its counters.
+impl Plane for Arc<Mutex<XdpPlane>> {
+    fn name(&self) -> &'static str {
+        "XDP"
+    }
+
+    fn guards(&self) -> bool {
+        true
+    }
+
+    fn reload(&mut self, config: &Config, status: &[Vec<Status>]) -> Result<(), WriteError> {
+        Ok(locked(self)?.reload(config, status)?)
+    }
+
+    fn update(&mut self, config: &Config, status: &[Vec<Status>]) -> Result<(), WriteError> {
+        Ok(locked(self)?.update(config, status)?)
+    }
+}
+
+/// The plane, unless a panic while it was being written poisoned the lock:
+/// its maps may be half written, and only a restart rebuilds them.
+fn locked(plane: &Mutex<XdpPlane>) -> Result<std::sync::MutexGuard<'_, XdpPlane>, WriteError> {
+    plane
+        .lock()
+        .map_err(|_| "an earlier failure left the XDP plane locked; restart the daemon".into())
 }

@@ -6,9 +6,14 @@ use arc_swap::ArcSwap;
 use balancer_common::FlowTuple;
 
 use super::{Control, Event};
+use crate::runtime::plane::{Plane, WriteError};
 use crate::{
     config,
-    runtime::{PoolState, state::State},
+    runtime::{
+        PoolState,
+        failure::{Failure, Step},
+        state::State,
+    },
 };
 
 fn setup(passive: bool) -> (Control, Arc<super::LivePool>) {
@@ -30,7 +35,7 @@ pools:
 fn control(yaml: &str) -> (Control, Arc<super::LivePool>) {
     let config = Arc::new(config::parse(yaml, "t.yaml").expect("config"));
     let pool = Arc::new(ArcSwap::from_pointee(PoolState::new(&config.pools[0])));
-    (Control::new(config, vec![pool.clone()], None), pool)
+    (Control::new(config, vec![pool.clone()], Vec::new()), pool)
 }
 
 fn check(backend: usize, ok: bool) -> Event {
@@ -41,7 +46,7 @@ fn check(backend: usize, ok: bool) -> Event {
         outcome: if ok {
             Ok(Duration::from_millis(1))
         } else {
-            Err("connect: refused".into())
+            Err(Failure::Refused(Step::Connect))
         },
     }
 }
@@ -105,7 +110,7 @@ fn proxy_failures_count_toward_fall_only_when_passive() {
         generation: 0,
         pool: 0,
         backend,
-        error: "connect: refused".into(),
+        failure: Failure::Refused(Step::Connect),
     };
     let (mut on, pool) = setup(true);
     on.handle(passive(0));
@@ -238,7 +243,7 @@ fn events_for_unknown_pools_or_backends_change_nothing() {
         generation: 0,
         pool: 7,
         backend: 0,
-        outcome: Err("x".into()),
+        outcome: Err(Failure::Reset),
     });
     c.handle(check(9, false));
     assert_eq!(reachable(&pool), [0, 1]);
@@ -256,4 +261,193 @@ fn guard_list_changes_without_an_xdp_plane_are_refused_and_change_nothing() {
     assert_eq!(c.guard(&add), Err(ListError::NoXdp));
     let shown = c.guard(&ListChange::Show).expect("show");
     assert!(!shown.changed && shown.lists.global.deny.added.is_empty());
+}
+
+/// One write a plane was asked for: which, the global deny list's length,
+/// and the backends' states.
+type Asked = (&'static str, usize, Vec<State>);
+
+/// A plane that records what it is asked, and refuses when told to.
+#[derive(Clone, Default)]
+struct Recording {
+    /// What it was asked: the write, the global deny list's length, and
+    /// the backends' states.
+    asked: Arc<std::sync::Mutex<Vec<Asked>>>,
+    /// Refuse every write while set.
+    refuse: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Recording {
+    fn asked(&self) -> Vec<Asked> {
+        self.asked.lock().expect("lock").clone()
+    }
+
+    fn refuse(&self, on: bool) {
+        self.refuse.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn record(
+        &self,
+        what: &'static str,
+        config: &config::Config,
+        status: &[Vec<crate::runtime::state::Status>],
+    ) -> Result<(), WriteError> {
+        let seen = status.iter().flatten().map(|s| s.state()).collect();
+        self.asked
+            .lock()
+            .expect("lock")
+            .push((what, config.guard.deny.len(), seen));
+        if self.refuse.load(std::sync::atomic::Ordering::Relaxed) {
+            Err(format!("the fake refuses the {what}").into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Plane for Recording {
+    fn name(&self) -> &'static str {
+        "recording"
+    }
+
+    fn guards(&self) -> bool {
+        true
+    }
+
+    fn reload(
+        &mut self,
+        config: &config::Config,
+        status: &[Vec<crate::runtime::state::Status>],
+    ) -> Result<(), WriteError> {
+        self.record("reload", config, status)
+    }
+
+    fn update(
+        &mut self,
+        config: &config::Config,
+        status: &[Vec<crate::runtime::state::Status>],
+    ) -> Result<(), WriteError> {
+        self.record("update", config, status)
+    }
+}
+
+/// A control loop over the pool of `setup(true)` with `planes`.
+fn with_planes(planes: &[Recording]) -> (Control, Arc<super::LivePool>) {
+    let (c, pool) = setup(true);
+    let boxed = planes
+        .iter()
+        .map(|p| Box::new(p.clone()) as Box<dyn Plane>)
+        .collect();
+    (Control::new(c.config.clone(), c.pools.clone(), boxed), pool)
+}
+
+fn deny(cidr: &str) -> crate::runtime::guard_lists::ListChange {
+    use crate::runtime::guard_lists::{Added, List, ListChange, Scope};
+    ListChange::Add(Added {
+        scope: Scope::Global,
+        list: List::Deny,
+        cidr: crate::config::values::cidr(cidr).expect("cidr"),
+    })
+}
+
+#[test]
+fn a_guard_list_change_reaches_the_plane_before_it_is_kept() {
+    let plane = Recording::default();
+    let (mut c, _) = with_planes(std::slice::from_ref(&plane));
+    let answer = c.guard(&deny("198.18.5.0/24")).expect("added");
+    assert!(answer.changed);
+    assert_eq!(answer.lists.global.deny.added.len(), 1);
+    assert_eq!(plane.asked(), [("update", 1, vec![State::Up, State::Up])]);
+}
+
+#[test]
+fn a_guard_list_change_the_plane_refuses_changes_nothing() {
+    use crate::runtime::guard_lists::{ListChange, ListError};
+    let plane = Recording::default();
+    let (mut c, _) = with_planes(std::slice::from_ref(&plane));
+    plane.refuse(true);
+    let refused = c.guard(&deny("198.18.5.0/24"));
+    assert!(
+        matches!(&refused, Err(ListError::Write(why)) if why.contains("fake refuses")),
+        "{refused:?}"
+    );
+    assert_eq!(plane.asked().len(), 1, "asked once");
+    let shown = c.guard(&ListChange::Show).expect("show");
+    assert!(
+        shown.lists.global.deny.added.is_empty(),
+        "the entry was kept"
+    );
+    // Once the plane takes writes again, the same change goes through.
+    plane.refuse(false);
+    assert!(c.guard(&deny("198.18.5.0/24")).expect("added").changed);
+}
+
+#[test]
+fn a_reload_the_plane_refuses_changes_nothing() {
+    let plane = Recording::default();
+    let (mut c, pool) = with_planes(std::slice::from_ref(&plane));
+    let smaller = Arc::new(
+        config::parse(
+            "version: 1
+listeners:
+  - { name: web, address: 127.0.0.1:8080, protocol: tcp, pool: web }
+pools:
+  - name: web
+    algorithm: maglev
+    health: { kind: tcp, rise: 2, fall: 2, passive: true }
+    backends: [{ address: 127.0.0.1:9001 }]
+",
+            "t.yaml",
+        )
+        .expect("config"),
+    );
+    plane.refuse(true);
+    let refused = c.reload(smaller.clone(), vec![pool.clone()], 1);
+    assert!(refused.is_err());
+    assert_eq!(plane.asked(), [("reload", 0, vec![State::Up])]);
+    assert_eq!(reachable(&pool), [0, 1], "the old pool still serves");
+    // Events of the refused generation are ignored; the old one's count.
+    c.handle(Event::Check {
+        generation: 1,
+        pool: 0,
+        backend: 1,
+        outcome: Err(Failure::Reset),
+    });
+    c.handle(check(1, false));
+    assert_eq!(c.status()[0][1].state(), State::Falling);
+    plane.refuse(false);
+    c.reload(smaller, vec![pool.clone()], 1).expect("reload");
+    assert_eq!(reachable(&pool), [0]);
+}
+
+#[test]
+fn when_one_plane_refuses_a_reload_the_others_are_put_back() {
+    let (first, second) = (Recording::default(), Recording::default());
+    let (mut c, pool) = with_planes(&[first.clone(), second.clone()]);
+    second.refuse(true);
+    let running = c.config.clone();
+    let mut bigger = (*running).clone();
+    let mut third = bigger.pools[0].backends[0];
+    third.address = "127.0.0.1:9003".parse().expect("addr");
+    bigger.pools[0].backends.push(third);
+    assert!(c.reload(Arc::new(bigger), vec![pool], 1).is_err());
+    let up = State::Up;
+    assert_eq!(
+        first.asked(),
+        [("reload", 0, vec![up, up, up]), ("reload", 0, vec![up, up])],
+        "the first plane gets the running config back"
+    );
+    assert_eq!(second.asked(), [("reload", 0, vec![up, up, up])]);
+}
+
+#[test]
+fn a_state_change_reaches_the_planes_and_a_refusal_keeps_the_proxies_current() {
+    let plane = Recording::default();
+    let (mut c, pool) = with_planes(std::slice::from_ref(&plane));
+    plane.refuse(true);
+    c.handle(check(1, false));
+    assert!(plane.asked().is_empty(), "falling changes no plane");
+    c.handle(check(1, false));
+    assert_eq!(plane.asked(), [("update", 0, vec![State::Up, State::Down])]);
+    assert_eq!(reachable(&pool), [0], "the proxies follow regardless");
 }

@@ -1,0 +1,133 @@
+//! The contract between those who ask for a reload (the admin API; SIGHUP
+//! is the daemon's own) and the daemon that carries it out: the request,
+//! and every way a reload is refused, each with the HTTP status the admin
+//! API answers. It lives apart from both so neither imports the other.
+
+use std::{io, net::SocketAddr};
+
+use tokio::sync::oneshot;
+
+use crate::{
+    config::{
+        ConfigError,
+        model::{Mode, Protocol},
+    },
+    runtime::plane::WriteError,
+};
+
+/// A reload request, answered with what changed or why nothing did.
+pub type ReloadRequest = oneshot::Sender<Result<String, ReloadError>>;
+
+/// Why a listener cannot be served; at start this stops the daemon, at a
+/// reload it refuses the new config.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenerError {
+    /// A listener's address could not be bound.
+    #[error(
+        "listener `{listener}`: cannot bind {protocol} `{address}`: {source} (is another process using it, or is the address not assigned to this host?)"
+    )]
+    Bind {
+        /// Listener name.
+        listener: String,
+        /// Protocol.
+        protocol: Protocol,
+        /// Address.
+        address: SocketAddr,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A listener asks for a data plane this build cannot serve.
+    #[error(
+        "listener `{listener}`: mode `{mode}` is not available yet in this version; use `proxy` or `auto`"
+    )]
+    Unsupported {
+        /// Listener name.
+        listener: String,
+        /// Requested mode.
+        mode: Mode,
+    },
+}
+
+/// Why a reload was refused; the running config stays.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The daemon serves the embedded demo: there is no file to re-read.
+    #[error("the daemon runs the embedded demo, not a file; there is nothing to reload")]
+    NoFile,
+    /// The file is unreadable or invalid.
+    #[error(transparent)]
+    Invalid(#[from] ConfigError),
+    /// A listener needs the XDP plane, which only a restart can start.
+    #[error(
+        "listener `{0}` needs the XDP plane, which is not running; starting it needs a restart"
+    )]
+    NeedsXdp(String),
+    /// A new listener cannot be served.
+    #[error(transparent)]
+    Listener(#[from] ListenerError),
+    /// A plane (the XDP maps) refused the new config.
+    #[error("{0}")]
+    Plane(#[source] WriteError),
+    /// The control loop is gone: the daemon is stopping.
+    #[error("the control loop has stopped")]
+    Stopped,
+}
+
+impl ReloadError {
+    /// The HTTP status the admin API answers with.
+    #[must_use]
+    pub const fn status(&self) -> u16 {
+        match self {
+            // The file is wrong: the operator fixes it and asks again.
+            ReloadError::Invalid(_) => 422,
+            // The file is fine, but this daemon cannot take it as it runs.
+            ReloadError::NoFile | ReloadError::NeedsXdp(_) | ReloadError::Listener(_) => 409,
+            ReloadError::Plane(_) => 500,
+            ReloadError::Stopped => 503,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::{ListenerError, ReloadError};
+    use crate::config::{self, model::Protocol};
+
+    #[test]
+    fn each_refusal_has_its_status() {
+        let invalid = config::parse("version: 1\nlisteners: 3\n", "bad.yaml").expect_err("invalid");
+        let bind = ListenerError::Bind {
+            listener: "web".into(),
+            protocol: Protocol::Tcp,
+            address: "127.0.0.1:80".parse().expect("addr"),
+            source: io::Error::from(io::ErrorKind::AddrInUse),
+        };
+        let cases = [
+            (ReloadError::Invalid(invalid), 422, "bad.yaml:2"),
+            (ReloadError::NoFile, 409, "embedded demo"),
+            (
+                ReloadError::NeedsXdp("web".into()),
+                409,
+                "`web` needs the XDP plane",
+            ),
+            (
+                ReloadError::Listener(bind),
+                409,
+                "cannot bind tcp `127.0.0.1:80`",
+            ),
+            (
+                ReloadError::Plane("cannot write map `VIPS`".into()),
+                500,
+                "cannot write map `VIPS`",
+            ),
+            (ReloadError::Stopped, 503, "stopped"),
+        ];
+        for (e, status, text) in cases {
+            assert_eq!(e.status(), status, "{e}");
+            assert!(e.to_string().contains(text), "{e} lacks {text}");
+        }
+    }
+}
