@@ -15,9 +15,10 @@ use balancer::{
     config::{self, Config},
     dataplane::xdp::{
         Sizes, XdpProgram, guard,
+        keys::mapped,
         packet::{ACK, Frame, Ip, LB_MAC, SYN},
         plane::served_in,
-        tables::{BackendIds, Egress, Hop, Tables, mapped},
+        tables::{BackendIds, Egress, Hop, Tables},
     },
 };
 

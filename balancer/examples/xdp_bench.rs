@@ -16,8 +16,9 @@ use balancer::{
     config,
     dataplane::xdp::{
         Sizes, XdpProgram,
+        keys::mapped,
         packet::{ACK, Frame, LB_MAC, SYN},
-        tables::{BackendIds, Egress, Hop, Tables, mapped},
+        tables::{BackendIds, Egress, Hop, Tables},
     },
 };
 

@@ -21,6 +21,7 @@ use crate::{
         Config,
         model::{Listener, Mode, Protocol},
     },
+    dataplane::xdp::plane::served_in,
     proxy::{
         self,
         pipes::PipePool,
@@ -345,4 +346,16 @@ fn udp(
         passive,
         stats: stats.clone(),
     }
+}
+
+/// Which listeners of `config` the XDP plane serves, when it runs.
+pub fn served_flags(xdp_running: bool, config: &Config) -> Vec<bool> {
+    let served = if xdp_running {
+        served_in(config)
+    } else {
+        Vec::new()
+    };
+    (0..config.listeners.len())
+        .map(|i| served.contains(&i))
+        .collect()
 }

@@ -23,13 +23,13 @@ use tokio::{
 use tracing::{info, warn};
 
 use self::{
-    listeners::{Listeners, Shared, XdpInfo},
+    listeners::{Listeners, Shared, XdpInfo, served_flags},
     reload::{Daemon, Pools},
 };
 use crate::{
     admin,
     config::{Config, model::Mode},
-    dataplane::xdp::plane::{PlaneError, XdpPlane, served_in},
+    dataplane::xdp::{PlaneError, plane::XdpPlane},
     demo,
     health::Monitor,
     proxy::pipes::{MAX_PIPES, PipePool},
@@ -196,18 +196,6 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
     drop(xdp);
     info!("stopped");
     Ok(())
-}
-
-/// Which listeners of `config` the XDP plane serves, when it runs.
-pub(crate) fn served_flags(xdp_running: bool, config: &Config) -> Vec<bool> {
-    let served = if xdp_running {
-        served_in(config)
-    } else {
-        Vec::new()
-    };
-    (0..config.listeners.len())
-        .map(|i| served.contains(&i))
-        .collect()
 }
 
 /// Reads the admin token (if configured) and binds the admin API's socket,

@@ -19,7 +19,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
-use super::listeners::Listeners;
+use super::listeners::{Listeners, served_flags};
 use crate::{
     config::{self, Config, model::Mode},
     health::Monitor,
@@ -101,7 +101,7 @@ impl Daemon {
         if !xdp_running && let Some(l) = new.listeners.iter().find(|l| l.mode == Mode::Xdp) {
             return Err(ReloadError::NeedsXdp(l.name.clone()));
         }
-        let xdp_served = super::served_flags(xdp_running, &new);
+        let xdp_served = served_flags(xdp_running, &new);
         let bound = self.listeners.bind(&new, &xdp_served)?;
         let (pools, by_index) = self.pools.plan(&new);
         let generation = self.generation + 1;

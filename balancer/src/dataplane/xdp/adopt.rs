@@ -9,11 +9,10 @@
 use std::net::IpAddr;
 
 use super::{
-    Sizes, XdpProgram,
+    PlaneError, Sizes, XdpProgram,
     cookies::Cookies,
     guard,
     pins::Pins,
-    plane::PlaneError,
     tables::{BackendIds, Egress, Hop, Tables},
 };
 use crate::config::model::{Guard, Listener, Pool};

@@ -9,8 +9,8 @@ use balancer_common::Counter;
 
 use super::{
     Verdict,
+    keys::mapped,
     packet::{ACK, Frame, Ip, L4, LB_MAC, SYN, checksum},
-    tables::mapped,
     testkit::*,
 };
 

@@ -28,25 +28,13 @@ use balancer_common::{
 
 use super::{
     cookies::Cookies,
-    tables::{Tables, mapped, vip_key},
+    keys::{mapped, vip_key},
+    tables::{GuardTables, Tables},
 };
 use crate::config::model::{Cidr, Guard, Limit, Listener, StrayTcp};
 
 /// An LPM key as the kernel sees it: prefix length, then [`ListKey`].
 pub type ListEntry = Key<ListKey>;
-
-/// What the guard's maps should hold.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct GuardTables {
-    /// The settings entry.
-    pub settings: GuardSettings,
-    /// List entries: (prefix length, key) -> verdict.
-    pub lists: Vec<((u32, ListKey), u32)>,
-    /// VIP id -> new-flow ceiling, for listeners that have one.
-    pub ceilings: Vec<(u32, Rate)>,
-    /// VIP id -> listener name, for every listener.
-    pub names: Vec<(u32, String)>,
-}
 
 /// The rate of a configured limit.
 #[must_use]

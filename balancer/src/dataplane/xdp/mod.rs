@@ -18,6 +18,7 @@ pub mod guard;
 #[cfg(test)]
 mod guard_tests;
 pub mod iface;
+pub mod keys;
 pub mod neighbor;
 pub mod packet;
 #[cfg(test)]
@@ -148,6 +149,32 @@ pub enum XdpError {
     /// The program returned a value that is no XDP verdict.
     #[error("XDP program returned `{0}`, which is not a verdict")]
     BadVerdict(u32),
+}
+
+/// Why the XDP plane could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaneError {
+    /// The interface is missing or unreadable.
+    #[error(transparent)]
+    Interface(#[from] iface::IfaceError),
+    /// A backend's next hop is unknown or on another interface.
+    #[error(transparent)]
+    Neighbor(#[from] neighbor::NeighborError),
+    /// The tables could not be built.
+    #[error(transparent)]
+    Tables(#[from] tables::TablesError),
+    /// Loading, writing or attaching failed.
+    #[error(transparent)]
+    Program(#[from] XdpError),
+    /// The pin directory is unusable.
+    #[error(transparent)]
+    Pin(#[from] pins::PinError),
+    /// Backends are routed through more interfaces than the device map has.
+    #[error("backends are routed through more than {0} interfaces besides the XDP one")]
+    TooManyInterfaces(u32),
+    /// A reload asks for what only a restart can do.
+    #[error("{0}")]
+    NeedsRestart(String),
 }
 
 /// Map sizes, chosen at load time from the config.

@@ -364,7 +364,7 @@ impl Pins {
             settings,
             // Nor are the guard's maps: they hold only what the config
             // says, and the per-source buckets may start afresh.
-            guard: super::guard::GuardTables::default(),
+            guard: super::tables::GuardTables::default(),
         })
     }
 }

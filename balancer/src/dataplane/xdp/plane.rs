@@ -13,15 +13,14 @@ use balancer_common::{guard::UNKNOWN_VIP, stats::GUARD_REASONS};
 use tracing::{info, warn};
 
 use super::{
-    Attached, XdpError, XdpProgram,
+    Attached, PlaneError, XdpProgram,
     adopt::{self, Adopted, Inputs},
     cookies::{Cookies, TcpSysctls},
-    iface::{IfaceError, Interface},
-    neighbor::NeighborError,
-    pins::{PinError, Pins},
+    iface::Interface,
+    pins::Pins,
     program::LimitedSource,
     routes::Routes,
-    tables::{BackendIds, Egress, Tables, TablesError},
+    tables::{BackendIds, Egress, Tables},
 };
 use crate::{
     config::{
@@ -33,32 +32,6 @@ use crate::{
         state::Status,
     },
 };
-
-/// Why the XDP plane could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum PlaneError {
-    /// The interface is missing or unreadable.
-    #[error(transparent)]
-    Interface(#[from] IfaceError),
-    /// A backend's next hop is unknown or on another interface.
-    #[error(transparent)]
-    Neighbor(#[from] NeighborError),
-    /// The tables could not be built.
-    #[error(transparent)]
-    Tables(#[from] TablesError),
-    /// Loading, writing or attaching failed.
-    #[error(transparent)]
-    Program(#[from] XdpError),
-    /// The pin directory is unusable.
-    #[error(transparent)]
-    Pin(#[from] PinError),
-    /// Backends are routed through more interfaces than the device map has.
-    #[error("backends are routed through more than {0} interfaces besides the XDP one")]
-    TooManyInterfaces(u32),
-    /// A reload asks for what only a restart can do.
-    #[error("{0}")]
-    NeedsRestart(String),
-}
 
 /// The running XDP plane.
 pub struct XdpPlane {

@@ -23,8 +23,8 @@ use balancer_common::{
 
 use super::{
     Entry, OBJECT, Sizes, Verdict, XdpError,
+    keys::mapped,
     pins::{PINNED, Pins},
-    tables::mapped,
 };
 
 /// How a program ended up attached.

@@ -8,7 +8,7 @@ use std::{collections::HashMap, net::IpAddr, time::Duration};
 use balancer_common::maps::TX_PORTS;
 use tracing::info;
 
-use super::{iface::Interface, neighbor, plane::PlaneError, tables::Hop};
+use super::{PlaneError, iface::Interface, neighbor, tables::Hop};
 use crate::config::{Config, model::Listener};
 
 /// How long to wait for a backend's next hop to answer address resolution.

@@ -10,15 +10,15 @@ use std::{
 };
 
 use balancer_common::{
-    FlowTuple,
+    guard::{GuardSettings, ListKey, Rate},
     maps::{
         BackendEntry, FAMILY_V4, FAMILY_V6, FORWARD_DSR, FORWARD_IPIP, Settings, VipKey, VipMeta,
     },
 };
 
-use super::guard::GuardTables;
+use super::keys::{mapped, vip_key};
 use crate::{
-    config::model::{Forwarding, Listener, Pool, Protocol},
+    config::model::{Forwarding, Listener, Pool},
     runtime::state::Status,
     select::{MaglevTable, Member},
 };
@@ -170,13 +170,17 @@ pub enum TablesError {
     NoMac(IpAddr),
 }
 
-/// 16-byte, IPv4-mapped form of an address, as the program keys it.
-#[must_use]
-pub fn mapped(ip: IpAddr) -> [u8; 16] {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => FlowTuple::v4_mapped(v4.octets()),
-        IpAddr::V6(v6) => v6.octets(),
-    }
+/// What the guard's maps should hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GuardTables {
+    /// The settings entry.
+    pub settings: GuardSettings,
+    /// List entries: (prefix length, key) -> verdict.
+    pub lists: Vec<((u32, ListKey), u32)>,
+    /// VIP id -> new-flow ceiling, for listeners that have one.
+    pub ceilings: Vec<(u32, Rate)>,
+    /// VIP id -> listener name, for every listener.
+    pub names: Vec<(u32, String)>,
 }
 
 impl Tables {
@@ -264,20 +268,6 @@ impl Tables {
                 ipip_src6: egress.ipip_src6,
             },
         })
-    }
-}
-
-/// The key the program matches a listener by.
-#[must_use]
-pub fn vip_key(address: SocketAddr, protocol: Protocol) -> VipKey {
-    VipKey {
-        addr: mapped(address.ip()),
-        port: address.port(),
-        protocol: match protocol {
-            Protocol::Tcp => 6,
-            Protocol::Udp => 17,
-        },
-        pad: 0,
     }
 }
 

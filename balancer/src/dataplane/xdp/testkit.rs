@@ -9,8 +9,9 @@ use balancer_common::{Counter, FlowTuple};
 
 use super::{
     Sizes, XdpProgram, guard,
+    keys::mapped,
     packet::{Frame, Ip, L4, LB_MAC},
-    tables::{BackendIds, Egress, Hop, Tables, mapped},
+    tables::{BackendIds, Egress, Hop, Tables},
 };
 use crate::{
     config::{self, Config, model::Forwarding},

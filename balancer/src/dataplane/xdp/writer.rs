@@ -19,9 +19,9 @@ use balancer_common::{
 
 use super::{
     XdpError, XdpProgram,
-    guard::{GuardTables, list_entry},
+    guard::list_entry,
     program::map_err,
-    tables::Tables,
+    tables::{GuardTables, Tables},
 };
 
 impl XdpProgram {
