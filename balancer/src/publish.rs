@@ -16,7 +16,7 @@ use crate::{
     config::Config,
     dataplane::xdp::plane::XdpPlane,
     runtime::{BackendState, ListenerStats, LivePool},
-    status::{self, BackendStatus, LimitedStatus, ListenerStatus, PoolStatus, Status, XdpStatus},
+    status::{self, BackendStatus, LimitedStatus, ListenerStatus, PoolStatus, Snapshot, XdpStatus},
 };
 
 /// What the running config looks like; a reload swaps in a new one.
@@ -45,7 +45,7 @@ pub struct Sources {
 
 /// One snapshot of `sources`.
 #[must_use]
-pub fn snapshot(sources: &Sources) -> Status {
+pub fn snapshot(sources: &Sources) -> Snapshot {
     let view = sources.view.load();
     let listeners = view
         .config
@@ -113,7 +113,7 @@ pub fn snapshot(sources: &Sources) -> Status {
             }
         })
         .collect();
-    Status {
+    Snapshot {
         pid: std::process::id(),
         written_ms: status::now_ms(),
         listeners,

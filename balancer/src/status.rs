@@ -19,7 +19,7 @@ pub const FILE: &str = "status.json";
 
 /// One snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Status {
+pub struct Snapshot {
     /// Daemon pid.
     pub pid: u32,
     /// When written, milliseconds since the Unix epoch.
@@ -153,7 +153,7 @@ pub fn now_ms() -> u64 {
 }
 
 /// Writes `status` into `dir` atomically.
-pub fn write(dir: &Path, status: &Status) -> io::Result<()> {
+pub fn write(dir: &Path, status: &Snapshot) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".{FILE}.{}", std::process::id()));
     std::fs::write(
@@ -169,7 +169,7 @@ pub fn remove(dir: &Path) {
 }
 
 /// Reads the snapshot in `dir`.
-pub fn read(dir: &Path) -> Result<Status, StatusError> {
+pub fn read(dir: &Path) -> Result<Snapshot, StatusError> {
     let path = dir.join(FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -181,7 +181,7 @@ pub fn read(dir: &Path) -> Result<Status, StatusError> {
 
 /// The snapshot as a table for people.
 #[must_use]
-pub fn render(s: &Status, now_ms: u64) -> String {
+pub fn render(s: &Snapshot, now_ms: u64) -> String {
     let mut out = String::new();
     let age = now_ms.saturating_sub(s.written_ms);
     let _ = writeln!(
@@ -258,7 +258,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::{
-        BackendStatus, ListenerStatus, PoolStatus, Status, StatusError, XdpStatus, read, render,
+        BackendStatus, ListenerStatus, PoolStatus, Snapshot, StatusError, XdpStatus, read, render,
         write,
     };
 
@@ -266,7 +266,7 @@ mod tests {
     fn round_trips_through_the_state_dir_and_renders() {
         let dir = tempfile::tempdir().expect("tempdir");
         assert!(matches!(read(dir.path()), Err(StatusError::Missing(_))));
-        let s = Status {
+        let s = Snapshot {
             pid: 7,
             written_ms: 1_000,
             listeners: vec![ListenerStatus {

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     LivePool,
     failure::Failure,
-    guard_lists::{ListChange, ListError, View},
+    guard_lists::{ListChange, ListError, ListsView},
     plane::WriteError,
     state::State,
 };
@@ -86,7 +86,7 @@ pub struct GuardAnswer {
     /// Whether the lists changed (adding an entry already there does not).
     pub changed: bool,
     /// Every list as it now is.
-    pub lists: View,
+    pub lists: ListsView,
 }
 
 /// What an operator asks of one backend.

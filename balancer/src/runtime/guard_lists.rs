@@ -142,7 +142,7 @@ pub struct ScopeView {
 
 /// Every list, as `GET /guard` shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct View {
+pub struct ListsView {
     /// The global lists.
     pub global: ScopeView,
     /// Each listener's own lists, for listeners that have any.
@@ -245,9 +245,9 @@ impl Lists {
 
     /// Every list of `file` and these entries.
     #[must_use]
-    pub fn view(&self, file: &Config) -> View {
+    pub fn view(&self, file: &Config) -> ListsView {
         let texts = |v: &[Cidr]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
-        let mut view = View {
+        let mut view = ListsView {
             global: ScopeView {
                 deny: ListView {
                     file: texts(&file.guard.deny),
