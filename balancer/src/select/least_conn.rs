@@ -2,14 +2,12 @@
 //! per unit of weight. Ties rotate so that an idle pool still spreads new
 //! connections instead of piling them on the first backend.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use super::{Member, Request, Selector};
+use super::{Member, Request, Rotation, Selector};
 
 /// Weighted least-connections selector.
 pub struct LeastConnections {
     weights: Vec<u64>,
-    rotate: AtomicUsize,
+    rotate: Rotation,
 }
 
 impl LeastConnections {
@@ -17,21 +15,15 @@ impl LeastConnections {
     pub fn new(members: &[Member]) -> Self {
         Self {
             weights: members.iter().map(|m| u64::from(m.weight)).collect(),
-            rotate: AtomicUsize::new(0),
+            rotate: Rotation::default(),
         }
     }
 }
 
 impl Selector for LeastConnections {
     fn select(&self, req: &Request<'_>) -> Option<usize> {
-        let n = self.weights.len();
-        if n == 0 {
-            return None;
-        }
-        let start = self.rotate.fetch_add(1, Ordering::Relaxed);
         let mut best: Option<(usize, u64)> = None;
-        for k in 0..n {
-            let i = (start + k) % n;
+        for i in self.rotate.order(self.weights.len()) {
             let w = self.weights[i];
             if w == 0 || (req.skip)(i) {
                 continue;

@@ -15,7 +15,10 @@ mod wrr;
 #[cfg(test)]
 mod tests;
 
-use std::net::SocketAddr;
+use std::{
+    net::SocketAddr,
+    sync::atomic::{AtomicUsize, Ordering},
+};
 
 pub use maglev::MaglevTable;
 
@@ -59,6 +62,24 @@ pub fn members(pool: &crate::config::model::Pool) -> Vec<Member> {
             weight: b.weight,
         })
         .collect()
+}
+
+/// A starting point that moves one backend further on every scan, so
+/// equal choices spread over the pool instead of piling on the first.
+#[derive(Default)]
+struct Rotation(AtomicUsize);
+
+impl Rotation {
+    /// The indices `0..n` in scan order, from one further than the last
+    /// scan's start.
+    fn order(&self, n: usize) -> impl Iterator<Item = usize> {
+        let start = if n == 0 {
+            0
+        } else {
+            self.0.fetch_add(1, Ordering::Relaxed)
+        };
+        (0..n).map(move |k| (start + k) % n)
+    }
 }
 
 /// Builds the selector for `algorithm`. `maglev_table_size` must be prime

@@ -15,7 +15,10 @@ use super::{
     pins::Pins,
     tables::{BackendIds, Egress, Hop, Tables},
 };
-use crate::config::model::{Guard, Listener, Pool};
+use crate::config::{
+    Config,
+    model::{Guard, Listener, Pool},
+};
 
 /// A program started over pinned maps, and what it kept.
 pub struct Adopted {
@@ -52,7 +55,28 @@ pub struct Inputs<'a> {
     pub cookies: Option<Cookies>,
 }
 
-impl Inputs<'_> {
+impl<'a> Inputs<'a> {
+    /// The inputs for every listener of `config`, `served` of them by the
+    /// XDP plane.
+    #[must_use]
+    pub fn of(
+        config: &'a Config,
+        served: &'a [usize],
+        egress: &'a Egress,
+        hop_of: &'a dyn Fn(IpAddr) -> Option<Hop>,
+        cookies: Option<Cookies>,
+    ) -> Self {
+        Self {
+            all: &config.listeners,
+            served,
+            guard: &config.guard,
+            pools: &config.pools,
+            egress,
+            hop_of,
+            cookies,
+        }
+    }
+
     /// Adds the guard to `tables`, built for [`Self::listeners`].
     pub fn dress(&self, tables: &mut Tables) {
         guard::dress(tables, self.all, self.served, self.guard, self.cookies);

@@ -108,15 +108,13 @@ impl XdpPlane {
         let pins = Pins::open(&xdp.pin_dir)?;
         let adopted = adopt::start(
             &pins,
-            &Inputs {
-                all: &config.listeners,
-                served: &served,
-                guard: &config.guard,
-                pools: &config.pools,
-                egress: &egress,
-                hop_of: &|ip| routes.hops.get(&ip).copied(),
+            &Inputs::of(
+                config,
+                &served,
+                &egress,
+                &|ip| routes.hops.get(&ip).copied(),
                 cookies,
-            },
+            ),
             xdp.flow_table_size.get(),
         )?;
         for why in &adopted.replaced {
@@ -230,15 +228,13 @@ impl XdpPlane {
             &mut self.program,
             &self.tables,
             &mut self.ids,
-            &Inputs {
-                all: &config.listeners,
-                served: &served,
-                guard: &config.guard,
-                pools: &config.pools,
-                egress: &egress,
-                hop_of: &|ip| routes.hops.get(&ip).copied(),
+            &Inputs::of(
+                config,
+                &served,
+                &egress,
+                &|ip| routes.hops.get(&ip).copied(),
                 cookies,
-            },
+            ),
             status,
         )?;
         self.served = served;
@@ -258,15 +254,13 @@ impl XdpPlane {
             &mut self.program,
             &self.tables,
             &mut self.ids,
-            &Inputs {
-                all: &config.listeners,
-                served: &self.served,
-                guard: &config.guard,
-                pools: &config.pools,
-                egress: &self.egress,
-                hop_of: &|ip| hops.get(&ip).copied(),
-                cookies: self.cookies,
-            },
+            &Inputs::of(
+                config,
+                &self.served,
+                &self.egress,
+                &|ip| hops.get(&ip).copied(),
+                self.cookies,
+            ),
             status,
         )?;
         Ok(())

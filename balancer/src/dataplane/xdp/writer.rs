@@ -116,17 +116,12 @@ impl XdpProgram {
                     .any(|v| v.addr == f.dst && v.port == f.dst_port && v.protocol == f.protocol)
             })?;
         }
-        let mut backends: Array<&mut MapData, BackendEntry> =
-            Array::try_from(self.map_mut(BACKENDS_MAP)?).map_err(err(BACKENDS_MAP))?;
-        for (id, _) in old
-            .backends
-            .iter()
-            .filter(|(id, _)| !new.backends.iter().any(|(n, _)| n == id))
-        {
-            backends
-                .set(*id, BackendEntry::EMPTY, 0)
-                .map_err(err(BACKENDS_MAP))?;
-        }
+        self.clear_gone(
+            BACKENDS_MAP,
+            &old.backends,
+            &new.backends,
+            BackendEntry::EMPTY,
+        )?;
         self.guard_removals(&old.guard, new)
     }
 
@@ -175,17 +170,7 @@ impl XdpProgram {
             // Already gone is fine.
             let _ = lists.remove(&list_entry(e));
         }
-        let mut ceilings: Array<&mut MapData, Ceiling> =
-            Array::try_from(self.map_mut(CEILINGS_MAP)?).map_err(err(CEILINGS_MAP))?;
-        for (id, _) in old
-            .ceilings
-            .iter()
-            .filter(|(id, _)| !g.ceilings.iter().any(|(n, _)| n == id))
-        {
-            ceilings
-                .set(*id, Ceiling::default(), 0)
-                .map_err(err(CEILINGS_MAP))?;
-        }
+        self.clear_gone(CEILINGS_MAP, &old.ceilings, &g.ceilings, Ceiling::default())?;
         // A recorded flow skips the lists; flows of sources the new lists
         // refuse must go, so their next packet meets the guard.
         if old.lists != g.lists && !g.lists.is_empty() {
@@ -200,6 +185,24 @@ impl XdpProgram {
                 let vip_flags = flags.get(&id).copied().unwrap_or(0);
                 g.refuses(id, vip_flags, &k.src).is_some()
             })?;
+        }
+        Ok(())
+    }
+
+    /// Sets array `map`'s entries of the ids in `old` but not in `new` to
+    /// `empty` (an array's entries cannot be deleted).
+    fn clear_gone<V: aya::Pod, T, U>(
+        &mut self,
+        map: &'static str,
+        old: &[(u32, T)],
+        new: &[(u32, U)],
+        empty: V,
+    ) -> Result<(), XdpError> {
+        let mut array: Array<&mut MapData, V> =
+            Array::try_from(self.map_mut(map)?).map_err(map_err(map))?;
+        let kept: HashSet<u32> = new.iter().map(|(id, _)| *id).collect();
+        for (id, _) in old.iter().filter(|(id, _)| !kept.contains(id)) {
+            array.set(*id, empty, 0).map_err(map_err(map))?;
         }
         Ok(())
     }
