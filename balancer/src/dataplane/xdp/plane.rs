@@ -108,13 +108,7 @@ impl XdpPlane {
         let pins = Pins::open(&xdp.pin_dir)?;
         let adopted = adopt::start(
             &pins,
-            &Inputs::of(
-                config,
-                &served,
-                &egress,
-                &|ip| routes.hops.get(&ip).copied(),
-                cookies,
-            ),
+            &Inputs::of(config, &served, &egress, &|ip| routes.hop(ip), cookies),
             xdp.flow_table_size.get(),
         )?;
         for why in &adopted.replaced {
@@ -228,13 +222,7 @@ impl XdpPlane {
             &mut self.program,
             &self.tables,
             &mut self.ids,
-            &Inputs::of(
-                config,
-                &served,
-                &egress,
-                &|ip| routes.hops.get(&ip).copied(),
-                cookies,
-            ),
+            &Inputs::of(config, &served, &egress, &|ip| routes.hop(ip), cookies),
             status,
         )?;
         self.served = served;
@@ -249,7 +237,7 @@ impl XdpPlane {
     /// new flows, entries without those that keep none. Only what changed is
     /// written.
     pub fn update(&mut self, config: &Config, status: &[Vec<Status>]) -> Result<(), PlaneError> {
-        let hops = &self.routes.hops;
+        let routes = &self.routes;
         self.tables = write(
             &mut self.program,
             &self.tables,
@@ -258,7 +246,7 @@ impl XdpPlane {
                 config,
                 &self.served,
                 &self.egress,
-                &|ip| hops.get(&ip).copied(),
+                &|ip| routes.hop(ip),
                 self.cookies,
             ),
             status,

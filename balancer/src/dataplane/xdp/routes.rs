@@ -24,6 +24,12 @@ pub struct Routes {
 }
 
 impl Routes {
+    /// How to reach backend `ip`, if it was resolved.
+    #[must_use]
+    pub fn hop(&self, ip: IpAddr) -> Option<Hop> {
+        self.hops.get(&ip).copied()
+    }
+
     /// Resolves every backend behind `listeners`, reusing what `known`
     /// already holds.
     pub fn resolve(
