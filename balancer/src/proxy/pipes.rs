@@ -2,7 +2,10 @@
 //! bytes are in flight and returned empty, so an idle connection holds no
 //! pipe and costs two file descriptors, not six (`HAProxy`'s `maxpipes`). When
 //! the pool is exhausted the relay copies through userspace for that chunk.
-#![allow(unsafe_code)]
+#![expect(
+    unsafe_code,
+    reason = "pipe2, fcntl and splice through libc; each block has a SAFETY note"
+)]
 
 use std::{
     io,

@@ -13,8 +13,9 @@ use crate::config::{
     model::Cidr,
 };
 
-/// Entries the admin API may hold in all, as the list map keeps room for.
-pub const MAX_ADDED: usize = crate::dataplane::xdp::Sizes::RUNTIME_LISTS as usize;
+/// Entries the admin API may hold in all; the XDP list map keeps room for
+/// them beyond the config's.
+pub const MAX_ADDED: usize = 4096;
 
 /// Where an entry applies.
 #[derive(Clone, Debug, PartialEq, Eq)]

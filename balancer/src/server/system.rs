@@ -1,5 +1,8 @@
 //! Process limits the daemon adjusts at start, and kernel settings it checks.
-#![allow(unsafe_code)]
+#![expect(
+    unsafe_code,
+    reason = "getrlimit and setrlimit through libc, each with a SAFETY note"
+)]
 
 use std::io;
 

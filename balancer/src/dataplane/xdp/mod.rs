@@ -206,7 +206,7 @@ impl Sizes {
     };
 
     /// Room for list entries operators add at runtime, beyond the config's.
-    pub const RUNTIME_LISTS: u32 = 4096;
+    pub const RUNTIME_LISTS: u32 = crate::runtime::guard_lists::MAX_ADDED as u32;
 
     /// Room for `tables` twice over plus a little, so later changes with up
     /// to that many VIPs, ring slots and new backend ids fit without
