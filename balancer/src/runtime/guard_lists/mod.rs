@@ -359,5 +359,4 @@ fn refusal(file: &Config, added: &[Added], new: &Added) -> Result<(), ListError>
 }
 
 #[cfg(test)]
-#[path = "guard_lists_tests.rs"]
 mod tests;
