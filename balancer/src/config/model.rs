@@ -12,6 +12,8 @@ use std::{
 
 use serde::Deserialize;
 
+use super::defaults::{DEFAULT_FLOW_ON_ACK, DEFAULT_SOURCES, DEFAULT_STRAY_TCP};
+
 /// A validated configuration, ready to build a runtime from.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -240,8 +242,8 @@ impl Default for Guard {
             allow: Vec::new(),
             martians: Vec::new(),
             per_source: PerSource::default(),
-            flow_on_ack: true,
-            stray_tcp: StrayTcp::Drop,
+            flow_on_ack: DEFAULT_FLOW_ON_ACK,
+            stray_tcp: DEFAULT_STRAY_TCP,
         }
     }
 }
@@ -262,7 +264,7 @@ impl Default for PerSource {
         Self {
             syn: None,
             packets: None,
-            table_size: NonZeroU32::new(65_536).expect("non-zero"),
+            table_size: NonZeroU32::new(DEFAULT_SOURCES).expect("non-zero"),
         }
     }
 }
