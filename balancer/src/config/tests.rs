@@ -3,7 +3,11 @@
 
 use std::path::Path;
 
-use super::{ConfigError, model::Algorithm, parse};
+use super::{
+    ConfigError,
+    model::{Algorithm, HttpProbe, Probe, UdpProbe},
+    parse,
+};
 
 /// A minimal valid document; cases below replace one line of it.
 const BASE: &str = "\
@@ -44,6 +48,35 @@ fn every_example_file_parses() {
     }
     assert!(n >= 5, "expected the example files, found {n}");
     super::embedded_default().expect("embedded default parses");
+}
+
+#[test]
+fn each_health_kind_keeps_only_its_own_settings() {
+    let probe = |health: &str| {
+        let doc = replace(
+            "    algorithm: maglev",
+            &format!("    algorithm: maglev\n    health: {health}"),
+        );
+        let c = parse(&doc, "health.yaml").expect("parses");
+        c.pools[0].health.clone().expect("health").probe
+    };
+    assert_eq!(probe("{ kind: tcp }"), Probe::Tcp);
+    assert_eq!(
+        probe("{ kind: http, host: example.test }"),
+        Probe::Http(HttpProbe {
+            method: "GET".to_owned(),
+            path: "/".to_owned(),
+            host: Some("example.test".to_owned()),
+            expect_status: (200, 399),
+        })
+    );
+    assert_eq!(
+        probe("{ kind: udp, send: ping }"),
+        Probe::Udp(UdpProbe {
+            send: "ping".to_owned(),
+            expect: None,
+        })
+    );
 }
 
 fn errors(text: &str) -> Vec<super::Issue> {

@@ -13,7 +13,7 @@ use tokio::{
     net::{TcpStream, UdpSocket},
 };
 
-use crate::config::model::{HealthCheck, HealthKind};
+use crate::config::model::{HealthCheck, HttpProbe, Probe, UdpProbe};
 
 /// The most of an HTTP answer read to find its status line.
 const MAX_STATUS_LINE: usize = 1024;
@@ -24,10 +24,10 @@ const MAX_DATAGRAM: usize = 2048;
 pub async fn probe(check: &HealthCheck, backend: SocketAddr) -> Result<Duration, String> {
     let start = Instant::now();
     let work = async {
-        match check.kind {
-            HealthKind::Tcp => tcp(backend).await,
-            HealthKind::Http => http(check, backend).await,
-            HealthKind::Udp => udp(check, backend).await,
+        match &check.probe {
+            Probe::Tcp => tcp(backend).await,
+            Probe::Http(http_probe) => http(http_probe, backend).await,
+            Probe::Udp(udp_probe) => udp(udp_probe, backend).await,
         }
     };
     match tokio::time::timeout(check.timeout, work).await {
@@ -44,7 +44,7 @@ async fn tcp(backend: SocketAddr) -> Result<(), String> {
         .map_err(|e| format!("connect: {e}"))
 }
 
-async fn http(check: &HealthCheck, backend: SocketAddr) -> Result<(), String> {
+async fn http(check: &HttpProbe, backend: SocketAddr) -> Result<(), String> {
     let mut s = TcpStream::connect(backend)
         .await
         .map_err(|e| format!("connect: {e}"))?;
@@ -91,7 +91,7 @@ fn status_code(buf: &[u8]) -> Result<u16, String> {
     }
 }
 
-async fn udp(check: &HealthCheck, backend: SocketAddr) -> Result<(), String> {
+async fn udp(check: &UdpProbe, backend: SocketAddr) -> Result<(), String> {
     let any: SocketAddr = if backend.is_ipv4() {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     } else {

@@ -1,6 +1,9 @@
 //! A pool's `health` check: timings that cannot overlap, counts within
 //! [`MAX_RISE_FALL`], and the keys of one kind of check refused on
 //! another, so a `path` on a TCP check is an error rather than ignored.
+//! The HTTP values are checked whatever the kind, so one run reports a
+//! bad value beside the key that does not belong; only the check's own
+//! kind keeps them, in its [`Probe`] variant.
 
 use super::Problems;
 use crate::config::{
@@ -10,8 +13,8 @@ use crate::config::{
         DEFAULT_RISE, DEFAULT_UDP_SEND,
     },
     limits::MAX_RISE_FALL,
-    model::{HealthCheck, HealthKind},
-    raw::RawHealth,
+    model::{HealthCheck, HttpProbe, Probe, UdpProbe},
+    raw::{HealthKind, RawHealth},
     values,
 };
 
@@ -84,22 +87,31 @@ pub(super) fn health(h: &RawHealth, at: &str, p: &mut Problems) -> HealthCheck {
         .map_or(Some(DEFAULT_EXPECT_STATUS), |s| {
             p.check(&format!("{at}.expect_status"), values::status_range(s))
         });
+    let rise = p.bounded(&format!("{at}.rise"), h.rise, DEFAULT_RISE, MAX_RISE_FALL);
+    let fall = p.bounded(&format!("{at}.fall"), h.fall, DEFAULT_FALL, MAX_RISE_FALL);
+    let probe = match h.kind {
+        HealthKind::Tcp => Probe::Tcp,
+        HealthKind::Http => Probe::Http(HttpProbe {
+            method,
+            path,
+            host: h.host.clone(),
+            expect_status: expect_status.unwrap_or(DEFAULT_EXPECT_STATUS),
+        }),
+        HealthKind::Udp => Probe::Udp(UdpProbe {
+            send: h
+                .send
+                .clone()
+                .unwrap_or_else(|| DEFAULT_UDP_SEND.to_owned()),
+            expect: h.expect.clone(),
+        }),
+    };
     HealthCheck {
-        kind: h.kind,
-        path,
+        probe,
         interval,
         timeout,
-        rise: p.bounded(&format!("{at}.rise"), h.rise, DEFAULT_RISE, MAX_RISE_FALL),
-        fall: p.bounded(&format!("{at}.fall"), h.fall, DEFAULT_FALL, MAX_RISE_FALL),
+        rise,
+        fall,
         jitter,
-        method,
-        host: h.host.clone(),
-        expect_status: expect_status.unwrap_or(DEFAULT_EXPECT_STATUS),
-        send: h
-            .send
-            .clone()
-            .unwrap_or_else(|| DEFAULT_UDP_SEND.to_owned()),
-        expect: h.expect.clone(),
         passive: h.passive.unwrap_or(DEFAULT_PASSIVE),
     }
 }
