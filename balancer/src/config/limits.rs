@@ -2,6 +2,8 @@
 //! can demand an unbounded amount of memory, file descriptors or work; the
 //! validator refuses values beyond them, and the runtime may rely on them.
 
+// Callers read the admin default here from before the defaults had their
+// own module.
 pub use super::defaults::DEFAULT_ADMIN as ADMIN;
 
 /// Highest backend weight; 0 (the lowest) drains the backend.

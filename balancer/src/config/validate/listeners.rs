@@ -44,17 +44,7 @@ pub(super) fn listeners(
     let mut out = Vec::new();
     for (i, l) in raw.iter().enumerate() {
         let at = |f: &str| format!("listeners[{i}].{f}");
-        if l.name.trim().is_empty() {
-            p.add(at("name"), "must not be empty");
-        } else if !names.insert(l.name.as_str()) {
-            p.add(
-                at("name"),
-                format!(
-                    "`{}` is used by another listener (names must be unique)",
-                    l.name
-                ),
-            );
-        }
+        p.unique_name(at("name"), &l.name, &mut names, "listener");
         let address = p.check(&at("address"), values::socket_addr(&l.address));
         if let Some(a) = address
             && !addresses.insert((a, l.protocol))

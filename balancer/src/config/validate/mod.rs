@@ -15,7 +15,11 @@ mod pools;
 mod top;
 mod xdp;
 
-use std::{collections::HashMap, num::NonZeroU32, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    num::NonZeroU32,
+    time::Duration,
+};
 
 use super::{model::Config, raw::RawConfig, values};
 
@@ -35,6 +39,24 @@ impl Problems {
     fn duration(&mut self, path: &str, text: Option<&String>, default: Duration) -> Duration {
         text.map_or(Some(default), |t| self.check(path, values::duration(t)))
             .unwrap_or(default)
+    }
+
+    /// `name` must not be blank nor taken by another `what` in `names`.
+    fn unique_name<'a>(
+        &mut self,
+        at: String,
+        name: &'a str,
+        names: &mut HashSet<&'a str>,
+        what: &str,
+    ) {
+        if name.trim().is_empty() {
+            self.add(at, "must not be empty");
+        } else if !names.insert(name) {
+            self.add(
+                at,
+                format!("`{name}` is used by another {what} (names must be unique)"),
+            );
+        }
     }
 
     fn bounded(&mut self, path: &str, value: Option<u64>, default: u64, max: u64) -> NonZeroU32 {

@@ -19,17 +19,7 @@ pub(super) fn pools(raw: &[RawPool], p: &mut Problems) -> Vec<Pool> {
     let mut out = Vec::new();
     for (i, pool) in raw.iter().enumerate() {
         let at = |f: &str| format!("pools[{i}].{f}");
-        if pool.name.trim().is_empty() {
-            p.add(at("name"), "must not be empty");
-        } else if !names.insert(pool.name.as_str()) {
-            p.add(
-                at("name"),
-                format!(
-                    "`{}` is used by another pool (names must be unique)",
-                    pool.name
-                ),
-            );
-        }
+        p.unique_name(at("name"), &pool.name, &mut names, "pool");
         let algorithm = pool.algorithm.unwrap_or(DEFAULT_ALGORITHM);
         let table = pool.maglev_table_size.unwrap_or(DEFAULT_MAGLEV_TABLE);
         if !values::is_prime(table) || table > MAX_MAGLEV_TABLE {
