@@ -1,26 +1,12 @@
-//! Validation of the guard: the global `guard` section and each listener's
-//! own `guard`. Lists must not overlap in ways that make an entry
-//! meaningless, since the XDP program picks the longest matching prefix:
-//! within a list any overlap is redundant, and an allow entry inside a deny
-//! entry would never admit anything (deny wins). A deny entry inside an
-//! allow entry is the one overlap kept: "allow this range except that
-//! host".
+//! The overlap rules of the guard lists, shared by validation and by the
+//! entries added at runtime through the admin API. The XDP program picks
+//! the longest matching prefix, so lists must not overlap in ways that
+//! make an entry meaningless: within a list any overlap is redundant, and
+//! an allow entry inside a deny entry would never admit anything (deny
+//! wins). A deny entry inside an allow entry is the one overlap kept:
+//! "allow this range except that host".
 
-use std::num::NonZeroU32;
-
-use super::{
-    model::{Cidr, Guard, Limit, ListenerGuard, Mode, PerSource, Protocol, StrayTcp},
-    raw::{RawGuard, RawListenerGuard},
-    validate::Problems,
-    values,
-};
-
-/// Entries a single list may hold.
-pub const MAX_LIST: usize = 4096;
-/// Largest rate or burst accepted, per second.
-const MAX_RATE: u64 = 100_000_000;
-/// Largest per-source table.
-const MAX_SOURCES: u64 = 16_777_216;
+use super::model::{Cidr, Guard, ListenerGuard};
 
 /// What a list entry does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,61 +30,6 @@ pub struct Entry {
     pub cidr: Cidr,
 }
 
-/// The global guard section.
-pub fn guard(g: &RawGuard, p: &mut Problems) -> Guard {
-    let deny = cidrs(&g.deny, "guard.deny", p);
-    let allow = cidrs(&g.allow, "guard.allow", p);
-    let martians = cidrs(&g.martians, "guard.martians", p);
-    let entries = entries(&[
-        ("guard.deny", ListKind::Deny, &deny),
-        ("guard.allow", ListKind::Allow, &allow),
-        ("guard.martians", ListKind::Martian, &martians),
-    ]);
-    for (at, message) in conflicts(&entries, &[]) {
-        p.add(at, message);
-    }
-    let per_source = g.per_source.as_ref().map_or_else(PerSource::default, |s| {
-        let at = "guard.per_source";
-        PerSource {
-            syn: limit(s.syn_rate, s.syn_burst, &format!("{at}.syn"), p),
-            packets: limit(s.packet_rate, s.packet_burst, &format!("{at}.packet"), p),
-            table_size: s.table_size.map_or(PerSource::default().table_size, |n| {
-                p.bounded(&format!("{at}.table_size"), Some(n), 1, MAX_SOURCES)
-            }),
-        }
-    });
-    Guard {
-        deny,
-        allow,
-        martians,
-        per_source,
-        flow_on_ack: g.flow_on_ack.unwrap_or(true),
-        stray_tcp: g.stray_tcp.unwrap_or(StrayTcp::Drop),
-    }
-}
-
-/// Listener `i`'s own guard (the listener has `kind`: mode and protocol),
-/// checked against the global lists too.
-pub fn listener(
-    g: &RawListenerGuard,
-    i: usize,
-    kind: (Mode, Protocol),
-    global: &Guard,
-    p: &mut Problems,
-) -> ListenerGuard {
-    let at = format!("listeners[{i}].guard");
-    let guard = ListenerGuard {
-        deny: cidrs(&g.deny, &format!("{at}.deny"), p),
-        allow: cidrs(&g.allow, &format!("{at}.allow"), p),
-        new_flows: limit(g.syn_rate, g.syn_burst, &format!("{at}.syn"), p),
-        cookies_above: cookies(g, &at, kind, p),
-    };
-    for (field, message) in conflicts(&listener_entries(&guard, i), &global_entries(global)) {
-        p.add(field, message);
-    }
-    guard
-}
-
 /// The global lists as entries.
 #[must_use]
 pub fn global_entries(g: &Guard) -> Vec<Entry> {
@@ -119,22 +50,6 @@ fn entries(lists: &[(&str, ListKind, &Vec<Cidr>)]) -> Vec<Entry> {
                 cidr: *c,
             })
         })
-        .collect()
-}
-
-fn cidrs(list: &[String], at: &str, p: &mut Problems) -> Vec<Cidr> {
-    if list.len() > MAX_LIST {
-        p.add(
-            at,
-            format!(
-                "{} entries exceed the limit of {MAX_LIST}; summarise them into shorter prefixes",
-                list.len()
-            ),
-        );
-    }
-    list.iter()
-        .enumerate()
-        .filter_map(|(i, c)| p.check(&format!("{at}[{i}]"), values::cidr(c)))
         .collect()
 }
 
@@ -203,73 +118,6 @@ fn conflict(a: &Entry, b: &Entry, across: bool) -> Option<String> {
         "`{}` overlaps `{}` ({}){dead}",
         b.cidr, a.cidr, a.at
     ))
-}
-
-/// `syn_cookies_above`: only where a kernel socket takes the handshake
-/// (TCP, not `xdp` mode), and not beside a ceiling, which would drop what
-/// the cookies should answer.
-fn cookies(
-    g: &RawListenerGuard,
-    at: &str,
-    (mode, protocol): (Mode, Protocol),
-    p: &mut Problems,
-) -> Option<Limit> {
-    let rate = g.syn_cookies_above?;
-    let field = format!("{at}.syn_cookies_above");
-    if protocol != Protocol::Tcp {
-        p.add(
-            &field,
-            "SYN cookies are for TCP listeners; remove it here".to_owned(),
-        );
-    } else if mode == Mode::Xdp {
-        p.add(
-            &field,
-            "an `xdp` listener's handshakes happen on its backends, which answer with their own SYN cookies; use `syn_rate` for a ceiling here, or mode `proxy`".to_owned(),
-        );
-    } else if g.syn_rate.is_some() {
-        p.add(
-            &field,
-            "cannot stand beside `syn_rate`: the ceiling would drop the SYNs the cookies should answer; keep one".to_owned(),
-        );
-    }
-    let rate = p.bounded(&field, Some(rate), 1, MAX_RATE);
-    Some(Limit { rate, burst: rate })
-}
-
-/// A rate and burst pair under `{at}_rate` / `{at}_burst`; the burst
-/// defaults to the rate (one second's worth).
-fn limit(rate: Option<u64>, burst: Option<u64>, at: &str, p: &mut Problems) -> Option<Limit> {
-    let (rate_at, burst_at) = (format!("{at}_rate"), format!("{at}_burst"));
-    let Some(r) = rate else {
-        if burst.is_some() {
-            p.add(burst_at, format!("needs `{}` beside it", leaf(&rate_at)));
-        }
-        return None;
-    };
-    let rate = p.bounded(&rate_at, Some(r), 1, MAX_RATE);
-    let burst = match burst {
-        None => rate,
-        Some(b) => {
-            if b != 0 && b < r {
-                p.add(
-                    &burst_at,
-                    format!(
-                        "`{b}` is below {} `{r}` (the bucket could never hold one second of traffic)",
-                        leaf(&rate_at)
-                    ),
-                );
-            }
-            p.bounded(&burst_at, Some(b), 1, MAX_RATE)
-        }
-    };
-    Some(Limit {
-        rate,
-        burst: burst.max(NonZeroU32::MIN),
-    })
-}
-
-fn leaf(path: &str) -> &str {
-    path.rsplit('.').next().unwrap_or(path)
 }
 
 #[cfg(test)]

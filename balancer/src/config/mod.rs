@@ -3,8 +3,10 @@
 //! nothing here touches running state: a file that fails to load changes
 //! nothing.
 
+pub mod defaults;
 mod error;
 pub mod guard;
+pub mod limits;
 mod locate;
 pub mod model;
 mod raw;
@@ -13,9 +15,9 @@ pub mod values;
 
 use std::path::Path;
 
+pub use self::defaults::DEFAULT_STATE_DIR as STATE_DIR;
 pub use error::{ConfigError, Issue};
 pub use model::Config;
-pub use validate::{STATE_DIR, limits};
 
 use self::{locate::Locator, raw::RawConfig};
 

@@ -12,6 +12,8 @@ use std::{
 
 use serde::Deserialize;
 
+use super::defaults::{DEFAULT_FLOW_ON_ACK, DEFAULT_SOURCES, DEFAULT_STRAY_TCP};
+
 /// A validated configuration, ready to build a runtime from.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -75,30 +77,6 @@ pub enum Algorithm {
     Maglev,
     /// Power of two random choices by load.
     TwoChoices,
-}
-
-/// Kind of active health check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HealthKind {
-    /// TCP connect.
-    Tcp,
-    /// HTTP request, expect 2xx/3xx.
-    Http,
-    /// UDP send and expect a reply.
-    Udp,
-}
-
-impl HealthKind {
-    /// The name the config file uses.
-    #[must_use]
-    pub const fn name(self) -> &'static str {
-        match self {
-            HealthKind::Tcp => "tcp",
-            HealthKind::Http => "http",
-            HealthKind::Udp => "udp",
-        }
-    }
 }
 
 /// How the XDP path reaches backends.
@@ -168,13 +146,12 @@ pub struct Backend {
     pub weight: u32,
 }
 
-/// Active health-check settings.
+/// Active health-check settings: the timing every kind shares, and the
+/// probe, which carries the settings of its own kind only.
 #[derive(Clone, Debug)]
 pub struct HealthCheck {
-    /// Kind of check.
-    pub kind: HealthKind,
-    /// HTTP path.
-    pub path: String,
+    /// What one check sends and expects.
+    pub probe: Probe,
     /// Time between checks.
     pub interval: Duration,
     /// Time allowed per check.
@@ -186,19 +163,42 @@ pub struct HealthCheck {
     /// Each check waits `interval` plus or minus up to this much, so the
     /// checks of many backends do not fire in lockstep.
     pub jitter: Duration,
-    /// HTTP method (`GET`, `HEAD`, ...).
-    pub method: String,
-    /// HTTP `Host` header; `None` sends the backend's address.
-    pub host: Option<String>,
-    /// Accepted HTTP status codes, inclusive.
-    pub expect_status: (u16, u16),
-    /// UDP payload to send.
-    pub send: String,
-    /// Text the UDP reply must contain; `None` accepts any reply.
-    pub expect: Option<String>,
     /// Whether failures the proxies see (connect refused, timeouts) count
     /// toward `fall` like failed checks.
     pub passive: bool,
+}
+
+/// One kind of active check, with the settings only that kind reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// TCP connect.
+    Tcp,
+    /// HTTP request whose status must fall in a range.
+    Http(HttpProbe),
+    /// UDP datagram that must be answered.
+    Udp(UdpProbe),
+}
+
+/// An HTTP check's request and accepted answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpProbe {
+    /// HTTP method (`GET`, `HEAD`, ...).
+    pub method: String,
+    /// Request path.
+    pub path: String,
+    /// `Host` header; `None` sends the backend's address.
+    pub host: Option<String>,
+    /// Accepted status codes, inclusive.
+    pub expect_status: (u16, u16),
+}
+
+/// A UDP check's payload and expected answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UdpProbe {
+    /// Payload to send.
+    pub send: String,
+    /// Text the reply must contain; `None` accepts any reply.
+    pub expect: Option<String>,
 }
 
 /// XDP data-plane settings.
@@ -240,8 +240,8 @@ impl Default for Guard {
             allow: Vec::new(),
             martians: Vec::new(),
             per_source: PerSource::default(),
-            flow_on_ack: true,
-            stray_tcp: StrayTcp::Drop,
+            flow_on_ack: DEFAULT_FLOW_ON_ACK,
+            stray_tcp: DEFAULT_STRAY_TCP,
         }
     }
 }
@@ -262,7 +262,7 @@ impl Default for PerSource {
         Self {
             syn: None,
             packets: None,
-            table_size: NonZeroU32::new(65_536).expect("non-zero"),
+            table_size: NonZeroU32::new(DEFAULT_SOURCES).expect("non-zero"),
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::model::{Algorithm, Forwarding, HealthKind, Mode, Protocol, StrayTcp};
+use super::model::{Algorithm, Forwarding, Mode, Protocol, StrayTcp};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -174,4 +174,29 @@ pub struct RawListenerGuard {
     pub syn_burst: Option<u64>,
     #[serde(default)]
     pub syn_cookies_above: Option<u64>,
+}
+
+/// The `kind` key of a health check; validation turns it into a
+/// [`Probe`](super::model::Probe) variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthKind {
+    /// TCP connect.
+    Tcp,
+    /// HTTP request, expect 2xx/3xx.
+    Http,
+    /// UDP send and expect a reply.
+    Udp,
+}
+
+impl HealthKind {
+    /// The name the config file uses.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            HealthKind::Tcp => "tcp",
+            HealthKind::Http => "http",
+            HealthKind::Udp => "udp",
+        }
+    }
 }

@@ -14,7 +14,7 @@ use tokio::{
 };
 
 use crate::{
-    config::model::{HealthCheck, HealthKind},
+    config::model::{HealthCheck, HttpProbe, Probe, UdpProbe},
     proxy::connect_udp,
     runtime::failure::{Failure, Step},
 };
@@ -28,10 +28,10 @@ const MAX_DATAGRAM: usize = 2048;
 pub async fn probe(check: &HealthCheck, backend: SocketAddr) -> Result<Duration, Failure> {
     let start = Instant::now();
     let work = async {
-        match check.kind {
-            HealthKind::Tcp => tcp(backend).await,
-            HealthKind::Http => http(check, backend).await,
-            HealthKind::Udp => udp(check, backend).await,
+        match &check.probe {
+            Probe::Tcp => tcp(backend).await,
+            Probe::Http(http_probe) => http(http_probe, backend).await,
+            Probe::Udp(udp_probe) => udp(udp_probe, backend).await,
         }
     };
     match tokio::time::timeout(check.timeout, work).await {
@@ -51,7 +51,7 @@ async fn tcp(backend: SocketAddr) -> Result<(), Failure> {
     connect(backend).await.map(drop)
 }
 
-async fn http(check: &HealthCheck, backend: SocketAddr) -> Result<(), Failure> {
+async fn http(check: &HttpProbe, backend: SocketAddr) -> Result<(), Failure> {
     let mut s = connect(backend).await?;
     let host = check.host.clone().unwrap_or_else(|| backend.to_string());
     let request = format!(
@@ -96,7 +96,7 @@ fn status_code(buf: &[u8]) -> Result<u16, Failure> {
     }
 }
 
-async fn udp(check: &HealthCheck, backend: SocketAddr) -> Result<(), Failure> {
+async fn udp(check: &UdpProbe, backend: SocketAddr) -> Result<(), Failure> {
     let s = connect_udp(backend).await?;
     s.send(check.send.as_bytes())
         .await

@@ -132,8 +132,7 @@ impl AdminError {
     }
 }
 
-/// The largest weight, as in the config file.
-pub const MAX_WEIGHT: u32 = 10_000;
+pub use crate::config::limits::MAX_WEIGHT;
 
 /// Where a proxy reports the failures it sees for one pool.
 #[derive(Clone, Debug)]

@@ -1,0 +1,71 @@
+//! What the validator fills in for every key the file leaves out, named in
+//! one place (sozu's `DEFAULT_*`) so the documentation, the validator and
+//! the model's `Default` impls cannot drift apart.
+
+use std::time::Duration;
+
+use super::model::{Algorithm, Forwarding, Mode, StrayTcp};
+
+/// Admin API listen address.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:9900";
+/// Directory for the daemon's status snapshot.
+pub const DEFAULT_STATE_DIR: &str = "/run/balancer";
+/// How long open connections may finish after SIGINT/SIGTERM.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A listener's data plane.
+pub const DEFAULT_MODE: Mode = Mode::Auto;
+/// Concurrent connections per TCP listener.
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 10_000;
+/// Concurrent sessions per UDP listener.
+pub const DEFAULT_MAX_SESSIONS: u64 = 10_000;
+/// Time allowed for one backend connect attempt.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Backends tried before a TCP client is closed.
+pub const DEFAULT_CONNECT_ATTEMPTS: u64 = 3;
+/// Idle time of a TCP connection.
+pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_mins(5);
+/// Idle time of a UDP session.
+pub const DEFAULT_UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A pool's selection algorithm.
+pub const DEFAULT_ALGORITHM: Algorithm = Algorithm::WeightedRoundRobin;
+/// Maglev table size (prime).
+pub const DEFAULT_MAGLEV_TABLE: u64 = 65_537;
+/// Backend weight.
+pub const DEFAULT_WEIGHT: u32 = 100;
+
+/// Time between health checks.
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+/// Time allowed per health check.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+/// The jitter is the interval divided by this.
+pub const DEFAULT_JITTER_DIVISOR: u32 = 10;
+/// Consecutive successes that mark a backend up.
+pub const DEFAULT_RISE: u64 = 2;
+/// Consecutive failures that mark a backend down.
+pub const DEFAULT_FALL: u64 = 3;
+/// Whether proxy-seen failures count toward `fall`.
+pub const DEFAULT_PASSIVE: bool = true;
+/// HTTP check path.
+pub const DEFAULT_HTTP_PATH: &str = "/";
+/// HTTP check method.
+pub const DEFAULT_HTTP_METHOD: &str = "GET";
+/// HTTP statuses a check accepts, inclusive.
+pub const DEFAULT_EXPECT_STATUS: (u16, u16) = (200, 399);
+/// UDP check payload.
+pub const DEFAULT_UDP_SEND: &str = "";
+
+/// How the XDP path reaches backends.
+pub const DEFAULT_FORWARDING: Forwarding = Forwarding::Dsr;
+/// XDP flow-table entries.
+pub const DEFAULT_FLOW_TABLE: u64 = 1_000_000;
+/// Directory for the XDP plane's pinned maps.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/balancer";
+
+/// Record a TCP flow on its first non-SYN packet.
+pub const DEFAULT_FLOW_ON_ACK: bool = true;
+/// Policy for TCP packets that need a flow and have none.
+pub const DEFAULT_STRAY_TCP: StrayTcp = StrayTcp::Drop;
+/// Sources the per-source limits track at once.
+pub const DEFAULT_SOURCES: u32 = 65_536;

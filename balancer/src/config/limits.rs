@@ -1,0 +1,32 @@
+//! Hard limits on what a file may ask for. Each exists so that no setting
+//! can demand an unbounded amount of memory, file descriptors or work; the
+//! validator refuses values beyond them, and the runtime may rely on them.
+
+// Callers read the admin default here from before the defaults had their
+// own module.
+pub use super::defaults::DEFAULT_ADMIN as ADMIN;
+
+/// Highest backend weight; 0 (the lowest) drains the backend.
+pub const MAX_WEIGHT: u32 = 10_000;
+/// Most listeners in one file.
+pub const MAX_LISTENERS: usize = 1024;
+/// Most backends in one pool.
+pub const MAX_BACKENDS: usize = 10_000;
+/// Largest Maglev table size.
+pub const MAX_MAGLEV_TABLE: u64 = 4_194_301;
+/// Highest `max_connections` of a TCP listener.
+pub const MAX_MAX_CONNECTIONS: u64 = 1_000_000;
+/// Highest `max_sessions` of a UDP listener.
+pub const MAX_MAX_SESSIONS: u64 = 1_000_000;
+/// Highest backend connect attempts.
+pub const MAX_CONNECT_ATTEMPTS: u64 = 16;
+/// Largest flow-table size.
+pub const MAX_FLOW_TABLE: u64 = 100_000_000;
+/// Highest health rise/fall count.
+pub const MAX_RISE_FALL: u64 = 100;
+/// Entries a single guard list may hold.
+pub const MAX_LIST: usize = 4096;
+/// Largest guard rate or burst accepted, per second.
+pub const MAX_RATE: u64 = 100_000_000;
+/// Largest per-source guard table.
+pub const MAX_SOURCES: u64 = 16_777_216;

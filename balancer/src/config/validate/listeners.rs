@@ -1,0 +1,123 @@
+//! The `listeners` section: unique names and addresses, a defined pool,
+//! a mode the protocol and the file's planes can serve, and bounded
+//! connection and session limits. The XDP-specific checks that need the
+//! validated pools live in [`super::xdp`].
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
+
+use super::{Problems, guard};
+use crate::config::{
+    defaults::{
+        DEFAULT_CONNECT_ATTEMPTS, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+        DEFAULT_MAX_SESSIONS, DEFAULT_MODE, DEFAULT_TCP_IDLE_TIMEOUT, DEFAULT_UDP_IDLE_TIMEOUT,
+    },
+    limits::{MAX_CONNECT_ATTEMPTS, MAX_LISTENERS, MAX_MAX_CONNECTIONS, MAX_MAX_SESSIONS},
+    model::{Guard, Listener, Mode, Protocol},
+    raw::RawListener,
+    values,
+};
+
+/// Every listener; `pools` maps pool names to indexes, `have_xdp` says
+/// whether the file has an `xdp` section, `global_guard` is the validated
+/// global guard each listener's own lists are checked against.
+pub(super) fn listeners(
+    raw: &[RawListener],
+    pools: &HashMap<&str, usize>,
+    have_xdp: bool,
+    global_guard: &Guard,
+    p: &mut Problems,
+) -> Vec<Listener> {
+    if raw.len() > MAX_LISTENERS {
+        p.add(
+            "listeners",
+            format!(
+                "{} listeners exceed the limit of {MAX_LISTENERS}",
+                raw.len()
+            ),
+        );
+    }
+    let mut names = HashSet::new();
+    let mut addresses = HashSet::new();
+    let mut out = Vec::new();
+    for (i, l) in raw.iter().enumerate() {
+        let at = |f: &str| format!("listeners[{i}].{f}");
+        p.unique_name(at("name"), &l.name, &mut names, "listener");
+        let address = p.check(&at("address"), values::socket_addr(&l.address));
+        if let Some(a) = address
+            && !addresses.insert((a, l.protocol))
+        {
+            p.add(
+                at("address"),
+                format!("`{a}` ({}) is used by another listener", l.protocol),
+            );
+        }
+        let mode = l.mode.unwrap_or(DEFAULT_MODE);
+        if l.protocol == Protocol::Udp && mode == Mode::Http {
+            p.add(
+                at("mode"),
+                "`http` needs a tcp listener (this one is udp; use `proxy` or `auto`)",
+            );
+        }
+        if mode == Mode::Xdp && !have_xdp {
+            p.add(
+                at("mode"),
+                "`xdp` needs the top-level `xdp` section with an `interface`",
+            );
+        }
+        let pool = pools.get(l.pool.as_str()).copied();
+        if pool.is_none() {
+            p.add(at("pool"), format!("`{}` is not a defined pool", l.pool));
+        }
+        out.push(Listener {
+            name: l.name.clone(),
+            address: address.unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
+            protocol: l.protocol,
+            mode,
+            pool: pool.unwrap_or(0),
+            max_connections: p.bounded(
+                &at("max_connections"),
+                l.max_connections,
+                DEFAULT_MAX_CONNECTIONS,
+                MAX_MAX_CONNECTIONS,
+            ),
+            connect_timeout: p.duration(
+                &at("connect_timeout"),
+                l.connect_timeout.as_ref(),
+                DEFAULT_CONNECT_TIMEOUT,
+            ),
+            idle_timeout: p.duration(
+                &at("idle_timeout"),
+                l.idle_timeout.as_ref(),
+                idle_default(l.protocol),
+            ),
+            connect_attempts: p.bounded(
+                &at("connect_attempts"),
+                l.connect_attempts,
+                DEFAULT_CONNECT_ATTEMPTS,
+                MAX_CONNECT_ATTEMPTS,
+            ),
+            max_sessions: p.bounded(
+                &at("max_sessions"),
+                l.max_sessions,
+                DEFAULT_MAX_SESSIONS,
+                MAX_MAX_SESSIONS,
+            ),
+            guard: l
+                .guard
+                .as_ref()
+                .map(|g| guard::listener(g, i, (mode, l.protocol), global_guard, p))
+                .unwrap_or_default(),
+        });
+    }
+    out
+}
+
+const fn idle_default(protocol: Protocol) -> Duration {
+    match protocol {
+        Protocol::Tcp => DEFAULT_TCP_IDLE_TIMEOUT,
+        Protocol::Udp => DEFAULT_UDP_IDLE_TIMEOUT,
+    }
+}

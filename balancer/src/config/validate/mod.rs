@@ -1,0 +1,118 @@
+//! Turns the raw file into a [`Config`], checking every value and every
+//! cross-reference. It collects all problems instead of stopping at the
+//! first, so one `balancer check` run lists everything to fix.
+//!
+//! One file per section of the file: [`top`] (version, admin, state and
+//! shutdown), [`listeners`], [`pools`] (and their backends), [`health`],
+//! [`xdp`] and [`guard`]. They share the [`Problems`] collector here, and
+//! take their defaults from [`super::defaults`] and their ceilings from
+//! [`super::limits`].
+
+mod guard;
+mod health;
+mod listeners;
+mod pools;
+mod top;
+mod xdp;
+
+use std::{
+    collections::{HashMap, HashSet},
+    num::NonZeroU32,
+    time::Duration,
+};
+
+use super::{model::Config, raw::RawConfig, values};
+
+/// Accumulates `(field path, message)` pairs.
+#[derive(Default)]
+pub struct Problems(pub Vec<(String, String)>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push((path.into(), message.into()));
+    }
+
+    fn check<T>(&mut self, path: &str, result: Result<T, String>) -> Option<T> {
+        result.map_err(|m| self.add(path, m)).ok()
+    }
+
+    fn duration(&mut self, path: &str, text: Option<&String>, default: Duration) -> Duration {
+        text.map_or(Some(default), |t| self.check(path, values::duration(t)))
+            .unwrap_or(default)
+    }
+
+    /// `name` must not be blank nor taken by another `what` in `names`.
+    fn unique_name<'a>(
+        &mut self,
+        at: String,
+        name: &'a str,
+        names: &mut HashSet<&'a str>,
+        what: &str,
+    ) {
+        if name.trim().is_empty() {
+            self.add(at, "must not be empty");
+        } else if !names.insert(name) {
+            self.add(
+                at,
+                format!("`{name}` is used by another {what} (names must be unique)"),
+            );
+        }
+    }
+
+    fn bounded(&mut self, path: &str, value: Option<u64>, default: u64, max: u64) -> NonZeroU32 {
+        let v = value.unwrap_or(default);
+        if v == 0 || v > max {
+            self.add(path, format!("`{v}` is out of range (expected 1..={max})"));
+        }
+        NonZeroU32::new(u32::try_from(v.clamp(1, max)).unwrap_or(u32::MAX))
+            .unwrap_or(NonZeroU32::MIN)
+    }
+}
+
+/// Validates `raw`; on failure returns every problem found.
+pub fn validate(raw: &RawConfig) -> Result<Config, Problems> {
+    let mut p = Problems::default();
+    top::version(raw.version, &mut p);
+    let (admin, admin_token_file) = top::admin(raw.admin.as_ref(), &mut p);
+    let pools = pools::pools(&raw.pools, &mut p);
+    let pool_index: HashMap<&str, usize> = raw
+        .pools
+        .iter()
+        .enumerate()
+        .map(|(i, pool)| (pool.name.as_str(), i))
+        .collect();
+    let xdp = raw.xdp.as_ref().map(|x| xdp::xdp(x, &mut p));
+    let guard = raw
+        .guard
+        .as_ref()
+        .map(|g| guard::guard(g, &mut p))
+        .unwrap_or_default();
+    let listeners = listeners::listeners(
+        &raw.listeners,
+        &pool_index,
+        raw.xdp.is_some(),
+        &guard,
+        &mut p,
+    );
+    xdp::listeners(&listeners, &pools, &mut p);
+    let state_dir = top::state_dir(raw.state_dir.as_deref(), &mut p);
+    let shutdown_grace = top::shutdown_grace(raw.shutdown_grace.as_ref(), &mut p);
+    let demo_backends = top::demo_backends(&raw.demo_backends, &mut p);
+    if raw.listeners.is_empty() {
+        p.add("listeners", "no listeners defined (expected at least one)");
+    }
+    if !p.0.is_empty() {
+        return Err(p);
+    }
+    Ok(Config {
+        admin: admin.expect("checked above"),
+        admin_token_file,
+        listeners,
+        pools,
+        xdp,
+        guard,
+        shutdown_grace,
+        state_dir,
+        demo_backends,
+    })
+}

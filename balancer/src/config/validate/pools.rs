@@ -1,0 +1,113 @@
+//! The `pools` section and the backends in each: unique names, a Maglev
+//! table that is prime and larger than the pool, and backends with unique
+//! addresses and weights within [`MAX_WEIGHT`].
+
+use std::collections::HashSet;
+
+use super::{Problems, health};
+use crate::config::{
+    defaults::{DEFAULT_ALGORITHM, DEFAULT_MAGLEV_TABLE, DEFAULT_WEIGHT},
+    limits::{MAX_BACKENDS, MAX_MAGLEV_TABLE, MAX_WEIGHT},
+    model::{Backend, Pool},
+    raw::{RawBackend, RawPool},
+    values,
+};
+
+/// Every pool, in file order.
+pub(super) fn pools(raw: &[RawPool], p: &mut Problems) -> Vec<Pool> {
+    let mut names = HashSet::new();
+    let mut out = Vec::new();
+    for (i, pool) in raw.iter().enumerate() {
+        let at = |f: &str| format!("pools[{i}].{f}");
+        p.unique_name(at("name"), &pool.name, &mut names, "pool");
+        let algorithm = pool.algorithm.unwrap_or(DEFAULT_ALGORITHM);
+        let table = pool.maglev_table_size.unwrap_or(DEFAULT_MAGLEV_TABLE);
+        if !values::is_prime(table) || table > MAX_MAGLEV_TABLE {
+            p.add(
+                at("maglev_table_size"),
+                format!("`{table}` must be a prime no larger than {MAX_MAGLEV_TABLE}"),
+            );
+        } else if table < pool.backends.len() as u64 {
+            p.add(
+                at("maglev_table_size"),
+                format!(
+                    "`{table}` is smaller than the pool's {} backends",
+                    pool.backends.len()
+                ),
+            );
+        }
+        let health = pool
+            .health
+            .as_ref()
+            .map(|h| health::health(h, &at("health"), p));
+        out.push(Pool {
+            name: pool.name.clone(),
+            algorithm,
+            maglev_table_size: u32::try_from(table).unwrap_or(u32::MAX),
+            health,
+            slow_start: pool
+                .slow_start
+                .as_ref()
+                .and_then(|s| p.check(&at("slow_start"), values::duration(s))),
+            drain_timeout: pool
+                .drain_timeout
+                .as_ref()
+                .and_then(|s| p.check(&at("drain_timeout"), values::duration(s))),
+            backends: backends(&pool.backends, &at("backends"), p),
+        });
+    }
+    out
+}
+
+fn backends(raw: &[RawBackend], at: &str, p: &mut Problems) -> Vec<Backend> {
+    if raw.is_empty() {
+        p.add(at, "pool has no backends (expected at least one)");
+    }
+    if raw.len() > MAX_BACKENDS {
+        p.add(
+            at,
+            format!("{} backends exceed the limit of {MAX_BACKENDS}", raw.len()),
+        );
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (i, b) in raw.iter().enumerate() {
+        let address = p.check(
+            &format!("{at}[{i}].address"),
+            values::socket_addr(&b.address),
+        );
+        if let Some(a) = address
+            && !seen.insert(a)
+        {
+            p.add(
+                format!("{at}[{i}].address"),
+                format!("`{a}` appears twice in this pool"),
+            );
+        }
+        let weight = weight(b.weight, &format!("{at}[{i}].weight"), p);
+        if let Some(address) = address {
+            out.push(Backend { address, weight });
+        }
+    }
+    out
+}
+
+/// The file may write any integer; out-of-range ones are reported and
+/// clamped so validation can go on.
+fn weight(raw: Option<i64>, at: &str, p: &mut Problems) -> u32 {
+    let Some(weight) = raw else {
+        return DEFAULT_WEIGHT;
+    };
+    u32::try_from(weight)
+        .ok()
+        .filter(|w| *w <= MAX_WEIGHT)
+        .unwrap_or_else(|| {
+            p.add(
+                at,
+                format!(
+                    "`{weight}` is out of range (expected 0..={MAX_WEIGHT}; 0 drains the backend)"
+                ),
+            );
+            u32::try_from(weight.clamp(0, i64::from(MAX_WEIGHT))).unwrap_or(0)
+        })
+}
