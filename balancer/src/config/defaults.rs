@@ -1,10 +1,11 @@
 //! What the validator fills in for every key the file leaves out, named in
 //! one place (sozu's `DEFAULT_*`) so the documentation, the validator and
-//! the model's `Default` impls cannot drift apart.
+//! the model's `Default` impls (here, so the model needs no defaults of
+//! its own) cannot drift apart.
 
-use std::time::Duration;
+use std::{num::NonZeroU32, time::Duration};
 
-use super::model::{Algorithm, Forwarding, Mode, StrayTcp};
+use super::model::{Algorithm, Forwarding, Guard, Mode, PerSource, StrayTcp};
 
 /// Admin API listen address.
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9900";
@@ -69,3 +70,26 @@ pub const DEFAULT_FLOW_ON_ACK: bool = true;
 pub const DEFAULT_STRAY_TCP: StrayTcp = StrayTcp::Drop;
 /// Sources the per-source limits track at once.
 pub const DEFAULT_SOURCES: u32 = 65_536;
+
+impl Default for Guard {
+    fn default() -> Self {
+        Self {
+            deny: Vec::new(),
+            allow: Vec::new(),
+            martians: Vec::new(),
+            per_source: PerSource::default(),
+            flow_on_ack: DEFAULT_FLOW_ON_ACK,
+            stray_tcp: DEFAULT_STRAY_TCP,
+        }
+    }
+}
+
+impl Default for PerSource {
+    fn default() -> Self {
+        Self {
+            syn: None,
+            packets: None,
+            table_size: NonZeroU32::new(DEFAULT_SOURCES).expect("non-zero"),
+        }
+    }
+}

@@ -12,8 +12,6 @@ use std::{
 
 use serde::Deserialize;
 
-use super::defaults::{DEFAULT_FLOW_ON_ACK, DEFAULT_SOURCES, DEFAULT_STRAY_TCP};
-
 /// A validated configuration, ready to build a runtime from.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -233,19 +231,6 @@ pub struct Guard {
     pub stray_tcp: StrayTcp,
 }
 
-impl Default for Guard {
-    fn default() -> Self {
-        Self {
-            deny: Vec::new(),
-            allow: Vec::new(),
-            martians: Vec::new(),
-            per_source: PerSource::default(),
-            flow_on_ack: DEFAULT_FLOW_ON_ACK,
-            stray_tcp: DEFAULT_STRAY_TCP,
-        }
-    }
-}
-
 /// Per-source token buckets (IPv4 by address, IPv6 by /64).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PerSource {
@@ -255,16 +240,6 @@ pub struct PerSource {
     pub packets: Option<Limit>,
     /// Sources tracked at once (an LRU map: the oldest is forgotten).
     pub table_size: NonZeroU32,
-}
-
-impl Default for PerSource {
-    fn default() -> Self {
-        Self {
-            syn: None,
-            packets: None,
-            table_size: NonZeroU32::new(DEFAULT_SOURCES).expect("non-zero"),
-        }
-    }
 }
 
 /// A rate with its burst.
