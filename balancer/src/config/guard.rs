@@ -21,7 +21,7 @@ pub enum ListKind {
 
 /// One list entry and where it was written, for error messages.
 #[derive(Clone, Debug)]
-pub struct Entry {
+pub struct ListedEntry {
     /// Field path, like `guard.deny[2]`.
     pub at: String,
     /// Which list.
@@ -32,7 +32,7 @@ pub struct Entry {
 
 /// The global lists as entries.
 #[must_use]
-pub fn global_entries(g: &Guard) -> Vec<Entry> {
+pub fn global_entries(g: &Guard) -> Vec<ListedEntry> {
     entries(&[
         ("guard.deny", ListKind::Deny, &g.deny),
         ("guard.allow", ListKind::Allow, &g.allow),
@@ -40,11 +40,11 @@ pub fn global_entries(g: &Guard) -> Vec<Entry> {
     ])
 }
 
-fn entries(lists: &[(&str, ListKind, &Vec<Cidr>)]) -> Vec<Entry> {
+fn entries(lists: &[(&str, ListKind, &Vec<Cidr>)]) -> Vec<ListedEntry> {
     lists
         .iter()
         .flat_map(|(at, kind, list)| {
-            list.iter().enumerate().map(move |(i, c)| Entry {
+            list.iter().enumerate().map(move |(i, c)| ListedEntry {
                 at: format!("{at}[{i}]"),
                 kind: *kind,
                 cidr: *c,
@@ -60,7 +60,7 @@ fn entries(lists: &[(&str, ListKind, &Vec<Cidr>)]) -> Vec<Entry> {
 /// replaces the global one, so across scopes only an allow entry inside a
 /// deny entry is meaningless.
 #[must_use]
-pub fn conflicts(new: &[Entry], global: &[Entry]) -> Vec<(String, String)> {
+pub fn conflicts(new: &[ListedEntry], global: &[ListedEntry]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (i, b) in new.iter().enumerate() {
         let within = new[..i].iter().find_map(|a| conflict(a, b, false));
@@ -76,7 +76,11 @@ pub fn conflicts(new: &[Entry], global: &[Entry]) -> Vec<(String, String)> {
 /// `global` (the global lists, when `new` is a listener's): the check of
 /// [`conflicts`] for one entry, linear in the lists.
 #[must_use]
-pub fn conflict_of(new: &Entry, same: &[Entry], global: &[Entry]) -> Option<String> {
+pub fn conflict_of(
+    new: &ListedEntry,
+    same: &[ListedEntry],
+    global: &[ListedEntry],
+) -> Option<String> {
     same.iter()
         .find_map(|a| conflict(a, new, false))
         .or_else(|| global.iter().find_map(|a| conflict(a, new, true)))
@@ -84,7 +88,7 @@ pub fn conflict_of(new: &Entry, same: &[Entry], global: &[Entry]) -> Option<Stri
 
 /// Listener `i`'s own lists as entries.
 #[must_use]
-pub fn listener_entries(g: &ListenerGuard, i: usize) -> Vec<Entry> {
+pub fn listener_entries(g: &ListenerGuard, i: usize) -> Vec<ListedEntry> {
     let at = format!("listeners[{i}].guard");
     entries(&[
         (&format!("{at}.deny"), ListKind::Deny, &g.deny),
@@ -94,7 +98,7 @@ pub fn listener_entries(g: &ListenerGuard, i: usize) -> Vec<Entry> {
 
 /// Why `b` cannot stand beside `a`, if it cannot; `across` when they are in
 /// different scopes.
-fn conflict(a: &Entry, b: &Entry, across: bool) -> Option<String> {
+fn conflict(a: &ListedEntry, b: &ListedEntry, across: bool) -> Option<String> {
     let (outer, inner) = if a.cidr.contains(&b.cidr) {
         (a, b)
     } else if b.cidr.contains(&a.cidr) {
@@ -122,11 +126,11 @@ fn conflict(a: &Entry, b: &Entry, across: bool) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Entry, ListKind, conflicts};
+    use super::{ListKind, ListedEntry, conflicts};
     use crate::config::values::cidr;
 
-    fn e(at: &str, kind: ListKind, c: &str) -> Entry {
-        Entry {
+    fn e(at: &str, kind: ListKind, c: &str) -> ListedEntry {
+        ListedEntry {
             at: at.to_owned(),
             kind,
             cidr: cidr(c).expect("cidr"),

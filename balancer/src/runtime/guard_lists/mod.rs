@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::{
     Config,
-    guard::{Entry, ListKind, conflict_of, global_entries, listener_entries},
+    guard::{ListKind, ListedEntry, conflict_of, global_entries, listener_entries},
     model::Cidr,
 };
 
@@ -307,8 +307,8 @@ fn in_file(file: &Config, a: &Added) -> Result<Option<String>, ListError> {
         .map(|e| e.at))
 }
 
-fn entry(a: &Added) -> Entry {
-    Entry {
+fn entry(a: &Added) -> ListedEntry {
+    ListedEntry {
         at: format!("added through the admin API to {}", path(&a.scope, a.list)),
         kind: a.list.kind(),
         cidr: a.cidr,
@@ -316,7 +316,11 @@ fn entry(a: &Added) -> Entry {
 }
 
 /// The entries of `scope`: the file's, then those in `added`.
-fn scope_entries(file: &Config, added: &[Added], scope: &Scope) -> Result<Vec<Entry>, ListError> {
+fn scope_entries(
+    file: &Config,
+    added: &[Added],
+    scope: &Scope,
+) -> Result<Vec<ListedEntry>, ListError> {
     let mut out = match scope {
         Scope::Global => global_entries(&file.guard),
         Scope::Listener(name) => {
