@@ -5,31 +5,15 @@
 #![allow(unsafe_code)]
 
 pub mod adopt;
-#[cfg(test)]
-mod balance_tests;
-#[cfg(test)]
-mod cookie_tests;
 pub mod cookies;
-#[cfg(test)]
-mod decap_tests;
-#[cfg(test)]
-mod edge_tests;
 pub mod guard;
-#[cfg(test)]
-mod guard_tests;
 pub mod iface;
 pub mod neighbor;
 pub mod packet;
-#[cfg(test)]
-mod pin_tests;
 pub mod pins;
 pub mod plane;
 pub mod program;
-#[cfg(test)]
-mod redirect_tests;
 pub mod routes;
-#[cfg(test)]
-mod state_tests;
 pub mod tables;
 #[cfg(test)]
 mod testkit;

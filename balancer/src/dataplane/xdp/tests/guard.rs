@@ -8,14 +8,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use balancer_common::{Counter, guard::UNKNOWN_VIP};
 
-use super::{
+use crate::config::{self, Config};
+use crate::dataplane::xdp::{
     Sizes, Verdict, XdpProgram, guard,
     packet::{ACK, Frame, Ip, SYN},
     plane::served_in,
     tables::{BackendIds, Tables},
     testkit::{assert_drops_have_reasons, counters, egress, flow_of, hop_of},
 };
-use crate::config::{self, Config};
 
 const FIN: u8 = 0x01;
 const RST: u8 = 0x04;

@@ -12,14 +12,14 @@ use std::{
 
 use balancer_common::{Counter, maps::FLOWS_MAP};
 
-use super::{
+use crate::config::{self, Config};
+use crate::dataplane::xdp::{
     Verdict,
     adopt::{self, Adopted, Inputs},
     packet::{ACK, Frame},
     pins::{PinError, Pins, mount_bpf_fs},
     testkit::*,
 };
-use crate::config::{self, Config};
 
 /// A BPF filesystem mounted for one test, unmounted when dropped.
 struct BpfFs {
