@@ -42,6 +42,8 @@ pub fn run(root: &Path, rounds: u32) -> Result<()> {
                 "balancer",
                 "--example",
                 "guard_bench",
+                "--features",
+                "testkit",
             ])
             .current_dir(root),
     )?;

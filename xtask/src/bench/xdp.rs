@@ -41,6 +41,8 @@ pub fn run(root: &Path, rounds: u32) -> Result<()> {
                 "--bins",
                 "--example",
                 "xdp_bench",
+                "--features",
+                "testkit",
             ])
             .current_dir(root),
     )?;

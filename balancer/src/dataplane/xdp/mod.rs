@@ -15,8 +15,8 @@ pub mod plane;
 pub mod program;
 pub mod routes;
 pub mod tables;
-#[cfg(test)]
-mod testkit;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 #[cfg(test)]
 mod tests;
 mod writer;
