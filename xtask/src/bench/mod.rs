@@ -84,7 +84,6 @@ fn median_range(runs: &[Run], key: &str) -> (f64, f64, f64) {
 
 /// `n` as a float, for ratios and averages of counts that stay far below
 /// 2^52.
-#[allow(clippy::cast_precision_loss)]
 fn float(n: u64) -> f64 {
     n as f64
 }

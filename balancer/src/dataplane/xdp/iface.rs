@@ -102,9 +102,8 @@ fn is_link_local(a: IpAddr) -> bool {
     }
 }
 
-// The sockaddr casts follow the declared family and read unaligned, so the
-// alignment the lint worries about is never assumed.
-#[allow(unsafe_code, clippy::cast_ptr_alignment)]
+/// The addresses of interface `name`. The sockaddrs are read unaligned,
+/// as the struct of the family each declares.
 fn addresses(name: &str) -> Result<Vec<IpAddr>, IfaceError> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `head` with a list we free below.

@@ -46,8 +46,10 @@ enum Expect {
     Drop,
 }
 
-// A table reads best as one function, however long it gets.
-#[allow(clippy::too_many_lines)]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a table reads best as one function, however long it gets"
+)]
 #[test]
 fn edge_cases() {
     let lb = setup("dsr");

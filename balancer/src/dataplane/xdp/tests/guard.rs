@@ -142,8 +142,10 @@ fn syn4(src: Ipv4Addr, port: u16) -> Frame {
     Frame::tcp4(src, port, VIP4, 80, SYN)
 }
 
-// A table reads best as one function, however long it gets.
-#[allow(clippy::too_many_lines)]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a table reads best as one function, however long it gets"
+)]
 #[test]
 fn stateless_drops_each_have_their_reason() {
     let g = Guarded::new("guard: { martians: [198.18.9.0/24] }\n");
