@@ -2,6 +2,7 @@
 //! MAC, MTU and addresses. The XDP plane needs the MAC (source of forwarded
 //! frames), the MTU (tunnel policy) and an address (tunnel source); the
 //! decapsulator needs the addresses it should accept tunnels for.
+#![expect(unsafe_code, reason = "getifaddrs(3) has no std wrapper")]
 
 use std::{ffi::CStr, fs, io, net::IpAddr, path::PathBuf};
 

@@ -2,7 +2,6 @@
 //! binary ([`OBJECT`]), its two entry points ([`Entry`]), loading and
 //! attaching them ([`program`]), writing the balancer's maps ([`writer`],
 //! from [`tables`]), and the interface facts they need ([`iface`]).
-#![allow(unsafe_code)]
 
 pub mod adopt;
 pub mod cookies;

@@ -2,6 +2,7 @@
 //! on a temporary directory, starts the balancer over it, runs crafted
 //! frames through, drops the program (as a stopping daemon does) and starts
 //! again with another config.
+#![expect(unsafe_code, reason = "umount2(2) has no std wrapper")]
 
 use std::{
     ffi::CString,
