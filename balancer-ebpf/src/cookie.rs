@@ -12,13 +12,12 @@
 //! cookies itself in the last two minutes; with `net.ipv4.tcp_syncookies
 //! = 2` every SYN below the threshold, which still goes up, renews that.
 
-// Frame lengths and header fields here are bounded far below every type
-// involved (a frame is at most a page); the helper's result is checked for
-// an error before its low 32 bits are taken as the cookie.
-#![allow(
+#![expect(
     clippy::cast_possible_wrap,
     clippy::cast_sign_loss,
-    clippy::cast_possible_truncation
+    reason = "frame lengths and header fields here are bounded far below every type \
+              involved (a frame is at most a page); the helper's result is checked for \
+              an error before its low 32 bits are taken as the cookie"
 )]
 
 use aya_ebpf::{

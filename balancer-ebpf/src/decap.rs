@@ -18,6 +18,8 @@ use crate::{
     stats::count,
 };
 
+/// Local tunnel endpoints: address (16 bytes, IPv4-mapped) -> unused
+/// zero. Written by `balancer decap`; only tunnels to these are unwrapped.
 #[map(name = "DECAP_ADDRS_V1")]
 static DECAP_ADDRS: HashMap<[u8; 16], u32> = HashMap::with_max_entries(64, 0);
 

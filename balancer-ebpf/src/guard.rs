@@ -89,7 +89,10 @@ fn flags_ok(pkt: &Packet) -> bool {
     let f = pkt.tcp_flags;
     let syn = f & TCP_SYN != 0;
     // Only the six classic flags count: ECE and CWR alone are still "none".
-    #[allow(clippy::verbose_bit_mask)] // a mask reads as "no flag"; trailing zeros do not
+    #[expect(
+        clippy::verbose_bit_mask,
+        reason = "a mask reads as \"no flag\"; trailing zeros do not"
+    )]
     let none = f & 0x3f == 0;
     !(none || (syn && f & (TCP_FIN | TCP_RST) != 0))
 }

@@ -26,8 +26,10 @@ use balancer_common::{
 
 /// Entry point. Every exit goes through [`stats::verdict`], and every drop
 /// has its reason counted; nothing returns `XDP_ABORTED`.
-// The #[xdp] wrapper hands the context over by value.
-#[allow(clippy::needless_pass_by_value)]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the #[xdp] wrapper hands the context over by value"
+)]
 #[xdp]
 pub fn balancer(ctx: XdpContext) -> u32 {
     match run(&ctx) {
@@ -41,8 +43,10 @@ pub fn balancer(ctx: XdpContext) -> u32 {
 
 /// Backend-side entry point: unwraps IP-in-IP tunnel packets from the
 /// balancer (see [`decap`]).
-// The #[xdp] wrapper hands the context over by value.
-#[allow(clippy::needless_pass_by_value)]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the #[xdp] wrapper hands the context over by value"
+)]
 #[xdp]
 pub fn balancer_decap(ctx: XdpContext) -> u32 {
     stats::verdict(decap::decap(&ctx))
@@ -50,16 +54,12 @@ pub fn balancer_decap(ctx: XdpContext) -> u32 {
 
 /// The benchmark's yardstick: bounce every frame back with no work at all.
 /// `cargo xtask bench xdp` reports the balancer's cost beside this one.
-// The #[xdp] wrapper hands the context over by value.
-#[allow(clippy::needless_pass_by_value)]
 #[xdp]
 pub fn bench_bare_tx(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_TX
 }
 
 /// The guard benchmark's yardstick: drop every frame with no work at all.
-// The #[xdp] wrapper hands the context over by value.
-#[allow(clippy::needless_pass_by_value)]
 #[xdp]
 pub fn bench_bare_drop(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_DROP
@@ -68,8 +68,10 @@ pub fn bench_bare_drop(_ctx: XdpContext) -> u32 {
 /// Tail-called by `balancer` for a SYN beyond its listener's cookie
 /// threshold: answers it with a SYN cookie (see [`cookie`]), or passes it
 /// up when it cannot.
-// The #[xdp] wrapper hands the context over by value.
-#[allow(clippy::needless_pass_by_value)]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the #[xdp] wrapper hands the context over by value"
+)]
 #[xdp]
 pub fn balancer_cookie(ctx: XdpContext) -> u32 {
     let action = if let Ok(action) = cookie::answer(&ctx) {
@@ -84,8 +86,10 @@ pub fn balancer_cookie(ctx: XdpContext) -> u32 {
 
 /// Test traffic: a SYN flood from random benchmarking-range sources, for
 /// `BPF_PROG_TEST_RUN` live frames only (see [`flood`]).
-// The #[xdp] wrapper hands the context over by value.
-#[allow(clippy::needless_pass_by_value)]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the #[xdp] wrapper hands the context over by value"
+)]
 #[xdp]
 pub fn test_syn_flood(ctx: XdpContext) -> u32 {
     flood::flood(&ctx)

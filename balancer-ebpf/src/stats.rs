@@ -8,13 +8,16 @@ use balancer_common::{
     stats::GUARD_REASONS,
 };
 
+/// Verdict and drop-reason counters, per CPU: [`Counter`] -> packets.
+/// Written by the program; the daemon sums the CPUs for status and metrics.
 // The name must equal `balancer_common::stats::STATS_MAP`; the userspace test
 // that reads counters looks the map up by that constant and fails otherwise.
 #[map(name = "STATS_V5")]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
 
-// Per listener and guard reason; the name must equal
-// `balancer_common::guard::GUARD_STATS_MAP`.
+/// Guard drops per listener, per CPU: `vip_id * GUARD_REASONS + reason` ->
+/// drops. Written by the program; the daemon zeroes a reused VIP id's slots.
+// The name must equal `balancer_common::guard::GUARD_STATS_MAP`.
 #[map(name = "GUARD_STATS_V1")]
 static GUARD_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(GUARD_STATS_SLOTS, 0);
 

@@ -4,7 +4,8 @@
 //! `RECEIVE` with spoofed SYNs as live frames sent out of `SEND`, once with
 //! the balancer attached on `RECEIVE` (its listener ceiling absorbing the
 //! flood) and once with the bare drop program, and reports the rates. Run by
-//! `cargo xtask bench guard` (needs root); not a test.
+//! `cargo xtask bench guard` (needs root, and the `testkit` feature); not a
+//! test.
 
 use std::{
     net::{Ipv4Addr, Ipv6Addr},
@@ -15,10 +16,10 @@ use balancer::{
     config::{self, Config},
     dataplane::xdp::{
         Sizes, XdpProgram, guard,
-        keys::mapped,
-        packet::{ACK, Frame, Ip, LB_MAC, SYN},
+        packet::{ACK, Frame, Ip, SYN},
         plane::served_in,
-        tables::{BackendIds, Egress, Hop, Tables},
+        tables::{BackendIds, Tables},
+        testkit,
     },
 };
 
@@ -60,25 +61,12 @@ fn load(yaml: &str) -> anyhow::Result<XdpProgram> {
     let cfg: Config = config::parse(yaml, "guard_bench")?;
     let served = served_in(&cfg);
     let listeners: Vec<_> = served.iter().map(|&i| &cfg.listeners[i]).collect();
-    let egress = Egress {
-        forwarding: config::model::Forwarding::Dsr,
-        mtu: 1500,
-        ports: Vec::new(),
-        ipip_src4: [198, 18, 0, 2],
-        ipip_src6: [0; 16],
-    };
     let mut tables = Tables::build(
         &listeners,
         &cfg.pools,
-        &egress,
+        &testkit::egress(&cfg),
         &mut BackendIds::default(),
-        &|ip| {
-            Some(Hop {
-                mac: [2, 0xbe, 0, 0, 0, mapped(ip)[15]],
-                src_mac: LB_MAC,
-                tx_port: 0,
-            })
-        },
+        &testkit::hop_of,
     )?;
     guard::dress(&mut tables, &cfg.listeners, &served, &cfg.guard, None);
     let mut prog = XdpProgram::load(Sizes::for_tables(&tables, 1_000_000))?;

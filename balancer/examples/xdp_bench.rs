@@ -8,7 +8,8 @@
 //! (a repeat would hit the entry the first run made), so it and its bare
 //! yardstick are measured as single runs over distinct packets. Given an
 //! interface name, it also sends live frames (`BPF_F_TEST_XDP_LIVE_FRAMES`)
-//! out of it and reports millions of packets per second.
+//! out of it and reports millions of packets per second. Needs the
+//! `testkit` feature.
 
 use std::{net::Ipv4Addr, time::Duration};
 
@@ -16,9 +17,9 @@ use balancer::{
     config,
     dataplane::xdp::{
         Sizes, XdpProgram,
-        keys::mapped,
-        packet::{ACK, Frame, LB_MAC, SYN},
-        tables::{BackendIds, Egress, Hop, Tables},
+        packet::{ACK, Frame, SYN},
+        tables::{BackendIds, Tables},
+        testkit,
     },
 };
 
@@ -60,25 +61,14 @@ fn single_runs(prog: &XdpProgram, frames: impl Iterator<Item = Vec<u8>>) -> anyh
 fn main() -> anyhow::Result<()> {
     let cfg = config::parse(CONFIG, "xdp_bench")?;
     let listeners: Vec<_> = cfg.listeners.iter().collect();
-    let egress = Egress {
-        forwarding: config::model::Forwarding::Dsr,
-        mtu: 1500,
-        ports: Vec::new(),
-        ipip_src4: [198, 18, 0, 2],
-        ipip_src6: [0; 16],
-    };
+    // The packet tests' egress and next hops (DSR on one link), so the
+    // figures are for the frames those tests check byte for byte.
     let tables = Tables::build(
         &listeners,
         &cfg.pools,
-        &egress,
+        &testkit::egress(&cfg),
         &mut BackendIds::default(),
-        &|ip| {
-            Some(Hop {
-                mac: [2, 0xbe, 0, 0, 0, mapped(ip)[15]],
-                src_mac: LB_MAC,
-                tx_port: 0,
-            })
-        },
+        &testkit::hop_of,
     )?;
     let mut lb = XdpProgram::load(Sizes::for_tables(&tables, 1_000_000))?;
     lb.apply(None, &tables)?;

@@ -1,11 +1,10 @@
-//! The balancer daemon as a library: the binary (`main.rs`) only parses the
-//! command line and calls into here, so tests and benchmarks drive the same
-//! code. Unsafe code is confined to the splice/pipe code and the XDP loader,
-//! each with a `SAFETY:` note.
+//! The balancer daemon as a library: the binary (`main.rs` and its `cli/`)
+//! only parses the command line and calls into here, so tests and benchmarks
+//! drive the same code. Unsafe code is confined to the splice/pipe code and
+//! the XDP loader, each with a `SAFETY:` note.
 #![deny(unsafe_code)]
 
 pub mod admin;
-pub mod cli;
 pub mod config;
 pub mod dataplane;
 pub mod decap;

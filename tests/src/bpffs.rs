@@ -2,7 +2,7 @@
 //! that every process the test starts (`ip netns exec` gives each a mount
 //! namespace that inherits this mount) sees the same pinned maps, and a
 //! restarted daemon finds what the first one pinned. Unmounted on drop.
-#![allow(unsafe_code)]
+#![expect(unsafe_code, reason = "umount2(2) has no std wrapper")]
 
 use std::{ffi::CString, os::unix::ffi::OsStrExt as _, path::Path};
 

@@ -1,7 +1,7 @@
 //! Network namespaces owned by a test. Names carry a per-run prefix with the
 //! test process's pid, so parallel tests never collide and namespaces left by
 //! a killed run are recognisable and swept at the next start.
-#![allow(unsafe_code)]
+#![expect(unsafe_code, reason = "setns(2) and kill(2) have no std wrapper")]
 
 use std::{
     fs::File,

@@ -98,7 +98,10 @@ impl Process {
 
     /// Sends `signal` (e.g. `libc::SIGTERM`).
     pub fn signal(&self, signal: i32) {
-        #[allow(unsafe_code)]
+        #[expect(
+            unsafe_code,
+            reason = "std sends a child only SIGKILL; kill(2) sends any signal"
+        )]
         // SAFETY: sending a signal has no memory-safety preconditions.
         unsafe {
             libc::kill(self.child.id().cast_signed(), signal);

@@ -2,7 +2,10 @@
 //! calling process's open-files limit (holding thousands of client sockets
 //! needs the soft limit raised to the hard one) and a process's resident
 //! memory as `/proc` reports it.
-#![allow(unsafe_code)]
+#![expect(
+    unsafe_code,
+    reason = "getrlimit(2) and setrlimit(2) have no std wrapper"
+)]
 
 use std::io;
 

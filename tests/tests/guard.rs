@@ -63,8 +63,10 @@ fn field(json: &str, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("bad {key} in {json}"))
 }
 
-// One scenario, told in order; splitting it would scatter its timeline.
-#[allow(clippy::too_many_lines)]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario, told in order; splitting it would scatter its timeline"
+)]
 #[test]
 fn a_spoofed_syn_flood_neither_fills_the_flow_table_nor_stops_real_clients() {
     let mut t = L2::new(3);

@@ -81,7 +81,18 @@ fn test(root: &std::path::Path) -> Result<()> {
         ],
     )?;
     // The namespace tests drive the real binary.
-    shell::cargo(root, &["build", "-p", "balancer", "--bins", "--examples"])?;
+    shell::cargo(
+        root,
+        &[
+            "build",
+            "-p",
+            "balancer",
+            "--bins",
+            "--examples",
+            "--features",
+            "testkit",
+        ],
+    )?;
     let bin = root.join("target/debug/balancer");
     shell::cargo_env(
         root,

@@ -1,6 +1,8 @@
-//! The CLI's side of the admin API: one request to a running daemon, its
-//! status code and JSON body back. Plain HTTP/1.1 over a blocking socket;
-//! the CLI makes one call and exits.
+//! The CLI's side of the admin API: one [`Route`] sent to a running daemon,
+//! its JSON body back, or the daemon's refusal as an error. The path comes
+//! from [`Route::path`], the inverse of the daemon's parser, so the two
+//! sides cannot disagree on it. Plain HTTP/1.1 over a blocking socket; the
+//! CLI makes one call and exits.
 
 use std::{
     fmt::Write as _,
@@ -8,6 +10,8 @@ use std::{
     net::{SocketAddr, TcpStream},
     time::Duration,
 };
+
+use super::routes::Route;
 
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -26,11 +30,43 @@ pub enum ClientError {
     /// The answer was not HTTP with a JSON body.
     #[error("the admin API at `{0}` gave an answer that is not HTTP with JSON")]
     Garbled(SocketAddr),
+    /// The daemon answered with a status other than 200; the message is its
+    /// `error` text.
+    #[error("{message}")]
+    Refused {
+        /// The HTTP status code.
+        status: u16,
+        /// Why, in the daemon's words.
+        message: String,
+    },
+}
+
+/// Sends `route` to the daemon at `address` (with `token` as a bearer
+/// token) and returns the JSON body of its 200 answer; any other status is
+/// [`ClientError::Refused`] with the daemon's reason.
+pub fn send(
+    address: SocketAddr,
+    route: &Route,
+    token: Option<&str>,
+) -> Result<serde_json::Value, ClientError> {
+    let (status, body) = request(address, route.method(), &route.path(), token)?;
+    if status == 200 {
+        return Ok(body);
+    }
+    let refused = if *route == Route::Reload {
+        "the admin API refused the reload"
+    } else {
+        "the admin API refused the request"
+    };
+    Err(ClientError::Refused {
+        status,
+        message: body["error"].as_str().unwrap_or(refused).to_owned(),
+    })
 }
 
 /// Sends `method path` to `address` (with `token` as a bearer token) and
 /// returns the status code and the JSON body.
-pub fn request(
+fn request(
     address: SocketAddr,
     method: &str,
     path: &str,
@@ -59,12 +95,6 @@ pub fn request(
         .ok_or(ClientError::Garbled(address))?;
     let json = serde_json::from_str(body).map_err(|_| ClientError::Garbled(address))?;
     Ok((code, json))
-}
-
-/// `address` as a path segment: IPv6 brackets percent-encoded.
-#[must_use]
-pub fn path_segment(address: SocketAddr) -> String {
-    address.to_string().replace('[', "%5B").replace(']', "%5D")
 }
 
 /// The lists of a `/guard` answer as text: one line per entry, saying

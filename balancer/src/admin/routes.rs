@@ -14,7 +14,7 @@
 //! | POST, DELETE | `/guard/{deny,allow}/{cidr}` | add or remove a global entry |
 //! | POST, DELETE | `/listeners/{name}/guard/{deny,allow}/{cidr}` | a listener's entry |
 
-use std::net::SocketAddr;
+use std::{fmt::Write as _, net::SocketAddr};
 
 use crate::{
     config::values,
@@ -75,6 +75,53 @@ impl RouteError {
             RouteError::NotFound(_) => 404,
             RouteError::Method { .. } => 405,
             RouteError::BadRequest(_) => 400,
+        }
+    }
+}
+
+impl Route {
+    /// The method [`route`] takes for this route.
+    #[must_use]
+    pub const fn method(&self) -> &'static str {
+        match self {
+            Route::Status | Route::Metrics | Route::Guard(ListChange::Show) => "GET",
+            Route::Reload | Route::Backend { .. } | Route::Guard(ListChange::Add(_)) => "POST",
+            Route::Guard(ListChange::Remove(_)) => "DELETE",
+        }
+    }
+
+    /// The path [`route`] parses back into this route: names and addresses
+    /// percent-encoded where the parser decodes them, so a pool name or an
+    /// IPv6 address cannot split or end the path. A CIDR's `/` stays, since
+    /// the parser takes the rest of the path as the CIDR.
+    #[must_use]
+    pub fn path(&self) -> String {
+        match self {
+            Route::Status => "/status".to_owned(),
+            Route::Metrics => "/metrics".to_owned(),
+            Route::Reload => "/reload".to_owned(),
+            Route::Guard(ListChange::Show) => "/guard".to_owned(),
+            Route::Guard(ListChange::Add(entry) | ListChange::Remove(entry)) => {
+                let scope = match &entry.scope {
+                    Scope::Global => String::new(),
+                    Scope::Listener(name) => format!("/listeners/{}", encode(name)),
+                };
+                format!("{scope}/guard/{}/{}", entry.list.name(), entry.cidr)
+            }
+            Route::Backend {
+                pool,
+                backend,
+                action,
+            } => {
+                let verb = match action {
+                    Action::Drain => "drain".to_owned(),
+                    Action::Enable => "enable".to_owned(),
+                    Action::Disable => "disable".to_owned(),
+                    Action::Weight(n) => format!("weight/{n}"),
+                };
+                let (pool, backend) = (encode(pool), encode(&backend.to_string()));
+                format!("/backends/{pool}/{backend}/{verb}")
+            }
         }
     }
 }
@@ -162,6 +209,21 @@ fn guard_entry(
     }
 }
 
+/// Percent-encodes what a path segment cannot carry as it is (`/`, `%`,
+/// `?`, IPv6 brackets, spaces, anything not ASCII); [`decode`] undoes it.
+/// `:` stays, so an address reads as one.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:@!$&'()*+,;=".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 /// Undoes percent-encoding (IPv6 brackets and colons arrive as `%5B`,
 /// `%5D`, `%3A` from careful clients). A malformed escape stays as it is.
 fn decode(s: &str) -> String {
@@ -228,6 +290,64 @@ mod tests {
         assert!(matches!(bad, RouteError::BadRequest(_)) && bad.to_string().contains("nowhere"));
         let w = route("POST", "/backends/web/198.18.1.11:80/weight/lots").expect_err("weight");
         assert_eq!(w.status(), 400);
+    }
+
+    #[test]
+    fn every_route_comes_back_from_its_own_method_and_path() {
+        use crate::{
+            config::values::cidr,
+            runtime::guard_lists::{Added, List, ListChange, Scope},
+        };
+        let entry = |scope: Scope, list, text| Added {
+            scope,
+            list,
+            cidr: cidr(text).expect("cidr"),
+        };
+        let backend = |pool: &str, address: &str, action| Route::Backend {
+            pool: pool.into(),
+            backend: address.parse().expect("addr"),
+            action,
+        };
+        let web = || Scope::Listener("web".into());
+        let routes = [
+            Route::Status,
+            Route::Metrics,
+            Route::Reload,
+            Route::Guard(ListChange::Show),
+            Route::Guard(ListChange::Add(entry(
+                Scope::Global,
+                List::Deny,
+                "198.18.5.0/24",
+            ))),
+            Route::Guard(ListChange::Remove(entry(
+                Scope::Global,
+                List::Allow,
+                "fd00:66::/64",
+            ))),
+            Route::Guard(ListChange::Add(entry(web(), List::Allow, "198.18.5.7"))),
+            Route::Guard(ListChange::Remove(entry(web(), List::Deny, "fd00::1"))),
+            Route::Guard(ListChange::Add(entry(
+                Scope::Listener("odd/name %?#".into()),
+                List::Deny,
+                "0.0.0.0/0",
+            ))),
+            backend("web", "198.18.1.11:80", Action::Drain),
+            backend("web", "198.18.1.11:80", Action::Enable),
+            backend("web6", "[fd00::11]:80", Action::Disable),
+            backend("web6", "[fd00::11]:80", Action::Weight(10_000)),
+            backend(
+                "a pool/with%odd?chars#",
+                "198.18.1.11:80",
+                Action::Weight(0),
+            ),
+        ];
+        for r in routes {
+            assert_eq!(route(r.method(), &r.path()), Ok(r.clone()), "{}", r.path());
+        }
+        assert_eq!(
+            backend("web6", "[fd00::11]:80", Action::Weight(5)).path(),
+            "/backends/web6/%5Bfd00::11%5D:80/weight/5"
+        );
     }
 
     #[test]

@@ -1,47 +1,21 @@
-//! Writes `docs/bench/proxy.md`: results, environment, method and the
-//! exact configs that ran. The page is regenerated on every run except its
-//! `## Analysis` section, which belongs to a person and is carried over
-//! from the previous file (a fresh page gets the `TODO(analysis)` marker).
+//! The generated part of `docs/bench/proxy.md`: results, environment,
+//! method and the exact configs that ran. [`Page`](super::page::Page)
+//! writes it above the
+//! page's hand-written analysis.
 
-use std::{fmt::Write as _, path::Path};
-
-use anyhow::{Context as _, Result};
+use std::fmt::Write as _;
 
 use super::{
     idle,
     load::{self, iperf_command, wrk_command},
+    page::ANALYSIS,
     peers::{BACKENDS, HTTP_PORT, IPERF_PORT, MAX_CONNECTIONS, Target},
     report::Report,
 };
 
-/// Heading of the hand-written part of a benchmark page.
-pub const ANALYSIS: &str = "## Analysis";
-/// What a fresh page's analysis says until a person writes one.
-pub const PLACEHOLDER: &str = "TODO(analysis)\n";
-
-/// The analysis already written under [`ANALYSIS`] in the page at `path`,
-/// or the placeholder: a re-run rewrites figures, never a person's text.
-pub fn kept_analysis(path: &Path) -> String {
-    let previous = std::fs::read_to_string(path).unwrap_or_default();
-    previous
-        .find(&format!("\n{ANALYSIS}\n"))
-        .map(|i| {
-            previous[i + ANALYSIS.len() + 2..]
-                .trim_start_matches('\n')
-                .to_owned()
-        })
-        .filter(|a| !a.trim().is_empty())
-        .unwrap_or_else(|| PLACEHOLDER.to_owned())
-}
-
-/// Writes the page to `path`, keeping the analysis already there.
-pub fn write(path: &Path, report: &Report) -> Result<()> {
-    let analysis = kept_analysis(path);
-    let text = render(report, &analysis);
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn render(r: &Report, analysis: &str) -> String {
+/// The generated part of the page: everything above the analysis, which
+/// [`Page::write`](super::page::Page::write) keeps.
+pub fn render(r: &Report) -> String {
     let mut md = String::new();
     let _ = write!(
         md,
@@ -79,10 +53,6 @@ fn render(r: &Report, analysis: &str) -> String {
             t.label(),
             text.trim_end()
         );
-    }
-    let _ = write!(md, "{ANALYSIS}\n\n{analysis}");
-    if !md.ends_with('\n') {
-        md.push('\n');
     }
     md
 }
@@ -163,41 +133,4 @@ fn method() -> String {
             .collect::<Vec<_>>()
             .join(" "),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::bench::{env::Environment, report::Report};
-
-    #[test]
-    fn keeps_the_analysis() {
-        let dir = std::env::temp_dir().join(format!("xtask-doc-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("proxy.md");
-        let r = Report {
-            env: Environment::default(),
-            results: Vec::new(),
-            configs: Vec::new(),
-            rounds: 1,
-            seconds: 0,
-        };
-        write(&path, &r).expect("first");
-        assert!(
-            std::fs::read_to_string(&path)
-                .expect("read")
-                .ends_with(&format!("{ANALYSIS}\n\n{PLACEHOLDER}"))
-        );
-        let edited = std::fs::read_to_string(&path)
-            .expect("read")
-            .replace(PLACEHOLDER, "Splice wins.\n\nMore.\n");
-        std::fs::write(&path, edited).expect("edit");
-        write(&path, &r).expect("second");
-        assert!(
-            std::fs::read_to_string(&path)
-                .expect("read")
-                .ends_with(&format!("{ANALYSIS}\n\nSplice wins.\n\nMore.\n"))
-        );
-        std::fs::remove_dir_all(&dir).expect("clean");
-    }
 }

@@ -6,7 +6,9 @@
 //! each target's config and lifecycle, `load` drives iperf3 and wrk, `idle`
 //! measures memory per idle connection, `env` records versions, `figures`
 //! holds what was measured, `report` renders the table, ratios and JSON,
-//! `doc` writes the markdown page.
+//! `doc` renders the markdown page. Every benchmark writes its page through
+//! `page`, which regenerates the figures and keeps the hand-written
+//! analysis.
 
 mod control;
 mod doc;
@@ -15,6 +17,7 @@ mod figures;
 mod guard;
 mod idle;
 mod load;
+mod page;
 mod peers;
 mod proxy;
 mod report;
@@ -81,7 +84,6 @@ fn median_range(runs: &[Run], key: &str) -> (f64, f64, f64) {
 
 /// `n` as a float, for ratios and averages of counts that stay far below
 /// 2^52.
-#[allow(clippy::cast_precision_loss)]
 fn float(n: u64) -> f64 {
     n as f64
 }

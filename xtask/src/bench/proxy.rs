@@ -20,6 +20,7 @@ use super::{
     env::Environment,
     figures::{Measured, Run},
     idle, load,
+    page::Page,
     peers::{self, BACKENDS, HTTP_PORT, IPERF_PORT, Target},
     report::Report,
 };
@@ -67,13 +68,10 @@ pub fn run(root: &Path, rounds: u32) -> Result<()> {
     };
     print!("\n{}", report.text());
 
-    let dir = root.join("docs/bench");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let json = dir.join("proxy.json");
-    std::fs::write(&json, serde_json::to_string_pretty(&report.json())? + "\n")
-        .with_context(|| format!("cannot write {}", json.display()))?;
-    doc::write(&dir.join("proxy.md"), &report)?;
-    let png = dir.join("proxy.png");
+    let page = Page::new(root, "proxy")?;
+    let json = page.write_json(&report.json())?;
+    let md = page.write(&doc::render(&report))?;
+    let png = page.file("png");
     shell::status(
         Command::new(python())
             .arg(root.join("xtask/scripts/plot_proxy.py"))
@@ -82,7 +80,7 @@ pub fn run(root: &Path, rounds: u32) -> Result<()> {
     )?;
     println!(
         "\nwrote {}, {} and {}",
-        dir.join("proxy.md").display(),
+        md.display(),
         json.display(),
         png.display()
     );

@@ -2,6 +2,7 @@
 //! MAC, MTU and addresses. The XDP plane needs the MAC (source of forwarded
 //! frames), the MTU (tunnel policy) and an address (tunnel source); the
 //! decapsulator needs the addresses it should accept tunnels for.
+#![expect(unsafe_code, reason = "getifaddrs(3) has no std wrapper")]
 
 use std::{ffi::CStr, fs, io, net::IpAddr, path::PathBuf};
 
@@ -102,9 +103,8 @@ fn is_link_local(a: IpAddr) -> bool {
     }
 }
 
-// The sockaddr casts follow the declared family and read unaligned, so the
-// alignment the lint worries about is never assumed.
-#[allow(unsafe_code, clippy::cast_ptr_alignment)]
+/// The addresses of interface `name`. The sockaddrs are read unaligned,
+/// as the struct of the family each declares.
 fn addresses(name: &str) -> Result<Vec<IpAddr>, IfaceError> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `head` with a list we free below.

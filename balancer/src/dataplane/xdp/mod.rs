@@ -2,38 +2,21 @@
 //! binary ([`OBJECT`]), its two entry points ([`Entry`]), loading and
 //! attaching them ([`program`]), writing the balancer's maps ([`writer`],
 //! from [`tables`]), and the interface facts they need ([`iface`]).
-#![allow(unsafe_code)]
 
 pub mod adopt;
-#[cfg(test)]
-mod balance_tests;
-#[cfg(test)]
-mod cookie_tests;
 pub mod cookies;
-#[cfg(test)]
-mod decap_tests;
-#[cfg(test)]
-mod edge_tests;
 pub mod guard;
-#[cfg(test)]
-mod guard_tests;
 pub mod iface;
 pub mod keys;
 pub mod neighbor;
 pub mod packet;
-#[cfg(test)]
-mod pin_tests;
 pub mod pins;
 pub mod plane;
 pub mod program;
-#[cfg(test)]
-mod redirect_tests;
 pub mod routes;
-#[cfg(test)]
-mod state_tests;
 pub mod tables;
-#[cfg(test)]
-mod testkit;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 #[cfg(test)]
 mod tests;
 mod writer;

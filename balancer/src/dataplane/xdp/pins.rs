@@ -4,6 +4,10 @@
 //! module owns the directory: making sure it is on a BPF filesystem,
 //! reading back what the last run wrote, and deciding per map whether the
 //! pinned one can be re-adopted or must be replaced.
+#![expect(
+    unsafe_code,
+    reason = "flock(2), statfs(2) and mount(2) have no std wrapper"
+)]
 
 use std::{
     fs, io,
@@ -428,8 +432,13 @@ fn statfs_type(path: &Path) -> Option<u64> {
     if rc != 0 {
         return None;
     }
+    #[allow(
+        clippy::cast_sign_loss,
+        clippy::unnecessary_cast,
+        reason = "`f_type`'s type differs by architecture (signed on x86_64, unsigned \
+                  elsewhere), so which lint fires does too; magic numbers are compared as bits"
+    )]
     // SAFETY: statfs returned 0, so it filled `st`.
-    #[allow(clippy::cast_sign_loss, clippy::unnecessary_cast)]
     Some(unsafe { st.assume_init() }.f_type as u64)
 }
 

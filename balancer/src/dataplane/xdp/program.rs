@@ -2,6 +2,10 @@
 //! set at load time), run frames through it with `BPF_PROG_TEST_RUN`, read
 //! its counters and flow table, and attach it to an interface by the ladder
 //! native, then generic. Dropping it detaches it.
+#![expect(
+    unsafe_code,
+    reason = "clock_gettime(2) with CLOCK_MONOTONIC as a number: std's Instant is opaque"
+)]
 
 use std::{net::IpAddr, time::Duration};
 

@@ -1,7 +1,8 @@
 //! Shared set-up for the balancing packet tests: one config with TCP and
 //! UDP VIPs over IPv4 and IPv6, tables built from it with recognisable
 //! backend MACs, and helpers that ask the proxy plane for the expected
-//! backend of a flow.
+//! backend of a flow. Compiled for tests, and behind the `testkit` feature
+//! for the benchmark examples, so they build tables as the tests do.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -18,15 +19,26 @@ use crate::{
     runtime::PoolState,
 };
 
+/// The IPv4 client of the test flows.
 pub const CLIENT4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// The IPv4 VIP of [`yaml`].
 pub const VIP4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+/// An IPv4 address that is no VIP.
 pub const OTHER4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 99);
+/// The IPv6 client of the test flows.
 pub const CLIENT6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xc, 0, 0, 0, 0, 0, 1);
+/// The IPv6 VIP of [`yaml`].
 pub const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x10);
+/// The balancer's IPv4 tunnel source.
 pub const TUN4: [u8; 4] = [198, 18, 0, 2];
+/// The balancer's IPv6 tunnel source.
 pub const TUN6: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+/// The XDP interface's MTU.
 pub const MTU: u32 = 1500;
 
+/// TCP and UDP VIPs over IPv4 and IPv6 and a drained pool; `weights` are
+/// the web pool's three backends'.
+#[must_use]
 pub fn yaml(forwarding: &str, weights: [u32; 3]) -> String {
     let [a, b, c] = weights;
     format!(
@@ -63,14 +75,20 @@ xdp: {{ interface: eth0, forwarding: {forwarding} }}
 }
 
 /// A backend's next-hop MAC in these tests: 02:be:00:00:00:<last byte>.
+#[must_use]
 pub fn mac_of(ip: IpAddr) -> [u8; 6] {
     [0x02, 0xbe, 0, 0, 0, mapped(ip)[15]]
 }
 
+/// A loaded program with the config and tables it was written from.
 pub struct Lb {
+    /// The program.
     pub prog: XdpProgram,
+    /// The config the tables came from.
     pub config: Config,
+    /// Backend ids, kept across changes as the daemon keeps them.
     pub ids: BackendIds,
+    /// The tables written last.
     pub tables: Tables,
 }
 
@@ -85,7 +103,7 @@ impl Lb {
 }
 
 /// A backend on the XDP interface's own link.
-#[allow(clippy::unnecessary_wraps)]
+#[must_use]
 pub fn hop_of(ip: IpAddr) -> Option<Hop> {
     Some(Hop {
         mac: mac_of(ip),
@@ -95,6 +113,7 @@ pub fn hop_of(ip: IpAddr) -> Option<Hop> {
 }
 
 /// The egress facts of these tests, for `config`'s forwarding mode.
+#[must_use]
 pub fn egress(config: &Config) -> Egress {
     Egress {
         forwarding: config
@@ -119,6 +138,8 @@ pub fn tables(config: &Config, ids: &mut BackendIds) -> Tables {
     t
 }
 
+/// The program loaded with [`yaml`]'s tables, equal weights.
+#[must_use]
 pub fn setup(forwarding: &str) -> Lb {
     let config = config::parse(&yaml(forwarding, [100, 100, 100]), "t.yaml").expect("config");
     let mut ids = BackendIds::default();
@@ -134,6 +155,7 @@ pub fn setup(forwarding: &str) -> Lb {
 }
 
 /// The flow of a crafted frame, as the program keys it.
+#[must_use]
 pub fn flow_of(f: &Frame) -> FlowTuple {
     let (src, dst) = match &f.ip {
         Ip::V4 { src, dst, .. } => (IpAddr::V4(*src), IpAddr::V4(*dst)),
@@ -155,12 +177,15 @@ pub fn flow_of(f: &Frame) -> FlowTuple {
 }
 
 /// The backend the proxy plane picks for `flow` on listener `listener`.
+#[must_use]
 pub fn proxy_pick(config: &Config, listener: usize, flow: &FlowTuple) -> IpAddr {
     let pool = PoolState::new(&config.pools[config.listeners[listener].pool]);
     let i = pool.pick(flow, &[]).expect("a backend");
     pool.backends[i].address.ip()
 }
 
+/// `frame` as DSR sends it to `backend`: only the MACs rewritten.
+#[must_use]
 pub fn dsr_expected(frame: &[u8], backend: IpAddr) -> Vec<u8> {
     let mut out = frame.to_vec();
     out[0..6].copy_from_slice(&mac_of(backend));
@@ -168,6 +193,8 @@ pub fn dsr_expected(frame: &[u8], backend: IpAddr) -> Vec<u8> {
     out
 }
 
+/// The program's counters, by [`Counter`] index.
+#[must_use]
 pub fn counters(prog: &XdpProgram) -> [u64; Counter::COUNT as usize] {
     prog.counters().expect("counters")
 }

@@ -1,24 +1,27 @@
-//! Command-line interface (clap). Only parsing lives here; `main.rs` acts.
+//! The command line's shape (clap): every subcommand, flag and help text.
+//! Only parsing lives here, so `--help` reads as one file; the modules
+//! beside it act on what was parsed.
 
 use std::path::PathBuf;
 
+use balancer::logging::LogFormat;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Layer-4 TCP/UDP load balancer with an XDP fast path.
 #[derive(Debug, Parser)]
 #[command(name = "balancer", version, about)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Log line format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Serve a config file, or the embedded demo default when none is given.
     Run {
         /// Config file (YAML).
@@ -87,7 +90,7 @@ pub enum Command {
     /// Print the running daemon's listeners, planes and counters.
     Status {
         /// The daemon's `state_dir`.
-        #[arg(long, default_value = crate::config::STATE_DIR)]
+        #[arg(long, default_value = balancer::config::STATE_DIR)]
         state_dir: PathBuf,
     },
     /// Which backend a flow reaches (asked of the real XDP program and of the
@@ -101,7 +104,7 @@ pub enum Command {
         against: Option<PathBuf>,
         /// `tcp` or `udp`.
         #[arg(required_unless_present = "against")]
-        protocol: Option<crate::config::model::Protocol>,
+        protocol: Option<balancer::config::model::Protocol>,
         /// Client address, `IP:port`.
         #[arg(required_unless_present = "against")]
         source: Option<std::net::SocketAddr>,
@@ -123,7 +126,7 @@ pub enum Command {
 
 /// What `balancer backend` does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum BackendAction {
+pub(crate) enum BackendAction {
     /// No new flows; established ones carry on.
     Drain,
     /// Back to following its health checks.
@@ -136,7 +139,7 @@ pub enum BackendAction {
 
 /// What `balancer guard` does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum GuardAction {
+pub(crate) enum GuardAction {
     /// Print every list, from the file and added at runtime.
     List,
     /// Add an entry.
@@ -147,18 +150,9 @@ pub enum GuardAction {
 
 /// Which guard list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum GuardList {
+pub(crate) enum GuardList {
     /// Sources refused.
     Deny,
     /// The only sources admitted, once the list has an entry.
     Allow,
-}
-
-/// Log output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }

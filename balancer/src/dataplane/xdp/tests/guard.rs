@@ -8,14 +8,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use balancer_common::{Counter, guard::UNKNOWN_VIP};
 
-use super::{
+use crate::config::{self, Config};
+use crate::dataplane::xdp::{
     Sizes, Verdict, XdpProgram, guard,
     packet::{ACK, Frame, Ip, SYN},
     plane::served_in,
     tables::{BackendIds, Tables},
     testkit::{assert_drops_have_reasons, counters, egress, flow_of, hop_of},
 };
-use crate::config::{self, Config};
 
 const FIN: u8 = 0x01;
 const RST: u8 = 0x04;
@@ -142,8 +142,10 @@ fn syn4(src: Ipv4Addr, port: u16) -> Frame {
     Frame::tcp4(src, port, VIP4, 80, SYN)
 }
 
-// A table reads best as one function, however long it gets.
-#[allow(clippy::too_many_lines)]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a table reads best as one function, however long it gets"
+)]
 #[test]
 fn stateless_drops_each_have_their_reason() {
     let g = Guarded::new("guard: { martians: [198.18.9.0/24] }\n");

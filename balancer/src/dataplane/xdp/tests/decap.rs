@@ -6,13 +6,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use balancer_common::Counter;
 
-use super::{
+use crate::config;
+use crate::dataplane::xdp::{
     Sizes, Verdict, XdpProgram,
     packet::{Frame, LB_MAC, SYN, checksum},
     tables::{BackendIds, Hop, Tables},
     testkit::egress,
 };
-use crate::config;
 
 const ENDPOINT4: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 11);
 const ENDPOINT6: Ipv6Addr = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 0x11);

@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::{
+use crate::dataplane::xdp::{
     packet::{ACK, Frame},
     tables::Tables,
     testkit::{CLIENT4, VIP4, egress, flow_of, hop_of, mac_of, setup},
@@ -21,7 +21,7 @@ fn web2() -> IpAddr {
 
 /// Moves the program to `web`'s backend 1 (198.18.1.12) in `s`; returns the
 /// proxy plane's pool in the same state.
-fn set_web2(lb: &mut super::testkit::Lb, s: Status) -> PoolState {
+fn set_web2(lb: &mut crate::dataplane::xdp::testkit::Lb, s: Status) -> PoolState {
     let listeners: Vec<_> = lb.config.listeners.iter().collect();
     let status_of = |p: usize, b: usize| {
         if p == 0 && b == 1 {
@@ -57,7 +57,7 @@ fn syns(ports: std::ops::Range<u16>) -> Vec<Frame> {
         .collect()
 }
 
-fn mac(lb: &super::testkit::Lb, f: &Frame) -> [u8; 6] {
+fn mac(lb: &crate::dataplane::xdp::testkit::Lb, f: &Frame) -> [u8; 6] {
     lb.prog.run(&f.bytes()).expect("run").1[..6]
         .try_into()
         .expect("mac")

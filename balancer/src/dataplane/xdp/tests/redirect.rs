@@ -7,13 +7,13 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use balancer_common::Counter;
 
-use super::{
+use crate::config::{self, Config};
+use crate::dataplane::xdp::{
     Sizes, Verdict, XdpProgram,
     packet::{Frame, LB_MAC, SYN},
     tables::{BackendIds, Hop, Tables},
     testkit::{CLIENT4, VIP4, counters, egress, flow_of, mac_of, proxy_pick, yaml},
 };
-use crate::config::{self, Config};
 
 /// The other interface's MAC.
 const OTHER_MAC: [u8; 6] = [0x02, 0x0e, 0, 0, 0, 2];

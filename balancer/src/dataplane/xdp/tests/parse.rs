@@ -1,12 +1,13 @@
-//! Packet tests: crafted frames through the loaded (unattached) program via
-//! `BPF_PROG_TEST_RUN`, asserting the verdict, the unchanged frame and the
-//! counters. Needs root (`CAP_BPF`); `cargo xtask test` runs as root.
+//! Parsing with no VIP: crafted frames of every shape (VLAN tags, IP
+//! options, fragments, ARP, frames cut short) through the program with
+//! empty maps, asserting the verdict, the unchanged frame and the counter
+//! each one moves.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use balancer_common::Counter;
 
-use super::{
+use crate::dataplane::xdp::{
     Sizes, Verdict, XdpProgram,
     packet::{ACK, Frame, Ip, L4, SYN},
 };

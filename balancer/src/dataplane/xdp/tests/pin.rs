@@ -2,6 +2,7 @@
 //! on a temporary directory, starts the balancer over it, runs crafted
 //! frames through, drops the program (as a stopping daemon does) and starts
 //! again with another config.
+#![expect(unsafe_code, reason = "umount2(2) has no std wrapper")]
 
 use std::{
     ffi::CString,
@@ -12,14 +13,14 @@ use std::{
 
 use balancer_common::{Counter, maps::FLOWS_MAP};
 
-use super::{
+use crate::config::{self, Config};
+use crate::dataplane::xdp::{
     Verdict,
     adopt::{self, Adopted, Inputs},
     packet::{ACK, Frame},
     pins::{PinError, Pins, mount_bpf_fs},
     testkit::*,
 };
-use crate::config::{self, Config};
 
 /// A BPF filesystem mounted for one test, unmounted when dropped.
 struct BpfFs {

@@ -13,7 +13,8 @@ use balancer_common::{
     guard::{COOKIE_TS_BITS, Cookie, GUARD_COOKIE_SACK, GUARD_COOKIE_TS, GUARD_COOKIE_WSCALE},
 };
 
-use super::{
+use crate::config;
+use crate::dataplane::xdp::{
     Sizes, Verdict, XdpProgram,
     cookies::Cookies,
     guard,
@@ -22,7 +23,6 @@ use super::{
     tables::{BackendIds, Tables},
     testkit::{counters, egress, hop_of},
 };
-use crate::config;
 
 const YAML: &str = "version: 1
 listeners:

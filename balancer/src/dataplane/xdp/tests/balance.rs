@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use balancer_common::Counter;
 
-use super::{
+use crate::dataplane::xdp::{
     Verdict,
     keys::mapped,
     packet::{ACK, Frame, Ip, L4, LB_MAC, SYN, checksum},

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use balancer_common::{Counter, FlowTuple};
 
-use super::{
+use crate::dataplane::xdp::{
     Verdict,
     packet::{ACK, Frame, L4, SYN},
     testkit::{CLIENT4, CLIENT6, VIP4, VIP6, counters, flow_of, mac_of, proxy_pick, setup},
@@ -46,8 +46,10 @@ enum Expect {
     Drop,
 }
 
-// A table reads best as one function, however long it gets.
-#[allow(clippy::too_many_lines)]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a table reads best as one function, however long it gets"
+)]
 #[test]
 fn edge_cases() {
     let lb = setup("dsr");
