@@ -17,7 +17,7 @@
 use std::{fmt::Write as _, net::SocketAddr};
 
 use crate::{
-    config::values,
+    config::{limits::MAX_WEIGHT, values},
     runtime::{
         control::Action,
         guard_lists::{Added, List, ListChange, Scope},
@@ -159,7 +159,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
                 ["disable"] => Action::Disable,
                 ["weight", n] => Action::Weight(n.parse().map_err(|_| {
                     RouteError::BadRequest(format!(
-                        "weight `{n}` is not a whole number from 0 to 10000"
+                        "weight `{n}` is not a whole number from 0 to {MAX_WEIGHT}"
                     ))
                 })?),
                 _ => return Err(RouteError::NotFound(path.to_owned())),

@@ -43,7 +43,7 @@ pub(crate) enum Command {
         pool: String,
         /// Backend address, `IP:port`.
         address: std::net::SocketAddr,
-        /// New weight (0..=10000), for `weight`.
+        /// New weight (0 to the config's ceiling, 10000), for `weight`.
         #[arg(required_if_eq("action", "weight"))]
         weight: Option<u32>,
         /// Config file to read `admin.listen` and `admin.token_file` from.
