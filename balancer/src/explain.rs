@@ -35,6 +35,11 @@ pub enum ExplainError {
         /// Destination asked about.
         destination: SocketAddr,
     },
+    /// The listener routes by request (HTTP): no flow decides its backend.
+    #[error(
+        "listener `{0}` routes each HTTP request by its routes; a flow alone does not decide the backend"
+    )]
+    Routed(String),
     /// Source and destination differ in address family.
     #[error("source `{0}` and destination `{1}` are of different address families")]
     Family(SocketAddr, SocketAddr),
@@ -65,7 +70,11 @@ pub fn flow(
             protocol,
             destination,
         })?;
-    let pool = PoolState::new(&config.pools[listener.pool]);
+    let pool_index = listener
+        .pool
+        .filter(|_| listener.http.is_none())
+        .ok_or_else(|| ExplainError::Routed(listener.name.clone()))?;
+    let pool = PoolState::new(&config.pools[pool_index]);
     let proto_number = if protocol == Protocol::Tcp { 6 } else { 17 };
     let proxy = pool
         .pick(&flow_tuple(source, destination, proto_number), &[])
@@ -112,7 +121,10 @@ fn xdp_pick(
     source: SocketAddr,
     destination: SocketAddr,
 ) -> Result<(Verdict, Option<SocketAddr>), ExplainError> {
-    let backends = &config.pools[listener.pool].backends;
+    let Some(pool) = listener.pool else {
+        return Err(ExplainError::Routed(listener.name.clone()));
+    };
+    let backends = &config.pools[pool].backends;
     let hop_of = |ip: IpAddr| {
         let i = backends
             .iter()
@@ -180,7 +192,11 @@ pub fn ring_changes(old: &Config, new: &Config) -> String {
             let _ = writeln!(out, "listener `{}`: new", l.name);
             continue;
         };
-        let (a, b) = (&old.pools[before.pool], &new.pools[l.pool]);
+        let (Some(a), Some(b)) = (before.pool, l.pool) else {
+            let _ = writeln!(out, "listener `{}`: routed by HTTP routes, no ring", l.name);
+            continue;
+        };
+        let (a, b) = (&old.pools[a], &new.pools[b]);
         let table = |p: &crate::config::model::Pool| {
             let t = MaglevTable::for_pool(p);
             t.slots()

@@ -11,6 +11,7 @@ pub mod decap;
 pub mod demo;
 pub mod explain;
 pub mod health;
+pub mod http;
 pub mod logging;
 pub mod proxy;
 pub mod publish;

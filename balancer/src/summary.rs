@@ -11,11 +11,17 @@ pub fn render(config: &Config) -> String {
     let _ = writeln!(out, "admin: {}", config.admin);
     let _ = writeln!(out, "listeners: {}", config.listeners.len());
     for l in &config.listeners {
-        let pool = &config.pools[l.pool];
+        let pool = l
+            .pool
+            .map_or("(none: 404)", |p| config.pools[p].name.as_str());
+        let routes = l
+            .http
+            .as_ref()
+            .map_or(String::new(), |h| format!(", {} routes", h.routes.len()));
         let _ = writeln!(
             out,
-            "  {} {}/{} mode={} -> pool {}",
-            l.name, l.address, l.protocol, l.mode, pool.name
+            "  {} {}/{} mode={} -> pool {pool}{routes}",
+            l.name, l.address, l.protocol, l.mode
         );
     }
     let _ = writeln!(out, "pools: {}", config.pools.len());

@@ -71,6 +71,29 @@ pub const DEFAULT_STRAY_TCP: StrayTcp = StrayTcp::Drop;
 /// Sources the per-source limits track at once.
 pub const DEFAULT_SOURCES: u32 = 65_536;
 
+/// Time for a whole HTTP request head to arrive.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest HTTP request head.
+pub const DEFAULT_MAX_HEADER_BYTES: u64 = 65_536;
+/// The most header fields in an HTTP request.
+pub const DEFAULT_MAX_HEADERS: u64 = 100;
+/// The longest pause between pieces of a request body.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a backend may take to start its answer.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an idle HTTP client connection is kept.
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_mins(1);
+/// Concurrent HTTP/2 streams per client connection.
+pub const DEFAULT_MAX_STREAMS: u64 = 100;
+/// Idle upstream connections kept per backend.
+pub const DEFAULT_UPSTREAM_MAX_IDLE: u64 = 32;
+/// How long an idle upstream connection is kept: under the 75 s nginx
+/// keeps an idle client, so the balancer, not the backend, closes it and
+/// never sends a request on a connection the backend is closing.
+pub const DEFAULT_UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_mins(1);
+/// A redirect's status.
+pub const DEFAULT_REDIRECT_STATUS: u16 = 302;
+
 impl Default for Guard {
     fn default() -> Self {
         Self {

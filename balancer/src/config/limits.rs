@@ -30,3 +30,17 @@ pub const MAX_LIST: usize = 4096;
 pub const MAX_RATE: u64 = 100_000_000;
 /// Largest per-source guard table.
 pub const MAX_SOURCES: u64 = 16_777_216;
+/// Most routes on one listener.
+pub const MAX_ROUTES: usize = 4096;
+/// Largest HTTP request head accepted.
+pub const MAX_HEADER_BYTES: u64 = 1_048_576;
+/// Most header fields in an HTTP request.
+pub const MAX_HEADERS: u64 = 10_000;
+/// Most concurrent HTTP/2 streams per connection.
+pub const MAX_STREAMS: u64 = 10_000;
+/// Most idle upstream connections kept per backend.
+pub const MAX_UPSTREAM_IDLE: u64 = 10_000;
+/// Largest compiled route regex, in bytes of the regex engine's program.
+pub const MAX_REGEX_SIZE: usize = 1 << 20;
+/// Longest fixed answer body or header value written in the file.
+pub const MAX_TEXT: usize = 65_536;

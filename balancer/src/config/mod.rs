@@ -6,6 +6,7 @@
 pub mod defaults;
 mod error;
 pub mod guard;
+pub mod http;
 pub mod limits;
 mod locate;
 pub mod model;

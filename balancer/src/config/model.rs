@@ -12,6 +12,8 @@ use std::{
 
 use serde::Deserialize;
 
+use super::http::{HttpListener, PoolHttp};
+
 /// A validated configuration, ready to build a runtime from.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -98,8 +100,10 @@ pub struct Listener {
     pub protocol: Protocol,
     /// Data plane.
     pub mode: Mode,
-    /// Index into [`Config::pools`].
-    pub pool: usize,
+    /// Index into [`Config::pools`]. Every listener but an `http` one has
+    /// a pool; an `http` listener's takes the requests no route matches,
+    /// and without one they get 404.
+    pub pool: Option<usize>,
     /// TCP: concurrent connections; beyond it new ones are closed at once.
     pub max_connections: NonZeroU32,
     /// TCP: time allowed for one backend connect attempt.
@@ -112,6 +116,8 @@ pub struct Listener {
     pub max_sessions: NonZeroU32,
     /// This listener's own guard settings.
     pub guard: ListenerGuard,
+    /// Routes and HTTP limits, for `http` listeners.
+    pub http: Option<HttpListener>,
 }
 
 /// A pool of backends and how to choose among them.
@@ -133,6 +139,8 @@ pub struct Pool {
     pub drain_timeout: Option<Duration>,
     /// Backends in file order; never empty.
     pub backends: Vec<Backend>,
+    /// How the HTTP layer speaks to the backends.
+    pub http: PoolHttp,
 }
 
 /// One backend of a pool.

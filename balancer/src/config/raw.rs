@@ -3,9 +3,14 @@
 //! ignored key. Values whose syntax we check ourselves (addresses, durations,
 //! CIDRs) stay strings here so the validator can quote them back in errors.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
-use super::model::{Algorithm, Forwarding, Mode, Protocol, StrayTcp};
+use super::{
+    http::{LogFormat, UpstreamVersion},
+    model::{Algorithm, Forwarding, Mode, Protocol, StrayTcp},
+};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -46,7 +51,8 @@ pub struct RawListener {
     pub protocol: Protocol,
     #[serde(default)]
     pub mode: Option<Mode>,
-    pub pool: String,
+    #[serde(default)]
+    pub pool: Option<String>,
     #[serde(default)]
     pub max_connections: Option<u64>,
     #[serde(default)]
@@ -59,6 +65,10 @@ pub struct RawListener {
     pub max_sessions: Option<u64>,
     #[serde(default)]
     pub guard: Option<RawListenerGuard>,
+    #[serde(default)]
+    pub routes: Option<Vec<RawRoute>>,
+    #[serde(default)]
+    pub http: Option<RawHttp>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +87,10 @@ pub struct RawPool {
     pub drain_timeout: Option<String>,
     #[serde(default)]
     pub backends: Vec<RawBackend>,
+    #[serde(default)]
+    pub http: Option<UpstreamVersion>,
+    #[serde(default)]
+    pub keepalive: Option<RawKeepalive>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -199,4 +213,137 @@ impl HealthKind {
             HealthKind::Udp => "udp",
         }
     }
+}
+
+/// An `http` listener's `http:` block.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    #[serde(default)]
+    pub header_timeout: Option<String>,
+    #[serde(default)]
+    pub max_header_bytes: Option<u64>,
+    #[serde(default)]
+    pub max_headers: Option<u64>,
+    #[serde(default)]
+    pub body_timeout: Option<String>,
+    #[serde(default)]
+    pub response_timeout: Option<String>,
+    #[serde(default)]
+    pub keepalive_timeout: Option<String>,
+    #[serde(default)]
+    pub max_body: Option<u64>,
+    #[serde(default)]
+    pub max_streams: Option<u64>,
+    #[serde(default)]
+    pub request_headers: Option<RawHeaders>,
+    #[serde(default)]
+    pub response_headers: Option<RawHeaders>,
+    #[serde(default)]
+    pub access_log: Option<RawAccessLog>,
+}
+
+/// Header rewrites: names to remove, names to values to set or add.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaders {
+    #[serde(default)]
+    pub remove: Vec<String>,
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    #[serde(default)]
+    pub add: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessLog {
+    /// A file, or `stdout`.
+    pub path: String,
+    #[serde(default)]
+    pub format: Option<LogFormat>,
+}
+
+/// One route of an `http` listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, rename = "match")]
+    pub matcher: Option<RawMatch>,
+    #[serde(default)]
+    pub pool: Option<String>,
+    #[serde(default)]
+    pub split: Option<BTreeMap<String, i64>>,
+    #[serde(default)]
+    pub redirect: Option<RawRedirect>,
+    #[serde(default)]
+    pub answer: Option<RawAnswer>,
+    #[serde(default)]
+    pub strip_prefix: Option<String>,
+    #[serde(default)]
+    pub request_headers: Option<RawHeaders>,
+    #[serde(default)]
+    pub response_headers: Option<RawHeaders>,
+    #[serde(default)]
+    pub rate_limit: Option<RawRateLimit>,
+    #[serde(default)]
+    pub compress: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMatch {
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    #[serde(default)]
+    pub path_regex: Option<String>,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedirect {
+    #[serde(default)]
+    pub scheme: Option<String>,
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default)]
+    pub status: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnswer {
+    pub status: u16,
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    /// `client_ip`, or `header:<name>`.
+    pub key: String,
+    pub rate: u64,
+    #[serde(default)]
+    pub burst: Option<u64>,
+}
+
+/// A pool's keep-alive toward its backends (HTTP layer).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeepalive {
+    #[serde(default)]
+    pub max_idle: Option<u64>,
+    #[serde(default)]
+    pub idle_timeout: Option<String>,
 }

@@ -204,8 +204,12 @@ impl Listeners {
             if !wanted.contains(&key) {
                 continue;
             }
-            let pool = pools[l.pool].clone();
-            let passive = Passive::new(l.pool, generation, self.shared.events.clone());
+            // Only `http` listeners lack a pool, and they are not bound here.
+            let Some(pool_index) = l.pool else {
+                continue;
+            };
+            let pool = pools[pool_index].clone();
+            let passive = Passive::new(pool_index, generation, self.shared.events.clone());
             if let Some(r) = self.running.iter_mut().find(|r| r.key == key) {
                 r.name.clone_from(&l.name);
                 match &r.service {

@@ -5,6 +5,7 @@
 
 mod guard;
 mod health;
+mod http;
 mod listeners;
 mod pools;
 mod top;
@@ -24,6 +25,7 @@ fn cases() -> Vec<Case> {
         health::cases(),
         xdp::cases(),
         guard::cases(),
+        http::cases(),
     ]
     .concat()
 }

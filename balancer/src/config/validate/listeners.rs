@@ -8,12 +8,13 @@ use std::{
     time::Duration,
 };
 
-use super::{Problems, guard};
+use super::{Problems, guard, http};
 use crate::config::{
     defaults::{
         DEFAULT_CONNECT_ATTEMPTS, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
         DEFAULT_MAX_SESSIONS, DEFAULT_MODE, DEFAULT_TCP_IDLE_TIMEOUT, DEFAULT_UDP_IDLE_TIMEOUT,
     },
+    http::HttpListener,
     limits::{MAX_CONNECT_ATTEMPTS, MAX_LISTENERS, MAX_MAX_CONNECTIONS, MAX_MAX_SESSIONS},
     model::{Guard, Listener, Mode, Protocol},
     raw::RawListener,
@@ -67,16 +68,13 @@ pub(super) fn listeners(
                 "`xdp` needs the top-level `xdp` section with an `interface`",
             );
         }
-        let pool = pools.get(l.pool.as_str()).copied();
-        if pool.is_none() {
-            p.add(at("pool"), format!("`{}` is not a defined pool", l.pool));
-        }
+        let (pool, http) = pool_and_http(i, l, mode, pools, p);
         out.push(Listener {
             name: l.name.clone(),
             address: address.unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
             protocol: l.protocol,
             mode,
-            pool: pool.unwrap_or(0),
+            pool,
             max_connections: p.bounded(
                 &at("max_connections"),
                 l.max_connections,
@@ -110,9 +108,61 @@ pub(super) fn listeners(
                 .as_ref()
                 .map(|g| guard::listener(g, i, (mode, l.protocol), global_guard, p))
                 .unwrap_or_default(),
+            http,
         });
     }
     out
+}
+
+/// Listener `i`'s pool (every mode but `http` needs one) and, in `http`
+/// mode, its routes and HTTP settings (other modes may not have them).
+fn pool_and_http(
+    i: usize,
+    l: &RawListener,
+    mode: Mode,
+    pools: &HashMap<&str, usize>,
+    p: &mut Problems,
+) -> (Option<usize>, Option<HttpListener>) {
+    let at = |f: &str| format!("listeners[{i}].{f}");
+    let pool = match &l.pool {
+        Some(name) => {
+            let index = pools.get(name.as_str()).copied();
+            if index.is_none() {
+                p.add(at("pool"), format!("`{name}` is not a defined pool"));
+            }
+            Some(index.unwrap_or(0))
+        }
+        None if mode == Mode::Http => None,
+        None => {
+            p.add(
+                at("pool"),
+                format!(
+                    "a `{mode}` listener needs a `pool` (only `http` listeners may leave it out)"
+                ),
+            );
+            Some(0)
+        }
+    };
+    let http = if mode == Mode::Http {
+        Some(http::listener(
+            i,
+            l.routes.as_deref().unwrap_or_default(),
+            l.http.as_ref(),
+            pools,
+            p,
+        ))
+    } else {
+        for (key, given) in [("routes", l.routes.is_some()), ("http", l.http.is_some())] {
+            if given {
+                p.add(
+                    at(key),
+                    format!("`{key}` needs `mode: http` (this listener is `{mode}`)"),
+                );
+            }
+        }
+        None
+    };
+    (pool, http)
 }
 
 const fn idle_default(protocol: Protocol) -> Duration {

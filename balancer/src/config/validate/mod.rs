@@ -10,6 +10,7 @@
 
 mod guard;
 mod health;
+mod http;
 mod listeners;
 mod pools;
 mod top;

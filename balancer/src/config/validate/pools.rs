@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use super::{Problems, health};
+use super::{Problems, health, http};
 use crate::config::{
     defaults::{DEFAULT_ALGORITHM, DEFAULT_MAGLEV_TABLE, DEFAULT_WEIGHT},
     limits::{MAX_BACKENDS, MAX_MAGLEV_TABLE, MAX_WEIGHT},
@@ -54,6 +54,7 @@ pub(super) fn pools(raw: &[RawPool], p: &mut Problems) -> Vec<Pool> {
                 .as_ref()
                 .and_then(|s| p.check(&at("drain_timeout"), values::duration(s))),
             backends: backends(&pool.backends, &at("backends"), p),
+            http: http::pool(&at, pool.http, pool.keepalive.as_ref(), p),
         });
     }
     out

@@ -60,7 +60,7 @@ pub(super) fn listeners(listeners: &[Listener], pools: &[Pool], p: &mut Problems
         if l.mode != Mode::Xdp {
             continue;
         }
-        let Some(pool) = pools.get(l.pool) else {
+        let Some(pool) = l.pool.and_then(|x| pools.get(x)) else {
             continue;
         };
         if pool.algorithm != Algorithm::Maglev {

@@ -54,7 +54,9 @@ pub struct XdpPlane {
 /// Whether the kernel plane can serve `l` at all (ignoring attach success).
 #[must_use]
 pub fn qualifies(config: &Config, l: &Listener) -> bool {
-    let pool = &config.pools[l.pool];
+    let Some(pool) = l.pool.map(|p| &config.pools[p]) else {
+        return false;
+    };
     config.xdp.is_some()
         && pool.algorithm == Algorithm::Maglev
         && pool

@@ -42,7 +42,8 @@ impl Routes {
         let mut others: Vec<Interface> = known.map(|k| k.others.clone()).unwrap_or_default();
         let first_new = others.len();
         for l in listeners {
-            for b in &config.pools[l.pool].backends {
+            let backends = l.pool.map_or(&[][..], |p| &config.pools[p].backends[..]);
+            for b in backends {
                 let ip = b.address.ip().to_canonical();
                 if hops.contains_key(&ip) {
                     continue;

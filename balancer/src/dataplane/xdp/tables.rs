@@ -107,7 +107,9 @@ impl BackendIds {
                 .ring
                 .get(start..start.saturating_add(meta.ring_size as usize))
                 .unwrap_or(&[]);
-            let pool = &pools[l.pool];
+            let Some(pool) = l.pool.map(|p| &pools[p]) else {
+                continue;
+            };
             // A ring repeats each id many times; look each one up once.
             let mut seen = HashSet::new();
             for &id in slots {
@@ -168,6 +170,10 @@ pub enum TablesError {
     /// No next-hop MAC is known for a backend.
     #[error("no MAC address known for backend `{0}`; is it reachable on the XDP interface's link?")]
     NoMac(IpAddr),
+    /// A listener the kernel should balance has no pool (only `http`
+    /// listeners lack one, and the kernel never serves those).
+    #[error("listener `{0}` has no pool for the XDP plane to balance over")]
+    NoPool(String),
 }
 
 /// What the guard's maps should hold.
@@ -222,11 +228,12 @@ impl Tables {
         let mut vips = Vec::new();
         let mut ring = Vec::new();
         for (vip_id, l) in listeners.iter().enumerate() {
-            let pool = &pools[l.pool];
+            let pool_index = l.pool.ok_or_else(|| TablesError::NoPool(l.name.clone()))?;
+            let pool = &pools[pool_index];
             let mut member_ids = Vec::with_capacity(pool.backends.len());
             let mut members = Vec::with_capacity(pool.backends.len());
             for (j, b) in pool.backends.iter().enumerate() {
-                let status = status_of(l.pool, j);
+                let status = status_of(pool_index, j);
                 let id = ids.id(&pool.name, b.address);
                 // Two listeners may share a pool: one entry per member.
                 if in_use.insert(id) && status.keeps_flows() {

@@ -179,7 +179,10 @@ pub fn flow_of(f: &Frame) -> FlowTuple {
 /// The backend the proxy plane picks for `flow` on listener `listener`.
 #[must_use]
 pub fn proxy_pick(config: &Config, listener: usize, flow: &FlowTuple) -> IpAddr {
-    let pool = PoolState::new(&config.pools[config.listeners[listener].pool]);
+    let pool_index = config.listeners[listener]
+        .pool
+        .expect("a listener with a pool");
+    let pool = PoolState::new(&config.pools[pool_index]);
     let i = pool.pick(flow, &[]).expect("a backend");
     pool.backends[i].address.ip()
 }
