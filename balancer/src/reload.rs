@@ -37,6 +37,18 @@ pub enum ListenerError {
         #[source]
         source: io::Error,
     },
+    /// A listener moves between `http` and the byte proxy at the same
+    /// address: the running socket serves the other, and a second cannot be
+    /// bound beside it.
+    #[error(
+        "listener `{listener}` at `{address}` changes between `http` and another mode; that needs a restart (or a new address)"
+    )]
+    ModeChange {
+        /// Listener name.
+        listener: String,
+        /// Its address.
+        address: SocketAddr,
+    },
     /// A listener asks for a data plane this build cannot serve.
     #[error(
         "listener `{listener}`: mode `{mode}` is not available yet in this version; use `proxy` or `auto`"

@@ -5,7 +5,10 @@
 
 use std::{num::NonZeroU32, time::Duration};
 
-use super::model::{Algorithm, Forwarding, Guard, Mode, PerSource, StrayTcp};
+use super::{
+    http::HttpLimits,
+    model::{Algorithm, Forwarding, Guard, Mode, PerSource, StrayTcp},
+};
 
 /// Admin API listen address.
 pub const DEFAULT_ADMIN: &str = "127.0.0.1:9900";
@@ -113,6 +116,21 @@ impl Default for PerSource {
             syn: None,
             packets: None,
             table_size: NonZeroU32::new(DEFAULT_SOURCES).expect("non-zero"),
+        }
+    }
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES as usize,
+            max_headers: DEFAULT_MAX_HEADERS as usize,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            max_body: None,
+            max_streams: DEFAULT_MAX_STREAMS as u32,
         }
     }
 }

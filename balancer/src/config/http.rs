@@ -10,7 +10,7 @@ use http::{HeaderName, HeaderValue, Method, StatusCode};
 use regex::Regex;
 
 /// An `http` listener's settings beyond the listener's own.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct HttpListener {
     /// Routes in file order; the first that matches wins.
     pub routes: Vec<Route>,

@@ -1,6 +1,169 @@
-//! The HTTP layer: `mode: http` listeners.
+//! The HTTP layer: `mode: http` listeners. One file per step a request
+//! takes, in the spirit of pingora's phases: a connection is accepted here
+//! and served by hyper ([`conn`], with the socket's own clocks in
+//! [`clock`]); each request is matched to a route ([`route`]), counted
+//! against its rate limit ([`limit`]), rewritten ([`forward`]) and sent
+//! through the shared attempt loop to a kept-alive backend connection
+//! ([`upstream`]); the layer's own answers are in [`answer`], the bodies it
+//! streams in [`body`], and [`service`] runs the steps in order.
+//!
+//! A listener's [`HttpService`] is swapped whole at a reload; a connection
+//! reads the current one for each request, so kept-alive and HTTP/2
+//! connections follow the new routes without being cut.
 
 pub mod answer;
 pub mod body;
+pub mod clock;
+pub mod conn;
 pub mod forward;
+pub mod limit;
 pub mod route;
+pub mod service;
+pub mod upstream;
+
+use std::{
+    io,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use tokio::{
+    net::TcpListener,
+    sync::{Semaphore, watch},
+};
+use tracing::warn;
+
+use self::{limit::Limiter, route::RouteTable, upstream::Upstreams};
+use crate::{
+    config::{
+        Config,
+        http::{HttpListener, PoolHttp},
+        model::Listener,
+    },
+    runtime::{ListenerStats, LivePool, Tracker, control::Passive},
+};
+
+/// What one `http` listener needs at run time.
+pub struct HttpService {
+    /// The listener's validated settings.
+    pub listener: Listener,
+    /// Its routes and limits.
+    pub http: HttpListener,
+    /// Its routes, compiled.
+    pub table: RouteTable,
+    /// Each route's rate limiter, by route index.
+    pub limiters: Vec<Option<Limiter>>,
+    /// Every pool of the config, by index (routes may name any).
+    pub pools: Vec<Arc<LivePool>>,
+    /// How to speak to each pool's backends, by index.
+    pub upstream_settings: Vec<PoolHttp>,
+    /// Where each pool's failures go, by index.
+    pub passive: Vec<Passive>,
+    /// Kept-alive backend connections (shared by every listener).
+    pub upstreams: Arc<Upstreams>,
+    /// Its counters.
+    pub stats: Arc<ListenerStats>,
+    /// Open-connection tracker (graceful shutdown waits on it).
+    pub tracker: Tracker,
+    /// Permits for `max_connections`, kept across reloads that keep it.
+    pub limit: Arc<Semaphore>,
+    /// Drives weighted splits.
+    pub splits: AtomicU64,
+}
+
+/// A listener's service as a reload swaps it.
+pub type LiveHttp = arc_swap::ArcSwap<HttpService>;
+
+/// What an `http` listener's service is built from.
+pub struct Parts<'a> {
+    /// The config.
+    pub config: &'a Config,
+    /// The listener (in `http` mode).
+    pub listener: &'a Listener,
+    /// Every pool, by index.
+    pub pools: &'a [Arc<LivePool>],
+    /// Passive reports for each pool, by index.
+    pub passive: Vec<Passive>,
+    /// Kept-alive backend connections.
+    pub upstreams: Arc<Upstreams>,
+    /// The listener's counters.
+    pub stats: Arc<ListenerStats>,
+    /// Open-connection tracker.
+    pub tracker: Tracker,
+    /// Permits for `max_connections`.
+    pub limit: Arc<Semaphore>,
+}
+
+impl HttpService {
+    /// Builds the service; the listener must be in `http` mode.
+    #[must_use]
+    pub fn new(p: Parts<'_>) -> Self {
+        let http = p.listener.http.clone().unwrap_or_default();
+        let table = RouteTable::new(&http.routes);
+        let limiters = http
+            .routes
+            .iter()
+            .map(|r| r.rate_limit.as_ref().map(Limiter::new))
+            .collect();
+        Self {
+            listener: p.listener.clone(),
+            http,
+            table,
+            limiters,
+            pools: p.pools.to_vec(),
+            upstream_settings: p.config.pools.iter().map(|x| x.http.clone()).collect(),
+            passive: p.passive,
+            upstreams: p.upstreams,
+            stats: p.stats,
+            tracker: p.tracker,
+            limit: p.limit,
+            splits: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Accepts until `shutdown` turns true; connections already accepted are
+/// told to finish their requests and close.
+pub async fn serve(socket: TcpListener, live: Arc<LiveHttp>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            r = socket.accept() => r,
+            _ = shutdown.changed() => break,
+        };
+        let svc = live.load_full();
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                accept_failed(&svc, &e).await;
+                continue;
+            }
+        };
+        let Ok(permit) = svc.limit.clone().try_acquire_owned() else {
+            svc.stats.rejected_limit.fetch_add(1, Ordering::Relaxed);
+            if let Some(suppressed) = svc.stats.log.allow() {
+                warn!(listener = %svc.listener.name, limit = svc.listener.max_connections, suppressed,
+                    "connection limit reached; closing new connections");
+            }
+            continue;
+        };
+        svc.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        let guard = svc.tracker.open();
+        let live = live.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            conn::serve(stream, peer, live, stop).await;
+            drop(permit);
+            drop(guard);
+        });
+    }
+}
+
+async fn accept_failed(svc: &HttpService, e: &io::Error) {
+    svc.stats.accept_errors.fetch_add(1, Ordering::Relaxed);
+    if let Some(suppressed) = svc.stats.log.allow() {
+        warn!(listener = %svc.listener.name, error = %e, suppressed, "accept failed");
+    }
+    crate::proxy::accept_backoff(e).await;
+}

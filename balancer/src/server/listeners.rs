@@ -22,6 +22,7 @@ use crate::{
         model::{Listener, Mode, Protocol},
     },
     dataplane::xdp::plane::served_in,
+    http::{self, HttpService, LiveHttp, upstream::Upstreams},
     proxy::{
         self,
         pipes::PipePool,
@@ -43,6 +44,8 @@ pub struct Shared {
     pub tracker: Tracker,
     /// The control loop, for passive health.
     pub events: mpsc::Sender<Event>,
+    /// Kept-alive connections to backends, for `http` listeners.
+    pub upstreams: Arc<Upstreams>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -63,6 +66,14 @@ impl Key {
 enum Service {
     Tcp(Arc<LiveTcp>),
     Udp(Arc<LiveUdp>),
+    Http(Arc<LiveHttp>),
+}
+
+impl Service {
+    /// Whether it serves HTTP (the others proxy bytes).
+    const fn is_http(&self) -> bool {
+        matches!(self, Service::Http(_))
+    }
 }
 
 struct Running {
@@ -132,14 +143,20 @@ impl Listeners {
             if xdp_served.get(i).copied().unwrap_or(false) {
                 continue;
             }
-            if matches!(l.mode, Mode::Xdp | Mode::Http) {
+            if l.mode == Mode::Xdp {
                 return Err(ListenerError::Unsupported {
                     listener: l.name.clone(),
                     mode: l.mode,
                 });
             }
             let key = Key::of(l);
-            if self.running.iter().any(|r| r.key == key) {
+            if let Some(r) = self.running.iter().find(|r| r.key == key) {
+                if r.service.is_http() != (l.mode == Mode::Http) {
+                    return Err(ListenerError::ModeChange {
+                        listener: l.name.clone(),
+                        address: l.address,
+                    });
+                }
                 continue;
             }
             let bind_err = |source| ListenerError::Bind {
@@ -204,37 +221,49 @@ impl Listeners {
             if !wanted.contains(&key) {
                 continue;
             }
-            // Only `http` listeners lack a pool, and they are not bound here.
-            let Some(pool_index) = l.pool else {
-                continue;
-            };
-            let pool = pools[pool_index].clone();
+            let pool_index = l.pool.unwrap_or_default();
+            let pool = || pools[pool_index].clone();
             let passive = Passive::new(pool_index, generation, self.shared.events.clone());
+            let http = |limit| {
+                HttpService::new(http::Parts {
+                    config,
+                    listener: l,
+                    pools,
+                    passive: (0..pools.len())
+                        .map(|p| Passive::new(p, generation, self.shared.events.clone()))
+                        .collect(),
+                    upstreams: self.shared.upstreams.clone(),
+                    stats: stats[i].clone(),
+                    tracker: self.shared.tracker.clone(),
+                    limit,
+                })
+            };
             if let Some(r) = self.running.iter_mut().find(|r| r.key == key) {
                 r.name.clone_from(&l.name);
                 match &r.service {
+                    Service::Http(live) => {
+                        let old = live.load_full();
+                        let limit = kept_limit(&old.listener, &old.limit, l);
+                        live.store(Arc::new(http(limit)));
+                    }
                     Service::Tcp(live) => {
                         // The same limit keeps its semaphore, so open
                         // connections still count; a new limit starts
                         // afresh (connections open under the old one then
                         // count against neither).
                         let old = live.load_full();
-                        let limit = if old.listener.max_connections == l.max_connections {
-                            old.limit.clone()
-                        } else {
-                            Arc::new(Semaphore::new(l.max_connections.get() as usize))
-                        };
+                        let limit = kept_limit(&old.listener, &old.limit, l);
                         live.store(Arc::new(tcp(
                             &self.shared,
                             l,
-                            pool,
+                            pool(),
                             passive,
                             &stats[i],
                             limit,
                         )));
                     }
                     Service::Udp(live) => {
-                        live.store(Arc::new(udp(l, pool, passive, &stats[i])));
+                        live.store(Arc::new(udp(l, pool(), passive, &stats[i])));
                     }
                 }
                 continue;
@@ -243,7 +272,13 @@ impl Listeners {
                 continue;
             };
             let (_, socket) = sockets.swap_remove(at);
-            let running = start(&self.shared, l, socket, pool, passive, &stats[i]);
+            let running = match socket {
+                Socket::Tcp(s) if l.mode == Mode::Http => {
+                    let limit = Arc::new(Semaphore::new(l.max_connections.get() as usize));
+                    start_http(l, s, http(limit))
+                }
+                socket => start(&self.shared, l, socket, pool(), passive, &stats[i]),
+            };
             self.running.push(running);
         }
         stats
@@ -275,6 +310,34 @@ impl Listeners {
         for t in self.stopping.drain(..) {
             let _ = t.await;
         }
+    }
+}
+
+/// The connection limit for `l` in place of `old`'s: the same limit keeps
+/// its semaphore, so open connections still count; a new limit starts
+/// afresh (connections open under the old one then count against neither).
+fn kept_limit(old: &Listener, limit: &Arc<Semaphore>, l: &Listener) -> Arc<Semaphore> {
+    if old.max_connections == l.max_connections {
+        limit.clone()
+    } else {
+        Arc::new(Semaphore::new(l.max_connections.get() as usize))
+    }
+}
+
+/// Serves `socket` for `http` listener `l` on a task of its own.
+fn start_http(l: &Listener, socket: TcpListener, service: HttpService) -> Running {
+    let (stop, stopped) = watch::channel(false);
+    let live = Arc::new(ArcSwap::from_pointee(service));
+    let task = tokio::spawn(http::serve(socket, live.clone(), stopped));
+    let routes = l.http.as_ref().map_or(0, |h| h.routes.len());
+    info!(listener = %l.name, address = %l.address, protocol = %l.protocol, plane = "http",
+        routes, "listening");
+    Running {
+        key: Key::of(l),
+        name: l.name.clone(),
+        service: Service::Http(live),
+        stop,
+        task,
     }
 }
 

@@ -17,7 +17,7 @@ use std::{
 
 use arc_swap::ArcSwap;
 use tokio::{
-    signal::unix::{SignalKind, signal},
+    signal::unix::{Signal, SignalKind, signal},
     sync::mpsc,
 };
 use tracing::{info, warn};
@@ -97,10 +97,7 @@ pub enum RunError {
 pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> {
     system::raise_fd_limit();
     system::check_syncookies(&config);
-    let signal_err = RunError::Signals;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(signal_err)?;
-    let mut sigterm = signal(SignalKind::terminate()).map_err(signal_err)?;
-    let mut sighup = signal(SignalKind::hangup()).map_err(signal_err)?;
+    let [mut sigint, mut sigterm, mut sighup] = signals()?;
     let config = Arc::new(config);
     let grace = config.shutdown_grace;
     let tracker = Tracker::default();
@@ -114,6 +111,7 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
         pipes: Arc::new(PipePool::new(MAX_PIPES)),
         tracker: tracker.clone(),
         events: events.clone(),
+        upstreams: crate::http::upstream::Upstreams::start(),
     };
     let mut listeners = Listeners::new(shared, xdp.as_ref().map(XdpInfo::of));
     let bound = listeners.bind(&config, &xdp_served)?;
@@ -196,6 +194,16 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
     drop(xdp);
     info!("stopped");
     Ok(())
+}
+
+/// SIGINT, SIGTERM and SIGHUP handlers, installed before anything serves.
+fn signals() -> Result<[Signal; 3], RunError> {
+    let install = |kind| signal(kind).map_err(RunError::Signals);
+    Ok([
+        install(SignalKind::interrupt())?,
+        install(SignalKind::terminate())?,
+        install(SignalKind::hangup())?,
+    ])
 }
 
 /// Reads the admin token (if configured) and binds the admin API's socket,

@@ -1,0 +1,93 @@
+//! One client connection: HTTP/1.0, HTTP/1.1 and HTTP/2 by prior knowledge
+//! on the same port (hyper-util's auto builder reads the preface), with the
+//! listener's head size and header count limits (hyper answers 431 beyond
+//! them, and 400 to what it cannot parse), HTTP/2 stream and flood limits,
+//! the socket's clocks ([`super::clock`]), and a graceful close when the
+//! listener stops. TLS will wrap the socket before this step.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use hyper::service::service_fn;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+};
+use tokio::{net::TcpStream, sync::watch};
+use tracing::debug;
+
+use super::{
+    LiveHttp,
+    clock::{Activity, Clocked},
+    service::{self, Client},
+};
+
+/// HTTP/2 resets a client may cause before its connection is closed
+/// (rapid reset, CVE-2023-44487): hyper's default is 20 pending
+/// accept-resets; locally caused resets are capped as well.
+const MAX_LOCAL_RESETS: usize = 1024;
+/// HTTP/2 PING interval on an idle connection, and the wait for its
+/// answer: a peer that vanished is noticed.
+const H2_PING: Duration = Duration::from_secs(30);
+
+/// Serves `stream` from `peer` until it closes, or until `stop` turns
+/// true, when requests in flight finish and the connection closes.
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    live: Arc<LiveHttp>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let svc = live.load_full();
+    let limits = svc.http.limits.clone();
+    let local = stream.local_addr().unwrap_or(svc.listener.address);
+    drop(svc);
+    let activity = Arc::new(Activity::default());
+    let io = Clocked::new(
+        stream,
+        activity.clone(),
+        limits.header_timeout,
+        limits.keepalive_timeout,
+    );
+    let client = Arc::new(Client {
+        peer,
+        local,
+        activity,
+        live,
+    });
+    let service = service_fn(move |req| {
+        let client = client.clone();
+        async move { Ok::<_, std::convert::Infallible>(service::handle(req, &client).await) }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // The socket keeps the head clock (with a 408); hyper's would
+        // close kept-alive connections silently.
+        .header_read_timeout(None)
+        .preserve_header_case(true)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_headers(limits.max_headers)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(20)
+        .max_local_error_reset_streams(MAX_LOCAL_RESETS)
+        .keep_alive_interval(H2_PING)
+        .keep_alive_timeout(H2_PING);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        debug!(%peer, error = %e, "client connection ended with an error");
+    }
+}

@@ -1,0 +1,288 @@
+//! One request, step by step (pingora's phases in order): checks of its
+//! framing the parser leaves to us, the route, the rate limit, the target
+//! (a fixed answer, a redirect, or a pool), the rewritten request sent
+//! through [`super::upstream`], and the answer rewritten on its way back.
+//! The request counts as in flight on its connection, and on its backend,
+//! until the answer's body has been sent.
+
+use std::{net::SocketAddr, sync::Arc, sync::atomic::Ordering};
+
+use http::{
+    HeaderValue, Method, Request, Response, StatusCode, Version,
+    header::{self, HOST},
+};
+use http_body::Body as _;
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+
+use super::{
+    HttpService, LiveHttp,
+    answer::Answer,
+    body::{Body, Breach, BreachFlag, Guarded, Holding, full},
+    clock::Activity,
+    forward::{self, Hop},
+    route::{self, host_of},
+    upstream::{Outgoing, Send},
+};
+use crate::{
+    config::http::{RedirectTo, Route, Target, UpstreamVersion},
+    runtime::{attempt::Asker, flow_tuple},
+};
+
+const IPPROTO_TCP: u8 = 6;
+
+/// The client side of a connection, for each of its requests.
+pub struct Client {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The address it reached.
+    pub local: SocketAddr,
+    /// The connection's request clock.
+    pub activity: Arc<Activity>,
+    /// The listener's service, swapped at reloads.
+    pub live: Arc<LiveHttp>,
+}
+
+/// Answers `req` from `client`.
+pub async fn handle(req: Request<Incoming>, client: &Client) -> Response<Body> {
+    let in_flight = client.activity.begin();
+    let svc = client.live.load_full();
+    let response = match serve(req, client, &svc).await {
+        Ok(r) => r,
+        Err(a) => a.response(),
+    };
+    let (parts, body) = response.into_parts();
+    Response::from_parts(parts, Holding::new(body, in_flight).boxed())
+}
+
+async fn serve(
+    req: Request<Incoming>,
+    client: &Client,
+    svc: &HttpService,
+) -> Result<Response<Body>, Answer> {
+    check_framing(&req)?;
+    let limits = &svc.http.limits;
+    if let (Some(max), Some(len)) = (limits.max_body, req.body().size_hint().exact())
+        && len > max
+    {
+        return Err(Answer::TooLarge);
+    }
+    let host = host_of(req.uri(), req.headers());
+    let found = svc.table.find(&route::Request {
+        method: req.method(),
+        host: host.as_deref(),
+        path: req.uri().path(),
+        headers: req.headers(),
+    });
+    let route = found.map(|i| &svc.table.routes()[i]);
+    if let Some(i) = found
+        && let Some(limiter) = &svc.limiters[i]
+    {
+        limiter
+            .check(client.peer.ip(), req.headers())
+            .map_err(Answer::RateLimited)?;
+    }
+    let pool = match route.map(|r| &r.target) {
+        Some(Target::Answer { status, body }) => return Ok(fixed(*status, body)),
+        Some(Target::Redirect(r)) => return Ok(redirect(r, host.as_deref(), &req)),
+        Some(Target::Pool(p)) => *p,
+        Some(Target::Split(weights)) => split(weights, &svc.splits),
+        None => svc.listener.pool.ok_or(Answer::NoRoute)?,
+    };
+    let mut response = proxy(req, client, svc, route, pool, host.as_deref()).await?;
+    let headers = response.headers_mut();
+    forward::strip_hop_by_hop(headers, Hop::Drop, false);
+    if let Some(r) = route {
+        forward::rewrite(headers, &r.response_headers);
+    }
+    forward::rewrite(headers, &svc.http.response_headers);
+    Ok(response)
+}
+
+/// What the parser leaves to us (RFC 9112, 3.2): an HTTP/1.1 request
+/// carries exactly one `Host`.
+fn check_framing(req: &Request<Incoming>) -> Result<(), Answer> {
+    if req.version() == Version::HTTP_11 && req.headers().get_all(HOST).iter().count() != 1 {
+        return Err(Answer::BadRequest(
+            "an HTTP/1.1 request needs exactly one Host header",
+        ));
+    }
+    Ok(())
+}
+
+/// Sends `req` to a backend of pool `pool` and returns its answer, with
+/// the request held in flight on the backend until the body is sent.
+async fn proxy(
+    req: Request<Incoming>,
+    client: &Client,
+    svc: &HttpService,
+    route: Option<&Route>,
+    pool: usize,
+    host: Option<&str>,
+) -> Result<Response<Body>, Answer> {
+    let settings = &svc.upstream_settings[pool];
+    let h2 = settings.version == UpstreamVersion::H2c;
+    let (mut parts, incoming) = req.into_parts();
+    let idempotent = is_idempotent(&parts.method);
+    let h = &mut parts.headers;
+    forward::strip_hop_by_hop(h, Hop::Drop, h2);
+    forward::add_forwarded(h, client.peer.ip(), "http", host);
+    forward::rewrite(h, &svc.http.request_headers);
+    let mut path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    if let Some(r) = route {
+        forward::rewrite(&mut parts.headers, &r.request_headers);
+        if let Some(prefix) = &r.strip_prefix {
+            path = forward::strip_prefix(&path, prefix);
+        }
+    }
+    let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
+    if let Some(a) = &authority {
+        // An absolute-form or HTTP/2 request names its host in the URI.
+        forward::set_host(&mut parts.headers, a);
+    }
+    let authority = authority.or_else(|| {
+        parts
+            .headers
+            .get(HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    if h2 {
+        parts.headers.remove(HOST);
+    }
+    parts.uri = forward::upstream_uri(&path, authority.as_deref(), h2)
+        .map_err(|_| Answer::BadRequest("the request target cannot be forwarded"))?;
+    parts.version = if h2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
+    let breach = BreachFlag::default();
+    let body = (!incoming.is_end_stream()).then(|| {
+        Guarded::new(
+            incoming,
+            svc.http.limits.body_timeout,
+            svc.http.limits.max_body,
+            breach.clone(),
+        )
+        .boxed()
+    });
+    let live = svc.pools[pool].load_full();
+    let asker = Asker {
+        listener: &svc.listener.name,
+        attempts: svc.listener.connect_attempts.get() as usize,
+        passive: &svc.passive[pool],
+    };
+    let send = Send {
+        pool: &live,
+        settings,
+        flow: &flow_tuple(client.peer, client.local, IPPROTO_TCP),
+        asker: &asker,
+        connect_timeout: svc.listener.connect_timeout,
+        response_timeout: svc.http.limits.response_timeout,
+        idempotent,
+    };
+    match svc.upstreams.send(&send, Outgoing { parts, body }).await {
+        Ok(answered) => {
+            let active = answered.stats.open();
+            let (parts, body) = answered.response.into_parts();
+            let body = Holding::new(body.map_err(Into::into), active).boxed();
+            Ok(Response::from_parts(parts, body))
+        }
+        Err(why) => Err(match breach.get() {
+            Breach::TooLarge => Answer::TooLarge,
+            Breach::Idle => Answer::RequestTimeout,
+            Breach::None => {
+                svc.stats.no_backend.fetch_add(1, Ordering::Relaxed);
+                Answer::unreachable(&why)
+            }
+        }),
+    }
+}
+
+/// RFC 9110, 9.2.2: methods a client may repeat without a second effect.
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// A pool of `weights` for the next request: a well-mixed sequence, so any
+/// run of requests splits close to the weights.
+fn split(weights: &[(usize, u32)], counter: &std::sync::atomic::AtomicU64) -> usize {
+    let total: u64 = weights.iter().map(|(_, w)| u64::from(*w)).sum();
+    let n = counter.fetch_add(1, Ordering::Relaxed);
+    let mut x = mix(n) % total.max(1);
+    for (pool, w) in weights {
+        let w = u64::from(*w);
+        if x < w {
+            return *pool;
+        }
+        x -= w;
+    }
+    weights.last().map_or(0, |(p, _)| *p)
+}
+
+/// splitmix64's finaliser: consecutive inputs, unrelated outputs.
+const fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A route's fixed answer.
+fn fixed(status: StatusCode, body: &str) -> Response<Body> {
+    let mut r = Response::new(full(body.to_owned()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// A route's redirect for `req` to `host`.
+fn redirect(
+    r: &crate::config::http::Redirect,
+    host: Option<&str>,
+    req: &Request<Incoming>,
+) -> Response<Body> {
+    let location = match &r.to {
+        RedirectTo::Location(l) => l.clone(),
+        RedirectTo::Scheme(scheme) => {
+            let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            let text = format!("{scheme}://{}{pq}", host.unwrap_or("localhost"));
+            HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("/"))
+        }
+    };
+    let mut resp = Response::new(super::body::empty());
+    *resp.status_mut() = r.status;
+    resp.headers_mut().insert(header::LOCATION, location);
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+
+    use super::split;
+
+    #[test]
+    fn splits_follow_their_weights_over_any_long_run() {
+        let counter = AtomicU64::new(0);
+        let weights = [(7, 95), (9, 5)];
+        let canary = (0..4000).filter(|_| split(&weights, &counter) == 9).count();
+        assert!(
+            (120..=280).contains(&canary),
+            "5% of 4000 is 200, got {canary}"
+        );
+        let only = [(1, 0), (2, 3)];
+        assert!((0..100).all(|_| split(&only, &counter) == 2));
+    }
+}

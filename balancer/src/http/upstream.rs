@@ -1,0 +1,404 @@
+//! Requests to backends: the pool's selector and health through the one
+//! attempt loop ([`PoolState::attempt`]), kept-alive connections per
+//! backend, and pingora's retry rule. Any request may be tried again when
+//! nothing of it reached the backend (the connect failed, or a pooled
+//! connection refused it unsent); a request without a body may also be
+//! tried again when a reused connection closed before any byte of the
+//! answer, since a backend closing an idle connection races the request.
+//! A request whose body was sent is never repeated.
+//!
+//! HTTP/1.1 connections are pooled per backend, bounded in count and idle
+//! time; an HTTP/2 (h2c) backend gets one shared connection that carries
+//! every request as a stream.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex, Weak},
+    time::{Duration, Instant},
+};
+
+use balancer_common::FlowTuple;
+use http::{Request, Response, request::Parts};
+use hyper::{
+    body::Incoming,
+    client::conn::{http1, http2},
+};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tracing::debug;
+
+use super::body::Body;
+use crate::{
+    config::http::{PoolHttp, UpstreamVersion},
+    proxy::connect_tcp,
+    runtime::{
+        BackendStats, PoolState,
+        attempt::{Asker, Reached, Unreachable},
+        failure::{Failure, Step},
+    },
+};
+
+/// How often idle connections past their time are closed.
+const SWEEP: Duration = Duration::from_secs(5);
+
+/// A connection to one backend.
+enum Conn {
+    H1(http1::SendRequest<Body>),
+    H2(http2::SendRequest<Body>),
+}
+
+/// A connection checked out for one request.
+struct Checkout {
+    conn: Conn,
+    /// Whether it served a request before (a stale keep-alive may fail).
+    reused: bool,
+}
+
+struct Idle {
+    sender: http1::SendRequest<Body>,
+    since: Instant,
+    timeout: Duration,
+}
+
+/// Kept-alive connections to every backend, shared by all `http`
+/// listeners and kept across reloads.
+#[derive(Default)]
+pub struct Upstreams {
+    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    h2: Mutex<HashMap<SocketAddr, http2::SendRequest<Body>>>,
+}
+
+/// A request to send, kept so it can be rebuilt for a retry when it has
+/// no body.
+pub struct Outgoing {
+    /// Method, URI, version, headers and extensions.
+    pub parts: Parts,
+    /// The body, or `None` for a request without one.
+    pub body: Option<Body>,
+}
+
+/// What sending asks for besides the request.
+pub struct Send<'a> {
+    /// The pool, as it is now.
+    pub pool: &'a PoolState,
+    /// How to speak to its backends.
+    pub settings: &'a PoolHttp,
+    /// The flow the selector hashes (client and listener addresses).
+    pub flow: &'a FlowTuple,
+    /// The listener asking, its attempts and passive health.
+    pub asker: &'a Asker<'a>,
+    /// Time for one connect.
+    pub connect_timeout: Duration,
+    /// Time for the backend to start its answer.
+    pub response_timeout: Duration,
+    /// Whether the method may be repeated (RFC 9110, 9.2.2).
+    pub idempotent: bool,
+}
+
+/// A backend's answer.
+pub struct Answered {
+    /// The answer, its body still streaming.
+    pub response: Response<Incoming>,
+    /// The backend that answered.
+    pub address: SocketAddr,
+    /// Its counters.
+    pub stats: Arc<BackendStats>,
+    /// Requests sent before this one succeeded.
+    pub retries: u32,
+}
+
+impl Upstreams {
+    /// An empty set, with a task that closes connections idle past their
+    /// time (it ends when the set is dropped).
+    #[must_use]
+    pub fn start() -> Arc<Self> {
+        let me = Arc::new(Self::default());
+        let weak = Arc::downgrade(&me);
+        tokio::spawn(sweep(weak));
+        me
+    }
+
+    /// Sends `out` to a backend of `s.pool` and returns the answer's head,
+    /// retrying by the rule in the module header.
+    pub async fn send(
+        self: &Arc<Self>,
+        s: &Send<'_>,
+        out: Outgoing,
+    ) -> Result<Answered, Unreachable> {
+        let Outgoing { parts, body } = out;
+        let bodiless = body.is_none();
+        let mut pending = Some(rebuild(&parts, body));
+        let mut fresh = false;
+        let mut retries = 0;
+        let most = s.asker.attempts.max(1);
+        loop {
+            let req = match pending.take() {
+                Some(r) => r,
+                None => rebuild(&parts, None),
+            };
+            let reached = s
+                .pool
+                .attempt(s.flow, s.asker, |a| {
+                    self.checkout(a, s.settings, s.connect_timeout, fresh)
+                })
+                .await?;
+            let Reached {
+                conn: checkout,
+                index,
+                address,
+                stats,
+            } = reached;
+            let reused = checkout.reused;
+            match self.exchange(checkout, address, req, s).await {
+                Ok(response) => {
+                    return Ok(Answered {
+                        response,
+                        address,
+                        stats,
+                        retries,
+                    });
+                }
+                Err(Lost::Unsent(req)) => {
+                    debug!(%address, "a pooled connection refused the request unsent; trying a new one");
+                    pending = Some(*req);
+                }
+                Err(Lost::Sent(_)) if reused && bodiless && s.idempotent => {
+                    debug!(%address, "a reused connection closed before the answer; repeating the request on a new one");
+                }
+                Err(Lost::Sent(f) | Lost::Failed(f)) => {
+                    s.asker.passive.report(index, f.clone());
+                    return Err(Unreachable::Failed { tried: 1, last: f });
+                }
+            }
+            retries += 1;
+            fresh = true;
+            if retries as usize >= most {
+                return Err(Unreachable::Failed {
+                    tried: retries as usize,
+                    last: Failure::Unanswered,
+                });
+            }
+        }
+    }
+
+    /// A connection to `address`: an idle one unless `fresh`, else a new
+    /// one made within `timeout`.
+    async fn checkout(
+        self: &Arc<Self>,
+        address: SocketAddr,
+        settings: &PoolHttp,
+        timeout: Duration,
+        fresh: bool,
+    ) -> Result<Checkout, Failure> {
+        match settings.version {
+            UpstreamVersion::Http1 => {
+                if !fresh && let Some(sender) = self.take_idle(address) {
+                    return Ok(Checkout {
+                        conn: Conn::H1(sender),
+                        reused: true,
+                    });
+                }
+                let io = TokioIo::new(connect_tcp(address, timeout).await?);
+                let (sender, conn) = http1::Builder::new()
+                    .preserve_header_case(true)
+                    .handshake(io)
+                    .await
+                    .map_err(|e| classify(&e))?;
+                tokio::spawn(async move {
+                    if let Err(e) = conn.with_upgrades().await {
+                        debug!(%address, error = %e, "upstream connection ended");
+                    }
+                });
+                Ok(Checkout {
+                    conn: Conn::H1(sender),
+                    reused: false,
+                })
+            }
+            UpstreamVersion::H2c => {
+                if !fresh && let Some(sender) = self.shared_h2(address) {
+                    return Ok(Checkout {
+                        conn: Conn::H2(sender),
+                        reused: true,
+                    });
+                }
+                let io = TokioIo::new(connect_tcp(address, timeout).await?);
+                let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                    .handshake(io)
+                    .await
+                    .map_err(|e| classify(&e))?;
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        debug!(%address, error = %e, "upstream h2 connection ended");
+                    }
+                });
+                if let Ok(mut shared) = self.h2.lock() {
+                    shared.insert(address, sender.clone());
+                }
+                Ok(Checkout {
+                    conn: Conn::H2(sender),
+                    reused: false,
+                })
+            }
+        }
+    }
+
+    /// Sends `req` on `checkout` and waits for the answer's head.
+    async fn exchange(
+        self: &Arc<Self>,
+        checkout: Checkout,
+        address: SocketAddr,
+        req: Request<Body>,
+        s: &Send<'_>,
+    ) -> Result<Response<Incoming>, Lost> {
+        let timeout = s.response_timeout;
+        match checkout.conn {
+            Conn::H1(mut sender) => {
+                if sender.ready().await.is_err() {
+                    return Err(Lost::Unsent(Box::new(req)));
+                }
+                let sent = tokio::time::timeout(timeout, sender.try_send_request(req)).await;
+                let response = answer(sent, timeout)?;
+                self.put_back(address, sender, s.settings);
+                Ok(response)
+            }
+            Conn::H2(mut sender) => {
+                if sender.ready().await.is_err() {
+                    if let Ok(mut shared) = self.h2.lock() {
+                        shared.remove(&address);
+                    }
+                    return Err(Lost::Unsent(Box::new(req)));
+                }
+                let sent = tokio::time::timeout(timeout, sender.try_send_request(req)).await;
+                answer(sent, timeout)
+            }
+        }
+    }
+
+    fn take_idle(&self, address: SocketAddr) -> Option<http1::SendRequest<Body>> {
+        let mut idle = self.idle.lock().ok()?;
+        let list = idle.get_mut(&address)?;
+        // Newest first: the most recently used connection is the least
+        // likely to have been closed by the backend.
+        while let Some(i) = list.pop() {
+            if i.since.elapsed() < i.timeout && i.sender.is_ready() {
+                return Some(i.sender);
+            }
+        }
+        None
+    }
+
+    fn shared_h2(&self, address: SocketAddr) -> Option<http2::SendRequest<Body>> {
+        let shared = self.h2.lock().ok()?;
+        shared.get(&address).filter(|s| !s.is_closed()).cloned()
+    }
+
+    /// Returns `sender` to the idle list once its answer has been read to
+    /// the end (hyper reports it ready then), if there is room.
+    fn put_back(
+        self: &Arc<Self>,
+        address: SocketAddr,
+        mut sender: http1::SendRequest<Body>,
+        settings: &PoolHttp,
+    ) {
+        if settings.max_idle == 0 {
+            return;
+        }
+        let (max_idle, idle_timeout) = (settings.max_idle, settings.idle_timeout);
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            if sender.ready().await.is_err() {
+                return;
+            }
+            let Some(me) = me.upgrade() else { return };
+            let Ok(mut idle) = me.idle.lock() else { return };
+            let list = idle.entry(address).or_default();
+            if list.len() < max_idle {
+                list.push(Idle {
+                    sender,
+                    since: Instant::now(),
+                    timeout: idle_timeout,
+                });
+            }
+        });
+    }
+}
+
+/// How a request was lost.
+enum Lost {
+    /// Nothing of it reached the backend: it comes back whole (boxed: a
+    /// request is large beside a failure).
+    Unsent(Box<Request<Body>>),
+    /// It was sent (at least in part) and no answer came.
+    Sent(Failure),
+    /// The backend answered in a way that is a failure (too slow, not
+    /// HTTP).
+    Failed(Failure),
+}
+
+/// The answer of a send, or how the request was lost.
+fn answer(
+    sent: Result<
+        Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<Body>>>,
+        tokio::time::error::Elapsed,
+    >,
+    timeout: Duration,
+) -> Result<Response<Incoming>, Lost> {
+    match sent {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(mut e)) => {
+            if let Some(req) = e.take_message() {
+                return Err(Lost::Unsent(Box::new(req)));
+            }
+            let f = classify(e.error());
+            if matches!(f, Failure::Answer { .. }) {
+                Err(Lost::Failed(f))
+            } else {
+                Err(Lost::Sent(f))
+            }
+        }
+        Err(_) => Err(Lost::Failed(Failure::Timeout(timeout))),
+    }
+}
+
+/// The failure a hyper client error stands for.
+fn classify(e: &hyper::Error) -> Failure {
+    if e.is_parse() || e.is_parse_status() {
+        return Failure::answer(b"", "not an HTTP response");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return Failure::io(Step::Read, io);
+        }
+        source = s.source();
+    }
+    Failure::Unanswered
+}
+
+/// The request of `parts` with `body` (empty when `None`).
+fn rebuild(parts: &Parts, body: Option<Body>) -> Request<Body> {
+    let mut r = Request::new(body.unwrap_or_else(super::body::empty));
+    *r.method_mut() = parts.method.clone();
+    *r.uri_mut() = parts.uri.clone();
+    *r.version_mut() = parts.version;
+    *r.headers_mut() = parts.headers.clone();
+    *r.extensions_mut() = parts.extensions.clone();
+    r
+}
+
+/// Closes idle connections past their time, until the set is gone.
+async fn sweep(set: Weak<Upstreams>) {
+    loop {
+        tokio::time::sleep(SWEEP).await;
+        let Some(set) = set.upgrade() else { return };
+        if let Ok(mut idle) = set.idle.lock() {
+            for list in idle.values_mut() {
+                list.retain(|i| i.since.elapsed() < i.timeout && !i.sender.is_closed());
+            }
+            idle.retain(|_, l| !l.is_empty());
+        }
+        if let Ok(mut h2) = set.h2.lock() {
+            h2.retain(|_, s| !s.is_closed());
+        }
+    }
+}
