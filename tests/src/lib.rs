@@ -8,6 +8,7 @@ pub mod admin;
 pub mod bpffs;
 pub mod client;
 pub mod config;
+pub mod echo;
 pub mod l2;
 pub mod netns;
 pub mod nginx;

@@ -13,13 +13,31 @@ use crate::{
 /// Starts nginx in `ns`, listening on `listen`, answering `name\n` on `/`.
 #[must_use]
 pub fn start(ns: &Netns, dir: &Path, name: &str, listen: &[SocketAddr]) -> Process {
+    start_with(ns, dir, name, listen, false)
+}
+
+/// Starts nginx in `ns` speaking HTTP/2 without TLS (prior knowledge only)
+/// on `listen`, answering `name PROTOCOL\n` on `/`, so a test sees which
+/// protocol reached it.
+#[must_use]
+pub fn start_h2c(ns: &Netns, dir: &Path, name: &str, listen: &[SocketAddr]) -> Process {
+    start_with(ns, dir, name, listen, true)
+}
+
+fn start_with(ns: &Netns, dir: &Path, name: &str, listen: &[SocketAddr], h2c: bool) -> Process {
     let conf = dir.join(format!("nginx-{name}.conf"));
     let temp = dir.join(format!("nginx-{name}-tmp"));
     std::fs::create_dir_all(&temp).expect("nginx temp dir");
     let listens = listen.iter().fold(String::new(), |mut out, a| {
-        let _ = writeln!(out, "    listen {a} reuseport;");
+        let http2 = if h2c { " http2" } else { "" };
+        let _ = writeln!(out, "    listen {a}{http2} reuseport;");
         out
     });
+    let answer = if h2c {
+        format!("{name} $server_protocol")
+    } else {
+        name.to_owned()
+    };
     let d = dir.display();
     let t = temp.display();
     std::fs::write(
@@ -30,7 +48,7 @@ pub fn start(ns: &Netns, dir: &Path, name: &str, listen: &[SocketAddr]) -> Proce
              http {{\n  access_log off;\n  keepalive_timeout 75s;\n  keepalive_requests 100000;\n\
                client_body_temp_path {t}/body;\n  proxy_temp_path {t}/proxy;\n  fastcgi_temp_path {t}/fcgi;\n\
                uwsgi_temp_path {t}/uwsgi;\n  scgi_temp_path {t}/scgi;\n  sendfile on;\n\
-               server {{\n{listens}    location / {{ default_type text/plain; return 200 \"{name}\\n\"; }}\n\
+               server {{\n{listens}    location / {{ default_type text/plain; return 200 \"{answer}\\n\"; }}\n\
                  location /files/ {{ alias {d}/; }}\n  }}\n}}\n"
         ),
     )
