@@ -111,7 +111,7 @@ fn serve(s: TcpStream, st: &State, name: &str) {
         st.requests.fetch_add(1, Ordering::Relaxed);
         st.heads.lock().expect("heads").push(head.clone());
         if st.hang.load(Ordering::Relaxed) {
-            thread::sleep(Duration::from_secs(60));
+            thread::sleep(Duration::from_mins(1));
             return;
         }
         let body = format!("{name}\n{head}");
