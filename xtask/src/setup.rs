@@ -34,6 +34,18 @@ const PACKAGES: &[(&str, &str)] = &[
         "python3-matplotlib",
         "/usr/lib/python3/dist-packages/matplotlib/__init__.py",
     ),
+    // WebSocket client and server for the HTTP layer's upgrade tests.
+    (
+        "python3-websockets",
+        "/usr/lib/python3/dist-packages/websockets/__init__.py",
+    ),
+    // h2load, the HTTP/2 load generator of the HTTP benchmark.
+    ("nghttp2-client", "/usr/bin/h2load"),
+    // HTTP/2 frames built by hand for the flood tests.
+    (
+        "python3-h2",
+        "/usr/lib/python3/dist-packages/h2/__init__.py",
+    ),
 ];
 
 /// Everything: toolchain and packages.

@@ -34,19 +34,9 @@ pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-p
 /// `X-Forwarded-Host`.
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// What an upgrade (WebSocket) keeps of the hop-by-hop headers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Hop {
-    /// Drop them all.
-    Drop,
-    /// Keep `Connection: upgrade` and `Upgrade`, for a request the backend
-    /// must see as an upgrade.
-    KeepUpgrade,
-}
-
 /// Removes the hop-by-hop headers and those `Connection` names. `TE:
 /// trailers` stays when `te_trailers` (gRPC over HTTP/2 needs it).
-pub fn strip_hop_by_hop(headers: &mut HeaderMap, hop: Hop, te_trailers: bool) {
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, te_trailers: bool) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -59,9 +49,6 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, hop: Hop, te_trailers: bool) {
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     for name in named.iter().chain(&HOP_BY_HOP) {
         headers.remove(name);
-    }
-    if hop == Hop::KeepUpgrade {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     if te_trailers && te_is_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));

@@ -19,6 +19,7 @@ pub mod forward;
 pub mod limit;
 pub mod route;
 pub mod service;
+pub mod upgrade;
 pub mod upstream;
 
 use std::{

@@ -20,8 +20,9 @@ use super::{
     answer::Answer,
     body::{Body, Breach, BreachFlag, Guarded, Holding, full},
     clock::Activity,
-    forward::{self, Hop},
+    forward,
     route::{self, host_of},
+    upgrade,
     upstream::{Outgoing, Send},
 };
 use crate::{
@@ -90,8 +91,14 @@ async fn serve(
         None => svc.listener.pool.ok_or(Answer::NoRoute)?,
     };
     let mut response = proxy(req, client, svc, route, pool, host.as_deref()).await?;
+    let switched = (response.status() == StatusCode::SWITCHING_PROTOCOLS)
+        .then(|| response.headers().get(header::UPGRADE).cloned())
+        .flatten();
     let headers = response.headers_mut();
-    forward::strip_hop_by_hop(headers, Hop::Drop, false);
+    forward::strip_hop_by_hop(headers, false);
+    if let Some(protocol) = switched {
+        upgrade::restore(headers, protocol);
+    }
     if let Some(r) = route {
         forward::rewrite(headers, &r.response_headers);
     }
@@ -113,7 +120,7 @@ fn check_framing(req: &Request<Incoming>) -> Result<(), Answer> {
 /// Sends `req` to a backend of pool `pool` and returns its answer, with
 /// the request held in flight on the backend until the body is sent.
 async fn proxy(
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     client: &Client,
     svc: &HttpService,
     route: Option<&Route>,
@@ -122,10 +129,17 @@ async fn proxy(
 ) -> Result<Response<Body>, Answer> {
     let settings = &svc.upstream_settings[pool];
     let h2 = settings.version == UpstreamVersion::H2c;
+    // An HTTP/2 backend cannot take an HTTP/1.1 upgrade: it goes as a
+    // plain request, and the client sees the backend's answer.
+    let upgrade = upgrade::requested(&req).filter(|_| !h2);
+    let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
     let (mut parts, incoming) = req.into_parts();
     let idempotent = is_idempotent(&parts.method);
     let h = &mut parts.headers;
-    forward::strip_hop_by_hop(h, Hop::Drop, h2);
+    forward::strip_hop_by_hop(h, h2);
+    if let Some(protocol) = upgrade {
+        upgrade::restore(h, protocol);
+    }
     forward::add_forwarded(h, client.peer.ip(), "http", host);
     forward::rewrite(h, &svc.http.request_headers);
     let mut path = parts
@@ -187,7 +201,18 @@ async fn proxy(
         idempotent,
     };
     match svc.upstreams.send(&send, Outgoing { parts, body }).await {
-        Ok(answered) => {
+        Ok(mut answered) => {
+            if let Some(client_side) = client_upgrade
+                && answered.response.status() == StatusCode::SWITCHING_PROTOCOLS
+            {
+                let backend_side = hyper::upgrade::on(&mut answered.response);
+                let held = upgrade::Held {
+                    active: answered.stats.open(),
+                    tracked: svc.tracker.open(),
+                    stats: answered.stats.clone(),
+                };
+                upgrade::tunnel(client_side, backend_side, svc.listener.idle_timeout, held);
+            }
             let active = answered.stats.open();
             let (parts, body) = answered.response.into_parts();
             let body = Holding::new(body.map_err(Into::into), active).boxed();

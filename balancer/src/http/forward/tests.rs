@@ -2,7 +2,7 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::{Hop, add_forwarded, rewrite, strip_hop_by_hop, strip_prefix, upstream_uri};
+use super::{add_forwarded, rewrite, strip_hop_by_hop, strip_prefix, upstream_uri};
 use crate::config::http::HeaderRewrite;
 
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -37,27 +37,27 @@ fn hop_by_hop_headers_and_those_connection_names_go() {
         ("x-kept", "1"),
         ("host", "a.test"),
     ]);
-    strip_hop_by_hop(&mut h, Hop::Drop, false);
+    strip_hop_by_hop(&mut h, false);
     assert_eq!(names(&h), ["host", "x-kept"]);
 }
 
 #[test]
-fn an_upgrade_keeps_its_two_headers_and_grpc_keeps_te_trailers() {
+fn an_upgrade_gets_its_two_headers_back_and_grpc_keeps_te_trailers() {
     let mut h = headers(&[
         ("connection", "Upgrade"),
         ("upgrade", "websocket"),
         ("te", "trailers"),
     ]);
     let mut up = h.clone();
-    strip_hop_by_hop(&mut up, Hop::KeepUpgrade, false);
+    strip_hop_by_hop(&mut up, false);
+    assert!(up.is_empty());
+    crate::http::upgrade::restore(&mut up, HeaderValue::from_static("websocket"));
     assert_eq!(up["connection"], "upgrade");
-    assert!(!up.contains_key("te"));
-    // `Upgrade` itself is re-set by the upgrade path from the request it
-    // saw; the strip only keeps `Connection: upgrade`.
-    strip_hop_by_hop(&mut h, Hop::Drop, true);
+    assert_eq!(up["upgrade"], "websocket");
+    strip_hop_by_hop(&mut h, true);
     assert_eq!(h["te"], "trailers");
     let mut gzip = headers(&[("te", "gzip, trailers")]);
-    strip_hop_by_hop(&mut gzip, Hop::Drop, true);
+    strip_hop_by_hop(&mut gzip, true);
     assert!(!gzip.contains_key("te"), "only a bare `trailers` is kept");
 }
 

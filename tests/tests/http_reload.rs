@@ -1,0 +1,93 @@
+//! The HTTP layer across a reload: a WebSocket tunnel (real
+//! python3-websockets client and echo server), a held HTTP/1.1 keep-alive
+//! connection and a held HTTP/2 connection all carry on, and the next
+//! request on each kept-alive connection follows the new routes.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use balancer_tests::{Process, Topology, client::KeepAlive, nginx, topology::VIP4};
+
+/// Debian's Python, which has the packages setup installs (another
+/// `python3` may come first on the PATH).
+const PYTHON: &str = "/usr/bin/python3";
+
+fn script(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn config(extra_route: &str) -> String {
+    format!(
+        "version: 1
+shutdown_grace: 2s
+listeners:
+  - name: web
+    address: 198.18.0.10:80
+    protocol: tcp
+    mode: http
+    pool: web
+    routes:
+{extra_route}      - {{ match: {{ path: /ws }}, pool: ws }}
+pools:
+  - {{ name: web, backends: [{{ address: \"198.18.1.11:80\" }}] }}
+  - {{ name: ws, backends: [{{ address: \"198.18.1.11:8765\" }}] }}
+"
+    )
+}
+
+#[test]
+fn websocket_http1_and_http2_connections_survive_a_reload_and_follow_its_routes() {
+    let t = Topology::new(1);
+    let _nginx = nginx::start_all(&t, 80, false);
+    let mut server = t.backends[0].command(PYTHON);
+    server.args([&script("ws_echo_server.py"), "198.18.1.11", "8765"]);
+    let mut server = Process::spawn("ws server", server, t.path("ws-server.log"));
+    server.wait_for("listening", 1, Duration::from_secs(10));
+    let mut lb = t.start_balancer(&config(""), 1);
+    let vip: SocketAddr = (VIP4, 80).into();
+
+    let mut ws = t.client.command(PYTHON);
+    ws.args([&script("ws_hold.py"), "ws://198.18.0.10/ws", "4"]);
+    let mut ws = Process::spawn("ws client", ws, t.path("ws-client.log"));
+    let mut h2 = t.client.command(PYTHON);
+    h2.args([&script("h2_hold.py"), "198.18.0.10", "80", "4"]);
+    let mut h2 = Process::spawn("h2 client", h2, t.path("h2-client.log"));
+    let mut held = t.client.enter(|| {
+        let mut c = KeepAlive::open(vip).expect("connect");
+        assert_eq!(c.get().expect("first request"), "backend-1");
+        c
+    });
+
+    std::thread::sleep(Duration::from_secs(1));
+    balancer_tests::write_config(
+        t.dir.path(),
+        &config("      - { match: { path: / }, answer: { status: 200, body: \"reloaded\\n\" } }\n"),
+    );
+    lb.signal(libc::SIGHUP);
+    lb.wait_for("reloaded `", 1, Duration::from_secs(10));
+
+    let after = t.client.enter(|| held.get());
+    assert_eq!(
+        after.as_deref(),
+        Ok("reloaded"),
+        "the held HTTP/1.1 connection"
+    );
+    for (name, p) in [("websocket", &mut ws), ("http/2", &mut h2)] {
+        let status = p.wait_timeout(Duration::from_secs(15));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{name} client: {}",
+            p.output()
+        );
+    }
+    assert_eq!(ws.output().trim(), "one two", "the tunnel carried on");
+    assert_eq!(
+        h2.output().trim(),
+        "backend-1 reloaded",
+        "the HTTP/2 connection carried on"
+    );
+    assert!(!lb.output().contains("panicked"), "{}", lb.output());
+}
