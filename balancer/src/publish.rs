@@ -16,7 +16,10 @@ use crate::{
     config::Config,
     dataplane::xdp::plane::XdpPlane,
     runtime::{BackendState, ListenerStats, LivePool},
-    status::{self, BackendStatus, LimitedStatus, ListenerStatus, PoolStatus, Snapshot, XdpStatus},
+    status::{
+        self, BackendStatus, LimitedStatus, ListenerStatus, PoolStatus, RouteStatus, Snapshot,
+        XdpStatus,
+    },
 };
 
 /// What the running config looks like; a reload swaps in a new one.
@@ -41,6 +44,10 @@ pub struct Sources {
     pub reloads_ok: std::sync::atomic::AtomicU64,
     /// Reloads refused (invalid file, or what needs a restart).
     pub reloads_failed: std::sync::atomic::AtomicU64,
+    /// The HTTP layer's backend connections.
+    pub upstreams: Option<Arc<crate::http::upstream::Upstreams>>,
+    /// The HTTP layer's access logs (they count dropped lines).
+    pub access_logs: Arc<Mutex<crate::http::log::AccessLogs>>,
 }
 
 /// One snapshot of `sources`.
@@ -58,8 +65,22 @@ pub fn snapshot(sources: &Sources) -> Snapshot {
             address: l.address.to_string(),
             protocol: l.protocol.to_string(),
             mode: l.mode.to_string(),
-            plane: if xdp { "xdp" } else { "proxy" }.to_owned(),
+            plane: match (xdp, l.http.is_some()) {
+                (true, _) => "xdp",
+                (false, true) => "http",
+                (false, false) => "proxy",
+            }
+            .to_owned(),
             counters: stats.snapshot(),
+            routes: stats
+                .http
+                .routes()
+                .iter()
+                .map(|r| RouteStatus {
+                    name: r.name.clone(),
+                    codes: r.codes(),
+                })
+                .collect(),
         })
         .collect();
     let xdp = sources

@@ -48,6 +48,18 @@ pub struct ListenerStatus {
     pub plane: String,
     /// Proxy counters (zero for XDP listeners, which the kernel counts).
     pub counters: BTreeMap<String, u64>,
+    /// HTTP listeners: requests by route and status code.
+    #[serde(default)]
+    pub routes: Vec<RouteStatus>,
+}
+
+/// One route of an HTTP listener.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteStatus {
+    /// The route's name (`(default)`: requests no route took).
+    pub name: String,
+    /// Answers by status code.
+    pub codes: BTreeMap<u16, u64>,
 }
 
 /// One pool.
@@ -212,6 +224,16 @@ pub fn render(s: &Snapshot, now_ms: u64) -> String {
             l.plane,
             counters.join(" ")
         );
+        for r in &l.routes {
+            let total: u64 = r.codes.values().sum();
+            let codes: Vec<String> = r.codes.iter().map(|(c, n)| format!("{c}={n}")).collect();
+            let _ = writeln!(
+                out,
+                "  route {:<24} requests={total} {}",
+                r.name,
+                codes.join(" ")
+            );
+        }
     }
     for p in &s.pools {
         let _ = writeln!(out, "\npool {} ({}):", p.name, p.algorithm);
@@ -258,8 +280,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::{
-        BackendStatus, ListenerStatus, PoolStatus, Snapshot, StatusError, XdpStatus, read, render,
-        write,
+        BackendStatus, ListenerStatus, PoolStatus, RouteStatus, Snapshot, StatusError, XdpStatus,
+        read, render, write,
     };
 
     #[test]
@@ -276,6 +298,10 @@ mod tests {
                 mode: "xdp".into(),
                 plane: "xdp".into(),
                 counters: BTreeMap::new(),
+                routes: vec![RouteStatus {
+                    name: "api".into(),
+                    codes: [(200, 5), (503, 1)].into(),
+                }],
             }],
             pools: vec![PoolStatus {
                 name: "web".into(),
@@ -317,6 +343,10 @@ mod tests {
         assert!(text.contains("forward_dsr"));
         assert!(text.contains("198.18.1.11:80") && text.contains("down"));
         assert!(text.contains("check failed: connect: refused"));
+        assert!(
+            text.contains("route api") && text.contains("requests=6 200=5 503=1"),
+            "{text}"
+        );
         assert!(
             !text.contains("drop_no_backend"),
             "zero counters are left out"

@@ -362,3 +362,84 @@ pools:
         "only /ok and the first /limited reached the backend"
     );
 }
+
+#[test]
+fn requests_are_counted_by_route_and_status_and_logged_one_line_each() {
+    let t = Topology::new(1);
+    let _nginx = nginx::start_all(&t, 80, false);
+    let log = t.path("access.log");
+    let yaml = format!(
+        "version: 1
+shutdown_grace: 2s
+listeners:
+  - name: web
+    address: 198.18.0.10:80
+    protocol: tcp
+    mode: http
+    routes:
+      - {{ name: api, match: {{ path_prefix: /api }}, pool: web }}
+      - {{ name: deny, match: {{ path: /secret }}, answer: {{ status: 403 }} }}
+    http:
+      access_log: {{ path: {}, format: json }}
+pools:
+  - {{ name: web, backends: [{{ address: \"198.18.1.11:80\" }}] }}
+",
+        log.display()
+    );
+    let _lb = t.start_balancer(&yaml, 1);
+    for path in ["/api/a", "/api/b", "/api/c", "/secret", "/nowhere"] {
+        let _ = curl(
+            &t,
+            &["-A", "e2e-agent", &format!("http://198.18.0.10{path}")],
+        );
+    }
+    let metrics = t.lb.run("curl", &["-s", "http://127.0.0.1:9900/metrics"]);
+    for line in [
+        "balancer_http_requests_total{listener=\"web\",route=\"api\",code=\"200\"} 3",
+        "balancer_http_requests_total{listener=\"web\",route=\"deny\",code=\"403\"} 1",
+        "balancer_http_requests_total{listener=\"web\",route=\"(default)\",code=\"404\"} 1",
+        "balancer_http_request_duration_seconds_count{listener=\"web\",route=\"api\"} 3",
+    ] {
+        assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
+    }
+    // The access log is written off the request path: give it its flush.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let lines = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.lines().count() >= 5 || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let entries: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(entries.len(), 5, "{lines}");
+    let first = &entries[0];
+    assert_eq!(first["path"], "/api/a");
+    assert_eq!(first["status"], 200);
+    assert_eq!(first["route"], "api");
+    assert_eq!(first["backend"], "198.18.1.11:80");
+    assert_eq!(first["method"], "GET");
+    assert!(
+        first["client"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("198.18.0.1:"))
+    );
+    assert!(first["bytes_out"].as_u64() > Some(0));
+    assert_eq!(entries[3]["status"], 403);
+    assert_eq!(entries[4]["route"], "(default)");
+    let status = t.lb.run(
+        balancer_tests::balancer_bin().to_str().expect("utf-8"),
+        &[
+            "status",
+            "--state-dir",
+            t.path("state").to_str().expect("utf-8"),
+        ],
+    );
+    assert!(
+        status.contains("route api") && status.contains("200=3"),
+        "{status}"
+    );
+}

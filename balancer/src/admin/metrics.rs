@@ -24,6 +24,10 @@
 //! | `balancer_xdp_packets_total` | counter | counter (verdict, parse outcome or drop reason) |
 //! | `balancer_guard_drops_total` | counter | listener, reason |
 //! | `balancer_guard_limited_source_drops` | gauge | source (top 10 limited in the last 10 s) |
+//! | `balancer_http_requests_total` | counter | listener, route, code |
+//! | `balancer_http_request_duration_seconds` | histogram | listener, route |
+//! | `balancer_http_upstream_connections_total` | counter | kind (`new`, `reused`) |
+//! | `balancer_http_access_log_dropped_total` | counter | (lines the full queue refused) |
 
 use std::{
     fmt,
@@ -43,7 +47,7 @@ use prometheus_client::{
 
 use crate::{
     publish::{Sources, View},
-    runtime::{BackendState, PoolState, state::State},
+    runtime::{BackendState, PoolState, http_stats::RouteStats, state::State},
 };
 
 /// The registry behind `/metrics`.
@@ -110,6 +114,7 @@ impl Collector for Live {
         backends(&mut encoder, &pools)?;
         states(&mut encoder, &pools)?;
         check_latency(&mut encoder, &pools)?;
+        http(&mut encoder, &view, &self.0)?;
         let reloads = [
             (
                 [("result", "ok")],
@@ -277,6 +282,74 @@ fn check_latency(
         }
     }
     Ok(())
+}
+
+/// The HTTP layer's requests by listener, route and status, their
+/// durations, and how upstream connections were found.
+fn http(encoder: &mut DescriptorEncoder, view: &View, s: &Sources) -> Result<(), fmt::Error> {
+    let routes: Vec<(&str, Arc<RouteStats>)> = view
+        .config
+        .listeners
+        .iter()
+        .zip(&view.listeners)
+        .filter(|(l, _)| l.http.is_some())
+        .flat_map(|(l, st)| {
+            st.http
+                .routes()
+                .into_iter()
+                .map(move |r| (l.name.as_str(), r))
+        })
+        .collect();
+    let samples = routes.iter().flat_map(|(l, r)| {
+        r.codes().into_iter().map(move |(code, n)| {
+            let labels = [
+                ("listener", (*l).to_owned()),
+                ("route", r.name.clone()),
+                ("code", code.to_string()),
+            ];
+            (labels, n)
+        })
+    });
+    family(
+        encoder,
+        "balancer_http_requests",
+        "HTTP requests answered, by listener, route and status code",
+        MetricType::Counter,
+        samples,
+    )?;
+    let mut histogram = encoder.encode_descriptor(
+        "balancer_http_request_duration_seconds",
+        "From a request's head to the end of its answer",
+        None,
+        MetricType::Histogram,
+    )?;
+    for (l, r) in &routes {
+        let (sum, count, buckets) = r.duration.snapshot();
+        let labels = [("listener", (*l).to_owned()), ("route", r.name.clone())];
+        histogram
+            .encode_family(&labels)?
+            .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+    }
+    let (new, reused) = s.upstreams.as_ref().map_or((0, 0), |u| u.counts());
+    family(
+        encoder,
+        "balancer_http_upstream_connections",
+        "Backend connections the HTTP layer used, new or kept alive",
+        MetricType::Counter,
+        [([("kind", "new")], new), ([("kind", "reused")], reused)],
+    )?;
+    let dropped: u64 = s.access_logs.lock().map_or(0, |logs| {
+        logs.values()
+            .map(|l| l.dropped.load(Ordering::Relaxed))
+            .sum()
+    });
+    family(
+        encoder,
+        "balancer_http_access_log_dropped",
+        "Access log lines dropped because the writer's queue was full",
+        MetricType::Counter,
+        [([("log", "all")], dropped)],
+    )
 }
 
 fn xdp(encoder: &mut DescriptorEncoder, s: &Sources) -> Result<(), fmt::Error> {

@@ -199,7 +199,7 @@ pub struct AccessLog {
 }
 
 /// An access log line's format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     /// One JSON object per line.

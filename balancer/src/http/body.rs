@@ -9,7 +9,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicU8, Ordering},
+        atomic::{AtomicU8, AtomicU64, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
@@ -89,19 +89,26 @@ pub struct Guarded<B> {
     idle: Duration,
     sleep: Option<Pin<Box<Sleep>>>,
     limit: Option<u64>,
-    seen: u64,
+    seen: Arc<AtomicU64>,
     flag: BreachFlag,
 }
 
 impl<B> Guarded<B> {
-    /// Guards `inner`; a breach is recorded in `flag`.
-    pub fn new(inner: B, idle: Duration, limit: Option<u64>, flag: BreachFlag) -> Self {
+    /// Guards `inner`, counting its bytes in `seen`; a breach is recorded
+    /// in `flag`.
+    pub fn new(
+        inner: B,
+        idle: Duration,
+        limit: Option<u64>,
+        seen: Arc<AtomicU64>,
+        flag: BreachFlag,
+    ) -> Self {
         Self {
             inner,
             idle,
             sleep: None,
             limit,
-            seen: 0,
+            seen,
             flag,
         }
     }
@@ -124,9 +131,10 @@ where
             Poll::Ready(Some(Ok(frame))) => {
                 this.sleep = None;
                 if let Some(data) = frame.data_ref() {
-                    this.seen += data.len() as u64;
+                    let n = data.len() as u64;
+                    let seen = this.seen.fetch_add(n, Ordering::Relaxed) + n;
                     if let Some(limit) = this.limit
-                        && this.seen > limit
+                        && seen > limit
                     {
                         this.flag.set(Breach::TooLarge);
                         return Poll::Ready(Some(Err(BodyError::TooLarge(limit).into())));
@@ -159,10 +167,12 @@ where
     }
 }
 
-/// A body that holds `T` until it has been sent to its end or dropped.
+/// A body that holds `T` until it has been sent to its end or dropped,
+/// counting its bytes when given a counter.
 pub struct Holding<B, T> {
     inner: B,
     held: Option<T>,
+    sent: Option<Arc<AtomicU64>>,
 }
 
 impl<B, T> Holding<B, T> {
@@ -171,6 +181,16 @@ impl<B, T> Holding<B, T> {
         Self {
             inner,
             held: Some(held),
+            sent: None,
+        }
+    }
+
+    /// `inner`, holding `held` and counting its bytes in `sent`.
+    pub fn counting(inner: B, held: T, sent: Arc<AtomicU64>) -> Self {
+        Self {
+            inner,
+            held: Some(held),
+            sent: Some(sent),
         }
     }
 }
@@ -188,6 +208,11 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let r = Pin::new(&mut self.inner).poll_frame(cx);
+        if let (Poll::Ready(Some(Ok(frame))), Some(sent)) = (&r, &self.sent)
+            && let Some(data) = frame.data_ref()
+        {
+            sent.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
         if matches!(r, Poll::Ready(None | Some(Err(_)))) {
             // The end: let go at once, not when hyper drops the body.
             self.held = None;

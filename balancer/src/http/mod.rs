@@ -15,8 +15,10 @@ pub mod answer;
 pub mod body;
 pub mod clock;
 pub mod conn;
+pub mod exchange;
 pub mod forward;
 pub mod limit;
+pub mod log;
 pub mod route;
 pub mod service;
 pub mod upgrade;
@@ -36,14 +38,18 @@ use tokio::{
 };
 use tracing::warn;
 
-use self::{limit::Limiter, route::RouteTable, upstream::Upstreams};
+use self::{limit::Limiter, log::AccessLog, route::RouteTable, upstream::Upstreams};
 use crate::{
     config::{
         Config,
         http::{HttpListener, PoolHttp},
         model::Listener,
     },
-    runtime::{ListenerStats, LivePool, Tracker, control::Passive},
+    runtime::{
+        ListenerStats, LivePool, Tracker,
+        control::Passive,
+        http_stats::{DEFAULT_ROUTE, RouteStats},
+    },
 };
 
 /// What one `http` listener needs at run time.
@@ -72,6 +78,12 @@ pub struct HttpService {
     pub limit: Arc<Semaphore>,
     /// Drives weighted splits.
     pub splits: AtomicU64,
+    /// Each route's counters, by route index.
+    pub route_stats: Vec<Arc<RouteStats>>,
+    /// The counters of requests no route took.
+    pub default_stats: Arc<RouteStats>,
+    /// The access log, if the listener has one.
+    pub access_log: Option<Arc<AccessLog>>,
 }
 
 /// A listener's service as a reload swaps it.
@@ -95,6 +107,8 @@ pub struct Parts<'a> {
     pub tracker: Tracker,
     /// Permits for `max_connections`.
     pub limit: Arc<Semaphore>,
+    /// The access log, if the listener has one.
+    pub access_log: Option<Arc<AccessLog>>,
 }
 
 impl HttpService {
@@ -108,7 +122,16 @@ impl HttpService {
             .iter()
             .map(|r| r.rate_limit.as_ref().map(Limiter::new))
             .collect();
+        let route_stats = http
+            .routes
+            .iter()
+            .map(|r| p.stats.http.route(&r.name))
+            .collect();
+        let default_stats = p.stats.http.route(DEFAULT_ROUTE);
         Self {
+            route_stats,
+            default_stats,
+            access_log: p.access_log,
             listener: p.listener.clone(),
             http,
             table,

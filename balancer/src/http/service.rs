@@ -20,6 +20,7 @@ use super::{
     answer::Answer,
     body::{Body, Breach, BreachFlag, Guarded, Holding, full},
     clock::Activity,
+    exchange::Exchange,
     forward,
     route::{self, host_of},
     upgrade,
@@ -48,18 +49,29 @@ pub struct Client {
 pub async fn handle(req: Request<Incoming>, client: &Client) -> Response<Body> {
     let in_flight = client.activity.begin();
     let svc = client.live.load_full();
-    let response = match serve(req, client, &svc).await {
+    let mut x = Exchange::new(
+        &req,
+        client.peer,
+        &svc.listener.name,
+        svc.default_stats.clone(),
+        svc.access_log.as_ref(),
+        in_flight,
+    );
+    let response = match serve(req, client, &svc, &mut x).await {
         Ok(r) => r,
         Err(a) => a.response(),
     };
+    x.status = response.status().as_u16();
+    let sent = x.bytes_out.clone();
     let (parts, body) = response.into_parts();
-    Response::from_parts(parts, Holding::new(body, in_flight).boxed())
+    Response::from_parts(parts, Holding::counting(body, x, sent).boxed())
 }
 
 async fn serve(
     req: Request<Incoming>,
     client: &Client,
     svc: &HttpService,
+    x: &mut Exchange,
 ) -> Result<Response<Body>, Answer> {
     check_framing(&req)?;
     let limits = &svc.http.limits;
@@ -76,12 +88,13 @@ async fn serve(
         headers: req.headers(),
     });
     let route = found.map(|i| &svc.table.routes()[i]);
-    if let Some(i) = found
-        && let Some(limiter) = &svc.limiters[i]
-    {
-        limiter
-            .check(client.peer.ip(), req.headers())
-            .map_err(Answer::RateLimited)?;
+    if let Some(i) = found {
+        x.route = svc.route_stats[i].clone();
+        if let Some(limiter) = &svc.limiters[i] {
+            limiter
+                .check(client.peer.ip(), req.headers())
+                .map_err(Answer::RateLimited)?;
+        }
     }
     let pool = match route.map(|r| &r.target) {
         Some(Target::Answer { status, body }) => return Ok(fixed(*status, body)),
@@ -90,7 +103,7 @@ async fn serve(
         Some(Target::Split(weights)) => split(weights, &svc.splits),
         None => svc.listener.pool.ok_or(Answer::NoRoute)?,
     };
-    let mut response = proxy(req, client, svc, route, pool, host.as_deref()).await?;
+    let mut response = proxy(req, client, svc, (route, pool), host.as_deref(), x).await?;
     let switched = (response.status() == StatusCode::SWITCHING_PROTOCOLS)
         .then(|| response.headers().get(header::UPGRADE).cloned())
         .flatten();
@@ -123,9 +136,9 @@ async fn proxy(
     mut req: Request<Incoming>,
     client: &Client,
     svc: &HttpService,
-    route: Option<&Route>,
-    pool: usize,
+    (route, pool): (Option<&Route>, usize),
     host: Option<&str>,
+    x: &mut Exchange,
 ) -> Result<Response<Body>, Answer> {
     let settings = &svc.upstream_settings[pool];
     let h2 = settings.version == UpstreamVersion::H2c;
@@ -135,6 +148,79 @@ async fn proxy(
     let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
     let (mut parts, incoming) = req.into_parts();
     let idempotent = is_idempotent(&parts.method);
+    rewrite_request(&mut parts, client, svc, route, host, (h2, upgrade))?;
+    let breach = BreachFlag::default();
+    let body = (!incoming.is_end_stream()).then(|| {
+        Guarded::new(
+            incoming,
+            svc.http.limits.body_timeout,
+            svc.http.limits.max_body,
+            x.bytes_in.clone(),
+            breach.clone(),
+        )
+        .boxed()
+    });
+    let live = svc.pools[pool].load_full();
+    let asker = Asker {
+        listener: &svc.listener.name,
+        attempts: svc.listener.connect_attempts.get() as usize,
+        passive: &svc.passive[pool],
+    };
+    let send = Send {
+        pool: &live,
+        settings,
+        flow: &flow_tuple(client.peer, client.local, IPPROTO_TCP),
+        asker: &asker,
+        connect_timeout: svc.listener.connect_timeout,
+        response_timeout: svc.http.limits.response_timeout,
+        idempotent,
+    };
+    match svc.upstreams.send(&send, Outgoing { parts, body }).await {
+        Ok(mut answered) => {
+            if let Some(client_side) = client_upgrade
+                && answered.response.status() == StatusCode::SWITCHING_PROTOCOLS
+            {
+                let backend_side = hyper::upgrade::on(&mut answered.response);
+                let held = upgrade::Held {
+                    active: answered.stats.open(),
+                    tracked: svc.tracker.open(),
+                    stats: answered.stats.clone(),
+                };
+                upgrade::tunnel(client_side, backend_side, svc.listener.idle_timeout, held);
+            }
+            x.backend = Some(answered.address);
+            x.retries = answered.retries;
+            x.active = Some(answered.stats.open());
+            let (parts, body) = answered.response.into_parts();
+            Ok(Response::from_parts(
+                parts,
+                body.map_err(Into::into).boxed(),
+            ))
+        }
+        Err(why) => Err(match breach.get() {
+            Breach::TooLarge => Answer::TooLarge,
+            Breach::Idle => Answer::RequestTimeout,
+            Breach::None => {
+                svc.stats.no_backend.fetch_add(1, Ordering::Relaxed);
+                Answer::unreachable(&why)
+            }
+        }),
+    }
+}
+
+/// Rewrites the request `parts` for a backend of pool speaking HTTP/2
+/// when `h2`: hop-by-hop headers out (the upgrade's back in when one is
+/// asked for), `X-Forwarded-*`, the listener's and route's rewrites, the
+/// route's prefix stripped, `Host` and the URI as the backend's protocol
+/// wants them.
+fn rewrite_request(
+    parts: &mut http::request::Parts,
+    client: &Client,
+    svc: &HttpService,
+    route: Option<&Route>,
+    host: Option<&str>,
+    (h2, upgrade): (bool, Option<HeaderValue>),
+) -> Result<(), Answer> {
     let h = &mut parts.headers;
     forward::strip_hop_by_hop(h, h2);
     if let Some(protocol) = upgrade {
@@ -175,58 +261,7 @@ async fn proxy(
     } else {
         Version::HTTP_11
     };
-    let breach = BreachFlag::default();
-    let body = (!incoming.is_end_stream()).then(|| {
-        Guarded::new(
-            incoming,
-            svc.http.limits.body_timeout,
-            svc.http.limits.max_body,
-            breach.clone(),
-        )
-        .boxed()
-    });
-    let live = svc.pools[pool].load_full();
-    let asker = Asker {
-        listener: &svc.listener.name,
-        attempts: svc.listener.connect_attempts.get() as usize,
-        passive: &svc.passive[pool],
-    };
-    let send = Send {
-        pool: &live,
-        settings,
-        flow: &flow_tuple(client.peer, client.local, IPPROTO_TCP),
-        asker: &asker,
-        connect_timeout: svc.listener.connect_timeout,
-        response_timeout: svc.http.limits.response_timeout,
-        idempotent,
-    };
-    match svc.upstreams.send(&send, Outgoing { parts, body }).await {
-        Ok(mut answered) => {
-            if let Some(client_side) = client_upgrade
-                && answered.response.status() == StatusCode::SWITCHING_PROTOCOLS
-            {
-                let backend_side = hyper::upgrade::on(&mut answered.response);
-                let held = upgrade::Held {
-                    active: answered.stats.open(),
-                    tracked: svc.tracker.open(),
-                    stats: answered.stats.clone(),
-                };
-                upgrade::tunnel(client_side, backend_side, svc.listener.idle_timeout, held);
-            }
-            let active = answered.stats.open();
-            let (parts, body) = answered.response.into_parts();
-            let body = Holding::new(body.map_err(Into::into), active).boxed();
-            Ok(Response::from_parts(parts, body))
-        }
-        Err(why) => Err(match breach.get() {
-            Breach::TooLarge => Answer::TooLarge,
-            Breach::Idle => Answer::RequestTimeout,
-            Breach::None => {
-                svc.stats.no_backend.fetch_add(1, Ordering::Relaxed);
-                Answer::unreachable(&why)
-            }
-        }),
-    }
+    Ok(())
 }
 
 /// RFC 9110, 9.2.2: methods a client may repeat without a second effect.

@@ -14,7 +14,10 @@
 use std::{
     collections::HashMap,
     net::SocketAddr,
-    sync::{Arc, Mutex, Weak},
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -66,6 +69,8 @@ struct Idle {
 pub struct Upstreams {
     idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
     h2: Mutex<HashMap<SocketAddr, http2::SendRequest<Body>>>,
+    opened: AtomicU64,
+    reused: AtomicU64,
 }
 
 /// A request to send, kept so it can be rebuilt for a retry when it has
@@ -118,6 +123,15 @@ impl Upstreams {
         me
     }
 
+    /// Connections opened, and requests sent on a kept-alive one.
+    #[must_use]
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.opened.load(Ordering::Relaxed),
+            self.reused.load(Ordering::Relaxed),
+        )
+    }
+
     /// Sends `out` to a backend of `s.pool` and returns the answer's head,
     /// retrying by the rule in the module header.
     pub async fn send(
@@ -149,6 +163,8 @@ impl Upstreams {
                 stats,
             } = reached;
             let reused = checkout.reused;
+            let counter = if reused { &self.reused } else { &self.opened };
+            counter.fetch_add(1, Ordering::Relaxed);
             match self.exchange(checkout, address, req, s).await {
                 Ok(response) => {
                     return Ok(Answered {

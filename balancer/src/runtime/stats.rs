@@ -131,6 +131,8 @@ pub struct ListenerStats {
     pub accept_errors: AtomicU64,
     /// Rate limit for this listener's log lines.
     pub log: LogLimiter,
+    /// Requests by route, for `http` listeners.
+    pub http: super::http_stats::HttpStats,
 }
 
 impl ListenerStats {

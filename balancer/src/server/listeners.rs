@@ -6,7 +6,11 @@
 //! socket untouched. A listener is the same one across reloads when its
 //! protocol and address are.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
 
 use arc_swap::ArcSwap;
 use tokio::{
@@ -14,15 +18,20 @@ use tokio::{
     sync::{Semaphore, mpsc, watch},
     task::JoinHandle,
 };
-use tracing::info;
+use tracing::{error, info};
 
+use crate::config::http::AccessLog as AccessLogConfig;
 use crate::{
     config::{
         Config,
         model::{Listener, Mode, Protocol},
     },
     dataplane::xdp::plane::served_in,
-    http::{self, HttpService, LiveHttp, upstream::Upstreams},
+    http::{
+        self, HttpService, LiveHttp,
+        log::{AccessLog, AccessLogs},
+        upstream::Upstreams,
+    },
     proxy::{
         self,
         pipes::PipePool,
@@ -46,6 +55,37 @@ pub struct Shared {
     pub events: mpsc::Sender<Event>,
     /// Kept-alive connections to backends, for `http` listeners.
     pub upstreams: Arc<Upstreams>,
+    /// Open access logs by destination and format, kept across reloads.
+    pub access_logs: Arc<Mutex<AccessLogs>>,
+}
+
+impl Shared {
+    /// The access log `cfg` asks for, opened on first use. A log that
+    /// cannot be opened is said in the log and left out: the listener
+    /// serves without it rather than not at all.
+    fn access_log(&self, listener: &str, cfg: Option<&AccessLogConfig>) -> Option<Arc<AccessLog>> {
+        let cfg = cfg?;
+        let key = (cfg.path.clone(), cfg.format);
+        let mut logs = self.access_logs.lock().ok()?;
+        if let Some(log) = logs.get(&key) {
+            return Some(log.clone());
+        }
+        match AccessLog::start(cfg.path.as_deref(), cfg.format) {
+            Ok(log) => {
+                logs.insert(key, log.clone());
+                Some(log)
+            }
+            Err(e) => {
+                let path = cfg
+                    .path
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("stdout"));
+                error!(%listener, path = %path.display(), error = %e,
+                    "cannot open the access log; serving without it (fix the path's directory or permissions, then reload)");
+                None
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -236,6 +276,9 @@ impl Listeners {
                     stats: stats[i].clone(),
                     tracker: self.shared.tracker.clone(),
                     limit,
+                    access_log: self
+                        .shared
+                        .access_log(&l.name, l.http.as_ref().and_then(|h| h.access_log.as_ref())),
                 })
             };
             if let Some(r) = self.running.iter_mut().find(|r| r.key == key) {

@@ -107,11 +107,14 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
     let xdp = start_xdp(&config)?;
     let xdp_served = served_flags(xdp.is_some(), &config);
     let (events, inbox) = mpsc::channel(EVENT_QUEUE);
+    let upstreams = crate::http::upstream::Upstreams::start();
+    let access_logs: Arc<Mutex<crate::http::log::AccessLogs>> = Arc::default();
     let shared = Shared {
         pipes: Arc::new(PipePool::new(MAX_PIPES)),
         tracker: tracker.clone(),
         events: events.clone(),
-        upstreams: crate::http::upstream::Upstreams::start(),
+        upstreams: upstreams.clone(),
+        access_logs: access_logs.clone(),
     };
     let mut listeners = Listeners::new(shared, xdp.as_ref().map(XdpInfo::of));
     let bound = listeners.bind(&config, &xdp_served)?;
@@ -135,6 +138,8 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
         xdp: xdp.clone(),
         reloads_ok: AtomicU64::new(0),
         reloads_failed: AtomicU64::new(0),
+        upstreams: Some(upstreams),
+        access_logs,
     });
     let publisher = tokio::spawn(publish::run(sources.clone()));
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
@@ -171,6 +176,21 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
             }
         }
     };
+    shut_down(daemon, &tracker, grace, which, [publisher, admin, control]).await;
+    drop(xdp);
+    info!("stopped");
+    Ok(())
+}
+
+/// Stops accepting, lets open connections finish within `grace`, then
+/// ends the daemon's tasks and removes the status file.
+async fn shut_down(
+    mut daemon: Daemon,
+    tracker: &Tracker,
+    grace: std::time::Duration,
+    which: &str,
+    tasks: [tokio::task::JoinHandle<()>; 3],
+) {
     info!(
         signal = which,
         open = tracker.count(),
@@ -186,14 +206,11 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
     }
     let state_dir = daemon.config.state_dir.clone();
     drop(daemon);
-    for task in [publisher, admin, control] {
+    for task in tasks {
         task.abort();
         let _ = task.await;
     }
     status::remove(&state_dir);
-    drop(xdp);
-    info!("stopped");
-    Ok(())
 }
 
 /// SIGINT, SIGTERM and SIGHUP handlers, installed before anything serves.
