@@ -125,6 +125,7 @@ listeners:
     mode: http
     pool: echo
     routes:
+      - { match: { path_prefix: /zip }, pool: echo, compress: true }
       - match: { path_prefix: /v1 }
         pool: echo
         strip_prefix: /v1
@@ -193,6 +194,25 @@ pools:
         "the backend's hop-by-hop header went: {head}"
     );
     assert!(!answer.contains("keep-alive: timeout"), "{head}");
+
+    // A compressed answer, inflated again by curl.
+    let pad = format!("X-Pad: {}", "p".repeat(400));
+    let (code, out) = curl(
+        &t,
+        &["-i", "--compressed", "-H", &pad, "http://198.18.0.10/zip"],
+    );
+    assert_eq!(code, 200, "{out}");
+    let (head, body) = out.split_once("\r\n\r\n").expect("head and body");
+    assert!(
+        head.to_ascii_lowercase().contains("content-encoding: br"),
+        "{head}"
+    );
+    assert!(body.contains(&pad), "inflated body: {body}");
+    let (_, plain) = curl(&t, &["-i", "-H", &pad, "http://198.18.0.10/zip"]);
+    assert!(
+        !plain.to_ascii_lowercase().contains("content-encoding"),
+        "no Accept-Encoding, no compression"
+    );
 
     // Many requests over several client connections, few to the backend.
     let before = (echo.connections(), echo.requests());

@@ -14,6 +14,7 @@
 pub mod answer;
 pub mod body;
 pub mod clock;
+pub mod compress;
 pub mod conn;
 pub mod exchange;
 pub mod forward;

@@ -20,6 +20,7 @@ use super::{
     answer::Answer,
     body::{Body, Breach, BreachFlag, Guarded, Holding, full},
     clock::Activity,
+    compress,
     exchange::Exchange,
     forward,
     route::{self, host_of},
@@ -103,6 +104,10 @@ async fn serve(
         Some(Target::Split(weights)) => split(weights, &svc.splits),
         None => svc.listener.pool.ok_or(Answer::NoRoute)?,
     };
+    let encoding = route
+        .filter(|r| r.compress)
+        .and_then(|_| compress::choose(req.headers()));
+    let method = req.method().clone();
     let mut response = proxy(req, client, svc, (route, pool), host.as_deref(), x).await?;
     let switched = (response.status() == StatusCode::SWITCHING_PROTOCOLS)
         .then(|| response.headers().get(header::UPGRADE).cloned())
@@ -116,7 +121,10 @@ async fn serve(
         forward::rewrite(headers, &r.response_headers);
     }
     forward::rewrite(headers, &svc.http.response_headers);
-    Ok(response)
+    Ok(match encoding {
+        Some(enc) if compress::worth_it(&method, &response) => compress::compress(response, enc),
+        _ => response,
+    })
 }
 
 /// What the parser leaves to us (RFC 9112, 3.2): an HTTP/1.1 request
