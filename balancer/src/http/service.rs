@@ -127,13 +127,17 @@ async fn serve(
     })
 }
 
-/// What the parser leaves to us (RFC 9112, 3.2): an HTTP/1.1 request
-/// carries exactly one `Host`.
+/// What the parser leaves to us: an HTTP/1.1 request carries exactly one
+/// `Host` (RFC 9112, 3.2), and CONNECT, which asks for a tunnel to any
+/// address, is not proxied.
 fn check_framing(req: &Request<Incoming>) -> Result<(), Answer> {
     if req.version() == Version::HTTP_11 && req.headers().get_all(HOST).iter().count() != 1 {
         return Err(Answer::BadRequest(
             "an HTTP/1.1 request needs exactly one Host header",
         ));
+    }
+    if req.method() == Method::CONNECT {
+        return Err(Answer::BadRequest("CONNECT tunnels are not proxied"));
     }
     Ok(())
 }
@@ -252,17 +256,25 @@ fn rewrite_request(
         // An absolute-form or HTTP/2 request names its host in the URI.
         forward::set_host(&mut parts.headers, a);
     }
-    let authority = authority.or_else(|| {
-        parts
-            .headers
-            .get(HOST)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    });
+    let authority = authority
+        .or_else(|| {
+            parts
+                .headers
+                .get(HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| {
+            // An HTTP/1.0 request may name no host; the backend hears
+            // HTTP/1.1, which must, so it gets the address the client asked.
+            let local = client.local.to_string();
+            forward::set_host(&mut parts.headers, &local);
+            local
+        });
     if h2 {
         parts.headers.remove(HOST);
     }
-    parts.uri = forward::upstream_uri(&path, authority.as_deref(), h2)
+    parts.uri = forward::upstream_uri(&path, Some(&authority), h2)
         .map_err(|_| Answer::BadRequest("the request target cannot be forwarded"))?;
     parts.version = if h2 {
         Version::HTTP_2

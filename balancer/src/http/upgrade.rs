@@ -25,7 +25,9 @@ use crate::runtime::{ActiveGuard, BackendStats, ConnectionGuard};
 const CHUNK: usize = 16 * 1024;
 
 /// The `Upgrade` value of an HTTP/1.1 request that asks for one
-/// (`Connection` names `upgrade`).
+/// (`Connection` names `upgrade`). An upgrade to `h2c` is never passed on:
+/// it would let a client speak HTTP/2 straight to a backend, past the
+/// routes (h2c smuggling).
 #[must_use]
 pub fn requested<B>(req: &Request<B>) -> Option<HeaderValue> {
     if req.version() != http::Version::HTTP_11 {
@@ -38,11 +40,11 @@ pub fn requested<B>(req: &Request<B>) -> Option<HeaderValue> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    if asks {
-        req.headers().get(header::UPGRADE).cloned()
-    } else {
-        None
-    }
+    let protocol = req.headers().get(header::UPGRADE)?;
+    let h2c = protocol.to_str().map_or(true, |p| {
+        p.split(',').any(|t| t.trim().eq_ignore_ascii_case("h2c"))
+    });
+    (asks && !h2c).then(|| protocol.clone())
 }
 
 /// Puts the upgrade back into headers that lost their hop-by-hop fields.
