@@ -1,11 +1,13 @@
 //! Requests to backends: the pool's selector and health through the one
 //! attempt loop ([`PoolState::attempt`]), kept-alive connections per
-//! backend, and pingora's retry rule. Any request may be tried again when
-//! nothing of it reached the backend (the connect failed, or a pooled
-//! connection refused it unsent); a request without a body may also be
-//! tried again when a reused connection closed before any byte of the
-//! answer, since a backend closing an idle connection races the request.
-//! A request whose body was sent is never repeated.
+//! backend, and pingora's retry rule, widened as nginx does for idempotent
+//! requests. Any request may be tried again when nothing of it reached the
+//! backend (the connect failed, or a pooled connection refused it unsent);
+//! an idempotent request without a body may also be tried again when the
+//! connection closed or was reset before any byte of the answer (on a
+//! reused connection that is a backend closing an idle connection as the
+//! request went out; on a new one, a backend that died). A request whose
+//! body was sent is never repeated, nor one the backend answered.
 //!
 //! HTTP/1.1 connections are pooled per backend, bounded in count and idle
 //! time; an HTTP/2 (h2c) backend gets one shared connection that carries
@@ -178,8 +180,17 @@ impl Upstreams {
                     debug!(%address, "a pooled connection refused the request unsent; trying a new one");
                     pending = Some(*req);
                 }
-                Err(Lost::Sent(_)) if reused && bodiless && s.idempotent => {
-                    debug!(%address, "a reused connection closed before the answer; repeating the request on a new one");
+                Err(Lost::Sent(f)) if bodiless && s.idempotent => {
+                    // A request without a body that may be repeated: the
+                    // backend closed or reset before any byte of an
+                    // answer. On a reused connection that is the keep-alive
+                    // race, no fault of the backend's; on a new one the
+                    // backend failed (it died, say) and passive health
+                    // hears of it.
+                    if !reused {
+                        s.asker.passive.report(index, f);
+                    }
+                    debug!(%address, reused, "the connection closed before the answer; repeating the request on a new one");
                 }
                 Err(Lost::Sent(f) | Lost::Failed(f)) => {
                     s.asker.passive.report(index, f.clone());

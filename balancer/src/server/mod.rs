@@ -142,6 +142,7 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
         access_logs,
     });
     let publisher = tokio::spawn(publish::run(sources.clone()));
+    let trimmer = tokio::spawn(system::trim_after_bursts(tracker.clone()));
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let admin = tokio::spawn(admin::serve(
         admin_socket,
@@ -176,7 +177,14 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
             }
         }
     };
-    shut_down(daemon, &tracker, grace, which, [publisher, admin, control]).await;
+    shut_down(
+        daemon,
+        &tracker,
+        grace,
+        which,
+        [publisher, admin, control, trimmer],
+    )
+    .await;
     drop(xdp);
     info!("stopped");
     Ok(())
@@ -189,7 +197,7 @@ async fn shut_down(
     tracker: &Tracker,
     grace: std::time::Duration,
     which: &str,
-    tasks: [tokio::task::JoinHandle<()>; 3],
+    tasks: [tokio::task::JoinHandle<()>; 4],
 ) {
     info!(
         signal = which,

@@ -75,3 +75,32 @@ fn set_rlimit_nofile(value: u64) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// How often the open-connection count is looked at for a trim.
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+/// Connections that must have closed since the peak before memory is
+/// handed back.
+const TRIM_AFTER: usize = 256;
+
+/// Hands memory the allocator keeps after a burst of connections closes
+/// back to the system. glibc keeps freed buffers in its per-thread arenas,
+/// so after thousands of connections (a slowloris wave, a reconnect storm)
+/// the daemon's resident memory would stay at the peak; `malloc_trim`
+/// releases the free pages. Runs until the task is dropped.
+pub async fn trim_after_bursts(tracker: crate::runtime::Tracker) {
+    let mut peak = tracker.count();
+    loop {
+        tokio::time::sleep(TRIM_EVERY).await;
+        let now = tracker.count();
+        if now + TRIM_AFTER <= peak {
+            // SAFETY: malloc_trim only releases free memory of the
+            // allocator's own arenas; it touches nothing in use.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+            peak = now;
+        } else {
+            peak = peak.max(now);
+        }
+    }
+}

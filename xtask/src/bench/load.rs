@@ -108,7 +108,7 @@ pub fn wrk(client: &Netns, to: SocketAddr) -> Result<Wrk> {
 
 /// Runs `program args` in `ns` under `timeout`; returns success, stdout and
 /// stderr.
-fn bounded(
+pub(super) fn bounded(
     ns: &Netns,
     limit: Duration,
     program: &str,
@@ -145,7 +145,7 @@ fn parse_iperf(json: &str) -> Result<Iperf> {
     })
 }
 
-fn parse_wrk(text: &str) -> Result<Wrk> {
+pub(super) fn parse_wrk(text: &str) -> Result<Wrk> {
     let mut w = Wrk::default();
     let mut have_rate = false;
     for line in text.lines().map(str::trim) {

@@ -15,6 +15,7 @@ mod doc;
 mod env;
 mod figures;
 mod guard;
+mod http;
 mod idle;
 mod load;
 mod page;
@@ -50,6 +51,13 @@ pub enum Which {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
         rounds: u32,
     },
+    /// The HTTP layer vs HAProxy (mode http) and nginx (http proxy).
+    Http {
+        /// Rounds over every target; the report shows each figure's median
+        /// and range. Idle memory is measured in the first round only.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=5))]
+        rounds: u32,
+    },
     /// Proxy plane vs direct, HAProxy and nginx stream.
     Proxy {
         /// Rounds over every target; the report shows each figure's median
@@ -63,6 +71,7 @@ pub enum Which {
 pub fn run(root: &Path, which: &Which) -> Result<()> {
     match which {
         Which::Proxy { rounds } => proxy::run(root, *rounds),
+        Which::Http { rounds } => http::run(root, *rounds),
         Which::Xdp { rounds } => xdp::run(root, *rounds),
         Which::Guard { rounds } => guard::run(root, *rounds),
         Which::Control { rounds } => control::run(root, *rounds),
