@@ -146,6 +146,7 @@ impl Upstreams {
         let mut pending = Some(rebuild(&parts, body));
         let mut fresh = false;
         let mut retries = 0;
+        let mut last;
         let most = s.asker.attempts.max(1);
         loop {
             let req = match pending.take() {
@@ -167,7 +168,7 @@ impl Upstreams {
             let reused = checkout.reused;
             let counter = if reused { &self.reused } else { &self.opened };
             counter.fetch_add(1, Ordering::Relaxed);
-            match self.exchange(checkout, address, req, s).await {
+            let (outcome, failure) = match self.exchange(checkout, address, req, s).await {
                 Ok(response) => {
                     return Ok(Answered {
                         response,
@@ -177,32 +178,34 @@ impl Upstreams {
                     });
                 }
                 Err(Lost::Unsent(req)) => {
-                    debug!(%address, "a pooled connection refused the request unsent; trying a new one");
                     pending = Some(*req);
+                    (Outcome::Unsent, Failure::Unanswered)
                 }
-                Err(Lost::Sent(f)) if bodiless && s.idempotent => {
-                    // A request without a body that may be repeated: the
-                    // backend closed or reset before any byte of an
-                    // answer. On a reused connection that is the keep-alive
-                    // race, no fault of the backend's; on a new one the
-                    // backend failed (it died, say) and passive health
-                    // hears of it.
-                    if !reused {
-                        s.asker.passive.report(index, f);
+                Err(Lost::Sent(f)) => (Outcome::SentUnanswered, f),
+                Err(Lost::Failed(f)) => (Outcome::Failed, f),
+            };
+            match next(outcome, reused, bodiless, s.idempotent) {
+                Next::Retry { blame } => {
+                    if blame {
+                        s.asker.passive.report(index, failure.clone());
                     }
-                    debug!(%address, reused, "the connection closed before the answer; repeating the request on a new one");
+                    debug!(%address, reused, ?outcome, "repeating the request on a new connection");
                 }
-                Err(Lost::Sent(f) | Lost::Failed(f)) => {
-                    s.asker.passive.report(index, f.clone());
-                    return Err(Unreachable::Failed { tried: 1, last: f });
+                Next::Fail => {
+                    s.asker.passive.report(index, failure.clone());
+                    return Err(Unreachable::Failed {
+                        tried: retries as usize + 1,
+                        last: failure,
+                    });
                 }
             }
+            last = failure;
             retries += 1;
             fresh = true;
             if retries as usize >= most {
                 return Err(Unreachable::Failed {
                     tried: retries as usize,
-                    last: Failure::Unanswered,
+                    last,
                 });
             }
         }
@@ -350,6 +353,43 @@ impl Upstreams {
     }
 }
 
+/// What became of a request on one connection, as the retry rule sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing of it reached the backend.
+    Unsent,
+    /// It was sent, and the connection closed or was reset before any
+    /// byte of an answer.
+    SentUnanswered,
+    /// The backend answered too late or with something that is not HTTP.
+    Failed,
+}
+
+/// What the retry rule does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Send the request again on a new connection; `blame` tells passive
+    /// health the backend failed.
+    Retry {
+        /// Whether the backend is to blame.
+        blame: bool,
+    },
+    /// Answer the client with the failure (the backend is blamed).
+    Fail,
+}
+
+/// The retry rule (see the module header): what to do after `outcome`
+/// on a `reused` or new connection, for a request that is `bodiless` and
+/// `idempotent` or not.
+#[must_use]
+pub const fn next(outcome: Outcome, reused: bool, bodiless: bool, idempotent: bool) -> Next {
+    match outcome {
+        Outcome::Unsent => Next::Retry { blame: false },
+        Outcome::SentUnanswered if bodiless && idempotent => Next::Retry { blame: !reused },
+        Outcome::SentUnanswered | Outcome::Failed => Next::Fail,
+    }
+}
+
 /// How a request was lost.
 enum Lost {
     /// Nothing of it reached the backend: it comes back whole (boxed: a
@@ -426,6 +466,41 @@ async fn sweep(set: Weak<Upstreams>) {
         }
         if let Ok(mut h2) = set.h2.lock() {
             h2.retain(|_, s| !s.is_closed());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Next, Outcome, next};
+
+    #[test]
+    fn the_retry_decision_table() {
+        use Outcome::{Failed, SentUnanswered, Unsent};
+        let retry = Next::Retry { blame: false };
+        let blamed = Next::Retry { blame: true };
+        // (outcome, reused, bodiless, idempotent) -> next
+        let table = [
+            // Nothing reached the backend: any request, any connection.
+            ((Unsent, true, false, false), retry),
+            ((Unsent, false, false, false), retry),
+            ((Unsent, true, true, true), retry),
+            // Sent, closed before an answer: GET-like requests only.
+            ((SentUnanswered, true, true, true), retry),
+            ((SentUnanswered, false, true, true), blamed),
+            ((SentUnanswered, true, false, true), Next::Fail),
+            ((SentUnanswered, true, true, false), Next::Fail),
+            ((SentUnanswered, false, false, false), Next::Fail),
+            // Too slow or not HTTP: never repeated.
+            ((Failed, true, true, true), Next::Fail),
+            ((Failed, false, true, true), Next::Fail),
+        ];
+        for ((outcome, reused, bodiless, idempotent), want) in table {
+            assert_eq!(
+                next(outcome, reused, bodiless, idempotent),
+                want,
+                "{outcome:?} reused={reused} bodiless={bodiless} idempotent={idempotent}"
+            );
         }
     }
 }

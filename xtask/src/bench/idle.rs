@@ -82,6 +82,47 @@ pub fn measure(topo: &Topology, to: SocketAddr) -> Result<IdleRss> {
     })
 }
 
+/// [`measure`] for an HTTP proxy: each connection makes one keep-alive
+/// request, reads the answer, then idles (an HTTP proxy holds no backend
+/// connection for an idle client, so none is waited for).
+pub fn measure_http(topo: &Topology, to: SocketAddr) -> Result<IdleRss> {
+    use std::io::{Read as _, Write as _};
+    std::thread::sleep(SETTLE);
+    let (processes, before_kib) = summed_rss(&topo.lb);
+    let (streams, answered) = topo.client.enter(|| {
+        let mut streams = open(to);
+        let mut answered = 0u32;
+        for s in &mut streams {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 1024];
+            let ok = s
+                .write_all(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+                .is_ok()
+                && s.read(&mut buf)
+                    .is_ok_and(|n| buf[..n].starts_with(b"HTTP/1.1 200"));
+            answered += u32::from(ok);
+        }
+        (streams, answered)
+    });
+    let opened = u32::try_from(streams.len()).unwrap_or(u32::MAX);
+    if opened < CONNECTIONS || answered < opened {
+        bail!(
+            "{answered} of {opened} (of {CONNECTIONS}) keep-alive connections to {to} were answered"
+        );
+    }
+    std::thread::sleep(SETTLE);
+    let (_, after_kib) = summed_rss(&topo.lb);
+    drop(streams);
+    std::thread::sleep(SETTLE);
+    Ok(IdleRss {
+        opened,
+        upstream: 0,
+        processes,
+        before_kib,
+        after_kib,
+    })
+}
+
 /// Runs on a thread inside the client namespace. Bounded by count, by
 /// time and by consecutive failures.
 fn open(to: SocketAddr) -> Vec<TcpStream> {
