@@ -228,7 +228,7 @@ impl Upstreams {
                         reused: true,
                     });
                 }
-                let io = TokioIo::new(connect_tcp(address, timeout).await?);
+                let io = TokioIo::new(nodelay(connect_tcp(address, timeout).await?));
                 let (sender, conn) = http1::Builder::new()
                     .preserve_header_case(true)
                     .handshake(io)
@@ -251,7 +251,7 @@ impl Upstreams {
                         reused: true,
                     });
                 }
-                let io = TokioIo::new(connect_tcp(address, timeout).await?);
+                let io = TokioIo::new(nodelay(connect_tcp(address, timeout).await?));
                 let (sender, conn) = http2::Builder::new(TokioExecutor::new())
                     .handshake(io)
                     .await
@@ -440,6 +440,13 @@ fn classify(e: &hyper::Error) -> Failure {
         source = s.source();
     }
     Failure::Unanswered
+}
+
+/// `s` with Nagle off: a request head goes out at once, not after the
+/// previous segment's ACK (best effort: a socket that refuses still works).
+fn nodelay(s: tokio::net::TcpStream) -> tokio::net::TcpStream {
+    let _ = s.set_nodelay(true);
+    s
 }
 
 /// The request of `parts` with `body` (empty when `None`).
