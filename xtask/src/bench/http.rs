@@ -343,6 +343,14 @@ fn write_page(
             "idle_kib_per_conn",
             "KiB per idle client connection (9,000 held)",
         ),
+        (
+            "open_rate",
+            "open loop: offered req/s (70% of the best keep-alive rate)",
+        ),
+        ("open_p50_ms", "open loop: p50 ms"),
+        ("open_p99_ms", "open loop: p99 ms"),
+        ("open_sent", "open loop: requests answered"),
+        ("open_due", "open loop: requests due"),
     ];
     let mut table = String::from("| figure | balancer | HAProxy | nginx |\n|---|---|---|---|\n");
     let mut figures = serde_json::Map::new();
