@@ -416,3 +416,40 @@ pools:
         "the URI's authority replaces Host: {absolute}"
     );
 }
+
+/// HTTP/2 requests that are malformed for an HTTP/1 backend (RFC 9113,
+/// 8.1.1 and 8.2.2): a body that disagrees with its `content-length`,
+/// connection-specific headers, `te` other than `trailers`, an uppercase
+/// field name. Each is refused (the stream reset, or a 4xx) and the backend
+/// sees none of them.
+#[test]
+fn malformed_http2_requests_are_refused_before_the_backend() {
+    let t = Topology::new(1);
+    let echo = Echo::start(&t.backends[0], backend_addr(0, 8080, false), "echo");
+    let yaml = "version: 1
+shutdown_grace: 2s
+listeners:
+  - { name: web, address: 198.18.0.10:80, protocol: tcp, mode: http, pool: echo }
+pools:
+  - { name: echo, backends: [{ address: \"198.18.1.11:8080\" }] }
+";
+    let _lb = t.start_balancer(yaml, 1);
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/h2_malformed.py");
+    for kind in [
+        "cl_mismatch",
+        "connection_header",
+        "te_gzip",
+        "uppercase_name",
+    ] {
+        let out = t.client.run(
+            "/usr/bin/python3",
+            &[script.to_str().expect("utf-8"), "198.18.0.10", "80", kind],
+        );
+        let refused = out.starts_with("reset") || out.starts_with("status 4");
+        assert!(refused, "{kind}: {out}");
+    }
+    // A stream reset mid-body may leave a partial request at the backend,
+    // never a complete one.
+    assert_eq!(echo.requests(), 0, "{:?}", echo.heads());
+}
