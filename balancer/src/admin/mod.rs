@@ -70,7 +70,7 @@ pub async fn serve(listener: TcpListener, api: Arc<Api>) {
             Ok(pair) => pair,
             Err(e) => {
                 debug!(error = %e, "admin API accept failed");
-                crate::proxy::accept_backoff(&e).await;
+                crate::proxy::accept::backoff(&e).await;
                 continue;
             }
         };

@@ -25,19 +25,12 @@ pub mod service;
 pub mod upgrade;
 pub mod upstream;
 
-use std::{
-    io,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-};
+use std::sync::{Arc, atomic::AtomicU64};
 
 use tokio::{
     net::TcpListener,
     sync::{Semaphore, watch},
 };
-use tracing::warn;
 
 use self::{limit::Limiter, log::AccessLog, route::RouteTable, upstream::Upstreams};
 use crate::{
@@ -151,44 +144,22 @@ impl HttpService {
 
 /// Accepts until `shutdown` turns true; connections already accepted are
 /// told to finish their requests and close.
-pub async fn serve(socket: TcpListener, live: Arc<LiveHttp>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        let accepted = tokio::select! {
-            r = socket.accept() => r,
-            _ = shutdown.changed() => break,
-        };
-        let svc = live.load_full();
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                accept_failed(&svc, &e).await;
-                continue;
-            }
-        };
-        let Ok(permit) = svc.limit.clone().try_acquire_owned() else {
-            svc.stats.rejected_limit.fetch_add(1, Ordering::Relaxed);
-            if let Some(suppressed) = svc.stats.log.allow() {
-                warn!(listener = %svc.listener.name, limit = svc.listener.max_connections, suppressed,
-                    "connection limit reached; closing new connections");
-            }
-            continue;
-        };
-        svc.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        let guard = svc.tracker.open();
-        let live = live.clone();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            conn::serve(stream, peer, live, stop).await;
-            drop(permit);
-            drop(guard);
-        });
-    }
+pub async fn serve(socket: TcpListener, live: Arc<LiveHttp>, shutdown: watch::Receiver<bool>) {
+    let stop = shutdown.clone();
+    let service = live.clone();
+    crate::proxy::accept::serve(socket, live, shutdown, move |stream, peer, _| {
+        conn::serve(stream, peer, service.clone(), stop.clone())
+    })
+    .await;
 }
 
-async fn accept_failed(svc: &HttpService, e: &io::Error) {
-    svc.stats.accept_errors.fetch_add(1, Ordering::Relaxed);
-    if let Some(suppressed) = svc.stats.log.allow() {
-        warn!(listener = %svc.listener.name, error = %e, suppressed, "accept failed");
+impl crate::proxy::accept::Admitting for HttpService {
+    fn admission(&self) -> crate::proxy::accept::Admission<'_> {
+        crate::proxy::accept::Admission {
+            listener: &self.listener,
+            stats: &self.stats,
+            limit: &self.limit,
+            tracker: &self.tracker,
+        }
     }
-    crate::proxy::accept_backoff(e).await;
 }

@@ -1,6 +1,7 @@
 //! The userspace data plane: TCP via splice, UDP via per-client sessions.
 //! Sockets are bound here, before anything is served, so an address in use
 //! is reported for its listener at start-up.
+pub mod accept;
 pub mod pipes;
 pub mod splice;
 pub mod tcp;
@@ -85,17 +86,6 @@ pub async fn connect_udp(backend: SocketAddr) -> Result<UdpSocket, Failure> {
         .await
         .map_err(|e| Failure::io(Step::Connect, &e))?;
     Ok(s)
-}
-
-/// Waits a little after an accept error that would recur at once (out of
-/// descriptors or memory), so an accept loop does not spin.
-pub async fn accept_backoff(e: &io::Error) {
-    if matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    ) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[cfg(test)]

@@ -60,45 +60,22 @@ pub type LiveTcp = arc_swap::ArcSwap<TcpService>;
 
 /// Accepts until `shutdown` turns true; connections already accepted keep
 /// running on their own tasks.
-pub async fn serve(socket: TcpListener, live: Arc<LiveTcp>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        let accepted = tokio::select! {
-            r = socket.accept() => r,
-            _ = shutdown.changed() => break,
-        };
-        let svc = live.load_full();
-        let (client, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                accept_failed(&svc, &e).await;
-                continue;
-            }
-        };
-        let Ok(permit) = svc.limit.clone().try_acquire_owned() else {
-            svc.stats.rejected_limit.fetch_add(1, Ordering::Relaxed);
-            if let Some(suppressed) = svc.stats.log.allow() {
-                warn!(listener = %svc.listener.name, limit = svc.listener.max_connections, suppressed,
-                    "connection limit reached; closing new connections");
-            }
-            drop(client);
-            continue;
-        };
-        svc.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        let guard = svc.tracker.open();
-        tokio::spawn(async move {
-            handle(client, peer, &svc).await;
-            drop(permit);
-            drop(guard);
-        });
-    }
+pub async fn serve(socket: TcpListener, live: Arc<LiveTcp>, shutdown: watch::Receiver<bool>) {
+    super::accept::serve(socket, live, shutdown, |client, peer, svc| async move {
+        handle(client, peer, &svc).await;
+    })
+    .await;
 }
 
-async fn accept_failed(svc: &TcpService, e: &io::Error) {
-    svc.stats.accept_errors.fetch_add(1, Ordering::Relaxed);
-    if let Some(suppressed) = svc.stats.log.allow() {
-        warn!(listener = %svc.listener.name, error = %e, suppressed, "accept failed");
+impl super::accept::Admitting for TcpService {
+    fn admission(&self) -> super::accept::Admission<'_> {
+        super::accept::Admission {
+            listener: &self.listener,
+            stats: &self.stats,
+            limit: &self.limit,
+            tracker: &self.tracker,
+        }
     }
-    super::accept_backoff(e).await;
 }
 
 async fn handle(client: TcpStream, peer: SocketAddr, svc: &TcpService) {

@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use super::stats::LatencyHistogram;
+use super::histogram::LatencyHistogram;
 
 /// The route name of requests no route matched.
 pub const DEFAULT_ROUTE: &str = "(default)";

@@ -8,6 +8,7 @@ pub mod control;
 pub mod events;
 pub mod failure;
 pub mod guard_lists;
+mod histogram;
 pub mod http_stats;
 pub mod plane;
 pub mod state;
@@ -22,9 +23,8 @@ use std::{
 use arc_swap::ArcSwap;
 use balancer_common::{FlowTuple, flow_hash, hash::addr_hash};
 
-pub use stats::{
-    ActiveGuard, BackendStats, CheckRecord, LatencyHistogram, ListenerStats, LogLimiter,
-};
+pub use histogram::LatencyHistogram;
+pub use stats::{ActiveGuard, BackendStats, CheckRecord, ListenerStats, LogLimiter};
 pub use tracker::{ConnectionGuard, Tracker};
 
 use crate::{

@@ -77,8 +77,9 @@ pub(super) fn listener(
 }
 
 fn limits(h: &RawHttp, at: &dyn Fn(&str) -> String, p: &mut Problems) -> HttpLimits {
-    let count = |p: &mut Problems, f: &str, v: Option<u64>, default: u64, max: u64| {
-        u64::from(p.bounded(&at(f), v, default, max).get())
+    // (key, value, default, ceiling) -> the bounded count as a size.
+    let size = |p: &mut Problems, (f, v, default, max): (&str, Option<u64>, u64, u64)| {
+        usize::try_from(p.bounded(&at(f), v, default, max).get()).unwrap_or(usize::MAX)
     };
     HttpLimits {
         header_timeout: p.duration(
@@ -86,22 +87,24 @@ fn limits(h: &RawHttp, at: &dyn Fn(&str) -> String, p: &mut Problems) -> HttpLim
             h.header_timeout.as_ref(),
             DEFAULT_HEADER_TIMEOUT,
         ),
-        max_header_bytes: usize::try_from(count(
+        max_header_bytes: size(
             p,
-            "max_header_bytes",
-            h.max_header_bytes,
-            DEFAULT_MAX_HEADER_BYTES,
-            MAX_HEADER_BYTES,
-        ))
-        .unwrap_or(usize::MAX),
-        max_headers: usize::try_from(count(
+            (
+                "max_header_bytes",
+                h.max_header_bytes,
+                DEFAULT_MAX_HEADER_BYTES,
+                MAX_HEADER_BYTES,
+            ),
+        ),
+        max_headers: size(
             p,
-            "max_headers",
-            h.max_headers,
-            DEFAULT_MAX_HEADERS,
-            MAX_HEADERS,
-        ))
-        .unwrap_or(usize::MAX),
+            (
+                "max_headers",
+                h.max_headers,
+                DEFAULT_MAX_HEADERS,
+                MAX_HEADERS,
+            ),
+        ),
         body_timeout: p.duration(
             &at("body_timeout"),
             h.body_timeout.as_ref(),
