@@ -1,9 +1,15 @@
-//! The HTTP layer across a reload: a WebSocket tunnel (real
+//! The HTTP layer across a reload under load: a WebSocket tunnel (real
 //! python3-websockets client and echo server), a held HTTP/1.1 keep-alive
-//! connection and a held HTTP/2 connection all carry on, and the next
-//! request on each kept-alive connection follows the new routes.
+//! connection and a held HTTP/2 connection all carry on, the next request
+//! on each kept-alive connection follows the new routes, and requests on new
+//! and kept-alive connections made throughout the reload all succeed.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
 
 use balancer_tests::{Process, Topology, client::KeepAlive, nginx, topology::VIP4};
 
@@ -61,13 +67,60 @@ fn websocket_http1_and_http2_connections_survive_a_reload_and_follow_its_routes(
         c
     });
 
-    std::thread::sleep(Duration::from_secs(1));
-    balancer_tests::write_config(
-        t.dir.path(),
-        &config("      - { match: { path: / }, answer: { status: 200, body: \"reloaded\\n\" } }\n"),
+    // Load through the reload: new connections and kept-alive ones, none
+    // may fail.
+    let stop = AtomicBool::new(false);
+    let (load_failures, load_done) = std::thread::scope(|scope| {
+        let load: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    t.client.enter(|| {
+                        let (mut failures, mut done) = (Vec::new(), 0usize);
+                        let deadline = Instant::now() + Duration::from_secs(15);
+                        while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                            let mut c = match KeepAlive::open(vip) {
+                                Ok(c) => c,
+                                Err(e) => {
+                                    failures.push(format!("connect: {e}"));
+                                    continue;
+                                }
+                            };
+                            for _ in 0..5 {
+                                match c.get() {
+                                    Ok(_) => done += 1,
+                                    Err(e) => failures.push(e),
+                                }
+                            }
+                        }
+                        (failures, done)
+                    })
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(1));
+        balancer_tests::write_config(
+            t.dir.path(),
+            &config(
+                "      - { match: { path: / }, answer: { status: 200, body: \"reloaded\\n\" } }\n",
+            ),
+        );
+        lb.signal(libc::SIGHUP);
+        lb.wait_for("reloaded `", 1, Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::Relaxed);
+        load.into_iter()
+            .map(|h| h.join().expect("load thread"))
+            .fold((Vec::new(), 0), |(mut f, n), (more, m)| {
+                f.extend(more);
+                (f, n + m)
+            })
+    });
+    assert!(
+        load_failures.is_empty(),
+        "{} of {load_done} requests under load failed: {load_failures:?}",
+        load_failures.len()
     );
-    lb.signal(libc::SIGHUP);
-    lb.wait_for("reloaded `", 1, Duration::from_secs(10));
+    assert!(load_done >= 100, "only {load_done} requests under load");
 
     let after = t.client.enter(|| held.get());
     assert_eq!(
