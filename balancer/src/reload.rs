@@ -49,6 +49,20 @@ pub enum ListenerError {
         /// Its address.
         address: SocketAddr,
     },
+    /// An `http` listener's access log cannot be opened.
+    #[error(
+        "listener `{listener}`: cannot open the access log `{}`: {source} (check the directory and its permissions)",
+        path.display()
+    )]
+    AccessLog {
+        /// Listener name.
+        listener: String,
+        /// The file.
+        path: std::path::PathBuf,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+    },
     /// A listener asks for a data plane this build cannot serve.
     #[error(
         "listener `{listener}`: mode `{mode}` is not available yet in this version; use `proxy` or `auto`"

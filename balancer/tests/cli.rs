@@ -360,3 +360,39 @@ fn auto_listener_falls_back_to_the_proxy_loudly() {
         .expect("kill");
     assert!(child.wait().expect("wait").success());
 }
+
+/// An `http` listener whose access log cannot be opened stops the start
+/// with the listener and the file named, and nothing is left listening.
+#[test]
+fn an_access_log_that_cannot_be_opened_fails_the_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let admin = free_port();
+    let yaml = format!(
+        "version: 1
+admin: {{ listen: 127.0.0.1:{admin} }}
+state_dir: {}
+listeners:
+  - name: web
+    address: 127.0.0.1:{port}
+    protocol: tcp
+    mode: http
+    http: {{ access_log: {{ path: /nonexistent-dir/access.log }} }}
+pools:
+  - {{ name: web, backends: [{{ address: 127.0.0.1:9 }}] }}
+",
+        dir.path().join("state").display()
+    );
+    let file = write(&dir, "h.yaml", &yaml);
+    let out = run(&["run", "-c", file.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("listener `web`: cannot open the access log `/nonexistent-dir/access.log`"),
+        "{err}"
+    );
+    assert!(
+        TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        "nothing may be left listening"
+    );
+}

@@ -60,9 +60,9 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// The access log `cfg` asks for, opened on first use. A log that
-    /// cannot be opened is said in the log and left out: the listener
-    /// serves without it rather than not at all.
+    /// The access log `cfg` asks for, opened on first use. [`Listeners::bind`]
+    /// has opened the file already, so a failure here means it changed in
+    /// between: it is said in the log and the listener serves without one.
     fn access_log(&self, listener: &str, cfg: Option<&AccessLogConfig>) -> Option<Arc<AccessLog>> {
         let cfg = cfg?;
         let key = (cfg.path.clone(), cfg.format);
@@ -188,6 +188,24 @@ impl Listeners {
                     listener: l.name.clone(),
                     mode: l.mode,
                 });
+            }
+            // An access log that cannot be opened stops the start or the
+            // reload here, before anything changes.
+            if let Some(path) = l
+                .http
+                .as_ref()
+                .and_then(|h| h.access_log.as_ref())
+                .and_then(|a| a.path.as_ref())
+            {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|source| ListenerError::AccessLog {
+                        listener: l.name.clone(),
+                        path: path.clone(),
+                        source,
+                    })?;
             }
             let key = Key::of(l);
             if let Some(r) = self.running.iter().find(|r| r.key == key) {
