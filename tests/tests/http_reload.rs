@@ -144,3 +144,73 @@ fn websocket_http1_and_http2_connections_survive_a_reload_and_follow_its_routes(
     );
     assert!(!lb.output().contains("panicked"), "{}", lb.output());
 }
+
+/// A route that keeps its name and its rate limit keeps its buckets across
+/// a reload: a client that spent its burst is still limited after it.
+#[test]
+fn rate_limits_keep_their_buckets_across_a_reload() {
+    let t = Topology::new(1);
+    let _nginx = nginx::start_all(&t, 80, false);
+    let limited = |extra: &str| {
+        format!(
+            "version: 1
+shutdown_grace: 2s
+listeners:
+  - name: web
+    address: 198.18.0.10:80
+    protocol: tcp
+    mode: http
+    pool: web
+    routes:
+{extra}      - {{ name: api, match: {{ path: /api }}, pool: web, rate_limit: {{ key: client_ip, rate: 1, burst: 20 }} }}
+pools:
+  - {{ name: web, backends: [{{ address: \"198.18.1.11:80\" }}] }}
+"
+        )
+    };
+    let mut lb = t.start_balancer(&limited(""), 1);
+    // `n` requests in one curl (one connection, a few ms apart): statuses.
+    let statuses = |n: usize| -> Vec<String> {
+        let mut args = vec![
+            "-s".to_owned(),
+            "-w".to_owned(),
+            "%{http_code}\n".to_owned(),
+        ];
+        for _ in 0..n {
+            args.extend([
+                "-o".to_owned(),
+                "/dev/null".to_owned(),
+                "http://198.18.0.10/api".to_owned(),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        t.client
+            .run("curl", &args)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let first = statuses(25);
+    assert!(
+        first[..20].iter().all(|s| s == "200"),
+        "the burst of 20 passes: {first:?}"
+    );
+    assert!(
+        first[20..].iter().all(|s| s == "429"),
+        "then the limit: {first:?}"
+    );
+    balancer_tests::write_config(
+        t.dir.path(),
+        &limited("      - { name: other, match: { path: /other }, answer: { status: 204 } }\n"),
+    );
+    lb.signal(libc::SIGHUP);
+    lb.wait_for("reloaded `", 1, Duration::from_secs(10));
+    // A fresh bucket would pass all ten; the kept one has earned only the
+    // seconds since, at one request a second.
+    let after = statuses(10);
+    let passed = after.iter().filter(|s| *s == "200").count();
+    assert!(
+        passed <= 4,
+        "the spent bucket was refilled by the reload: {after:?}"
+    );
+}

@@ -55,7 +55,7 @@ pub struct HttpService {
     /// Its routes, compiled.
     pub table: RouteTable,
     /// Each route's rate limiter, by route index.
-    pub limiters: Vec<Option<Limiter>>,
+    pub limiters: Vec<Option<Arc<Limiter>>>,
     /// Every pool of the config, by index (routes may name any).
     pub pools: Vec<Arc<LivePool>>,
     /// How to speak to each pool's backends, by index.
@@ -103,6 +103,9 @@ pub struct Parts<'a> {
     pub limit: Arc<Semaphore>,
     /// The access log, if the listener has one.
     pub access_log: Option<Arc<AccessLog>>,
+    /// The service this one replaces at a reload, whose rate-limit buckets
+    /// carry over.
+    pub previous: Option<Arc<HttpService>>,
 }
 
 impl HttpService {
@@ -111,11 +114,22 @@ impl HttpService {
     pub fn new(p: Parts<'_>) -> Self {
         let http = p.listener.http.clone().unwrap_or_default();
         let table = RouteTable::new(&http.routes);
-        let limiters = http
-            .routes
-            .iter()
-            .map(|r| r.rate_limit.as_ref().map(Limiter::new))
-            .collect();
+        // A route that keeps its name and its limit keeps its buckets: a
+        // reload must not hand every client a fresh burst.
+        let limiters =
+            http.routes
+                .iter()
+                .map(|r| {
+                    let limit = r.rate_limit.as_ref()?;
+                    let kept = p.previous.as_ref().and_then(|old| {
+                        let (j, _) = old.http.routes.iter().enumerate().find(|(_, o)| {
+                            o.name == r.name && o.rate_limit.as_ref() == Some(limit)
+                        })?;
+                        old.limiters.get(j)?.clone()
+                    });
+                    Some(kept.unwrap_or_else(|| Arc::new(Limiter::new(limit))))
+                })
+                .collect();
         let route_stats = http
             .routes
             .iter()

@@ -282,8 +282,9 @@ impl Listeners {
             let pool_index = l.pool.unwrap_or_default();
             let pool = || pools[pool_index].clone();
             let passive = Passive::new(pool_index, generation, self.shared.events.clone());
-            let http = |limit| {
+            let http = |limit, previous| {
                 HttpService::new(http::Parts {
+                    previous,
                     config,
                     listener: l,
                     pools,
@@ -305,7 +306,7 @@ impl Listeners {
                     Service::Http(live) => {
                         let old = live.load_full();
                         let limit = kept_limit(&old.listener, &old.limit, l);
-                        live.store(Arc::new(http(limit)));
+                        live.store(Arc::new(http(limit, Some(old))));
                     }
                     Service::Tcp(live) => {
                         // The same limit keeps its semaphore, so open
@@ -336,7 +337,7 @@ impl Listeners {
             let running = match socket {
                 Socket::Tcp(s) if l.mode == Mode::Http => {
                     let limit = Arc::new(Semaphore::new(l.max_connections.get() as usize));
-                    start_http(l, s, http(limit))
+                    start_http(l, s, http(limit, None))
                 }
                 socket => start(&self.shared, l, socket, pool(), passive, &stats[i]),
             };
