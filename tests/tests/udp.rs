@@ -28,7 +28,23 @@ fn udp_servers(t: &Topology, n: usize) -> Vec<Process> {
             Process::spawn("socat udp", cmd, t.path(&format!("udp-{i}.log")))
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // Wait until every socat has bound its port: a datagram sent earlier is
+    // refused by the backend's kernel and lost (a fixed pause was not
+    // always enough on a loaded machine).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for i in 0..n {
+        while t.backends[i]
+            .run("ss", &["-Huln", "sport = :53"])
+            .trim()
+            .is_empty()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "socat in backend {i} did not bind port 53"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     servers
 }
 
