@@ -13,6 +13,7 @@ pub mod l2;
 pub mod netns;
 pub mod nginx;
 pub mod process;
+pub mod scripts;
 pub mod sys;
 pub mod topology;
 

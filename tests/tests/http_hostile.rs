@@ -15,6 +15,7 @@ use balancer_tests::{
     Topology,
     client::connect,
     echo::Echo,
+    scripts,
     topology::{VIP4, backend_addr},
 };
 
@@ -434,18 +435,21 @@ pools:
   - { name: echo, backends: [{ address: \"198.18.1.11:8080\" }] }
 ";
     let _lb = t.start_balancer(yaml, 1);
-    let script =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/h2_malformed.py");
     for kind in [
         "cl_mismatch",
         "connection_header",
         "te_gzip",
         "uppercase_name",
     ] {
-        let out = t.client.run(
-            "/usr/bin/python3",
-            &[script.to_str().expect("utf-8"), "198.18.0.10", "80", kind],
+        let run = scripts::command(&t.client, "h2_malformed.py", &["198.18.0.10", "80", kind])
+            .output()
+            .expect("python3");
+        assert!(
+            run.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&run.stderr)
         );
+        let out = String::from_utf8_lossy(&run.stdout);
         let refused = out.starts_with("reset") || out.starts_with("status 4");
         assert!(refused, "{kind}: {out}");
     }

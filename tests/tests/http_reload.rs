@@ -6,24 +6,11 @@
 
 use std::{
     net::SocketAddr,
-    path::PathBuf,
     sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
 };
 
-use balancer_tests::{Process, Topology, client::KeepAlive, nginx, topology::VIP4};
-
-/// Debian's Python, which has the packages setup installs (another
-/// `python3` may come first on the PATH).
-const PYTHON: &str = "/usr/bin/python3";
-
-fn script(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("scripts")
-        .join(name)
-        .display()
-        .to_string()
-}
+use balancer_tests::{Process, Topology, client::KeepAlive, nginx, scripts, topology::VIP4};
 
 fn config(extra_route: &str) -> String {
     format!(
@@ -48,18 +35,19 @@ pools:
 fn websocket_http1_and_http2_connections_survive_a_reload_and_follow_its_routes() {
     let t = Topology::new(1);
     let _nginx = nginx::start_all(&t, 80, false);
-    let mut server = t.backends[0].command(PYTHON);
-    server.args([&script("ws_echo_server.py"), "198.18.1.11", "8765"]);
+    let server = scripts::command(
+        &t.backends[0],
+        "ws_echo_server.py",
+        &["198.18.1.11", "8765"],
+    );
     let mut server = Process::spawn("ws server", server, t.path("ws-server.log"));
     server.wait_for("listening", 1, Duration::from_secs(10));
     let mut lb = t.start_balancer(&config(""), 1);
     let vip: SocketAddr = (VIP4, 80).into();
 
-    let mut ws = t.client.command(PYTHON);
-    ws.args([&script("ws_hold.py"), "ws://198.18.0.10/ws", "4"]);
+    let ws = scripts::command(&t.client, "ws_hold.py", &["ws://198.18.0.10/ws", "4"]);
     let mut ws = Process::spawn("ws client", ws, t.path("ws-client.log"));
-    let mut h2 = t.client.command(PYTHON);
-    h2.args([&script("h2_hold.py"), "198.18.0.10", "80", "4"]);
+    let h2 = scripts::command(&t.client, "h2_hold.py", &["198.18.0.10", "80", "4"]);
     let mut h2 = Process::spawn("h2 client", h2, t.path("h2-client.log"));
     let mut held = t.client.enter(|| {
         let mut c = KeepAlive::open(vip).expect("connect");

@@ -7,7 +7,6 @@
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
-    path::PathBuf,
     sync::atomic::{AtomicBool, AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
@@ -15,20 +14,10 @@ use std::{
 use balancer_tests::{
     Process, Topology,
     client::{KeepAlive, connect},
-    nginx,
+    nginx, scripts,
     sys::{open_fds, rss_kib},
     topology::VIP4,
 };
-
-const PYTHON: &str = "/usr/bin/python3";
-
-fn script(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("scripts")
-        .join(name)
-        .display()
-        .to_string()
-}
 
 fn listener(pool: &str, http: &str) -> String {
     format!(
@@ -231,8 +220,7 @@ fn http2_floods_cost_bounded_memory_and_another_client_is_served() {
     let pid = lb.pid();
     let rss_before = rss_kib(pid).expect("rss");
     for kind in ["rapid_reset", "continuation", "ping", "settings"] {
-        let mut flood = t.client.command(PYTHON);
-        flood.args([&script("h2_flood.py"), "198.18.0.10", "80", kind, "5"]);
+        let flood = scripts::command(&t.client, "h2_flood.py", &["198.18.0.10", "80", kind, "5"]);
         let mut flood = Process::spawn(
             &format!("{kind} flood"),
             flood,

@@ -8,14 +8,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{
     config::model::{HealthCheck, HttpProbe, Probe, UdpProbe},
-    proxy::connect_udp,
+    proxy::{connect_tcp, connect_udp},
     runtime::failure::{Failure, Step},
 };
 
@@ -29,8 +26,8 @@ pub async fn probe(check: &HealthCheck, backend: SocketAddr) -> Result<Duration,
     let start = Instant::now();
     let work = async {
         match &check.probe {
-            Probe::Tcp => tcp(backend).await,
-            Probe::Http(http_probe) => http(http_probe, backend).await,
+            Probe::Tcp => connect_tcp(backend, check.timeout).await.map(drop),
+            Probe::Http(http_probe) => http(http_probe, backend, check.timeout).await,
             Probe::Udp(udp_probe) => udp(udp_probe, backend).await,
         }
     };
@@ -41,18 +38,8 @@ pub async fn probe(check: &HealthCheck, backend: SocketAddr) -> Result<Duration,
     }
 }
 
-async fn connect(backend: SocketAddr) -> Result<TcpStream, Failure> {
-    TcpStream::connect(backend)
-        .await
-        .map_err(|e| Failure::io(Step::Connect, &e))
-}
-
-async fn tcp(backend: SocketAddr) -> Result<(), Failure> {
-    connect(backend).await.map(drop)
-}
-
-async fn http(check: &HttpProbe, backend: SocketAddr) -> Result<(), Failure> {
-    let mut s = connect(backend).await?;
+async fn http(check: &HttpProbe, backend: SocketAddr, timeout: Duration) -> Result<(), Failure> {
+    let mut s = connect_tcp(backend, timeout).await?;
     let host = check.host.clone().unwrap_or_else(|| backend.to_string());
     let request = format!(
         "{} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: balancer-health-check\r\nConnection: close\r\n\r\n",

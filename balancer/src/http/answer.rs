@@ -101,13 +101,8 @@ impl Answer {
     /// The response.
     #[must_use]
     pub fn response(&self) -> Response<Body> {
-        let mut r = Response::new(full(self.text()));
-        *r.status_mut() = self.status();
+        let mut r = text(self.status(), self.text());
         let h = r.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
         if self.closes() {
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
@@ -116,6 +111,18 @@ impl Answer {
         }
         r
     }
+}
+
+/// A plain-text answer: the layer's own, and a route's fixed answer.
+#[must_use]
+pub fn text(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
 }
 
 #[cfg(test)]

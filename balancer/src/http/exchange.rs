@@ -55,10 +55,11 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// Starts timing `req` from `client` on `listener`, counted under
-    /// `route` until a route is chosen.
+    /// Starts timing `req` for `host` from `client` on `listener`, counted
+    /// under `route` until a route is chosen.
     pub fn new<B>(
         req: &Request<B>,
+        host: Option<&str>,
         client: SocketAddr,
         listener: &str,
         route: Arc<RouteStats>,
@@ -75,7 +76,7 @@ impl Exchange {
             log: log.clone(),
             listener: listener.to_owned(),
             method: req.method().to_string(),
-            host: super::route::host_of(req.uri(), req.headers()),
+            host: host.map(str::to_owned),
             path: req
                 .uri()
                 .path_and_query()

@@ -17,8 +17,8 @@ use hyper::body::Incoming;
 
 use super::{
     HttpService, LiveHttp,
-    answer::Answer,
-    body::{Body, Breach, BreachFlag, Guarded, Holding, full},
+    answer::{self, Answer},
+    body::{Body, Breach, BreachFlag, Guarded, Holding},
     clock::Activity,
     compress,
     exchange::Exchange,
@@ -50,15 +50,19 @@ pub struct Client {
 pub async fn handle(req: Request<Incoming>, client: &Client) -> Response<Body> {
     let in_flight = client.activity.begin();
     let svc = client.live.load_full();
+    // The host is read once: for the route, the redirect, forwarding and
+    // the log line.
+    let host = host_of(req.uri(), req.headers());
     let mut x = Exchange::new(
         &req,
+        host.as_deref(),
         client.peer,
         &svc.listener.name,
         svc.default_stats.clone(),
         svc.access_log.as_ref(),
         in_flight,
     );
-    let response = match serve(req, client, &svc, &mut x).await {
+    let response = match serve(req, host, client, &svc, &mut x).await {
         Ok(r) => r,
         Err(a) => a.response(),
     };
@@ -70,6 +74,7 @@ pub async fn handle(req: Request<Incoming>, client: &Client) -> Response<Body> {
 
 async fn serve(
     req: Request<Incoming>,
+    host: Option<String>,
     client: &Client,
     svc: &HttpService,
     x: &mut Exchange,
@@ -81,7 +86,6 @@ async fn serve(
     {
         return Err(Answer::TooLarge);
     }
-    let host = host_of(req.uri(), req.headers());
     let found = svc.table.find(&route::Request {
         method: req.method(),
         host: host.as_deref(),
@@ -98,7 +102,7 @@ async fn serve(
         }
     }
     let pool = match route.map(|r| &r.target) {
-        Some(Target::Answer { status, body }) => return Ok(fixed(*status, body)),
+        Some(Target::Answer { status, body }) => return Ok(answer::text(*status, body.clone())),
         Some(Target::Redirect(r)) => return Ok(redirect(r, host.as_deref(), &req)),
         Some(Target::Pool(p)) => *p,
         Some(Target::Split(weights)) => split(weights, &svc.splits),
@@ -314,17 +318,6 @@ const fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
-}
-
-/// A route's fixed answer.
-fn fixed(status: StatusCode, body: &str) -> Response<Body> {
-    let mut r = Response::new(full(body.to_owned()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
 }
 
 /// A route's redirect for `req` to `host`.

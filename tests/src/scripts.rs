@@ -1,0 +1,29 @@
+//! The Python clients and servers under `tests/scripts/` (WebSocket,
+//! HTTP/2 holding and floods), run with Debian's interpreter, which has the
+//! packages `cargo xtask setup` installs (another `python3` may come first
+//! on the PATH).
+
+use std::process::Command;
+
+use crate::netns::Netns;
+
+/// Debian's Python.
+pub const PYTHON: &str = "/usr/bin/python3";
+
+/// The path of script `name` in `tests/scripts/`.
+#[must_use]
+pub fn path(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// A command that runs script `name` with `args` inside `ns`.
+#[must_use]
+pub fn command(ns: &Netns, name: &str, args: &[&str]) -> Command {
+    let mut c = ns.command(PYTHON);
+    c.arg(path(name)).args(args);
+    c
+}
