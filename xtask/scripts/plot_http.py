@@ -17,8 +17,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-TARGETS = ["balancer", "haproxy", "nginx"]
-COLOURS = {"balancer": "#1f77b4", "haproxy": "#ff7f0e", "nginx": "#2ca02c"}
+TARGETS = ["balancer", "haproxy", "nginx", "hyper_floor"]
+COLOURS = {"balancer": "#1f77b4", "haproxy": "#ff7f0e", "nginx": "#2ca02c", "hyper_floor": "#9e9e9e"}
 LOADS = [("keepalive_rps", "keep-alive"), ("close_rps", "Connection: close"), ("h2_rps", "HTTP/2")]
 
 
@@ -30,9 +30,9 @@ def figure(data, target, key):
 def main():
     data = json.load(open(sys.argv[1]))
     fig, (rate, idle) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 1]})
-    width = 0.25
+    width = 0.2
     for i, target in enumerate(TARGETS):
-        xs = [j + (i - 1) * width for j in range(len(LOADS))]
+        xs = [j + (i - 1.5) * width for j in range(len(LOADS))]
         vals = [figure(data, target, key) for key, _ in LOADS]
         rate.bar(xs, [v[0] for v in vals], width, yerr=[[v[1] for v in vals], [v[2] for v in vals]],
                  color=COLOURS[target], label=target, capsize=3)

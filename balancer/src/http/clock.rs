@@ -24,7 +24,7 @@ use std::{
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
-    time::Sleep,
+    time::{Instant, Sleep},
 };
 
 use super::answer::Answer;
@@ -68,17 +68,34 @@ impl Drop for InFlight {
 }
 
 /// A client socket with the two clocks.
+///
+/// Both clocks share one timer, moved lazily: a request moves a deadline
+/// (a plain `Instant`), and the timer is only set again when it fires
+/// before the deadline it stands for, or when a deadline comes earlier
+/// than the one it is set to. Busy keep-alive connections thus touch the
+/// runtime's timer wheel about once per header timeout, not twice per
+/// request.
 pub struct Clocked {
     inner: TcpStream,
     activity: Arc<Activity>,
     header_timeout: Duration,
     keepalive_timeout: Duration,
-    /// Armed at a head's first byte: the deadline and the requests begun
+    /// The head's deadline, from its first byte, and the requests begun
     /// then (a new request disarms it).
-    head: Option<(Pin<Box<Sleep>>, u64)>,
-    idle: Option<Pin<Box<Sleep>>>,
+    head: Option<(Instant, u64)>,
+    /// When the connection closes if nothing comes.
+    idle: Option<Instant>,
+    timer: Pin<Box<Sleep>>,
+    /// What `timer` is set to; `None` before its first use.
+    armed: Option<Instant>,
     first_read: bool,
     h2: bool,
+}
+
+/// Which clock ran out.
+enum Due {
+    Head,
+    Idle,
 }
 
 impl Clocked {
@@ -96,6 +113,9 @@ impl Clocked {
             keepalive_timeout,
             head: None,
             idle: None,
+            // Not registered with the runtime until first polled.
+            timer: Box::pin(tokio::time::sleep(keepalive_timeout)),
+            armed: None,
             first_read: true,
             h2: false,
         }
@@ -112,6 +132,39 @@ impl Clocked {
         // Best effort: a full send buffer means the client is gone anyway.
         let _ = self.inner.try_write(head.as_bytes());
     }
+
+    /// The clock that runs while the socket waits for input, and its
+    /// deadline; `None` while a request is in flight.
+    fn running(&mut self) -> Option<(Due, Instant)> {
+        if let Some((at, _)) = self.head {
+            return Some((Due::Head, at));
+        }
+        if self.activity.in_flight() > 0 {
+            self.idle = None;
+            return None;
+        }
+        let keepalive = self.keepalive_timeout;
+        let at = *self.idle.get_or_insert_with(|| Instant::now() + keepalive);
+        Some((Due::Idle, at))
+    }
+
+    /// Whether `deadline` has passed; otherwise the timer will wake the
+    /// task by then.
+    fn expired(&mut self, cx: &mut Context<'_>, deadline: Instant) -> bool {
+        if self.armed.is_none_or(|armed| armed > deadline) {
+            self.timer.as_mut().reset(deadline);
+            self.armed = Some(deadline);
+        }
+        while self.timer.as_mut().poll(cx).is_ready() {
+            if Instant::now() >= deadline {
+                return true;
+            }
+            // Fired for an earlier deadline that has since moved.
+            self.timer.as_mut().reset(deadline);
+            self.armed = Some(deadline);
+        }
+        false
+    }
 }
 
 impl AsyncRead for Clocked {
@@ -122,7 +175,7 @@ impl AsyncRead for Clocked {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let begun = this.activity.begun();
-        if this.head.as_ref().is_some_and(|(_, at)| *at != begun) {
+        if this.head.is_some_and(|(_, at)| at != begun) {
             // The head it was timing has arrived.
             this.head = None;
         }
@@ -137,32 +190,24 @@ impl AsyncRead for Clocked {
                     }
                     this.idle = None;
                     if !this.h2 && this.head.is_none() && this.activity.in_flight() == 0 {
-                        let deadline = Box::pin(tokio::time::sleep(this.header_timeout));
-                        this.head = Some((deadline, begun));
+                        this.head = Some((Instant::now() + this.header_timeout, begun));
                     }
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                if let Some((deadline, _)) = &mut this.head {
-                    if deadline.as_mut().poll(cx).is_ready() {
-                        this.answer_timeout();
-                        // End of input: hyper closes the connection.
-                        return Poll::Ready(Ok(()));
-                    }
-                } else if this.activity.in_flight() == 0 {
-                    let timeout = this.keepalive_timeout;
-                    let idle = this
-                        .idle
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                    if idle.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Ok(()));
-                    }
-                } else {
-                    this.idle = None;
+                let Some((due, deadline)) = this.running() else {
+                    return Poll::Pending;
+                };
+                if !this.expired(cx, deadline) {
+                    return Poll::Pending;
                 }
-                Poll::Pending
+                if matches!(due, Due::Head) {
+                    this.answer_timeout();
+                }
+                // End of input: hyper closes the connection.
+                Poll::Ready(Ok(()))
             }
         }
     }

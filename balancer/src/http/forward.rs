@@ -6,7 +6,9 @@
 //! rebuilt from parsed fields; no raw byte of the client's reaches a
 //! backend.
 
-use std::net::IpAddr;
+use std::{fmt::Write as _, net::IpAddr};
+
+use bytes::Bytes;
 
 use http::{
     HeaderMap, HeaderName, HeaderValue, Uri,
@@ -37,6 +39,11 @@ pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-ho
 /// Removes the hop-by-hop headers and those `Connection` names. `TE:
 /// trailers` stays when `te_trailers` (gRPC over HTTP/2 needs it).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, te_trailers: bool) {
+    // One pass over the names present: most messages carry none of these,
+    // and removing an absent name still costs a hash and a probe each.
+    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -63,20 +70,19 @@ pub fn add_forwarded(
     proto: &'static str,
     host: Option<&str>,
 ) {
-    let earlier: Vec<&str> = headers
+    let mut value = String::new();
+    for earlier in headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .collect();
-    let client = client.to_canonical().to_string();
-    let value = if earlier.is_empty() {
-        client
-    } else {
-        format!("{}, {client}", earlier.join(", "))
-    };
-    if let Ok(v) = HeaderValue::from_str(&value) {
+    {
+        value.push_str(earlier);
+        value.push_str(", ");
+    }
+    let _ = write!(value, "{}", client.to_canonical());
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
         headers.insert(X_FORWARDED_FOR, v);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));

@@ -207,11 +207,7 @@ async fn proxy(
             x.backend = Some(answered.address);
             x.retries = answered.retries;
             x.active = Some(answered.stats.open());
-            let (parts, body) = answered.response.into_parts();
-            Ok(Response::from_parts(
-                parts,
-                body.map_err(Into::into).boxed(),
-            ))
+            Ok(answered.response)
         }
         Err(why) => Err(match breach.get() {
             Breach::TooLarge => Answer::TooLarge,
@@ -244,42 +240,34 @@ fn rewrite_request(
     }
     forward::add_forwarded(h, client.peer.ip(), "http", host);
     forward::rewrite(h, &svc.http.request_headers);
-    let mut path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
+    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut stripped = None;
     if let Some(r) = route {
         forward::rewrite(&mut parts.headers, &r.request_headers);
         if let Some(prefix) = &r.strip_prefix {
-            path = forward::strip_prefix(&path, prefix);
+            stripped = Some(forward::strip_prefix(pq, prefix));
         }
     }
-    let authority = parts.uri.authority().map(|a| a.as_str().to_owned());
-    if let Some(a) = &authority {
+    if let Some(a) = parts.uri.authority() {
         // An absolute-form or HTTP/2 request names its host in the URI.
-        forward::set_host(&mut parts.headers, a);
+        forward::set_host(&mut parts.headers, a.as_str());
+    } else if !parts.headers.contains_key(HOST) {
+        // An HTTP/1.0 request may name no host; the backend hears
+        // HTTP/1.1, which must, so it gets the address the client asked.
+        forward::set_host(&mut parts.headers, &client.local.to_string());
     }
-    let authority = authority
-        .or_else(|| {
-            parts
-                .headers
-                .get(HOST)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| {
-            // An HTTP/1.0 request may name no host; the backend hears
-            // HTTP/1.1, which must, so it gets the address the client asked.
-            let local = client.local.to_string();
-            forward::set_host(&mut parts.headers, &local);
-            local
-        });
+    let origin_form = parts.uri.scheme().is_none() && parts.uri.authority().is_none();
+    if h2 || stripped.is_some() || !origin_form {
+        let authority = parts.headers.get(HOST).and_then(|v| v.to_str().ok());
+        let pq = stripped
+            .as_deref()
+            .unwrap_or_else(|| parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+        parts.uri = forward::upstream_uri(pq, authority, h2)
+            .map_err(|_| Answer::BadRequest("the request target cannot be forwarded"))?;
+    }
     if h2 {
         parts.headers.remove(HOST);
     }
-    parts.uri = forward::upstream_uri(&path, Some(&authority), h2)
-        .map_err(|_| Answer::BadRequest("the request target cannot be forwarded"))?;
     parts.version = if h2 {
         Version::HTTP_2
     } else {

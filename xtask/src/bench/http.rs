@@ -5,7 +5,11 @@
 //! requests per second and latency (wrk, 50 connections), `Connection:
 //! close` requests per second (wrk), HTTP/2 requests per second (h2load, 10
 //! connections of 10 streams), and memory per idle keep-alive client
-//! connection (9,000 held, each after one request). Writes `docs/bench/http.{md,json,png}`.
+//! connection (9,000 held, each after one request). A fourth target,
+//! `balancer/examples/hyper_floor`, is the least a hyper reverse proxy does
+//! (no routing, rewriting, limits or counters): the distance from it to the
+//! balancer is the layer's own cost, the distance from it to the peers is
+//! hyper's. Writes `docs/bench/http.{md,json,png}`.
 
 use std::{fmt::Write as _, net::SocketAddr, path::Path, process::Command, time::Instant};
 
@@ -41,16 +45,32 @@ enum Target {
     Balancer,
     Haproxy,
     Nginx,
+    Floor,
 }
 
 impl Target {
-    const ALL: [Target; 3] = [Target::Balancer, Target::Haproxy, Target::Nginx];
+    const ALL: [Target; 4] = [
+        Target::Balancer,
+        Target::Haproxy,
+        Target::Nginx,
+        Target::Floor,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Target::Balancer => "balancer",
             Target::Haproxy => "haproxy",
             Target::Nginx => "nginx",
+            Target::Floor => "hyper_floor",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Target::Balancer => "balancer",
+            Target::Haproxy => "HAProxy",
+            Target::Nginx => "nginx",
+            Target::Floor => "hyper floor",
         }
     }
 
@@ -93,6 +113,13 @@ impl Target {
                     "user root;\nworker_processes 2;\nworker_rlimit_nofile 20000;\ndaemon off;\npid {d}/nginx-http.pid;\nerror_log stderr warn;\nevents {{ worker_connections 19000; }}\nhttp {{\n    access_log off;\n    keepalive_timeout 5m;\n    keepalive_requests 1000000;\n    client_body_temp_path {d}/nb;\n    proxy_temp_path {d}/np;\n    fastcgi_temp_path {d}/nf;\n    uwsgi_temp_path {d}/nu;\n    scgi_temp_path {d}/ns;\n    upstream web {{\n{servers}        keepalive 64;\n    }}\n    server {{\n        listen {VIP4}:80 reuseport backlog=4096;\n        listen {VIP4}:{NGINX_H2_PORT} http2;\n        location / {{ proxy_pass http://web; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}\n    }}\n}}\n"
                 );
                 ("nginx-http.conf", conf)
+            }
+            Target::Floor => {
+                let args = backends.iter().fold(format!("{VIP4}:80"), |mut s, b| {
+                    let _ = write!(s, " {b}");
+                    s
+                });
+                ("hyper_floor.args", format!("{args}\n"))
             }
         }
     }
@@ -151,15 +178,24 @@ fn start(topo: &Topology, bin: &Path, target: Target) -> Result<Process> {
         return Ok(topo.start_balancer_bin(bin, &text, 1));
     }
     let path = topo.path(file);
-    std::fs::write(&path, text)?;
-    let p = if target == Target::Haproxy {
-        let mut cmd = topo.lb.command("haproxy");
-        cmd.args(["-db", "-f"]).arg(&path);
-        Process::spawn("haproxy", cmd, topo.path("haproxy-http.log"))
-    } else {
-        let mut cmd = topo.lb.command("nginx");
-        cmd.args(["-e", "stderr", "-c"]).arg(&path);
-        Process::spawn("nginx http", cmd, topo.path("nginx-http.log"))
+    std::fs::write(&path, &text)?;
+    let p = match target {
+        Target::Haproxy => {
+            let mut cmd = topo.lb.command("haproxy");
+            cmd.args(["-db", "-f"]).arg(&path);
+            Process::spawn("haproxy", cmd, topo.path("haproxy-http.log"))
+        }
+        Target::Floor => {
+            let floor = bin.with_file_name("examples").join("hyper_floor");
+            let mut cmd = topo.lb.command(floor.to_str().context("utf-8 path")?);
+            cmd.args(text.split_whitespace());
+            Process::spawn("hyper floor", cmd, topo.path("hyper_floor.log"))
+        }
+        _ => {
+            let mut cmd = topo.lb.command("nginx");
+            cmd.args(["-e", "stderr", "-c"]).arg(&path);
+            Process::spawn("nginx http", cmd, topo.path("nginx-http.log"))
+        }
     };
     wait_listening(
         &topo.lb,
@@ -268,6 +304,8 @@ pub fn run(root: &Path, rounds: u32) -> Result<()> {
             "balancer",
             "--example",
             "open_loop",
+            "--example",
+            "hyper_floor",
         ],
     )?;
     let bin = root.join("target/release/balancer");
@@ -352,7 +390,15 @@ fn write_page(
         ("open_sent", "open loop: requests answered"),
         ("open_due", "open loop: requests due"),
     ];
-    let mut table = String::from("| figure | balancer | HAProxy | nginx |\n|---|---|---|---|\n");
+    let mut table = runs
+        .iter()
+        .fold(String::from("| figure |"), |mut s, (t, _)| {
+            let _ = write!(s, " {} |", t.title());
+            s
+        });
+    table.push_str("\n|---|");
+    table.push_str(&"---|".repeat(runs.len()));
+    table.push('\n');
     let mut figures = serde_json::Map::new();
     for (key, label) in keys {
         let mut row = format!("| {label} |");
@@ -389,7 +435,7 @@ fn write_page(
     }
     print!("\n{table}\n{ratios}");
     let mut md = format!(
-        "# HTTP benchmark: balancer vs HAProxy vs nginx\n\nGenerated by `cargo xtask bench http` ({} UTC, {} s). Everything above the analysis is rewritten on each run. Raw figures: [http.json](http.json).\n\n## Results\n\nMedian of {rounds} round(s), `[lowest-highest]`; idle memory once, on a fresh process. One machine, two CPUs shared by wrk/h2load, the three nginx backends and the proxy: read the ranges before the ratios.\n\n{table}\n![requests per second and memory per idle connection by target](http.png)\n\n{ratios}\n## Method\n\nThe namespace topology of the tests (client, balancer, three nginx backends answering a short text). Each target alone on {VIP4}:80, round robin over the same three backends, kept-alive upstream connections. wrk `-t2 -c{CONNS} -d{SECS}s --latency` (and `-H 'Connection: close'`); h2load `-c10 -m10 -t2 -D{SECS}` with HTTP/2 by prior knowledge (nginx serves it on port {NGINX_H2_PORT}, its cleartext HTTP/2 listener taking nothing else); idle memory: 9,000 client connections, each making one keep-alive request and then held, summed RSS of the namespace's processes before and after. Latency: `balancer/examples/open_loop` sends requests at a fixed rate over 50 kept-alive connections for {SECS} s, each timed from when it was due (no coordinated omission), at the same offered load for every target, 70% of the highest keep-alive rate measured.\n\n## Environment\n\n| what | version |\n|---|---|\n",
+        "# HTTP benchmark: balancer vs HAProxy vs nginx\n\nGenerated by `cargo xtask bench http` ({} UTC, {} s). Everything above the analysis is rewritten on each run. Raw figures: [http.json](http.json).\n\n## Results\n\nMedian of {rounds} round(s), `[lowest-highest]`; idle memory once, on a fresh process. One machine, two CPUs shared by wrk/h2load, the three nginx backends and the proxy: read the ranges before the ratios.\n\n{table}\n![requests per second and memory per idle connection by target](http.png)\n\n{ratios}\n## Method\n\nThe namespace topology of the tests (client, balancer, three nginx backends answering a short text). Each target alone on {VIP4}:80, round robin over the same three backends, kept-alive upstream connections. wrk `-t2 -c{CONNS} -d{SECS}s --latency` (and `-H 'Connection: close'`); h2load `-c10 -m10 -t2 -D{SECS}` with HTTP/2 by prior knowledge (nginx serves it on port {NGINX_H2_PORT}, its cleartext HTTP/2 listener taking nothing else); idle memory: 9,000 client connections, each making one keep-alive request and then held, summed RSS of the namespace's processes before and after. The hyper floor (`balancer/examples/hyper_floor`) forwards each request untouched to the next backend over kept-alive HTTP/1.1 connections, on hyper-util's auto server as the balancer does, with the same allocator and build profile: nothing of routing, rewriting, limits, timeouts, retries or counters. Latency: `balancer/examples/open_loop` sends requests at a fixed rate over 50 kept-alive connections for {SECS} s, each timed from when it was due (no coordinated omission), at the same offered load for every target, 70% of the highest keep-alive rate measured.\n\n## Environment\n\n| what | version |\n|---|---|\n",
         env.date,
         started.elapsed().as_secs()
     );

@@ -9,9 +9,12 @@
 //! request went out; on a new one, a backend that died). A request whose
 //! body was sent is never repeated, nor one the backend answered.
 //!
-//! HTTP/1.1 connections are pooled per backend, bounded in count and idle
-//! time; an HTTP/2 (h2c) backend gets one shared connection that carries
-//! every request as a stream.
+//! HTTP/1.1 connections are pooled per backend ([`idle`]); an HTTP/2
+//! (h2c) backend gets one shared connection that carries every request as
+//! a stream.
+
+mod idle;
+mod retry;
 
 use std::{
     collections::HashMap,
@@ -20,11 +23,12 @@ use std::{
         Arc, Mutex, Weak,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use balancer_common::FlowTuple;
-use http::{Request, Response, request::Parts};
+use http::{Request, Response, StatusCode, request::Parts};
+use http_body_util::BodyExt as _;
 use hyper::{
     body::Incoming,
     client::conn::{http1, http2},
@@ -32,6 +36,8 @@ use hyper::{
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tracing::debug;
 
+use self::idle::{IdleLists, Return, Returning, Room};
+pub use self::retry::{Next, Outcome, next};
 use super::body::Body;
 use crate::{
     config::http::{PoolHttp, UpstreamVersion},
@@ -59,17 +65,11 @@ struct Checkout {
     reused: bool,
 }
 
-struct Idle {
-    sender: http1::SendRequest<Body>,
-    since: Instant,
-    timeout: Duration,
-}
-
 /// Kept-alive connections to every backend, shared by all `http`
 /// listeners and kept across reloads.
 #[derive(Default)]
 pub struct Upstreams {
-    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    idle: Arc<IdleLists>,
     h2: Mutex<HashMap<SocketAddr, http2::SendRequest<Body>>>,
     opened: AtomicU64,
     reused: AtomicU64,
@@ -105,7 +105,7 @@ pub struct Send<'a> {
 /// A backend's answer.
 pub struct Answered {
     /// The answer, its body still streaming.
-    pub response: Response<Incoming>,
+    pub response: Response<Body>,
     /// The backend that answered.
     pub address: SocketAddr,
     /// Its counters.
@@ -222,11 +222,15 @@ impl Upstreams {
     ) -> Result<Checkout, Failure> {
         match settings.version {
             UpstreamVersion::Http1 => {
-                if !fresh && let Some(sender) = self.take_idle(address) {
-                    return Ok(Checkout {
-                        conn: Conn::H1(sender),
-                        reused: true,
-                    });
+                while !fresh && let Some(mut sender) = self.idle.take(address) {
+                    // Ready at once unless the backend closed it meanwhile:
+                    // then the next one, before a new connection.
+                    if sender.ready().await.is_ok() {
+                        return Ok(Checkout {
+                            conn: Conn::H1(sender),
+                            reused: true,
+                        });
+                    }
                 }
                 let io = TokioIo::new(nodelay(connect_tcp(address, timeout).await?));
                 let (sender, conn) = http1::Builder::new()
@@ -279,7 +283,7 @@ impl Upstreams {
         address: SocketAddr,
         req: Request<Body>,
         s: &Send<'_>,
-    ) -> Result<Response<Incoming>, Lost> {
+    ) -> Result<Response<Body>, Lost> {
         let timeout = s.response_timeout;
         match checkout.conn {
             Conn::H1(mut sender) => {
@@ -288,8 +292,21 @@ impl Upstreams {
                 }
                 let sent = tokio::time::timeout(timeout, sender.try_send_request(req)).await;
                 let response = answer(sent, timeout)?;
-                self.put_back(address, sender, s.settings);
-                Ok(response)
+                // A switched connection belongs to the tunnel; any other
+                // goes back to the idle list when its answer is read.
+                if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    return Ok(response.map(|b| b.map_err(Into::into).boxed()));
+                }
+                let back = Return {
+                    lists: self.idle.clone(),
+                    address,
+                    sender,
+                    room: Room {
+                        max_idle: s.settings.max_idle,
+                        timeout: s.settings.idle_timeout,
+                    },
+                };
+                Ok(response.map(|b| Returning::new(b, back).boxed()))
             }
             Conn::H2(mut sender) => {
                 if sender.ready().await.is_err() {
@@ -299,94 +316,14 @@ impl Upstreams {
                     return Err(Lost::Unsent(Box::new(req)));
                 }
                 let sent = tokio::time::timeout(timeout, sender.try_send_request(req)).await;
-                answer(sent, timeout)
+                Ok(answer(sent, timeout)?.map(|b| b.map_err(Into::into).boxed()))
             }
         }
-    }
-
-    fn take_idle(&self, address: SocketAddr) -> Option<http1::SendRequest<Body>> {
-        let mut idle = self.idle.lock().ok()?;
-        let list = idle.get_mut(&address)?;
-        // Newest first: the most recently used connection is the least
-        // likely to have been closed by the backend.
-        while let Some(i) = list.pop() {
-            if i.since.elapsed() < i.timeout && i.sender.is_ready() {
-                return Some(i.sender);
-            }
-        }
-        None
     }
 
     fn shared_h2(&self, address: SocketAddr) -> Option<http2::SendRequest<Body>> {
         let shared = self.h2.lock().ok()?;
         shared.get(&address).filter(|s| !s.is_closed()).cloned()
-    }
-
-    /// Returns `sender` to the idle list once its answer has been read to
-    /// the end (hyper reports it ready then), if there is room.
-    fn put_back(
-        self: &Arc<Self>,
-        address: SocketAddr,
-        mut sender: http1::SendRequest<Body>,
-        settings: &PoolHttp,
-    ) {
-        if settings.max_idle == 0 {
-            return;
-        }
-        let (max_idle, idle_timeout) = (settings.max_idle, settings.idle_timeout);
-        let me = Arc::downgrade(self);
-        tokio::spawn(async move {
-            if sender.ready().await.is_err() {
-                return;
-            }
-            let Some(me) = me.upgrade() else { return };
-            let Ok(mut idle) = me.idle.lock() else { return };
-            let list = idle.entry(address).or_default();
-            if list.len() < max_idle {
-                list.push(Idle {
-                    sender,
-                    since: Instant::now(),
-                    timeout: idle_timeout,
-                });
-            }
-        });
-    }
-}
-
-/// What became of a request on one connection, as the retry rule sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Nothing of it reached the backend.
-    Unsent,
-    /// It was sent, and the connection closed or was reset before any
-    /// byte of an answer.
-    SentUnanswered,
-    /// The backend answered too late or with something that is not HTTP.
-    Failed,
-}
-
-/// What the retry rule does next.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Next {
-    /// Send the request again on a new connection; `blame` tells passive
-    /// health the backend failed.
-    Retry {
-        /// Whether the backend is to blame.
-        blame: bool,
-    },
-    /// Answer the client with the failure (the backend is blamed).
-    Fail,
-}
-
-/// The retry rule (see the module header): what to do after `outcome`
-/// on a `reused` or new connection, for a request that is `bodiless` and
-/// `idempotent` or not.
-#[must_use]
-pub const fn next(outcome: Outcome, reused: bool, bodiless: bool, idempotent: bool) -> Next {
-    match outcome {
-        Outcome::Unsent => Next::Retry { blame: false },
-        Outcome::SentUnanswered if bodiless && idempotent => Next::Retry { blame: !reused },
-        Outcome::SentUnanswered | Outcome::Failed => Next::Fail,
     }
 }
 
@@ -465,49 +402,9 @@ async fn sweep(set: Weak<Upstreams>) {
     loop {
         tokio::time::sleep(SWEEP).await;
         let Some(set) = set.upgrade() else { return };
-        if let Ok(mut idle) = set.idle.lock() {
-            for list in idle.values_mut() {
-                list.retain(|i| i.since.elapsed() < i.timeout && !i.sender.is_closed());
-            }
-            idle.retain(|_, l| !l.is_empty());
-        }
+        set.idle.sweep();
         if let Ok(mut h2) = set.h2.lock() {
             h2.retain(|_, s| !s.is_closed());
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Next, Outcome, next};
-
-    #[test]
-    fn the_retry_decision_table() {
-        use Outcome::{Failed, SentUnanswered, Unsent};
-        let retry = Next::Retry { blame: false };
-        let blamed = Next::Retry { blame: true };
-        // (outcome, reused, bodiless, idempotent) -> next
-        let table = [
-            // Nothing reached the backend: any request, any connection.
-            ((Unsent, true, false, false), retry),
-            ((Unsent, false, false, false), retry),
-            ((Unsent, true, true, true), retry),
-            // Sent, closed before an answer: GET-like requests only.
-            ((SentUnanswered, true, true, true), retry),
-            ((SentUnanswered, false, true, true), blamed),
-            ((SentUnanswered, true, false, true), Next::Fail),
-            ((SentUnanswered, true, true, false), Next::Fail),
-            ((SentUnanswered, false, false, false), Next::Fail),
-            // Too slow or not HTTP: never repeated.
-            ((Failed, true, true, true), Next::Fail),
-            ((Failed, false, true, true), Next::Fail),
-        ];
-        for ((outcome, reused, bodiless, idempotent), want) in table {
-            assert_eq!(
-                next(outcome, reused, bodiless, idempotent),
-                want,
-                "{outcome:?} reused={reused} bodiless={bodiless} idempotent={idempotent}"
-            );
         }
     }
 }
