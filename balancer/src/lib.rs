@@ -21,3 +21,4 @@ pub mod select;
 pub mod server;
 pub mod status;
 pub mod summary;
+pub mod tls;

@@ -17,8 +17,8 @@ use crate::{
     dataplane::xdp::plane::XdpPlane,
     runtime::{BackendState, ListenerStats, LivePool},
     status::{
-        self, BackendStatus, LimitedStatus, ListenerStatus, PoolStatus, RouteStatus, Snapshot,
-        XdpStatus,
+        self, BackendStatus, CertificateStatus, LimitedStatus, ListenerStatus, PoolStatus,
+        RouteStatus, Snapshot, TlsStatus, XdpStatus,
     },
 };
 
@@ -48,6 +48,34 @@ pub struct Sources {
     pub upstreams: Option<Arc<crate::http::upstream::Upstreams>>,
     /// The HTTP layer's access logs (they count dropped lines).
     pub access_logs: Arc<Mutex<crate::http::log::AccessLogs>>,
+}
+
+/// A TLS listener's handshakes and certificates, as of now.
+fn tls_status(t: &crate::runtime::tls_stats::TlsStats) -> TlsStatus {
+    let (handshakes, resumed) = t.handshakes();
+    let now = std::time::SystemTime::now();
+    TlsStatus {
+        handshakes,
+        resumed,
+        failures: t
+            .failures()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(why, n)| (why.label().to_owned(), n))
+            .collect(),
+        certificates: t
+            .certificates()
+            .into_iter()
+            .map(|c| CertificateStatus {
+                expires_in_s: match c.not_after.duration_since(now) {
+                    Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                    Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+                },
+                file: c.file,
+                names: c.names,
+            })
+            .collect(),
+    }
 }
 
 /// One snapshot of `sources`.
@@ -81,6 +109,11 @@ pub fn snapshot(sources: &Sources) -> Snapshot {
                     codes: r.codes(),
                 })
                 .collect(),
+            tls: l
+                .http
+                .as_ref()
+                .and_then(|h| h.tls.as_ref())
+                .map(|_| tls_status(&stats.tls)),
         })
         .collect();
     let xdp = sources

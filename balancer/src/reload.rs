@@ -63,6 +63,16 @@ pub enum ListenerError {
         #[source]
         source: io::Error,
     },
+    /// An `http` listener's TLS cannot be set up (a certificate file that
+    /// cannot be read or served, a client CA that cannot be used).
+    #[error("listener `{listener}`: {source}; the certificates already serving are kept")]
+    Tls {
+        /// Listener name.
+        listener: String,
+        /// What is wrong.
+        #[source]
+        source: crate::tls::TlsError,
+    },
     /// A listener asks for a data plane this build cannot serve.
     #[error(
         "listener `{listener}`: mode `{mode}` is not available yet in this version; use `proxy` or `auto`"

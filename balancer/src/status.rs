@@ -51,6 +51,33 @@ pub struct ListenerStatus {
     /// HTTP listeners: requests by route and status code.
     #[serde(default)]
     pub routes: Vec<RouteStatus>,
+    /// Listeners that terminate TLS: handshakes and certificates.
+    #[serde(default)]
+    pub tls: Option<TlsStatus>,
+}
+
+/// A TLS listener's handshakes and certificates.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsStatus {
+    /// Handshakes completed.
+    pub handshakes: u64,
+    /// Of which resumed a session.
+    pub resumed: u64,
+    /// Failures by reason (only reasons seen).
+    pub failures: BTreeMap<String, u64>,
+    /// Certificates served.
+    pub certificates: Vec<CertificateStatus>,
+}
+
+/// One certificate a listener serves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateStatus {
+    /// Its file.
+    pub file: String,
+    /// The names it serves.
+    pub names: Vec<String>,
+    /// Seconds until it expires (negative: expired).
+    pub expires_in_s: i64,
 }
 
 /// One route of an HTTP listener.
@@ -224,6 +251,26 @@ pub fn render(s: &Snapshot, now_ms: u64) -> String {
             l.plane,
             counters.join(" ")
         );
+        if let Some(t) = &l.tls {
+            let failures: Vec<String> =
+                t.failures.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let _ = writeln!(
+                out,
+                "  tls handshakes={} resumed={} {}",
+                t.handshakes,
+                t.resumed,
+                failures.join(" ")
+            );
+            for c in &t.certificates {
+                let _ = writeln!(
+                    out,
+                    "  certificate {} ({}) expires in {} days",
+                    c.file,
+                    c.names.join(", "),
+                    c.expires_in_s / 86_400
+                );
+            }
+        }
         for r in &l.routes {
             let total: u64 = r.codes.values().sum();
             let codes: Vec<String> = r.codes.iter().map(|(c, n)| format!("{c}={n}")).collect();
@@ -302,6 +349,7 @@ mod tests {
                     name: "api".into(),
                     codes: [(200, 5), (503, 1)].into(),
                 }],
+                tls: None,
             }],
             pools: vec![PoolStatus {
                 name: "web".into(),

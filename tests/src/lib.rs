@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod bpffs;
+pub mod certs;
 pub mod client;
 pub mod config;
 pub mod echo;

@@ -26,6 +26,10 @@
 //! | `balancer_guard_limited_source_drops` | gauge | source (top 10 limited in the last 10 s) |
 //! | `balancer_http_requests_total` | counter | listener, route, code |
 //! | `balancer_http_request_duration_seconds` | histogram | listener, route |
+//! | `balancer_tls_handshakes_total` | counter | listener, kind (`full`, `resumed`) |
+//! | `balancer_tls_handshake_failures_total` | counter | listener, reason |
+//! | `balancer_tls_handshakes_by_sni_total` | counter | listener, sni |
+//! | `balancer_tls_certificate_expiry_seconds` | gauge | listener, file (Unix time of `notAfter`) |
 //! | `balancer_http_upstream_connections_total` | counter | kind (`new`, `reused`) |
 //! | `balancer_http_access_log_dropped_total` | counter | (lines the full queue refused) |
 
@@ -47,7 +51,7 @@ use prometheus_client::{
 
 use crate::{
     publish::{Sources, View},
-    runtime::{BackendState, PoolState, http_stats::RouteStats, state::State},
+    runtime::{BackendState, PoolState, http_stats::RouteStats, state::State, tls_stats::TlsStats},
 };
 
 /// The registry behind `/metrics`.
@@ -115,6 +119,7 @@ impl Collector for Live {
         states(&mut encoder, &pools)?;
         check_latency(&mut encoder, &pools)?;
         http(&mut encoder, &view, &self.0)?;
+        tls(&mut encoder, &view)?;
         let reloads = [
             (
                 [("result", "ok")],
@@ -349,6 +354,81 @@ fn http(encoder: &mut DescriptorEncoder, view: &View, s: &Sources) -> Result<(),
         "Access log lines dropped because the writer's queue was full",
         MetricType::Counter,
         [([("log", "all")], dropped)],
+    )
+}
+
+/// Handshakes of the listeners that terminate TLS, and when each of
+/// their certificates expires.
+fn tls(encoder: &mut DescriptorEncoder, view: &View) -> Result<(), fmt::Error> {
+    let tls: Vec<(&str, &TlsStats)> = view
+        .config
+        .listeners
+        .iter()
+        .zip(&view.listeners)
+        .filter(|(l, _)| l.http.as_ref().is_some_and(|h| h.tls.is_some()))
+        .map(|(l, st)| (l.name.as_str(), &*st.tls))
+        .collect();
+    let handshakes = tls.iter().flat_map(|(l, t)| {
+        let (all, resumed) = t.handshakes();
+        [("full", all - resumed), ("resumed", resumed)].map(|(kind, n)| {
+            (
+                [("listener", (*l).to_owned()), ("kind", kind.to_owned())],
+                n,
+            )
+        })
+    });
+    family(
+        encoder,
+        "balancer_tls_handshakes",
+        "TLS handshakes completed, full or resumed",
+        MetricType::Counter,
+        handshakes,
+    )?;
+    let failures = tls.iter().flat_map(|(l, t)| {
+        t.failures().into_iter().map(move |(why, n)| {
+            (
+                [
+                    ("listener", (*l).to_owned()),
+                    ("reason", why.label().to_owned()),
+                ],
+                n,
+            )
+        })
+    });
+    family(
+        encoder,
+        "balancer_tls_handshake_failures",
+        "TLS handshakes that failed, by reason",
+        MetricType::Counter,
+        failures,
+    )?;
+    let names = tls.iter().flat_map(|(l, t)| {
+        t.by_name()
+            .into_iter()
+            .map(move |(sni, n)| ([("listener", (*l).to_owned()), ("sni", sni)], n))
+    });
+    family(
+        encoder,
+        "balancer_tls_handshakes_by_sni",
+        "TLS handshakes completed, by the name the client asked for (`none`: no SNI)",
+        MetricType::Counter,
+        names,
+    )?;
+    let expiry = tls.iter().flat_map(|(l, t)| {
+        t.certificates().into_iter().map(move |c| {
+            let at = c
+                .not_after
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            ([("listener", (*l).to_owned()), ("file", c.file)], at)
+        })
+    });
+    family(
+        encoder,
+        "balancer_tls_certificate_expiry_seconds",
+        "When each served certificate expires (Unix time of its notAfter)",
+        MetricType::Gauge,
+        expiry,
     )
 }
 

@@ -99,6 +99,10 @@ pub const DEFAULT_UPSTREAM_MAX_IDLE: u64 = 128;
 pub const DEFAULT_UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_mins(1);
 /// A redirect's status.
 pub const DEFAULT_REDIRECT_STATUS: u16 = 302;
+/// Time for a TLS client to finish its handshake.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The header that carries a verified client certificate's subject.
+pub const DEFAULT_CLIENT_SUBJECT_HEADER: &str = "x-client-subject";
 
 impl Default for Guard {
     fn default() -> Self {

@@ -22,6 +22,8 @@ pub struct HttpListener {
     pub response_headers: HeaderRewrite,
     /// Where the access log goes, if anywhere.
     pub access_log: Option<AccessLog>,
+    /// TLS termination, if the listener has it.
+    pub tls: Option<super::tls::TlsListener>,
 }
 
 /// One route.

@@ -11,6 +11,7 @@ pub mod limits;
 mod locate;
 pub mod model;
 mod raw;
+pub mod tls;
 mod validate;
 pub mod values;
 

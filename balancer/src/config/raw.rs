@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::{
     http::{LogFormat, UpstreamVersion},
     model::{Algorithm, Forwarding, Mode, Protocol, StrayTcp},
+    tls::ClientAuthMode,
 };
 
 /// The whole file.
@@ -69,6 +70,34 @@ pub struct RawListener {
     pub routes: Option<Vec<RawRoute>>,
     #[serde(default)]
     pub http: Option<RawHttp>,
+    #[serde(default)]
+    pub tls: Option<RawTls>,
+}
+
+/// A listener's `tls:` block.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    #[serde(default)]
+    pub certificates: Vec<RawCertificate>,
+    #[serde(default)]
+    pub strict_sni: Option<bool>,
+    #[serde(default)]
+    pub client_ca: Option<String>,
+    #[serde(default)]
+    pub client_auth: Option<ClientAuthMode>,
+    #[serde(default)]
+    pub client_subject_header: Option<String>,
+    #[serde(default)]
+    pub handshake_timeout: Option<String>,
+}
+
+/// One `tls.certificates` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertificate {
+    pub cert: String,
+    pub key: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -23,7 +23,6 @@ use std::{
 
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::TcpStream,
     time::{Instant, Sleep},
 };
 
@@ -67,7 +66,7 @@ impl Drop for InFlight {
     }
 }
 
-/// A client socket with the two clocks.
+/// A client stream (a socket, or TLS over one) with the two clocks.
 ///
 /// Both clocks share one timer, moved lazily: a request moves a deadline
 /// (a plain `Instant`), and the timer is only set again when it fires
@@ -75,8 +74,8 @@ impl Drop for InFlight {
 /// than the one it is set to. Busy keep-alive connections thus touch the
 /// runtime's timer wheel about once per header timeout, not twice per
 /// request.
-pub struct Clocked {
-    inner: TcpStream,
+pub struct Clocked<T> {
+    inner: T,
     activity: Arc<Activity>,
     header_timeout: Duration,
     keepalive_timeout: Duration,
@@ -98,10 +97,10 @@ enum Due {
     Idle,
 }
 
-impl Clocked {
+impl<T: AsyncRead + AsyncWrite + Unpin> Clocked<T> {
     /// `inner` with the clocks, told of requests by `activity`.
     pub fn new(
-        inner: TcpStream,
+        inner: T,
         activity: Arc<Activity>,
         header_timeout: Duration,
         keepalive_timeout: Duration,
@@ -121,16 +120,21 @@ impl Clocked {
         }
     }
 
-    /// Writes the 408 answer straight to the socket: hyper is waiting for
+    /// Writes the 408 answer straight to the stream: hyper is waiting for
     /// a head, so nothing else is being written.
-    fn answer_timeout(&self) {
+    fn answer_timeout(&mut self, cx: &mut Context<'_>) {
         let text = Answer::RequestTimeout.text();
         let head = format!(
             "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
             text.len()
         );
         // Best effort: a full send buffer means the client is gone anyway.
-        let _ = self.inner.try_write(head.as_bytes());
+        // (Under TLS the write is encrypted into the session's buffer and
+        // the flush sends it.)
+        let mut inner = Pin::new(&mut self.inner);
+        if let Poll::Ready(Ok(_)) = inner.as_mut().poll_write(cx, head.as_bytes()) {
+            let _ = inner.poll_flush(cx);
+        }
     }
 
     /// The clock that runs while the socket waits for input, and its
@@ -167,7 +171,7 @@ impl Clocked {
     }
 }
 
-impl AsyncRead for Clocked {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Clocked<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -204,7 +208,7 @@ impl AsyncRead for Clocked {
                     return Poll::Pending;
                 }
                 if matches!(due, Due::Head) {
-                    this.answer_timeout();
+                    this.answer_timeout(cx);
                 }
                 // End of input: hyper closes the connection.
                 Poll::Ready(Ok(()))
@@ -213,7 +217,7 @@ impl AsyncRead for Clocked {
     }
 }
 
-impl AsyncWrite for Clocked {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Clocked<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

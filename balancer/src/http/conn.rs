@@ -3,7 +3,9 @@
 //! listener's head size and header count limits (hyper answers 431 beyond
 //! them, and 400 to what it cannot parse), HTTP/2 stream and flood limits,
 //! the socket's clocks ([`super::clock`]), and a graceful close when the
-//! listener stops. TLS will wrap the socket before this step.
+//! listener stops. On a TLS listener the handshake wraps the socket first
+//! (ALPN picks HTTP/2 or HTTP/1.1; the auto builder reads the preface
+//! either way).
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -12,8 +14,14 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto,
 };
-use tokio::{net::TcpStream, sync::watch};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+    sync::watch,
+};
 use tracing::debug;
+
+use crate::tls::Handshake;
 
 use super::{
     LiveHttp,
@@ -30,20 +38,45 @@ const MAX_LOCAL_RESETS: usize = 1024;
 const H2_PING: Duration = Duration::from_secs(30);
 
 /// Serves `stream` from `peer` until it closes, or until `stop` turns
-/// true, when requests in flight finish and the connection closes.
+/// true, when requests in flight finish and the connection closes. On a
+/// TLS listener the handshake comes first (within its timeout).
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     live: Arc<LiveHttp>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let svc = live.load_full();
-    let limits = svc.http.limits.clone();
     let local = stream.local_addr().unwrap_or(svc.listener.address);
+    let tls = svc.tls.clone();
+    let stats = svc.stats.clone();
     drop(svc);
+    let _ = stream.set_nodelay(true);
+    match tls {
+        None => serve_io(stream, (peer, local), None, live, stop).await,
+        Some(terminator) => {
+            if let Some((stream, handshake)) = terminator.accept(stream, &stats.tls).await {
+                drop((terminator, stats));
+                serve_io(stream, (peer, local), Some(handshake), live, stop).await;
+            }
+        }
+    }
+}
+
+/// Serves HTTP on `io` (plain or decrypted) from `peer` to `local`.
+async fn serve_io<T>(
+    io: T,
+    (peer, local): (SocketAddr, SocketAddr),
+    tls: Option<Handshake>,
+    live: Arc<LiveHttp>,
+    mut stop: watch::Receiver<bool>,
+) where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = live.load().http.limits.clone();
     let activity = Arc::new(Activity::default());
     let io = Clocked::new(
-        stream,
+        io,
         activity.clone(),
         limits.header_timeout,
         limits.keepalive_timeout,
@@ -53,6 +86,7 @@ pub async fn serve(
         local,
         activity,
         live,
+        tls,
     });
     let service = service_fn(move |req| {
         let client = client.clone();

@@ -44,6 +44,7 @@ use crate::{
         control::Passive,
         http_stats::{DEFAULT_ROUTE, RouteStats},
     },
+    tls::Terminator,
 };
 
 /// What one `http` listener needs at run time.
@@ -78,6 +79,8 @@ pub struct HttpService {
     pub default_stats: Arc<RouteStats>,
     /// The access log, if the listener has one.
     pub access_log: Option<Arc<AccessLog>>,
+    /// TLS termination, if the listener has it.
+    pub tls: Option<Arc<Terminator>>,
 }
 
 /// A listener's service as a reload swaps it.
@@ -103,6 +106,8 @@ pub struct Parts<'a> {
     pub limit: Arc<Semaphore>,
     /// The access log, if the listener has one.
     pub access_log: Option<Arc<AccessLog>>,
+    /// TLS termination, with its certificates loaded.
+    pub tls: Option<Arc<Terminator>>,
     /// The service this one replaces at a reload, whose rate-limit buckets
     /// carry over.
     pub previous: Option<Arc<HttpService>>,
@@ -140,6 +145,7 @@ impl HttpService {
             route_stats,
             default_stats,
             access_log: p.access_log,
+            tls: p.tls,
             listener: p.listener.clone(),
             http,
             table,

@@ -44,6 +44,8 @@ pub struct Client {
     pub activity: Arc<Activity>,
     /// The listener's service, swapped at reloads.
     pub live: Arc<LiveHttp>,
+    /// The TLS handshake, on a listener that terminates TLS.
+    pub tls: Option<crate::tls::Handshake>,
 }
 
 /// Answers `req` from `client`.
@@ -238,7 +240,21 @@ fn rewrite_request(
     if let Some(protocol) = upgrade {
         upgrade::restore(h, protocol);
     }
-    forward::add_forwarded(h, client.peer.ip(), "http", host);
+    let proto = if client.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    forward::add_forwarded(h, client.peer.ip(), proto, host);
+    if let Some(auth) = svc.http.tls.as_ref().and_then(|t| t.client_auth.as_ref()) {
+        // Only the verified subject travels under this name: a client
+        // cannot claim one by sending the header itself.
+        h.remove(&auth.subject_header);
+        let subject = client.tls.as_ref().and_then(|t| t.subject.as_deref());
+        if let Some(v) = subject.and_then(|s| HeaderValue::from_str(s).ok()) {
+            h.insert(auth.subject_header.clone(), v);
+        }
+    }
     forward::rewrite(h, &svc.http.request_headers);
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut stripped = None;

@@ -13,6 +13,7 @@ pub mod http_stats;
 pub mod plane;
 pub mod state;
 mod stats;
+pub mod tls_stats;
 mod tracker;
 
 use std::{

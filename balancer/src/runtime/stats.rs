@@ -86,6 +86,8 @@ pub struct ListenerStats {
     pub log: LogLimiter,
     /// Requests by route, for `http` listeners.
     pub http: super::http_stats::HttpStats,
+    /// Handshakes, for listeners that terminate TLS.
+    pub tls: std::sync::Arc<super::tls_stats::TlsStats>,
 }
 
 impl ListenerStats {

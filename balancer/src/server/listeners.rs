@@ -43,6 +43,7 @@ use crate::{
         ListenerStats, LivePool, Tracker,
         control::{Event, Passive},
     },
+    tls::{Resumption, Terminator},
 };
 
 /// What every proxy listener shares.
@@ -131,7 +132,22 @@ enum Socket {
 
 /// Sockets bound for a config's new listeners, not serving yet; dropping
 /// it closes them.
-pub struct Bound(Vec<(Key, Socket)>);
+pub struct Bound {
+    sockets: Vec<(Key, Socket)>,
+    /// Each listener's TLS, by config index, with its certificates read.
+    tls: Vec<Option<Arc<Terminator>>>,
+}
+
+impl Bound {
+    /// Tells each TLS listener's counters which certificates it now serves.
+    fn publish_certificates(&self, stats: &[Arc<ListenerStats>]) {
+        for (st, tls) in stats.iter().zip(&self.tls) {
+            if let Some(t) = tls {
+                st.tls.serve(t.served());
+            }
+        }
+    }
+}
 
 /// Where the XDP plane runs, for the log.
 pub struct XdpInfo {
@@ -179,6 +195,7 @@ impl Listeners {
     /// serves that are not running yet.
     pub fn bind(&self, config: &Config, xdp_served: &[bool]) -> Result<Bound, ListenerError> {
         let mut bound = Vec::new();
+        let tls = self.terminators(config)?;
         for (i, l) in config.listeners.iter().enumerate() {
             if xdp_served.get(i).copied().unwrap_or(false) {
                 continue;
@@ -229,7 +246,44 @@ impl Listeners {
             };
             bound.push((key, socket));
         }
-        Ok(Bound(bound))
+        Ok(Bound {
+            sockets: bound,
+            tls,
+        })
+    }
+
+    /// The TLS of every listener that terminates it, its certificate
+    /// files read now: a file that cannot be served stops the start or
+    /// refuses the reload here. A listener already running keeps its
+    /// session cache and ticket keys, so clients resume across reloads.
+    fn terminators(&self, config: &Config) -> Result<Vec<Option<Arc<Terminator>>>, ListenerError> {
+        config
+            .listeners
+            .iter()
+            .map(|l| {
+                let Some(settings) = l.http.as_ref().and_then(|h| h.tls.as_ref()) else {
+                    return Ok(None);
+                };
+                let tls_err = |source| ListenerError::Tls {
+                    listener: l.name.clone(),
+                    source,
+                };
+                let key = Key::of(l);
+                let kept = self.running.iter().find(|r| r.key == key).and_then(|r| {
+                    let Service::Http(live) = &r.service else {
+                        return None;
+                    };
+                    live.load().tls.as_ref().map(|t| t.resumption.clone())
+                });
+                let resumption = match kept {
+                    Some(r) => r,
+                    None => Resumption::new().map_err(tls_err)?,
+                };
+                Terminator::new(settings, resumption)
+                    .map(|t| Some(Arc::new(t)))
+                    .map_err(tls_err)
+            })
+            .collect()
     }
 
     /// Makes the serving set match `config` (see the module docs), with
@@ -242,7 +296,7 @@ impl Listeners {
         pools: &[Arc<LivePool>],
         generation: u64,
         xdp_served: &[bool],
-        bound: Bound,
+        mut bound: Bound,
     ) -> Vec<Arc<ListenerStats>> {
         let stats: Vec<Arc<ListenerStats>> = config
             .listeners
@@ -273,7 +327,8 @@ impl Listeners {
             self.stopping.push(r.task);
         }
         self.running = keep;
-        let mut sockets = bound.0;
+        let mut sockets = std::mem::take(&mut bound.sockets);
+        bound.publish_certificates(&stats);
         for (i, l) in config.listeners.iter().enumerate() {
             let key = Key::of(l);
             if !wanted.contains(&key) {
@@ -285,6 +340,7 @@ impl Listeners {
             let http = |limit, previous| {
                 HttpService::new(http::Parts {
                     previous,
+                    tls: bound.tls.get(i).cloned().flatten(),
                     config,
                     listener: l,
                     pools,

@@ -8,6 +8,7 @@ mod health;
 mod http;
 mod listeners;
 mod pools;
+mod tls;
 mod top;
 mod xdp;
 
@@ -26,6 +27,7 @@ fn cases() -> Vec<Case> {
         xdp::cases(),
         guard::cases(),
         http::cases(),
+        tls::cases(),
     ]
     .concat()
 }

@@ -73,6 +73,7 @@ pub(super) fn listener(
             .access_log
             .as_ref()
             .map(|a| access_log(&at("access_log"), a, p)),
+        tls: None,
     }
 }
 

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use super::{Problems, guard, http};
+use super::{Problems, guard, http, tls};
 use crate::config::{
     defaults::{
         DEFAULT_CONNECT_ATTEMPTS, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
@@ -143,14 +143,17 @@ fn pool_and_http(
             Some(0)
         }
     };
+    let tls = l.tls.as_ref().map(|t| tls::listener(i, t, mode, p));
     let http = if mode == Mode::Http {
-        Some(http::listener(
+        let mut h = http::listener(
             i,
             l.routes.as_deref().unwrap_or_default(),
             l.http.as_ref(),
             pools,
             p,
-        ))
+        );
+        h.tls = tls;
+        Some(h)
     } else {
         for (key, given) in [("routes", l.routes.is_some()), ("http", l.http.is_some())] {
             if given {

@@ -1,0 +1,51 @@
+//! The validated `tls` block of an `http` listener: the certificates it
+//! serves (picked by SNI from each certificate's own names, the first the
+//! default), whether an unknown name is refused, and client certificates.
+
+use std::{path::PathBuf, time::Duration};
+
+use http::HeaderName;
+
+/// TLS termination on one listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsListener {
+    /// Certificate and key files, in file order (the first is the default).
+    pub certificates: Vec<CertificateFiles>,
+    /// Refuse handshakes with no SNI or a name no certificate serves.
+    pub strict_sni: bool,
+    /// Client certificates, when asked for.
+    pub client_auth: Option<ClientAuth>,
+    /// Time for a client to finish its handshake.
+    pub handshake_timeout: Duration,
+}
+
+/// One certificate chain and its key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateFiles {
+    /// PEM chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM key (PKCS#8, RSA or EC).
+    pub key: PathBuf,
+}
+
+/// Client certificates: verified against `ca`, required or optional.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientAuth {
+    /// PEM bundle of the CAs that sign client certificates.
+    pub ca: PathBuf,
+    /// Whether a client without a certificate is refused.
+    pub required: bool,
+    /// The header that carries the verified subject to backends (a value
+    /// sent by the client under that name is always removed).
+    pub subject_header: HeaderName,
+}
+
+/// `client_auth`: whether a client must present a certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMode {
+    /// Refused without one.
+    Required,
+    /// Served without one; verified when given.
+    Optional,
+}
