@@ -4,8 +4,8 @@
 //! (exact, wildcard, default; strict refusal), ALPN agrees on HTTP/2 or
 //! HTTP/1.1, TLS 1.0 and 1.1 are refused, sessions resume, backends hear
 //! `X-Forwarded-Proto: https`, a reload swaps certificates and refuses a
-//! bad one while the old keeps serving, and client certificates are
-//! verified.
+//! bad one while the old keeps serving, files rewritten in place are
+//! picked up without a reload, and client certificates are verified.
 
 use std::{path::Path, process::Stdio, time::Duration};
 
@@ -293,6 +293,19 @@ fn a_reload_swaps_certificates_and_refuses_a_bad_one() {
     assert_eq!(serial(), after);
     assert!(curl(&t, &ca.cert, ("a.example.test", 443), &[]).is_some());
     std::fs::copy(&renewed.key, &a.key).expect("restore key");
+
+    // Renewed in place with no reload asked for (as renewal tools do, the
+    // certificate first, then its key): the watcher serves it.
+    let third = ca.server("a-third", &["a.example.test"]);
+    std::fs::copy(&third.cert, &a.cert).expect("copy cert");
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::copy(&third.key, &a.key).expect("copy key");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while serial() == after && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_ne!(serial(), after, "the rewritten files were not picked up");
+    assert!(lb.output().contains("certificate files changed on disk"));
 }
 
 #[test]

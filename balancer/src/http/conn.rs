@@ -48,16 +48,20 @@ pub async fn serve(
 ) {
     let svc = live.load_full();
     let local = stream.local_addr().unwrap_or(svc.listener.address);
-    let tls = svc.tls.clone();
+    let tls = svc.tls.as_ref().map(arc_swap::ArcSwap::load_full);
     let stats = svc.stats.clone();
     drop(svc);
     let _ = stream.set_nodelay(true);
     match tls {
         None => serve_io(stream, (peer, local), None, live, stop).await,
         Some(terminator) => {
-            if let Some((stream, handshake)) = terminator.accept(stream, &stats.tls).await {
+            let accepted = Box::pin(terminator.accept(stream, &stats.tls)).await;
+            if let Some((stream, handshake)) = accepted {
                 drop((terminator, stats));
-                serve_io(stream, (peer, local), Some(handshake), live, stop).await;
+                // Boxed, as the handshake: a TLS session's state is
+                // kilobytes, and inline it would size every plain
+                // connection's task as well.
+                Box::pin(serve_io(stream, (peer, local), Some(handshake), live, stop)).await;
             }
         }
     }

@@ -79,8 +79,9 @@ pub struct HttpService {
     pub default_stats: Arc<RouteStats>,
     /// The access log, if the listener has one.
     pub access_log: Option<Arc<AccessLog>>,
-    /// TLS termination, if the listener has it.
-    pub tls: Option<Arc<Terminator>>,
+    /// TLS termination, if the listener has it: swapped in place when
+    /// certificate files change on disk.
+    pub tls: Option<arc_swap::ArcSwap<Terminator>>,
 }
 
 /// A listener's service as a reload swaps it.
@@ -145,7 +146,7 @@ impl HttpService {
             route_stats,
             default_stats,
             access_log: p.access_log,
-            tls: p.tls,
+            tls: p.tls.map(arc_swap::ArcSwap::new),
             listener: p.listener.clone(),
             http,
             table,

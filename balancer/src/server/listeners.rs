@@ -252,6 +252,35 @@ impl Listeners {
         })
     }
 
+    /// Reads the certificate files of `config`'s TLS listeners again and
+    /// swaps them into the running services (new handshakes use them);
+    /// returns how many listeners took new ones. A file that cannot be
+    /// served changes nothing.
+    pub fn refresh_tls(&self, config: &Config) -> Result<usize, ListenerError> {
+        let fresh = self.terminators(config)?;
+        let mut swapped = 0;
+        for (l, t) in config.listeners.iter().zip(fresh) {
+            let Some(t) = t else { continue };
+            let key = Key::of(l);
+            let Some(Service::Http(live)) = self
+                .running
+                .iter()
+                .find(|r| r.key == key)
+                .map(|r| &r.service)
+            else {
+                continue;
+            };
+            if let Some(slot) = &live.load().tls {
+                if let Some(stats) = self.stats.get(&key) {
+                    stats.tls.serve(t.served());
+                }
+                slot.store(t);
+                swapped += 1;
+            }
+        }
+        Ok(swapped)
+    }
+
     /// The TLS of every listener that terminates it, its certificate
     /// files read now: a file that cannot be served stops the start or
     /// refuses the reload here. A listener already running keeps its
@@ -273,7 +302,10 @@ impl Listeners {
                     let Service::Http(live) = &r.service else {
                         return None;
                     };
-                    live.load().tls.as_ref().map(|t| t.resumption.clone())
+                    live.load()
+                        .tls
+                        .as_ref()
+                        .map(|t| t.load().resumption.clone())
                 });
                 let resumption = match kept {
                     Some(r) => r,

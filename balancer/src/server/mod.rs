@@ -116,6 +116,8 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
         upstreams: upstreams.clone(),
         access_logs: access_logs.clone(),
     };
+    // Stamped before the listeners read the files (see the watcher).
+    let stamps = crate::tls::watch::Stamps::of(&config);
     let mut listeners = Listeners::new(shared, xdp.as_ref().map(XdpInfo::of));
     let bound = listeners.bind(&config, &xdp_served)?;
     demo::start(&config.demo_backends)
@@ -154,7 +156,10 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
             token,
         }),
     ));
+    let mut certificates = tokio::time::interval(crate::tls::watch::EVERY);
+    certificates.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut daemon = Daemon {
+        certificates: crate::tls::watch::Watch::new(stamps),
         monitor: Monitor::start(&config, 0, &events),
         config,
         file,
@@ -172,6 +177,7 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
             _ = sighup.recv() => {
                 let _ = daemon.reload().await;
             }
+            _ = certificates.tick() => daemon.watch_certificates(),
             Some(reply) = reload_rx.recv() => {
                 let _ = reply.send(daemon.reload().await);
             }

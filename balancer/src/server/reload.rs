@@ -26,6 +26,7 @@ use crate::{
     publish::{Sources, View},
     reload::ReloadError,
     runtime::{LivePool, PoolState, control::Event},
+    tls::watch::{Look, Stamps, Watch},
 };
 
 /// Live pools by name; a pool kept across a reload is the same `Arc`, so
@@ -75,9 +76,30 @@ pub struct Daemon {
     pub sources: Arc<Sources>,
     /// The control loop.
     pub events: mpsc::Sender<Event>,
+    /// The certificate files of the running config, as last read.
+    pub certificates: Watch,
 }
 
 impl Daemon {
+    /// Looks at the certificate files (every [`crate::tls::watch::EVERY`]):
+    /// a change that held since the last look is read and served, or
+    /// logged when the new files cannot be served (the old keep serving).
+    pub fn watch_certificates(&mut self) {
+        let now = Stamps::of(&self.config);
+        if now.is_empty() || self.certificates.look(now) != Look::Changed {
+            return;
+        }
+        match self.listeners.refresh_tls(&self.config) {
+            Ok(n) => info!(
+                listeners = n,
+                "certificate files changed on disk; new handshakes use them"
+            ),
+            Err(e) => {
+                error!(error = %e, "certificate files changed on disk but cannot be served; fix them (the running certificates stay)");
+            }
+        }
+    }
+
     /// Reloads the file; logs and counts the outcome.
     pub async fn reload(&mut self) -> Result<String, ReloadError> {
         let outcome = self.try_reload().await;
@@ -97,6 +119,9 @@ impl Daemon {
     async fn try_reload(&mut self) -> Result<String, ReloadError> {
         let file = self.file.clone().ok_or(ReloadError::NoFile)?;
         let new = Arc::new(config::load(&file)?);
+        // Stamped before the files are read for the listeners, so a change
+        // made meanwhile is seen at the next look.
+        let stamps = Stamps::of(&new);
         let xdp_running = self.sources.xdp.is_some();
         if !xdp_running && let Some(l) = new.listeners.iter().find(|l| l.mode == Mode::Xdp) {
             return Err(ReloadError::NeedsXdp(l.name.clone()));
@@ -137,6 +162,7 @@ impl Daemon {
             warn!(keys = ?later, "these settings take effect at the next restart");
         }
         self.config = new;
+        self.certificates = Watch::new(stamps);
         let mut text = format!(
             "reloaded `{}`: {} listeners, {} pools",
             file.display(),

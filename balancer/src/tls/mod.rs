@@ -18,6 +18,7 @@ pub mod certs;
 pub mod resolve;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod watch;
 
 use std::{sync::Arc, time::SystemTime};
 
