@@ -14,6 +14,7 @@ pub mod health;
 pub mod http;
 pub mod logging;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod publish;
 pub mod reload;
 pub mod runtime;

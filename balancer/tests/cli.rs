@@ -42,11 +42,45 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `path`, or, when it names certificates under `/etc/balancer/`, a copy in
+/// `dir` naming certificates made there for the test (never committed).
+fn with_test_certificates(path: &std::path::Path, dir: &std::path::Path) -> PathBuf {
+    let text = std::fs::read_to_string(path).expect("read example");
+    if !text.contains("/etc/balancer/") {
+        return path.to_owned();
+    }
+    let mut out = text.clone();
+    for name in ["default", "api", "wild"] {
+        let made = rcgen::generate_simple_self_signed(vec![format!("{name}.example.test")])
+            .expect("certificate");
+        let (cert, key) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&cert, made.cert.pem()).expect("write cert");
+        std::fs::write(&key, made.key_pair.serialize_pem()).expect("write key");
+        out = out
+            .replace(
+                &format!("/etc/balancer/{name}.pem"),
+                &cert.display().to_string(),
+            )
+            .replace(
+                &format!("/etc/balancer/{name}.key"),
+                &key.display().to_string(),
+            );
+    }
+    let copy = dir.join(path.file_name().expect("file name"));
+    std::fs::write(&copy, out).expect("write copy");
+    copy
+}
+
 #[test]
 fn check_accepts_every_example() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let certs = tempfile::tempdir().expect("temp dir");
     for entry in std::fs::read_dir(dir).expect("config dir") {
         let path = entry.expect("entry").path();
+        let path = with_test_certificates(&path, certs.path());
         let out = run(&["check", path.to_str().expect("utf-8")]);
         assert!(
             out.status.success(),

@@ -24,6 +24,10 @@ pub struct Pair {
     pub key: PathBuf,
 }
 
+/// Where a real CA would publish revocations (scanners rate a certificate
+/// without one as a finding; nothing fetches it here).
+const CRL: &str = "crlDistributionPoints=URI:http://ca.example.test/test.crl";
+
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
@@ -58,7 +62,7 @@ impl Ca {
                 "-out",
                 "ca.pem",
                 "-days",
-                "2",
+                "120",
                 "-subj",
                 "/CN=balancer test CA",
             ],
@@ -78,7 +82,7 @@ impl Ca {
         self.sign(
             stem,
             names[0],
-            &format!("subjectAltName={}", san.join(",")),
+            &format!("subjectAltName={}\n{CRL}", san.join(",")),
             "ec",
         )
     }
@@ -90,7 +94,7 @@ impl Ca {
         self.sign(
             stem,
             names[0],
-            &format!("subjectAltName={}", san.join(",")),
+            &format!("subjectAltName={}\n{CRL}", san.join(",")),
             "rsa",
         )
     }
@@ -137,7 +141,7 @@ impl Ca {
                 "-out",
                 &cert,
                 "-days",
-                "1",
+                "90",
                 "-extfile",
                 ext,
             ],
@@ -147,4 +151,30 @@ impl Ca {
             key: self.dir.join(key),
         }
     }
+}
+
+/// A config with one TLS listener on the VIP's port 443 serving `pair`,
+/// whose only route answers 200 with `body` from the balancer itself (the
+/// TLS tests that need no backend).
+#[must_use]
+pub fn answering_tls_listener(pair: &Pair, body: &str) -> String {
+    format!(
+        "version: 1
+shutdown_grace: 1s
+listeners:
+  - name: tls
+    address: {}:443
+    protocol: tcp
+    mode: http
+    routes:
+      - {{ match: {{ path_prefix: / }}, answer: {{ status: 200, body: \"{body}\\n\" }} }}
+    tls:
+      certificates: [{{ cert: {}, key: {} }}]
+pools:
+  - {{ name: unused, backends: [{{ address: \"198.18.1.11:80\" }}] }}
+",
+        crate::topology::VIP4,
+        pair.cert.display(),
+        pair.key.display()
+    )
 }

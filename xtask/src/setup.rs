@@ -46,6 +46,9 @@ const PACKAGES: &[(&str, &str)] = &[
         "python3-h2",
         "/usr/lib/python3/dist-packages/h2/__init__.py",
     ),
+    // TLS scanners run against a TLS listener by the test suite.
+    ("sslscan", "/usr/bin/sslscan"),
+    ("testssl.sh", "/usr/bin/testssl"),
 ];
 
 /// Everything: toolchain and packages.

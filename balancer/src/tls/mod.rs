@@ -147,6 +147,9 @@ impl Terminator {
         let mut config =
             builder.with_cert_resolver(Arc::new(Table::new(&certs, settings.strict_sni)));
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // The server's order of cipher suites, not the client's: a client
+        // preferring a weaker suite of those offered does not get it.
+        config.ignore_client_order = true;
         config.session_storage = resumption.cache.clone();
         config.ticketer = resumption.tickets.clone();
         config.send_tls13_tickets = 2;
