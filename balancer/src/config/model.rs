@@ -118,6 +118,9 @@ pub struct Listener {
     pub guard: ListenerGuard,
     /// Routes and HTTP limits, for `http` listeners.
     pub http: Option<HttpListener>,
+    /// Peers that must open each connection with a PROXY protocol header
+    /// (`proxy_protocol.accept_from`); empty: no header is read from anyone.
+    pub accept_proxy_from: Vec<Cidr>,
 }
 
 /// A pool of backends and how to choose among them.

@@ -72,6 +72,15 @@ pub struct RawListener {
     pub http: Option<RawHttp>,
     #[serde(default)]
     pub tls: Option<RawTls>,
+    #[serde(default)]
+    pub proxy_protocol: Option<RawAcceptProxy>,
+}
+
+/// A listener's `proxy_protocol:` block.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAcceptProxy {
+    pub accept_from: Vec<String>,
 }
 
 /// A listener's `tls:` block.

@@ -21,7 +21,9 @@ use tokio::{
 };
 use tracing::debug;
 
-use crate::tls::Handshake;
+use std::sync::atomic::Ordering;
+
+use crate::{proxy_protocol, tls::Handshake};
 
 use super::{
     LiveHttp,
@@ -41,12 +43,40 @@ const H2_PING: Duration = Duration::from_secs(30);
 /// true, when requests in flight finish and the connection closes. On a
 /// TLS listener the handshake comes first (within its timeout).
 pub async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
+    mut stream: TcpStream,
+    mut peer: SocketAddr,
     live: Arc<LiveHttp>,
     stop: watch::Receiver<bool>,
 ) {
     let svc = live.load_full();
+    if svc
+        .listener
+        .accept_proxy_from
+        .iter()
+        .any(|c| c.contains_ip(peer.ip()))
+    {
+        // A listed peer speaks for its client: without a header within the
+        // head timeout, nothing of it is served.
+        let read = proxy_protocol::expect::read(&mut stream);
+        match tokio::time::timeout(svc.http.limits.header_timeout, read).await {
+            Ok(Ok(header)) => {
+                svc.stats.proxy_headers.fetch_add(1, Ordering::Relaxed);
+                if let Some(a) = header.addresses {
+                    peer = a.source;
+                }
+            }
+            Ok(Err(e)) => {
+                svc.stats.proxy_refused.fetch_add(1, Ordering::Relaxed);
+                debug!(%peer, error = %e, "connection closed: no valid PROXY header");
+                return;
+            }
+            Err(_) => {
+                svc.stats.proxy_refused.fetch_add(1, Ordering::Relaxed);
+                debug!(%peer, "connection closed: no PROXY header in time");
+                return;
+            }
+        }
+    }
     let local = stream.local_addr().unwrap_or(svc.listener.address);
     let tls = svc.tls.as_ref().map(arc_swap::ArcSwap::load_full);
     let stats = svc.stats.clone();

@@ -3,6 +3,7 @@
 //! backends. [`parse`] reads one from bytes (a pure function, fuzzed);
 //! [`send`] writes one.
 
+pub mod expect;
 pub mod parse;
 pub mod send;
 

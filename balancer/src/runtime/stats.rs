@@ -82,6 +82,11 @@ pub struct ListenerStats {
     pub sessions_expired: AtomicU64,
     /// Accept errors (e.g. out of file descriptors).
     pub accept_errors: AtomicU64,
+    /// PROXY protocol headers read from `accept_from` peers.
+    pub proxy_headers: AtomicU64,
+    /// Connections from `accept_from` peers closed for a missing,
+    /// malformed or late PROXY header.
+    pub proxy_refused: AtomicU64,
     /// Rate limit for this listener's log lines.
     pub log: LogLimiter,
     /// Requests by route, for `http` listeners.
@@ -101,6 +106,8 @@ impl ListenerStats {
             ("sessions_evicted", &self.sessions_evicted),
             ("sessions_expired", &self.sessions_expired),
             ("accept_errors", &self.accept_errors),
+            ("proxy_headers", &self.proxy_headers),
+            ("proxy_refused", &self.proxy_refused),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.load(Ordering::Relaxed)))

@@ -75,6 +75,26 @@ pub(super) fn cases() -> Vec<Case> {
             "not a valid header name",
         ),
         (
+            "PROXY headers on a udp listener",
+            replace(
+                "    protocol: tcp\n    mode: proxy\n",
+                "    protocol: udp\n    mode: proxy\n    proxy_protocol: { accept_from: [198.18.0.0/24] }\n",
+            ),
+            7,
+            "listeners[0].proxy_protocol",
+            "`proxy` and `http` TCP listeners only",
+        ),
+        (
+            "overlapping accept_from",
+            replace(
+                "    pool: web\n",
+                "    pool: web\n    proxy_protocol:\n      accept_from: [198.18.0.0/16, 198.18.5.0/24]\n",
+            ),
+            9,
+            "listeners[0].proxy_protocol.accept_from[1]",
+            "overlaps `198.18.0.0/16`",
+        ),
+        (
             "a bad handshake timeout",
             tls("      certificates: []\n      handshake_timeout: soon\n"),
             10,

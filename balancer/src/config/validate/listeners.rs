@@ -16,7 +16,7 @@ use crate::config::{
     },
     http::HttpListener,
     limits::{MAX_CONNECT_ATTEMPTS, MAX_LISTENERS, MAX_MAX_CONNECTIONS, MAX_MAX_SESSIONS},
-    model::{Guard, Listener, Mode, Protocol},
+    model::{Cidr, Guard, Listener, Mode, Protocol},
     raw::RawListener,
     values,
 };
@@ -109,7 +109,47 @@ pub(super) fn listeners(
                 .map(|g| guard::listener(g, i, (mode, l.protocol), global_guard, p))
                 .unwrap_or_default(),
             http,
+            accept_proxy_from: l
+                .proxy_protocol
+                .as_ref()
+                .map(|raw| accept_proxy_from(i, &raw.accept_from, (mode, l.protocol), p))
+                .unwrap_or_default(),
         });
+    }
+    out
+}
+
+/// Listener `i`'s `proxy_protocol.accept_from`: CIDRs that do not overlap,
+/// on a listener whose connections the daemon reads (TCP, `proxy` or
+/// `http`; the XDP plane forwards packets it never reads).
+fn accept_proxy_from(
+    i: usize,
+    raw: &[String],
+    (mode, protocol): (Mode, Protocol),
+    p: &mut Problems,
+) -> Vec<Cidr> {
+    let at = |f: &str| format!("listeners[{i}].proxy_protocol.{f}");
+    if protocol != Protocol::Tcp || !matches!(mode, Mode::Proxy | Mode::Http) {
+        p.add(
+            format!("listeners[{i}].proxy_protocol"),
+            format!(
+                "a PROXY header is read by `proxy` and `http` TCP listeners only (this one is `{mode}` {protocol})"
+            ),
+        );
+    }
+    let mut out: Vec<Cidr> = Vec::new();
+    for (j, text) in raw.iter().enumerate() {
+        let Some(c) = p.check(&at(&format!("accept_from[{j}]")), values::cidr(text)) else {
+            continue;
+        };
+        if let Some(other) = out.iter().find(|o| o.contains(&c) || c.contains(o)) {
+            p.add(
+                at(&format!("accept_from[{j}]")),
+                format!("`{text}` overlaps `{other}` listed before it"),
+            );
+            continue;
+        }
+        out.push(c);
     }
     out
 }
