@@ -13,7 +13,22 @@ use crate::{
 /// Starts nginx in `ns`, listening on `listen`, answering `name\n` on `/`.
 #[must_use]
 pub fn start(ns: &Netns, dir: &Path, name: &str, listen: &[SocketAddr]) -> Process {
-    start_with(ns, dir, name, listen, false)
+    start_with(ns, dir, name, listen, Flavor::Plain)
+}
+
+/// Starts nginx in `ns` expecting a PROXY protocol header on every
+/// connection to `listen`, answering `name CLIENT-FROM-HEADER\n` on `/`.
+#[must_use]
+pub fn start_proxy_protocol(ns: &Netns, dir: &Path, name: &str, listen: &[SocketAddr]) -> Process {
+    start_with(ns, dir, name, listen, Flavor::ProxyProtocol)
+}
+
+/// What a test nginx speaks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    Plain,
+    H2c,
+    ProxyProtocol,
 }
 
 /// Starts nginx in `ns` speaking HTTP/2 without TLS (prior knowledge only)
@@ -21,22 +36,32 @@ pub fn start(ns: &Netns, dir: &Path, name: &str, listen: &[SocketAddr]) -> Proce
 /// protocol reached it.
 #[must_use]
 pub fn start_h2c(ns: &Netns, dir: &Path, name: &str, listen: &[SocketAddr]) -> Process {
-    start_with(ns, dir, name, listen, true)
+    start_with(ns, dir, name, listen, Flavor::H2c)
 }
 
-fn start_with(ns: &Netns, dir: &Path, name: &str, listen: &[SocketAddr], h2c: bool) -> Process {
+fn start_with(
+    ns: &Netns,
+    dir: &Path,
+    name: &str,
+    listen: &[SocketAddr],
+    flavor: Flavor,
+) -> Process {
     let conf = dir.join(format!("nginx-{name}.conf"));
     let temp = dir.join(format!("nginx-{name}-tmp"));
     std::fs::create_dir_all(&temp).expect("nginx temp dir");
     let listens = listen.iter().fold(String::new(), |mut out, a| {
-        let http2 = if h2c { " http2" } else { "" };
-        let _ = writeln!(out, "    listen {a}{http2} reuseport;");
+        let option = match flavor {
+            Flavor::Plain => "",
+            Flavor::H2c => " http2",
+            Flavor::ProxyProtocol => " proxy_protocol",
+        };
+        let _ = writeln!(out, "    listen {a}{option} reuseport;");
         out
     });
-    let answer = if h2c {
-        format!("{name} $server_protocol")
-    } else {
-        name.to_owned()
+    let answer = match flavor {
+        Flavor::Plain => name.to_owned(),
+        Flavor::H2c => format!("{name} $server_protocol"),
+        Flavor::ProxyProtocol => format!("{name} $proxy_protocol_addr"),
     };
     let d = dir.display();
     let t = temp.display();

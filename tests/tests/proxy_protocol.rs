@@ -138,3 +138,45 @@ pools:
     assert_eq!(counters["proxy_headers"], 3, "{counters}");
     assert_eq!(counters["proxy_refused"], 2, "{counters}");
 }
+
+#[test]
+fn headers_are_sent_to_backends_that_want_them_with_the_real_client() {
+    let t = Topology::new(1);
+    let backend = backend_addr(0, 8081, false);
+    let _nginx =
+        balancer_tests::nginx::start_proxy_protocol(&t.backends[0], t.dir.path(), "pp", &[backend]);
+    let yaml = format!(
+        "version: 1
+shutdown_grace: 1s
+listeners:
+  - {{ name: tcp-v1, address: \"{VIP4}:90\", protocol: tcp, mode: proxy, pool: v1 }}
+  - {{ name: http-v2, address: \"{VIP4}:91\", protocol: tcp, mode: http, pool: v2 }}
+  - name: chained
+    address: {VIP4}:92
+    protocol: tcp
+    mode: proxy
+    pool: v2
+    proxy_protocol: {{ accept_from: [\"{CLIENT4}/32\"] }}
+pools:
+  - {{ name: v1, proxy_protocol: v1, backends: [{{ address: \"{backend}\" }}] }}
+  - {{ name: v2, proxy_protocol: v2, backends: [{{ address: \"{backend}\" }}] }}
+"
+    );
+    let _lb = t.start_balancer(&yaml, 3);
+    let client = CLIENT4.to_string();
+    for port in [90, 91, 91] {
+        let out = t.client.run(
+            "curl",
+            &["-s", "--max-time", "5", &format!("http://{VIP4}:{port}/")],
+        );
+        assert_eq!(out.trim(), format!("pp {client}"), "port {port}");
+    }
+    // A header in, a header out: the backend hears the client named by
+    // the proxy in front, not that proxy.
+    let answer = exchange(
+        &t,
+        92,
+        format!("PROXY TCP4 203.0.113.9 {VIP4} 4444 92\r\n{GET}").as_bytes(),
+    );
+    assert!(answer.ends_with("pp 203.0.113.9\n"), "{answer}");
+}

@@ -144,6 +144,18 @@ pub struct Pool {
     pub backends: Vec<Backend>,
     /// How the HTTP layer speaks to the backends.
     pub http: PoolHttp,
+    /// The PROXY header sent first on every connection to a backend.
+    pub proxy_protocol: Option<ProxyVersion>,
+}
+
+/// `pools[].proxy_protocol`: the version of the PROXY header sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyVersion {
+    /// Text.
+    V1,
+    /// Binary, with the ALPN and SNI of a TLS client as TLVs.
+    V2,
 }
 
 /// One backend of a pool.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{
     http::{LogFormat, UpstreamVersion},
-    model::{Algorithm, Forwarding, Mode, Protocol, StrayTcp},
+    model::{Algorithm, Forwarding, Mode, Protocol, ProxyVersion, StrayTcp},
     tls::ClientAuthMode,
 };
 
@@ -129,6 +129,8 @@ pub struct RawPool {
     pub http: Option<UpstreamVersion>,
     #[serde(default)]
     pub keepalive: Option<RawKeepalive>,
+    #[serde(default)]
+    pub proxy_protocol: Option<ProxyVersion>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -184,7 +184,20 @@ async fn proxy(
         attempts: svc.listener.connect_attempts.get() as usize,
         passive: &svc.passive[pool],
     };
+    let proxy_header = live.proxy_protocol.map(|version| {
+        let tls = client.tls.as_ref();
+        crate::proxy_protocol::send::header(
+            version,
+            crate::proxy_protocol::Addresses {
+                source: client.peer,
+                destination: client.local,
+            },
+            tls.and_then(|t| t.alpn.as_deref()),
+            tls.and_then(|t| t.sni.as_deref()),
+        )
+    });
     let send = Send {
+        proxy_header: proxy_header.as_deref(),
         pool: &live,
         settings,
         flow: &flow_tuple(client.peer, client.local, IPPROTO_TCP),

@@ -12,6 +12,7 @@ use std::{
 
 use socket2::SockRef;
 use tokio::{
+    io::AsyncWriteExt as _,
     net::{TcpListener, TcpStream},
     sync::{Semaphore, watch},
 };
@@ -34,6 +35,9 @@ use crate::{
 };
 
 const IPPROTO_TCP: u8 = 6;
+/// Time for a listed peer's PROXY header (the HTTP layer's default head
+/// timeout; HTTP listeners use their own).
+const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What one TCP listener needs at run time.
 pub struct TcpService {
@@ -78,7 +82,7 @@ impl super::accept::Admitting for TcpService {
     }
 }
 
-async fn handle(client: TcpStream, peer: SocketAddr, svc: &TcpService) {
+async fn handle(mut client: TcpStream, mut peer: SocketAddr, svc: &TcpService) {
     // The listener's own address, unless it is a wildcard and the kernel
     // must say which local address this client reached.
     let local = if svc.listener.address.ip().is_unspecified() {
@@ -86,18 +90,43 @@ async fn handle(client: TcpStream, peer: SocketAddr, svc: &TcpService) {
     } else {
         svc.listener.address
     };
-    let Some(Reached {
-        conn: backend,
-        index,
-        stats,
-        ..
-    }) = connect(peer, local, svc).await
+    if svc
+        .listener
+        .accept_proxy_from
+        .iter()
+        .any(|c| c.contains_ip(peer.ip()))
+    {
+        match read_proxy_header(&mut client, svc).await {
+            Some(client_address) => peer = client_address.unwrap_or(peer),
+            None => return,
+        }
+    }
+    let Some((
+        Reached {
+            conn: mut backend,
+            index,
+            stats,
+            ..
+        },
+        proxy_protocol,
+    )) = connect(peer, local, svc).await
     else {
         svc.stats.no_backend.fetch_add(1, Ordering::Relaxed);
         return;
     };
     // The client socket inherited its options from the listener.
     tune(&backend);
+    if let Some(version) = proxy_protocol {
+        let a = crate::proxy_protocol::Addresses {
+            source: peer,
+            destination: local,
+        };
+        let header = crate::proxy_protocol::send::header(version, a, None, None);
+        if let Err(e) = backend.write_all(&header).await {
+            debug!(listener = %svc.listener.name, %peer, error = %e, "cannot send the PROXY header");
+            return;
+        }
+    }
     let _active = stats.open();
     let counters = Counters {
         up: &stats.bytes_in,
@@ -151,13 +180,40 @@ async fn handle(client: TcpStream, peer: SocketAddr, svc: &TcpService) {
     }
 }
 
+/// The PROXY header a listed peer sends first: `Some(client)` when read
+/// (`Some(None)`: it names no address, the connection's own stands),
+/// `None` when it is missing, broken or late (the connection is closed).
+async fn read_proxy_header(client: &mut TcpStream, svc: &TcpService) -> Option<Option<SocketAddr>> {
+    let read = crate::proxy_protocol::expect::read(client);
+    match tokio::time::timeout(PROXY_HEADER_TIMEOUT, read).await {
+        Ok(Ok(header)) => {
+            svc.stats.proxy_headers.fetch_add(1, Ordering::Relaxed);
+            Some(header.addresses.map(|a| a.source))
+        }
+        Ok(Err(e)) => {
+            svc.stats.proxy_refused.fetch_add(1, Ordering::Relaxed);
+            debug!(listener = %svc.listener.name, error = %e, "connection closed: no valid PROXY header");
+            None
+        }
+        Err(_) => {
+            svc.stats.proxy_refused.fetch_add(1, Ordering::Relaxed);
+            debug!(listener = %svc.listener.name, "connection closed: no PROXY header in time");
+            None
+        }
+    }
+}
+
 /// Tries up to `connect_attempts` distinct backends of the pool as it is
-/// now; returns the connection, its backend's index and counters.
+/// now; returns the connection, its backend's index and counters, and the
+/// PROXY header the pool wants sent.
 async fn connect(
     peer: SocketAddr,
     local: SocketAddr,
     svc: &TcpService,
-) -> Option<Reached<TcpStream>> {
+) -> Option<(
+    Reached<TcpStream>,
+    Option<crate::config::model::ProxyVersion>,
+)> {
     let pool = svc.pool.load_full();
     let asker = Asker {
         listener: &svc.listener.name,
@@ -170,7 +226,7 @@ async fn connect(
         .attempt(&flow, &asker, |a| connect_tcp(a, timeout))
         .await
     {
-        Ok(reached) => Some(reached),
+        Ok(reached) => Some((reached, pool.proxy_protocol)),
         Err(why) => {
             if let Some(suppressed) = svc.stats.log.allow() {
                 warn!(listener = %svc.listener.name, pool = %pool.name, %peer, error = %why, suppressed,

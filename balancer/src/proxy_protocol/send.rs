@@ -72,6 +72,21 @@ pub fn v2(a: Addresses, alpn: Option<&[u8]>, sni: Option<&str>) -> Vec<u8> {
     out
 }
 
+/// The header of `version` for `a`, with a TLS client's ALPN and SNI
+/// (version 2 only).
+#[must_use]
+pub fn header(
+    version: crate::config::model::ProxyVersion,
+    a: Addresses,
+    alpn: Option<&[u8]>,
+    sni: Option<&str>,
+) -> Vec<u8> {
+    match version {
+        crate::config::model::ProxyVersion::V1 => v1(a),
+        crate::config::model::ProxyVersion::V2 => v2(a, alpn, sni),
+    }
+}
+
 /// `a` with an IPv4-mapped IPv6 address written as IPv4.
 fn canonical(a: SocketAddr) -> SocketAddr {
     SocketAddr::new(a.ip().to_canonical(), a.port())

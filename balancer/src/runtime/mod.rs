@@ -58,6 +58,8 @@ pub struct PoolState {
     pub algorithm: Algorithm,
     /// Backends, in config order (selector indices point here).
     pub backends: Vec<BackendState>,
+    /// The PROXY header its backends want first on every connection.
+    pub proxy_protocol: Option<crate::config::model::ProxyVersion>,
     selector: Box<dyn Selector>,
 }
 
@@ -104,6 +106,7 @@ impl PoolState {
             name: pool.name.clone(),
             algorithm: pool.algorithm,
             backends,
+            proxy_protocol: pool.proxy_protocol,
             selector: select::build(pool.algorithm, &members, pool.maglev_table_size),
         }
     }

@@ -82,7 +82,7 @@ pub(super) fn cases() -> Vec<Case> {
             ),
             7,
             "listeners[0].proxy_protocol",
-            "`proxy` and `http` TCP listeners only",
+            "`auto` and `http` TCP listeners only",
         ),
         (
             "overlapping accept_from",

@@ -120,8 +120,8 @@ pub(super) fn listeners(
 }
 
 /// Listener `i`'s `proxy_protocol.accept_from`: CIDRs that do not overlap,
-/// on a listener whose connections the daemon reads (TCP, `proxy` or
-/// `http`; the XDP plane forwards packets it never reads).
+/// on a listener whose connections the daemon reads (TCP, `proxy`, `auto`
+/// or `http`; the XDP plane forwards packets it never reads).
 fn accept_proxy_from(
     i: usize,
     raw: &[String],
@@ -129,11 +129,12 @@ fn accept_proxy_from(
     p: &mut Problems,
 ) -> Vec<Cidr> {
     let at = |f: &str| format!("listeners[{i}].proxy_protocol.{f}");
-    if protocol != Protocol::Tcp || !matches!(mode, Mode::Proxy | Mode::Http) {
+    // `auto` qualifies for XDP only without it, so it stays in the proxy.
+    if protocol != Protocol::Tcp || !matches!(mode, Mode::Proxy | Mode::Http | Mode::Auto) {
         p.add(
             format!("listeners[{i}].proxy_protocol"),
             format!(
-                "a PROXY header is read by `proxy` and `http` TCP listeners only (this one is `{mode}` {protocol})"
+                "a PROXY header is read by `proxy`, `auto` and `http` TCP listeners only (this one is `{mode}` {protocol})"
             ),
         );
     }

@@ -55,6 +55,7 @@ pub(super) fn pools(raw: &[RawPool], p: &mut Problems) -> Vec<Pool> {
                 .and_then(|s| p.check(&at("drain_timeout"), values::duration(s))),
             backends: backends(&pool.backends, &at("backends"), p),
             http: http::pool(&at, pool.http, pool.keepalive.as_ref(), p),
+            proxy_protocol: pool.proxy_protocol,
         });
     }
     out

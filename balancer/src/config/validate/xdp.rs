@@ -69,6 +69,12 @@ pub(super) fn listeners(listeners: &[Listener], pools: &[Pool], p: &mut Problems
                 format!("`xdp` balances with the pool's Maglev ring; pool `{}` uses `{}` (use `maglev`, or mode `auto`/`proxy`)", pool.name, pool.algorithm),
             );
         }
+        if pool.proxy_protocol.is_some() {
+            p.add(
+                format!("listeners[{i}].mode"),
+                format!("`xdp` forwards packets and cannot send the PROXY header pool `{}` wants (use `proxy` or `auto`)", pool.name),
+            );
+        }
         if let Some(b) = pool
             .backends
             .iter()

@@ -51,13 +51,18 @@ pub struct XdpPlane {
     pub interface: String,
 }
 
-/// Whether the kernel plane can serve `l` at all (ignoring attach success).
+/// Whether the kernel plane can serve `l` at all (ignoring attach success):
+/// a Maglev pool whose backends serve the listener's port, and no PROXY
+/// header to read or send.
 #[must_use]
 pub fn qualifies(config: &Config, l: &Listener) -> bool {
     let Some(pool) = l.pool.map(|p| &config.pools[p]) else {
         return false;
     };
+    // Headers in or out need a proxy that reads and writes the stream.
     config.xdp.is_some()
+        && pool.proxy_protocol.is_none()
+        && l.accept_proxy_from.is_empty()
         && pool.algorithm == Algorithm::Maglev
         && pool
             .backends

@@ -100,6 +100,11 @@ pub struct Send<'a> {
     pub response_timeout: Duration,
     /// Whether the method may be repeated (RFC 9110, 9.2.2).
     pub idempotent: bool,
+    /// The PROXY header the pool's backends want first. A connection that
+    /// carried one speaks for one client: it is opened for this request
+    /// and never pooled or shared (`HAProxy` marks such connections
+    /// private the same way).
+    pub proxy_header: Option<&'a [u8]>,
 }
 
 /// A backend's answer.
@@ -144,7 +149,7 @@ impl Upstreams {
         let Outgoing { parts, body } = out;
         let bodiless = body.is_none();
         let mut pending = Some(rebuild(&parts, body));
-        let mut fresh = false;
+        let mut fresh = s.proxy_header.is_some();
         let mut retries = 0;
         let mut last;
         let most = s.asker.attempts.max(1);
@@ -155,9 +160,7 @@ impl Upstreams {
             };
             let reached = s
                 .pool
-                .attempt(s.flow, s.asker, |a| {
-                    self.checkout(a, s.settings, s.connect_timeout, fresh)
-                })
+                .attempt(s.flow, s.asker, |a| self.checkout(a, s, fresh))
                 .await?;
             let Reached {
                 conn: checkout,
@@ -212,15 +215,15 @@ impl Upstreams {
     }
 
     /// A connection to `address`: an idle one unless `fresh`, else a new
-    /// one made within `timeout`.
+    /// one made within the connect timeout (with the PROXY header first
+    /// when the pool wants one).
     async fn checkout(
         self: &Arc<Self>,
         address: SocketAddr,
-        settings: &PoolHttp,
-        timeout: Duration,
+        s: &Send<'_>,
         fresh: bool,
     ) -> Result<Checkout, Failure> {
-        match settings.version {
+        match s.settings.version {
             UpstreamVersion::Http1 => {
                 while !fresh && let Some(mut sender) = self.idle.take(address) {
                     // Ready at once unless the backend closed it meanwhile:
@@ -232,7 +235,7 @@ impl Upstreams {
                         });
                     }
                 }
-                let io = TokioIo::new(nodelay(connect_tcp(address, timeout).await?));
+                let io = TokioIo::new(open(address, s).await?);
                 let (sender, conn) = http1::Builder::new()
                     .preserve_header_case(true)
                     .handshake(io)
@@ -255,7 +258,7 @@ impl Upstreams {
                         reused: true,
                     });
                 }
-                let io = TokioIo::new(nodelay(connect_tcp(address, timeout).await?));
+                let io = TokioIo::new(open(address, s).await?);
                 let (sender, conn) = http2::Builder::new(TokioExecutor::new())
                     .handshake(io)
                     .await
@@ -265,7 +268,9 @@ impl Upstreams {
                         debug!(%address, error = %e, "upstream h2 connection ended");
                     }
                 });
-                if let Ok(mut shared) = self.h2.lock() {
+                if s.proxy_header.is_none()
+                    && let Ok(mut shared) = self.h2.lock()
+                {
                     shared.insert(address, sender.clone());
                 }
                 Ok(Checkout {
@@ -302,7 +307,12 @@ impl Upstreams {
                     address,
                     sender,
                     room: Room {
-                        max_idle: s.settings.max_idle,
+                        // A connection that named its client stays its own.
+                        max_idle: if s.proxy_header.is_some() {
+                            0
+                        } else {
+                            s.settings.max_idle
+                        },
                         timeout: s.settings.idle_timeout,
                     },
                 };
@@ -377,6 +387,20 @@ fn classify(e: &hyper::Error) -> Failure {
         source = s.source();
     }
     Failure::Unanswered
+}
+
+/// A new connection to `address`, Nagle off, the pool's PROXY header sent
+/// first.
+async fn open(address: SocketAddr, s: &Send<'_>) -> Result<tokio::net::TcpStream, Failure> {
+    let mut stream = nodelay(connect_tcp(address, s.connect_timeout).await?);
+    if let Some(header) = s.proxy_header {
+        use tokio::io::AsyncWriteExt as _;
+        stream
+            .write_all(header)
+            .await
+            .map_err(|e| Failure::io(Step::Send, &e))?;
+    }
+    Ok(stream)
 }
 
 /// `s` with Nagle off: a request head goes out at once, not after the
