@@ -180,3 +180,63 @@ pools:
     );
     assert!(answer.ends_with("pp 203.0.113.9\n"), "{answer}");
 }
+
+#[test]
+fn haproxy_in_front_with_send_proxy_v2_names_its_client() {
+    let t = Topology::new(1);
+    let echo = Echo::start(&t.backends[0], backend_addr(0, 8080, false), "echo");
+    let yaml = format!(
+        "version: 1
+shutdown_grace: 1s
+listeners:
+  - name: listed
+    address: {VIP4}:80
+    protocol: tcp
+    mode: http
+    pool: echo
+    proxy_protocol: {{ accept_from: [\"{CLIENT4}/32\"] }}
+pools:
+  - {{ name: echo, backends: [{{ address: \"{}\" }}] }}
+",
+        backend_addr(0, 8080, false)
+    );
+    let _lb = t.start_balancer(&yaml, 1);
+    // HAProxy in the client namespace: it connects to the balancer from
+    // the client's main address and names the real client, another
+    // address of the namespace, in a version 2 header.
+    let front = SocketAddr::new(CLIENT4.into(), 8400);
+    let cfg = t.path("haproxy-front.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+             frontend front\n    bind {front}\n    default_backend lb\n\
+             backend lb\n    server lb {VIP4}:80 send-proxy-v2\n"
+        ),
+    )
+    .expect("write haproxy config");
+    let mut cmd = t.client.command("haproxy");
+    cmd.args(["-db", "-f", cfg.to_str().expect("utf-8")]);
+    let _haproxy =
+        balancer_tests::Process::spawn("haproxy front", cmd, t.path("haproxy-front.log"));
+    balancer_tests::nginx::wait_listening(&t.client, &[front], Duration::from_secs(10));
+    let real = t.add_client_addresses(1)[0];
+    let out = t.client.run(
+        "curl",
+        &[
+            "-s",
+            "--max-time",
+            "5",
+            "--interface",
+            &real.to_string(),
+            &format!("http://{front}/"),
+        ],
+    );
+    assert!(!out.is_empty(), "not served through HAProxy");
+    let head = echo.heads().pop().expect("the backend saw the request");
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        lower.contains(&format!("x-forwarded-for: {real}")),
+        "the backend should hear {real}: {head}"
+    );
+}
