@@ -139,22 +139,12 @@ fn websocket_http1_and_http2_connections_survive_a_reload_and_follow_its_routes(
 fn rate_limits_keep_their_buckets_across_a_reload() {
     let t = Topology::new(1);
     let _nginx = nginx::start_all(&t, 80, false);
+    // The reload test's config, with a rate-limited route ahead of the
+    // others (and `extra` routes ahead of that).
     let limited = |extra: &str| {
-        format!(
-            "version: 1
-shutdown_grace: 2s
-listeners:
-  - name: web
-    address: 198.18.0.10:80
-    protocol: tcp
-    mode: http
-    pool: web
-    routes:
-{extra}      - {{ name: api, match: {{ path: /api }}, pool: web, rate_limit: {{ key: client_ip, rate: 1, burst: 20 }} }}
-pools:
-  - {{ name: web, backends: [{{ address: \"198.18.1.11:80\" }}] }}
-"
-        )
+        config(&format!(
+            "{extra}      - {{ name: api, match: {{ path: /api }}, pool: web, rate_limit: {{ key: client_ip, rate: 1, burst: 20 }} }}\n"
+        ))
     };
     let mut lb = t.start_balancer(&limited(""), 1);
     // `n` requests in one curl (one connection, a few ms apart): statuses.

@@ -43,11 +43,11 @@ fn v2(source: [u8; 4], port: u16) -> Vec<u8> {
     h
 }
 
-#[test]
-fn headers_from_listed_peers_name_the_client_and_others_cannot() {
-    let t = Topology::new(1);
-    let echo = Echo::start(&t.backends[0], backend_addr(0, 8080, false), "echo");
-    let yaml = format!(
+/// An `http` listener on port 80 that reads PROXY headers from the client
+/// namespace's main address, and one on port 81 that reads them only from
+/// 198.19.0.0/16 (not the client), both to the echo backend.
+fn listed_and_unlisted() -> String {
+    format!(
         "version: 1
 shutdown_grace: 1s
 listeners:
@@ -68,8 +68,14 @@ pools:
   - {{ name: echo, backends: [{{ address: \"{}\" }}] }}
 ",
         backend_addr(0, 8080, false)
-    );
-    let _lb = t.start_balancer(&yaml, 2);
+    )
+}
+
+#[test]
+fn headers_from_listed_peers_name_the_client_and_others_cannot() {
+    let t = Topology::new(1);
+    let echo = Echo::start(&t.backends[0], backend_addr(0, 8080, false), "echo");
+    let _lb = t.start_balancer(&listed_and_unlisted(), 2);
     let forwarded_for = || {
         let head = echo.heads().pop().expect("the backend saw a request");
         head.lines()
@@ -185,22 +191,7 @@ pools:
 fn haproxy_in_front_with_send_proxy_v2_names_its_client() {
     let t = Topology::new(1);
     let echo = Echo::start(&t.backends[0], backend_addr(0, 8080, false), "echo");
-    let yaml = format!(
-        "version: 1
-shutdown_grace: 1s
-listeners:
-  - name: listed
-    address: {VIP4}:80
-    protocol: tcp
-    mode: http
-    pool: echo
-    proxy_protocol: {{ accept_from: [\"{CLIENT4}/32\"] }}
-pools:
-  - {{ name: echo, backends: [{{ address: \"{}\" }}] }}
-",
-        backend_addr(0, 8080, false)
-    );
-    let _lb = t.start_balancer(&yaml, 1);
+    let _lb = t.start_balancer(&listed_and_unlisted(), 2);
     // HAProxy in the client namespace: it connects to the balancer from
     // the client's main address and names the real client, another
     // address of the namespace, in a version 2 header.

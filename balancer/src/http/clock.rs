@@ -84,9 +84,9 @@ pub struct Clocked<T> {
     head: Option<(Instant, u64)>,
     /// When the connection closes if nothing comes.
     idle: Option<Instant>,
+    /// Set to the earliest deadline it has been asked for since it last
+    /// fired (its own `deadline()` says which).
     timer: Pin<Box<Sleep>>,
-    /// What `timer` is set to; `None` before its first use.
-    armed: Option<Instant>,
     first_read: bool,
     h2: bool,
 }
@@ -112,9 +112,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Clocked<T> {
             keepalive_timeout,
             head: None,
             idle: None,
-            // Not registered with the runtime until first polled.
+            // Not registered with the runtime until first polled; a
+            // deadline later than this one is reached by firing once early.
             timer: Box::pin(tokio::time::sleep(keepalive_timeout)),
-            armed: None,
             first_read: true,
             h2: false,
         }
@@ -155,9 +155,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Clocked<T> {
     /// Whether `deadline` has passed; otherwise the timer will wake the
     /// task by then.
     fn expired(&mut self, cx: &mut Context<'_>, deadline: Instant) -> bool {
-        if self.armed.is_none_or(|armed| armed > deadline) {
+        if self.timer.deadline() > deadline {
             self.timer.as_mut().reset(deadline);
-            self.armed = Some(deadline);
         }
         while self.timer.as_mut().poll(cx).is_ready() {
             if Instant::now() >= deadline {
@@ -165,7 +164,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Clocked<T> {
             }
             // Fired for an earlier deadline that has since moved.
             self.timer.as_mut().reset(deadline);
-            self.armed = Some(deadline);
         }
         false
     }

@@ -21,8 +21,6 @@ use tokio::{
 };
 use tracing::debug;
 
-use std::sync::atomic::Ordering;
-
 use crate::{proxy_protocol, tls::Handshake};
 
 use super::{
@@ -44,39 +42,24 @@ const H2_PING: Duration = Duration::from_secs(30);
 /// TLS listener the handshake comes first (within its timeout).
 pub async fn serve(
     mut stream: TcpStream,
-    mut peer: SocketAddr,
+    peer: SocketAddr,
     live: Arc<LiveHttp>,
     stop: watch::Receiver<bool>,
 ) {
     let svc = live.load_full();
-    if svc
-        .listener
-        .accept_proxy_from
-        .iter()
-        .any(|c| c.contains_ip(peer.ip()))
-    {
-        // A listed peer speaks for its client: without a header within the
-        // head timeout, nothing of it is served.
-        let read = proxy_protocol::expect::read(&mut stream);
-        match tokio::time::timeout(svc.http.limits.header_timeout, read).await {
-            Ok(Ok(header)) => {
-                svc.stats.proxy_headers.fetch_add(1, Ordering::Relaxed);
-                if let Some(a) = header.addresses {
-                    peer = a.source;
-                }
-            }
-            Ok(Err(e)) => {
-                svc.stats.proxy_refused.fetch_add(1, Ordering::Relaxed);
-                debug!(%peer, error = %e, "connection closed: no valid PROXY header");
-                return;
-            }
-            Err(_) => {
-                svc.stats.proxy_refused.fetch_add(1, Ordering::Relaxed);
-                debug!(%peer, "connection closed: no PROXY header in time");
-                return;
-            }
-        }
-    }
+    // A listed peer speaks for its client: without a header within the
+    // head timeout, nothing of it is served.
+    let Some(peer) = proxy_protocol::expect::client_of(
+        &mut stream,
+        peer,
+        &svc.listener.accept_proxy_from,
+        svc.http.limits.header_timeout,
+        (&svc.listener.name, &svc.stats),
+    )
+    .await
+    else {
+        return;
+    };
     let local = stream.local_addr().unwrap_or(svc.listener.address);
     let tls = svc.tls.as_ref().map(arc_swap::ArcSwap::load_full);
     let stats = svc.stats.clone();

@@ -24,7 +24,7 @@ use super::{
     splice::{Counters, RelayError, Side, relay},
 };
 use crate::{
-    config::model::Listener,
+    config::{defaults::DEFAULT_HEADER_TIMEOUT, model::Listener},
     runtime::{
         ListenerStats, LivePool, Tracker,
         attempt::{Asker, Reached},
@@ -35,9 +35,6 @@ use crate::{
 };
 
 const IPPROTO_TCP: u8 = 6;
-/// Time for a listed peer's PROXY header (the HTTP layer's default head
-/// timeout; HTTP listeners use their own).
-const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What one TCP listener needs at run time.
 pub struct TcpService {
@@ -82,7 +79,7 @@ impl super::accept::Admitting for TcpService {
     }
 }
 
-async fn handle(mut client: TcpStream, mut peer: SocketAddr, svc: &TcpService) {
+async fn handle(mut client: TcpStream, peer: SocketAddr, svc: &TcpService) {
     // The listener's own address, unless it is a wildcard and the kernel
     // must say which local address this client reached.
     let local = if svc.listener.address.ip().is_unspecified() {
@@ -90,17 +87,19 @@ async fn handle(mut client: TcpStream, mut peer: SocketAddr, svc: &TcpService) {
     } else {
         svc.listener.address
     };
-    if svc
-        .listener
-        .accept_proxy_from
-        .iter()
-        .any(|c| c.contains_ip(peer.ip()))
-    {
-        match read_proxy_header(&mut client, svc).await {
-            Some(client_address) => peer = client_address.unwrap_or(peer),
-            None => return,
-        }
-    }
+    // A listed peer's header is waited for as long as an HTTP listener
+    // waits for a request head by default.
+    let Some(peer) = crate::proxy_protocol::expect::client_of(
+        &mut client,
+        peer,
+        &svc.listener.accept_proxy_from,
+        DEFAULT_HEADER_TIMEOUT,
+        (&svc.listener.name, &svc.stats),
+    )
+    .await
+    else {
+        return;
+    };
     let Some((
         Reached {
             conn: mut backend,
@@ -176,29 +175,6 @@ async fn handle(mut client: TcpStream, mut peer: SocketAddr, svc: &TcpService) {
             for s in [&client, &backend] {
                 let _ = SockRef::from(s).set_linger(Some(Duration::ZERO));
             }
-        }
-    }
-}
-
-/// The PROXY header a listed peer sends first: `Some(client)` when read
-/// (`Some(None)`: it names no address, the connection's own stands),
-/// `None` when it is missing, broken or late (the connection is closed).
-async fn read_proxy_header(client: &mut TcpStream, svc: &TcpService) -> Option<Option<SocketAddr>> {
-    let read = crate::proxy_protocol::expect::read(client);
-    match tokio::time::timeout(PROXY_HEADER_TIMEOUT, read).await {
-        Ok(Ok(header)) => {
-            svc.stats.proxy_headers.fetch_add(1, Ordering::Relaxed);
-            Some(header.addresses.map(|a| a.source))
-        }
-        Ok(Err(e)) => {
-            svc.stats.proxy_refused.fetch_add(1, Ordering::Relaxed);
-            debug!(listener = %svc.listener.name, error = %e, "connection closed: no valid PROXY header");
-            None
-        }
-        Err(_) => {
-            svc.stats.proxy_refused.fetch_add(1, Ordering::Relaxed);
-            debug!(listener = %svc.listener.name, "connection closed: no PROXY header in time");
-            None
         }
     }
 }

@@ -5,12 +5,45 @@
 //! segments is waited for without reading past its end. The caller bounds
 //! the wait.
 
+use std::{net::SocketAddr, sync::atomic::Ordering, time::Duration};
+
 use tokio::{io::AsyncReadExt as _, net::TcpStream};
+use tracing::debug;
 
 use super::{
     Header, V1_MAX, V2_MAX,
     parse::{ParseError, Parsed, parse},
 };
+use crate::{config::model::Cidr, runtime::ListenerStats};
+
+/// The client a connection from `peer` speaks for: `peer` itself, unless
+/// `accept_from` lists it; then the PROXY header it must send first,
+/// within `timeout`, names the client (a header naming none leaves
+/// `peer`). `None` when a listed peer sends no valid header in time: the
+/// caller closes the connection unanswered. Counted in `stats` of
+/// `listener`.
+pub async fn client_of(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    accept_from: &[Cidr],
+    timeout: Duration,
+    (listener, stats): (&str, &ListenerStats),
+) -> Option<SocketAddr> {
+    if !accept_from.iter().any(|c| c.contains_ip(peer.ip())) {
+        return Some(peer);
+    }
+    let why = match tokio::time::timeout(timeout, read(stream)).await {
+        Ok(Ok(header)) => {
+            stats.proxy_headers.fetch_add(1, Ordering::Relaxed);
+            return Some(header.addresses.map_or(peer, |a| a.source));
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no PROXY header within {timeout:?}"),
+    };
+    stats.proxy_refused.fetch_add(1, Ordering::Relaxed);
+    debug!(%listener, %peer, error = %why, "connection closed: no valid PROXY header");
+    None
+}
 
 /// Why no header was read.
 #[derive(Debug, thiserror::Error)]
