@@ -85,6 +85,13 @@ pub fn flow(
         "flow {protocol} {source} -> {destination}: listener `{}` (#{index}, mode {}), pool `{}` ({})",
         listener.name, listener.mode, pool.name, pool.algorithm
     );
+    if !listener.sni_routes.is_empty() {
+        let _ = writeln!(
+            out,
+            "  (routed by SNI first: {} routes; this pool takes ClientHellos without a server name or with one no route matches)",
+            listener.sni_routes.len()
+        );
+    }
     match proxy {
         Some(b) => {
             let _ = writeln!(out, "  proxy plane picks  {b}");

@@ -14,10 +14,11 @@ pub fn render(config: &Config) -> String {
         let pool = l
             .pool
             .map_or("(none: 404)", |p| config.pools[p].name.as_str());
-        let routes = l
-            .http
-            .as_ref()
-            .map_or(String::new(), |h| format!(", {} routes", h.routes.len()));
+        let routes = match &l.http {
+            Some(h) => format!(", {} routes", h.routes.len()),
+            None if !l.sni_routes.is_empty() => format!(", {} sni routes", l.sni_routes.len()),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
             "  {} {}/{} mode={} -> pool {pool}{routes}",

@@ -16,6 +16,7 @@ pub mod nginx;
 pub mod process;
 pub mod scripts;
 pub mod sys;
+pub mod tls_client;
 pub mod topology;
 
 pub use netns::Netns;

@@ -7,68 +7,16 @@
 //! bad one while the old keeps serving, files rewritten in place are
 //! picked up without a reload, and client certificates are verified.
 
-use std::{path::Path, process::Stdio, time::Duration};
+use std::{path::Path, time::Duration};
 
 use balancer_tests::{
     Topology,
     certs::{Ca, Pair},
     echo::Echo,
-    netns::Netns,
     nginx,
+    tls_client::{attempt, s_client, served_subject},
     topology::{VIP4, backend_addr},
 };
-
-/// Runs `program` in `ns`; returns whether it succeeded and its stdout
-/// and stderr together.
-fn attempt(ns: &Netns, program: &str, args: &[&str], input: &str) -> (bool, String) {
-    use std::io::Write as _;
-    let mut child = ns
-        .command("timeout")
-        .arg("10")
-        .arg(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let _ = child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes());
-    let out = child.wait_with_output().expect("wait");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-/// `openssl s_client` to the listener at `port` with `args`, fed `input`.
-fn s_client(t: &Topology, port: u16, args: &[&str], input: &str) -> (bool, String) {
-    let connect = format!("{VIP4}:{port}");
-    let mut all = vec!["s_client", "-connect", &connect];
-    all.extend_from_slice(args);
-    attempt(&t.client, "openssl", &all, input)
-}
-
-/// The subject of the certificate the listener at `port` shows for `sni`
-/// (`None`: no SNI), or `None` when the handshake fails.
-fn served_subject(t: &Topology, port: u16, sni: Option<&str>) -> Option<String> {
-    let args: Vec<&str> = match sni {
-        Some(name) => vec!["-servername", name],
-        None => vec!["-noservername"],
-    };
-    let (ok, out) = s_client(t, port, &args, "");
-    if !ok || !out.contains("-----BEGIN CERTIFICATE-----") {
-        return None;
-    }
-    out.lines()
-        .find_map(|l| l.trim().strip_prefix("subject="))
-        .map(str::to_owned)
-}
 
 /// `curl` to `https://{name}:{port}/` resolved to the VIP, trusting `ca`:
 /// the status and body, or `None` when the request failed. A `-w` in

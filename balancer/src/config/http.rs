@@ -72,6 +72,17 @@ pub enum HostMatch {
     Suffix(String),
 }
 
+impl HostMatch {
+    /// Whether `host` (lowercase, no port) is one this matcher takes.
+    #[must_use]
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            Self::Exact(h) => h == host,
+            Self::Suffix(s) => host.len() > s.len() && host.ends_with(s.as_str()),
+        }
+    }
+}
+
 /// A path matcher.
 #[derive(Clone, Debug)]
 pub enum PathMatch {

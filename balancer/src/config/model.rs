@@ -121,6 +121,9 @@ pub struct Listener {
     /// Peers that must open each connection with a PROXY protocol header
     /// (`proxy_protocol.accept_from`); empty: no header is read from anyone.
     pub accept_proxy_from: Vec<Cidr>,
+    /// TCP `proxy`/`auto`: routes by the SNI of the client's ClientHello,
+    /// read without terminating TLS; empty: no ClientHello is read.
+    pub sni_routes: Vec<super::tls::SniRoute>,
 }
 
 /// A pool of backends and how to choose among them.

@@ -337,6 +337,9 @@ pub struct RawRoute {
 pub struct RawMatch {
     #[serde(default)]
     pub host: Option<String>,
+    /// The TLS ClientHello's server name (`proxy` listeners).
+    #[serde(default)]
+    pub sni: Option<String>,
     #[serde(default)]
     pub path: Option<String>,
     #[serde(default)]

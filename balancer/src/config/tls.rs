@@ -6,6 +6,8 @@ use std::{path::PathBuf, time::Duration};
 
 use http::HeaderName;
 
+use super::http::HostMatch;
+
 /// TLS termination on one listener.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsListener {
@@ -48,4 +50,16 @@ pub enum ClientAuthMode {
     Required,
     /// Served without one; verified when given.
     Optional,
+}
+
+/// One route of a TLS passthrough listener: connections whose ClientHello
+/// names a matching server go to `pool`, TLS untouched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SniRoute {
+    /// Its name in logs (`routes[].name`, else `route<index>`).
+    pub name: String,
+    /// The server names it takes: exact, or a `*.` suffix.
+    pub sni: HostMatch,
+    /// Index into the config's pools.
+    pub pool: usize,
 }

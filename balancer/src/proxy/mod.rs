@@ -3,6 +3,7 @@
 //! is reported for its listener at start-up.
 pub mod accept;
 pub mod pipes;
+pub mod sni;
 pub mod splice;
 pub mod tcp;
 pub mod udp;

@@ -1,7 +1,9 @@
 //! The TCP proxy for one listener: accept, enforce the connection limit,
-//! pick a backend and connect with a timeout (a refused or silent backend
-//! costs the client nothing while another can be tried), then relay with
-//! splice until both sides are done.
+//! read a PROXY header from listed peers, pick the pool (by the SNI of the
+//! ClientHello when the listener has routes) and a backend, connect with
+//! a timeout (a refused or silent backend costs the client nothing while
+//! another can be tried), then relay with splice until both sides are
+//! done.
 
 use std::{
     io,
@@ -21,6 +23,7 @@ use tracing::{debug, warn};
 use super::{
     connect_tcp,
     pipes::PipePool,
+    sni::{self, SniTarget},
     splice::{Counters, RelayError, Side, relay},
 };
 use crate::{
@@ -29,7 +32,7 @@ use crate::{
         ListenerStats, LivePool, Tracker,
         attempt::{Asker, Reached},
         control::Passive,
-        failure::Failure,
+        failure::{Failure, Step},
         flow_tuple,
     },
 };
@@ -40,10 +43,13 @@ const IPPROTO_TCP: u8 = 6;
 pub struct TcpService {
     /// The listener's validated settings.
     pub listener: Listener,
-    /// The pool it balances over.
+    /// The pool it balances over (with routes: what no route takes).
     pub pool: Arc<LivePool>,
     /// Where connect failures go, toward the pool's passive health.
     pub passive: Passive,
+    /// Routes by the ClientHello's SNI, in file order; empty: the
+    /// connection's bytes are not looked at.
+    pub routes: Vec<SniTarget>,
     /// Its counters.
     pub stats: Arc<ListenerStats>,
     /// Shared pipe pool.
@@ -100,6 +106,10 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, svc: &TcpService) {
     else {
         return;
     };
+    let Some((routed, hello)) = route(&mut client, peer, svc).await else {
+        return;
+    };
+    let (pool, passive) = routed.map_or((&svc.pool, &svc.passive), |r| (&r.pool, &r.passive));
     let Some((
         Reached {
             conn: mut backend,
@@ -108,25 +118,26 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, svc: &TcpService) {
             ..
         },
         proxy_protocol,
-    )) = connect(peer, local, svc).await
+    )) = connect(peer, local, (pool, passive), svc).await
     else {
         svc.stats.no_backend.fetch_add(1, Ordering::Relaxed);
         return;
     };
     // The client socket inherited its options from the listener.
     tune(&backend);
-    if let Some(version) = proxy_protocol {
-        let a = crate::proxy_protocol::Addresses {
-            source: peer,
-            destination: local,
-        };
-        let header = crate::proxy_protocol::send::header(version, a, None, None);
-        if let Err(e) = backend.write_all(&header).await {
-            debug!(listener = %svc.listener.name, %peer, error = %e, "cannot send the PROXY header");
+    let _active = stats.open();
+    // The PROXY header and the ClientHello in one write.
+    let (opening, hello_len) = opening(proxy_protocol, (peer, local), hello);
+    if !opening.is_empty() {
+        if let Err(e) = backend.write_all(&opening).await {
+            debug!(listener = %svc.listener.name, %peer, error = %e, "cannot send the connection's first bytes");
+            passive.report(index, Failure::io(Step::Send, &e));
             return;
         }
+        stats
+            .bytes_in
+            .fetch_add(hello_len as u64, Ordering::Relaxed);
     }
-    let _active = stats.open();
     let counters = Counters {
         up: &stats.bytes_in,
         down: &stats.bytes_out,
@@ -152,7 +163,7 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, svc: &TcpService) {
             debug!(listener = %svc.listener.name, %peer, ?idle, "closing idle connection");
             // Asked, accepted, and never a byte back: a hung backend.
             if spoke.unanswered() {
-                svc.passive.report(index, Failure::Hung);
+                passive.report(index, Failure::Hung);
             }
         }
         Err(e) => {
@@ -168,7 +179,7 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, svc: &TcpService) {
                     io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
                 )
             {
-                svc.passive.report(index, Failure::Reset);
+                passive.report(index, Failure::Reset);
             }
             // Pass the abort on as a reset to both ends rather than a clean
             // FIN that would look like a complete response.
@@ -179,22 +190,74 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, svc: &TcpService) {
     }
 }
 
-/// Tries up to `connect_attempts` distinct backends of the pool as it is
+/// The SNI route of the connection (`None`: the listener's pool) and its
+/// ClientHello, read when the listener has routes; `None` when it sent
+/// none (counted and logged by [`sni::route`]).
+async fn route<'a>(
+    client: &mut TcpStream,
+    peer: SocketAddr,
+    svc: &'a TcpService,
+) -> Option<Routed<'a>> {
+    if svc.routes.is_empty() {
+        return Some((None, None));
+    }
+    // As long as an HTTP listener waits for a request head by default.
+    let r = sni::route(
+        client,
+        peer,
+        &svc.routes,
+        DEFAULT_HEADER_TIMEOUT,
+        (&svc.listener.name, &svc.stats),
+    )
+    .await?;
+    Some((r.route, Some((r.hello, r.sni))))
+}
+
+/// A connection's route and the ClientHello read to find it.
+type Routed<'a> = (Option<&'a SniTarget>, Option<Hello>);
+
+/// A ClientHello's bytes and server name.
+type Hello = (Vec<u8>, Option<String>);
+
+/// What a backend gets before the splice: the PROXY header the pool
+/// wants, then the client's ClientHello when one was read to route it;
+/// and the ClientHello's length (client bytes, counted as such).
+fn opening(
+    proxy_protocol: Option<crate::config::model::ProxyVersion>,
+    (peer, local): (SocketAddr, SocketAddr),
+    hello: Option<Hello>,
+) -> (Vec<u8>, usize) {
+    let (bytes, sni) = hello.unwrap_or_default();
+    let Some(version) = proxy_protocol else {
+        let len = bytes.len();
+        return (bytes, len);
+    };
+    let a = crate::proxy_protocol::Addresses {
+        source: peer,
+        destination: local,
+    };
+    let mut out = crate::proxy_protocol::send::header(version, a, None, sni.as_deref());
+    out.extend_from_slice(&bytes);
+    (out, bytes.len())
+}
+
+/// Tries up to `connect_attempts` distinct backends of `pool` as it is
 /// now; returns the connection, its backend's index and counters, and the
 /// PROXY header the pool wants sent.
 async fn connect(
     peer: SocketAddr,
     local: SocketAddr,
+    (pool, passive): (&Arc<LivePool>, &Passive),
     svc: &TcpService,
 ) -> Option<(
     Reached<TcpStream>,
     Option<crate::config::model::ProxyVersion>,
 )> {
-    let pool = svc.pool.load_full();
+    let pool = pool.load_full();
     let asker = Asker {
         listener: &svc.listener.name,
         attempts: svc.listener.connect_attempts.get() as usize,
-        passive: &svc.passive,
+        passive,
     };
     let timeout = svc.listener.connect_timeout;
     let flow = flow_tuple(peer, local, IPPROTO_TCP);

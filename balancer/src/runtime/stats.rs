@@ -87,6 +87,16 @@ pub struct ListenerStats {
     /// Connections from `accept_from` peers closed for a missing,
     /// malformed or late PROXY header.
     pub proxy_refused: AtomicU64,
+    /// ClientHellos read to route TLS by SNI.
+    pub tls_hellos: AtomicU64,
+    /// Of those, ClientHellos without a server name (to the listener's pool).
+    pub tls_hellos_without_sni: AtomicU64,
+    /// Connections to SNI routes closed for sending no ClientHello: not
+    /// TLS, malformed, too long, or closed before it was whole.
+    pub tls_hello_refused: AtomicU64,
+    /// Connections to SNI routes closed for a ClientHello still not whole
+    /// when its time ran out.
+    pub tls_hello_timeouts: AtomicU64,
     /// Rate limit for this listener's log lines.
     pub log: LogLimiter,
     /// Requests by route, for `http` listeners.
@@ -108,6 +118,10 @@ impl ListenerStats {
             ("accept_errors", &self.accept_errors),
             ("proxy_headers", &self.proxy_headers),
             ("proxy_refused", &self.proxy_refused),
+            ("tls_hellos", &self.tls_hellos),
+            ("tls_hellos_without_sni", &self.tls_hellos_without_sni),
+            ("tls_hello_refused", &self.tls_hello_refused),
+            ("tls_hello_timeouts", &self.tls_hello_timeouts),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.load(Ordering::Relaxed)))

@@ -35,6 +35,7 @@ use crate::{
     proxy::{
         self,
         pipes::PipePool,
+        sni::SniTarget,
         tcp::{LiveTcp, TcpService},
         udp::{LiveUdp, UdpService},
     },
@@ -369,6 +370,11 @@ impl Listeners {
             let pool_index = l.pool.unwrap_or_default();
             let pool = || pools[pool_index].clone();
             let passive = Passive::new(pool_index, generation, self.shared.events.clone());
+            // A TCP listener's pools: its own, and those of its SNI routes.
+            let targets = || {
+                let routes = sni_targets(l, pools, generation, &self.shared.events);
+                (pool(), passive.clone(), routes)
+            };
             let http = |limit, previous| {
                 HttpService::new(http::Parts {
                     previous,
@@ -403,14 +409,7 @@ impl Listeners {
                         // count against neither).
                         let old = live.load_full();
                         let limit = kept_limit(&old.listener, &old.limit, l);
-                        live.store(Arc::new(tcp(
-                            &self.shared,
-                            l,
-                            pool(),
-                            passive,
-                            &stats[i],
-                            limit,
-                        )));
+                        live.store(Arc::new(tcp(&self.shared, l, targets(), &stats[i], limit)));
                     }
                     Service::Udp(live) => {
                         live.store(Arc::new(udp(l, pool(), passive, &stats[i])));
@@ -427,7 +426,7 @@ impl Listeners {
                     let limit = Arc::new(Semaphore::new(l.max_connections.get() as usize));
                     start_http(l, s, http(limit, None))
                 }
-                socket => start(&self.shared, l, socket, pool(), passive, &stats[i]),
+                socket => start(&self.shared, l, socket, targets(), &stats[i]),
             };
             self.running.push(running);
         }
@@ -496,8 +495,7 @@ fn start(
     shared: &Shared,
     l: &Listener,
     socket: Socket,
-    pool: Arc<LivePool>,
-    passive: Passive,
+    (pool, passive, routes): (Arc<LivePool>, Passive, Vec<SniTarget>),
     stats: &Arc<ListenerStats>,
 ) -> Running {
     let (stop, stopped) = watch::channel(false);
@@ -507,7 +505,11 @@ fn start(
         Socket::Tcp(s) => {
             let limit = Arc::new(Semaphore::new(l.max_connections.get() as usize));
             let live = Arc::new(ArcSwap::from_pointee(tcp(
-                shared, l, pool, passive, stats, limit,
+                shared,
+                l,
+                (pool.clone(), passive, routes),
+                stats,
+                limit,
             )));
             let task = tokio::spawn(proxy::tcp::serve(s, live.clone(), stopped));
             (Service::Tcp(live), task)
@@ -522,7 +524,7 @@ fn start(
         info!(listener = %l.name, "mode auto: served by the proxy plane (XDP needs the `xdp` section, a maglev pool and backends on the listener's port)");
     }
     info!(listener = %l.name, address = %l.address, protocol = %l.protocol, plane = "proxy",
-        pool = %pool_name, %algorithm, "listening");
+        pool = %pool_name, %algorithm, sni_routes = l.sni_routes.len(), "listening");
     Running {
         key: Key::of(l),
         name: l.name.clone(),
@@ -532,11 +534,29 @@ fn start(
     }
 }
 
+/// Listener `l`'s SNI routes over `pools`, reporting for `generation`.
+fn sni_targets(
+    l: &Listener,
+    pools: &[Arc<LivePool>],
+    generation: u64,
+    events: &mpsc::Sender<Event>,
+) -> Vec<SniTarget> {
+    l.sni_routes
+        .iter()
+        .map(|r| SniTarget {
+            name: r.name.clone(),
+            sni: r.sni.clone(),
+            pool: pools[r.pool].clone(),
+            passive: Passive::new(r.pool, generation, events.clone()),
+        })
+        .collect()
+}
+
+/// A TCP listener's service over its pool and SNI routes.
 fn tcp(
     shared: &Shared,
     l: &Listener,
-    pool: Arc<LivePool>,
-    passive: Passive,
+    (pool, passive, routes): (Arc<LivePool>, Passive, Vec<SniTarget>),
     stats: &Arc<ListenerStats>,
     limit: Arc<Semaphore>,
 ) -> TcpService {
@@ -544,6 +564,7 @@ fn tcp(
         listener: l.clone(),
         pool,
         passive,
+        routes,
         stats: stats.clone(),
         pipes: shared.pipes.clone(),
         tracker: shared.tracker.clone(),

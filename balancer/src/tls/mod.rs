@@ -15,6 +15,8 @@
 //! choice is to be measured against ring.
 
 pub mod certs;
+pub mod hello;
+pub mod peek;
 pub mod resolve;
 #[cfg(test)]
 pub(crate) mod testing;

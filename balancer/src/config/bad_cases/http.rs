@@ -179,16 +179,6 @@ pub(super) fn cases() -> Vec<Case> {
             "unknown field `stripprefix`",
         ),
         (
-            "routes on a proxy listener",
-            replace(
-                "    pool: web\n",
-                "    pool: web\n    routes:\n      - { pool: web }\n",
-            ),
-            8,
-            "listeners[0].routes",
-            "`routes` needs `mode: http`",
-        ),
-        (
             "an http block on a proxy listener",
             replace(
                 "    pool: web\n",

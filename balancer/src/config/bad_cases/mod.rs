@@ -8,6 +8,7 @@ mod health;
 mod http;
 mod listeners;
 mod pools;
+mod sni;
 mod tls;
 mod top;
 mod xdp;
@@ -28,6 +29,7 @@ fn cases() -> Vec<Case> {
         guard::cases(),
         http::cases(),
         tls::cases(),
+        sni::cases(),
     ]
     .concat()
 }

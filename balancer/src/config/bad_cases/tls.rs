@@ -1,6 +1,7 @@
 //! Bad `tls` blocks: where they may appear, and certificate files that
 //! cannot be served (those that need real files, a key of another
-//! certificate or an expired one, are in `validate::tls`'s tests).
+//! certificate or an expired one, are in `validate::tls`'s tests), and bad
+//! PROXY protocol settings.
 
 use super::{Case, replace};
 

@@ -205,6 +205,12 @@ fn route(
 }
 
 fn matcher(at: &str, raw: &RawMatch, p: &mut Problems) -> Matcher {
+    if raw.sni.is_some() {
+        p.add(
+            format!("{at}.sni"),
+            "`sni` routes TLS without terminating it, on `mode: proxy` listeners; an `http` listener matches the request's `host` (under `tls`, the SNI the certificate was picked by)",
+        );
+    }
     let host = raw
         .host
         .as_ref()
@@ -508,7 +514,8 @@ pub(super) fn pool(
 }
 
 /// A host matcher: `name` or `*.suffix`, lowercase, no port.
-fn host(text: &str) -> Result<HostMatch, String> {
+/// A host name or `*.` wildcard, lowercased (also the SNI of TCP routes).
+pub(super) fn host(text: &str) -> Result<HostMatch, String> {
     let lower = text.trim().to_ascii_lowercase();
     let (wild, name) = match lower.strip_prefix("*.") {
         Some(rest) => (true, rest),

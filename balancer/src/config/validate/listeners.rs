@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use super::{Problems, guard, http, tls};
+use super::{Problems, guard, http, sni, tls};
 use crate::config::{
     defaults::{
         DEFAULT_CONNECT_ATTEMPTS, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
@@ -69,6 +69,12 @@ pub(super) fn listeners(
             );
         }
         let (pool, http) = pool_and_http(i, l, mode, pools, p);
+        let sni_routes = match (&l.routes, mode) {
+            (Some(routes), Mode::Proxy | Mode::Auto | Mode::Xdp) => {
+                sni::routes(i, routes, (mode, l.protocol), pools, p)
+            }
+            _ => Vec::new(),
+        };
         out.push(Listener {
             name: l.name.clone(),
             address: address.unwrap_or_else(|| ([0, 0, 0, 0], 0).into()),
@@ -114,6 +120,7 @@ pub(super) fn listeners(
                 .as_ref()
                 .map(|raw| accept_proxy_from(i, &raw.accept_from, (mode, l.protocol), p))
                 .unwrap_or_default(),
+            sni_routes,
         });
     }
     out
@@ -196,13 +203,12 @@ fn pool_and_http(
         h.tls = tls;
         Some(h)
     } else {
-        for (key, given) in [("routes", l.routes.is_some()), ("http", l.http.is_some())] {
-            if given {
-                p.add(
-                    at(key),
-                    format!("`{key}` needs `mode: http` (this listener is `{mode}`)"),
-                );
-            }
+        // A TCP listener's `routes` are SNI routes, checked by the caller.
+        if l.http.is_some() {
+            p.add(
+                at("http"),
+                format!("`http` needs `mode: http` (this listener is `{mode}`)"),
+            );
         }
         None
     };

@@ -13,6 +13,7 @@ mod health;
 mod http;
 mod listeners;
 mod pools;
+mod sni;
 mod tls;
 mod top;
 mod xdp;

@@ -59,10 +59,12 @@ pub fn qualifies(config: &Config, l: &Listener) -> bool {
     let Some(pool) = l.pool.map(|p| &config.pools[p]) else {
         return false;
     };
-    // Headers in or out need a proxy that reads and writes the stream.
+    // Headers in or out, and ClientHellos routed by SNI, need a proxy
+    // that reads and writes the stream.
     config.xdp.is_some()
         && pool.proxy_protocol.is_none()
         && l.accept_proxy_from.is_empty()
+        && l.sni_routes.is_empty()
         && pool.algorithm == Algorithm::Maglev
         && pool
             .backends
