@@ -186,6 +186,7 @@ fn backend_status(b: &BackendState) -> BackendStatus {
         active: s.active(),
         total: s.total.load(Ordering::Relaxed),
         connect_failures: s.connect_failures.load(Ordering::Relaxed),
+        tls_failures: s.tls_failures.load(Ordering::Relaxed),
         bytes_in: s.bytes_in.load(Ordering::Relaxed),
         bytes_out: s.bytes_out.load(Ordering::Relaxed),
         checks: s.checks.load(Ordering::Relaxed),

@@ -73,6 +73,16 @@ pub enum ListenerError {
         #[source]
         source: crate::tls::TlsError,
     },
+    /// A pool's TLS to its backends cannot be set up (a CA bundle or a
+    /// client certificate that cannot be read or used).
+    #[error("pool `{pool}`: TLS to its backends: {source}; the running settings are kept")]
+    BackendTls {
+        /// Pool name.
+        pool: String,
+        /// What is wrong.
+        #[source]
+        source: crate::tls::TlsError,
+    },
     /// A listener asks for a data plane this build cannot serve.
     #[error(
         "listener `{listener}`: mode `{mode}` is not available yet in this version; use `proxy` or `auto`"

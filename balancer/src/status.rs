@@ -115,6 +115,9 @@ pub struct BackendStatus {
     pub total: u64,
     /// Proxy connect attempts that failed.
     pub connect_failures: u64,
+    /// Of those, failed TLS handshakes (pools with `tls`).
+    #[serde(default)]
+    pub tls_failures: u64,
     /// Bytes client -> backend through the proxy.
     pub bytes_in: u64,
     /// Bytes backend -> client through the proxy.
@@ -361,6 +364,7 @@ mod tests {
                     active: 0,
                     total: 3,
                     connect_failures: 2,
+                    tls_failures: 0,
                     bytes_in: 0,
                     bytes_out: 0,
                     checks: 9,

@@ -50,7 +50,7 @@ fn with_test_certificates(path: &std::path::Path, dir: &std::path::Path) -> Path
         return path.to_owned();
     }
     let mut out = text.clone();
-    for name in ["default", "api", "wild"] {
+    for name in ["default", "api", "wild", "backend-ca"] {
         let made = rcgen::generate_simple_self_signed(vec![format!("{name}.example.test")])
             .expect("certificate");
         let (cert, key) = (

@@ -43,10 +43,17 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 impl Ca {
-    /// A new CA with its files in `dir`.
+    /// A new CA with its files in `dir`, named after the directory (two
+    /// CAs of one test are told apart by name, as real ones are).
     #[must_use]
     pub fn new(dir: &Path) -> Self {
         std::fs::create_dir_all(dir).expect("certs dir");
+        let subject = format!(
+            "/CN=balancer test CA {}",
+            dir.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        );
         openssl(
             dir,
             &[
@@ -64,7 +71,7 @@ impl Ca {
                 "-days",
                 "120",
                 "-subj",
-                "/CN=balancer test CA",
+                &subject,
             ],
         );
         Self {

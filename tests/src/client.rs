@@ -143,3 +143,14 @@ pub fn tally<I: IntoIterator<Item = String>>(
     }
     m
 }
+
+/// `curl` in the client namespace of `t`: the status and the body (or,
+/// with `-i`, the head and body).
+#[must_use]
+pub fn curl(t: &crate::Topology, args: &[&str]) -> (u16, String) {
+    let mut full = vec!["-s", "--max-time", "10", "-w", "\n%{http_code}"];
+    full.extend_from_slice(args);
+    let out = t.client.run("curl", &full);
+    let (body, code) = out.rsplit_once('\n').expect("curl prints a status line");
+    (code.trim().parse().expect("a status"), body.to_owned())
+}

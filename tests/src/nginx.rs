@@ -5,6 +5,7 @@
 use std::{fmt::Write as _, net::SocketAddr, path::Path, time::Duration};
 
 use crate::{
+    certs::Pair,
     netns::Netns,
     process::Process,
     topology::{Topology, backend_addr},
@@ -24,11 +25,28 @@ pub fn start_proxy_protocol(ns: &Netns, dir: &Path, name: &str, listen: &[Socket
 }
 
 /// What a test nginx speaks.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Flavor {
+#[derive(Clone, Copy)]
+enum Flavor<'a> {
     Plain,
     H2c,
     ProxyProtocol,
+    Tls(&'a Pair, &'a Path),
+}
+
+/// Starts nginx in `ns` speaking HTTPS (HTTP/1.1, and HTTP/2 by ALPN) on
+/// `listen` with `pair`, asking for an optional client certificate
+/// verified against `client_ca`; answers `name PROTOCOL sni=NAME
+/// client=VERIFY\n` on `/` (`VERIFY`: `SUCCESS`, `NONE` or `FAILED:...`),
+/// so a test sees what reached it.
+#[must_use]
+pub fn start_tls(
+    ns: &Netns,
+    dir: &Path,
+    name: &str,
+    listen: &[SocketAddr],
+    (pair, client_ca): (&Pair, &Path),
+) -> Process {
+    start_with(ns, dir, name, listen, Flavor::Tls(pair, client_ca))
 }
 
 /// Starts nginx in `ns` speaking HTTP/2 without TLS (prior knowledge only)
@@ -44,7 +62,7 @@ fn start_with(
     dir: &Path,
     name: &str,
     listen: &[SocketAddr],
-    flavor: Flavor,
+    flavor: Flavor<'_>,
 ) -> Process {
     let conf = dir.join(format!("nginx-{name}.conf"));
     let temp = dir.join(format!("nginx-{name}-tmp"));
@@ -54,6 +72,7 @@ fn start_with(
             Flavor::Plain => "",
             Flavor::H2c => " http2",
             Flavor::ProxyProtocol => " proxy_protocol",
+            Flavor::Tls(..) => " ssl http2",
         };
         let _ = writeln!(out, "    listen {a}{option} reuseport;");
         out
@@ -62,6 +81,18 @@ fn start_with(
         Flavor::Plain => name.to_owned(),
         Flavor::H2c => format!("{name} $server_protocol"),
         Flavor::ProxyProtocol => format!("{name} $proxy_protocol_addr"),
+        Flavor::Tls(..) => {
+            format!("{name} $server_protocol sni=$ssl_server_name client=$ssl_client_verify")
+        }
+    };
+    let tls = match flavor {
+        Flavor::Tls(pair, client_ca) => format!(
+            "    ssl_certificate {};\n    ssl_certificate_key {};\n    ssl_client_certificate {};\n    ssl_verify_client optional;\n",
+            pair.cert.display(),
+            pair.key.display(),
+            client_ca.display()
+        ),
+        _ => String::new(),
     };
     let d = dir.display();
     let t = temp.display();
@@ -73,7 +104,7 @@ fn start_with(
              http {{\n  access_log off;\n  keepalive_timeout 75s;\n  keepalive_requests 100000;\n\
                client_body_temp_path {t}/body;\n  proxy_temp_path {t}/proxy;\n  fastcgi_temp_path {t}/fcgi;\n\
                uwsgi_temp_path {t}/uwsgi;\n  scgi_temp_path {t}/scgi;\n  sendfile on;\n\
-               server {{\n{listens}    location / {{ default_type text/plain; return 200 \"{answer}\\n\"; }}\n\
+               server {{\n{listens}{tls}    location / {{ default_type text/plain; return 200 \"{answer}\\n\"; }}\n\
                  location /files/ {{ alias {d}/; }}\n  }}\n}}\n"
         ),
     )

@@ -14,21 +14,11 @@ use std::{
 
 use balancer_tests::{
     Process, Topology,
-    client::{KeepAlive, connect},
+    client::{KeepAlive, connect, curl},
     echo::Echo,
     nginx,
     topology::{VIP4, backend_addr},
 };
-
-/// `curl` in the client namespace: the status and the body (or, with
-/// `-i`, the head and body).
-fn curl(t: &Topology, args: &[&str]) -> (u16, String) {
-    let mut full = vec!["-s", "--max-time", "10", "-w", "\n%{http_code}"];
-    full.extend_from_slice(args);
-    let out = t.client.run("curl", &full);
-    let (body, code) = out.rsplit_once('\n').expect("curl prints a status line");
-    (code.trim().parse().expect("a status"), body.to_owned())
-}
 
 /// The pools `b1`, `b2` and `b3`, one nginx backend each.
 const POOLS: &str = "pools:

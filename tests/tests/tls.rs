@@ -297,3 +297,26 @@ fn client_certificates_are_verified_and_their_subject_reaches_the_backend() {
     assert!(lower.contains("x-client-subject: cn=alice"), "{head}");
     assert!(!lower.contains("mallory"), "{head}");
 }
+
+/// h2load over TLS: many requests on a few connections, HTTP/2 by ALPN,
+/// and HTTP/1.1 when that is all the client offers; none fails.
+#[test]
+fn h2load_over_tls_completes_every_request() {
+    let (t, echo, _ca, [default, a, wild]) = fixture();
+    let _lb = t.start_balancer(&tls_config(&a, &wild, &default, ""), 1);
+    let url = format!("https://{VIP4}:443/");
+    for (extra, protocol) in [(None, "h2"), (Some("--h1"), "http/1.1")] {
+        let mut args = vec!["-n", "400", "-c", "4", "-m", "10"];
+        args.extend(extra);
+        args.push(&url);
+        let (ok, out) = attempt(&t.client, "h2load", &args, "");
+        assert!(ok, "{out}");
+        assert!(out.contains("400 succeeded, 0 failed, 0 errored"), "{out}");
+        assert!(
+            out.contains(&format!("Application protocol: {protocol}")),
+            "{out}"
+        );
+        assert!(out.contains("TLS Protocol: TLSv1.3"), "{out}");
+    }
+    assert!(echo.connections() >= 1);
+}

@@ -16,6 +16,7 @@
 //! | `balancer_backend_connections_total` | counter | pool, backend |
 //! | `balancer_backend_bytes_total` | counter | pool, backend, direction (`in`, `out`) |
 //! | `balancer_backend_connect_failures_total` | counter | pool, backend |
+//! | `balancer_backend_tls_failures_total` | counter | pool, backend |
 //! | `balancer_backend_weight` | gauge | pool, backend |
 //! | `balancer_backend_state` | gauge (1 for the current state) | pool, backend, state |
 //! | `balancer_backend_state_changes_total` | counter | pool, backend |
@@ -208,6 +209,13 @@ fn backends(encoder: &mut DescriptorEncoder, pools: &[Arc<PoolState>]) -> Result
         "Connect attempts that failed or timed out",
         counter,
         each(&|b| load(&b.stats.connect_failures)),
+    )?;
+    family(
+        encoder,
+        "balancer_backend_tls_failures",
+        "TLS handshakes with the backend that failed (counted in connect failures too)",
+        counter,
+        each(&|b| load(&b.stats.tls_failures)),
     )?;
     family(
         encoder,

@@ -225,7 +225,7 @@ pub enum LogFormat {
 /// How the HTTP layer speaks to a pool's backends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolHttp {
-    /// HTTP/1.1 or HTTP/2 without TLS.
+    /// HTTP/1.1, or HTTP/2 in cleartext or over TLS.
     pub version: UpstreamVersion,
     /// Idle connections kept per backend.
     pub max_idle: usize,
@@ -234,11 +234,21 @@ pub struct PoolHttp {
 }
 
 /// The protocol toward backends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UpstreamVersion {
     /// HTTP/1.1 with keep-alive.
     Http1,
     /// HTTP/2 over cleartext, by prior knowledge (gRPC backends).
     H2c,
+    /// HTTP/2 over TLS (the pool's `tls`), agreed by ALPN.
+    H2,
+}
+
+impl UpstreamVersion {
+    /// Whether it is HTTP/2 (one shared connection per backend).
+    #[must_use]
+    pub const fn is_h2(self) -> bool {
+        matches!(self, Self::H2c | Self::H2)
+    }
 }

@@ -149,6 +149,8 @@ pub struct Pool {
     pub http: PoolHttp,
     /// The PROXY header sent first on every connection to a backend.
     pub proxy_protocol: Option<ProxyVersion>,
+    /// TLS to the backends, from the HTTP layer.
+    pub tls: Option<super::tls::PoolTls>,
 }
 
 /// `pools[].proxy_protocol`: the version of the PROXY header sent.

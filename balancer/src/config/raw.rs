@@ -131,6 +131,24 @@ pub struct RawPool {
     pub keepalive: Option<RawKeepalive>,
     #[serde(default)]
     pub proxy_protocol: Option<ProxyVersion>,
+    #[serde(default)]
+    pub tls: Option<RawPoolTls>,
+}
+
+/// A pool's `tls:` block: TLS from the HTTP layer to its backends.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPoolTls {
+    #[serde(default)]
+    pub sni: Option<String>,
+    #[serde(default)]
+    pub ca: Option<String>,
+    #[serde(default)]
+    pub verify: Option<bool>,
+    #[serde(default)]
+    pub cert: Option<String>,
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

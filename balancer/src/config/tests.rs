@@ -41,7 +41,7 @@ fn base_is_valid() {
 fn with_test_certificates(text: &str) -> (String, Vec<crate::tls::testing::Files>) {
     let mut made = Vec::new();
     let mut out = text.to_owned();
-    for name in ["default", "api", "wild"] {
+    for name in ["default", "api", "wild", "backend-ca"] {
         let pem = format!("/etc/balancer/{name}.pem");
         if !text.contains(&pem) {
             continue;

@@ -1,6 +1,8 @@
-//! The validated `tls` block of an `http` listener: the certificates it
-//! serves (picked by SNI from each certificate's own names, the first the
-//! default), whether an unknown name is refused, and client certificates.
+//! The validated TLS settings: an `http` listener's `tls` block (the
+//! certificates it serves, picked by SNI from each certificate's own
+//! names, the first the default; whether an unknown name is refused;
+//! client certificates), a pool's `tls` block (TLS to its backends), and
+//! the SNI routes of TCP listeners that pass TLS through.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -22,7 +24,7 @@ pub struct TlsListener {
 }
 
 /// One certificate chain and its key.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CertificateFiles {
     /// PEM chain, leaf first.
     pub cert: PathBuf,
@@ -62,4 +64,21 @@ pub struct SniRoute {
     pub sni: HostMatch,
     /// Index into the config's pools.
     pub pool: usize,
+}
+
+/// `pools[].tls`: the HTTP layer speaks TLS to the pool's backends.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PoolTls {
+    /// The name sent as SNI and that certificates are verified for;
+    /// `None`: no SNI, and certificates are verified for the backend's IP
+    /// address.
+    pub sni: Option<String>,
+    /// The CA bundle backends' certificates are verified against; `None`
+    /// only when `verify` is off.
+    pub ca: Option<PathBuf>,
+    /// Whether backends' certificates are verified (on unless the file
+    /// says `verify: false`).
+    pub verify: bool,
+    /// A client certificate shown to backends that ask for one.
+    pub client_certificate: Option<CertificateFiles>,
 }

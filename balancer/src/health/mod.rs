@@ -1,7 +1,10 @@
 //! Active health checks: one task per checked backend, each probing at its
 //! pool's interval (plus or minus the jitter, so many backends do not fire
 //! in lockstep) and reporting every outcome to the control loop, which owns
-//! the backend states. Dropping the [`Monitor`] stops every task.
+//! the backend states. A pool with `tls` is checked over TLS, as `HAProxy`
+//! checks `ssl` servers: a `tcp` check is a handshake, an `http` check a
+//! request over it, so a backend whose certificate fails verification is
+//! down. Dropping the [`Monitor`] stops every task.
 
 mod probe;
 
@@ -15,7 +18,7 @@ use std::{
 use tokio::{sync::mpsc, task::JoinSet};
 
 pub use self::probe::probe;
-use crate::{config::Config, runtime::control::Event};
+use crate::{config::Config, runtime::control::Event, tls::upstream::Connector};
 
 /// The running checks of one config.
 pub struct Monitor {
@@ -24,21 +27,28 @@ pub struct Monitor {
 
 impl Monitor {
     /// Starts a check task for every backend of every pool with `health`,
-    /// reporting as config `generation`.
+    /// reporting as config `generation`; pools with TLS (`tls`, by pool
+    /// index) are checked over it.
     #[must_use]
-    pub fn start(config: &Arc<Config>, generation: u64, events: &mpsc::Sender<Event>) -> Self {
+    pub fn start(
+        config: &Arc<Config>,
+        generation: u64,
+        events: &mpsc::Sender<Event>,
+        tls: &[Option<Arc<Connector>>],
+    ) -> Self {
         let mut tasks = JoinSet::new();
         for (p, pool) in config.pools.iter().enumerate() {
             let Some(check) = &pool.health else { continue };
             for (b, backend) in pool.backends.iter().enumerate() {
                 let check = check.clone();
                 let events = events.clone();
+                let tls = tls.get(p).cloned().flatten();
                 let address = backend.address;
                 tasks.spawn(async move {
                     // Spread the first checks over one interval too.
                     tokio::time::sleep(jittered(Duration::ZERO, check.interval, address)).await;
                     loop {
-                        let outcome = probe(&check, address).await;
+                        let outcome = probe(&check, address, tls.as_deref()).await;
                         let event = Event::Check {
                             generation,
                             pool: p,

@@ -8,12 +8,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::{
     config::model::{HealthCheck, HttpProbe, Probe, UdpProbe},
     proxy::{connect_tcp, connect_udp},
     runtime::failure::{Failure, Step},
+    tls::upstream::Connector,
 };
 
 /// The most of an HTTP answer read to find its status line.
@@ -21,14 +22,31 @@ const MAX_STATUS_LINE: usize = 1024;
 /// The largest UDP answer taken in.
 const MAX_DATAGRAM: usize = 2048;
 
-/// Runs `check` against `backend`: how long it took, or why it failed.
-pub async fn probe(check: &HealthCheck, backend: SocketAddr) -> Result<Duration, Failure> {
+/// Runs `check` against `backend` (over `tls` when the pool has it): how
+/// long it took, or why it failed.
+pub async fn probe(
+    check: &HealthCheck,
+    backend: SocketAddr,
+    tls: Option<&Connector>,
+) -> Result<Duration, Failure> {
     let start = Instant::now();
     let work = async {
-        match &check.probe {
-            Probe::Tcp => connect_tcp(backend, check.timeout).await.map(drop),
-            Probe::Http(http_probe) => http(http_probe, backend, check.timeout).await,
-            Probe::Udp(udp_probe) => udp(udp_probe, backend).await,
+        match (&check.probe, tls) {
+            (Probe::Tcp, None) => connect_tcp(backend, check.timeout).await.map(drop),
+            (Probe::Tcp, Some(t)) => {
+                let s = connect_tcp(backend, check.timeout).await?;
+                t.connect_check(s, backend, check.timeout).await.map(drop)
+            }
+            (Probe::Http(http_probe), None) => {
+                let s = connect_tcp(backend, check.timeout).await?;
+                http(http_probe, s, backend).await
+            }
+            (Probe::Http(http_probe), Some(t)) => {
+                let s = connect_tcp(backend, check.timeout).await?;
+                let s = t.connect_check(s, backend, check.timeout).await?;
+                http(http_probe, s, backend).await
+            }
+            (Probe::Udp(udp_probe), _) => udp(udp_probe, backend).await,
         }
     };
     match tokio::time::timeout(check.timeout, work).await {
@@ -38,8 +56,10 @@ pub async fn probe(check: &HealthCheck, backend: SocketAddr) -> Result<Duration,
     }
 }
 
-async fn http(check: &HttpProbe, backend: SocketAddr, timeout: Duration) -> Result<(), Failure> {
-    let mut s = connect_tcp(backend, timeout).await?;
+async fn http<S>(check: &HttpProbe, mut s: S, backend: SocketAddr) -> Result<(), Failure>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let host = check.host.clone().unwrap_or_else(|| backend.to_string());
     let request = format!(
         "{} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: balancer-health-check\r\nConnection: close\r\n\r\n",

@@ -26,6 +26,9 @@ pub enum Answer {
     HeadTooLarge,
     /// 502: the backend failed or answered something that is not HTTP.
     BadGateway,
+    /// 502: the TLS handshake with the backend failed (its certificate
+    /// did not verify, or no protocol was agreed).
+    BackendTls,
     /// 503: no backend of the pool takes requests.
     Unavailable,
     /// 504: the backend did not answer in time.
@@ -47,6 +50,8 @@ impl Answer {
     pub fn failed(f: &Failure) -> Self {
         if f.gateway_status() == 504 {
             Answer::GatewayTimeout
+        } else if matches!(f, Failure::Tls(_)) {
+            Answer::BackendTls
         } else {
             Answer::BadGateway
         }
@@ -62,7 +67,7 @@ impl Answer {
             Answer::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Answer::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Answer::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Answer::BadGateway => StatusCode::BAD_GATEWAY,
+            Answer::BadGateway | Answer::BackendTls => StatusCode::BAD_GATEWAY,
             Answer::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Answer::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -92,6 +97,9 @@ impl Answer {
             Answer::RateLimited(_) => "too many requests; slow down",
             Answer::HeadTooLarge => "the request head is too large",
             Answer::BadGateway => "the backend failed to answer",
+            Answer::BackendTls => {
+                "TLS to the backend failed (its certificate or protocol; see the balancer's log)"
+            }
             Answer::Unavailable => "no backend is available",
             Answer::GatewayTimeout => "the backend did not answer in time",
         };
@@ -145,6 +153,7 @@ mod tests {
             (Answer::RateLimited(2), 429, false),
             (Answer::HeadTooLarge, 431, true),
             (Answer::BadGateway, 502, false),
+            (Answer::BackendTls, 502, false),
             (Answer::Unavailable, 503, false),
             (Answer::GatewayTimeout, 504, false),
         ];
@@ -174,5 +183,10 @@ mod tests {
             last: Failure::Timeout(Duration::from_secs(2)),
         };
         assert_eq!(Answer::unreachable(&slow), Answer::GatewayTimeout);
+        let unverified = Unreachable::Failed {
+            tried: 1,
+            last: Failure::Tls("invalid peer certificate: UnknownIssuer".into()),
+        };
+        assert_eq!(Answer::unreachable(&unverified), Answer::BackendTls);
     }
 }

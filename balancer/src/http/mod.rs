@@ -44,7 +44,7 @@ use crate::{
         control::Passive,
         http_stats::{DEFAULT_ROUTE, RouteStats},
     },
-    tls::Terminator,
+    tls::{Terminator, upstream::Connector},
 };
 
 /// What one `http` listener needs at run time.
@@ -61,6 +61,8 @@ pub struct HttpService {
     pub pools: Vec<Arc<LivePool>>,
     /// How to speak to each pool's backends, by index.
     pub upstream_settings: Vec<PoolHttp>,
+    /// TLS to each pool's backends, by index (`None`: cleartext).
+    pub upstream_tls: Vec<Option<Arc<Connector>>>,
     /// Where each pool's failures go, by index.
     pub passive: Vec<Passive>,
     /// Kept-alive backend connections (shared by every listener).
@@ -109,6 +111,8 @@ pub struct Parts<'a> {
     pub access_log: Option<Arc<AccessLog>>,
     /// TLS termination, with its certificates loaded.
     pub tls: Option<Arc<Terminator>>,
+    /// TLS to each pool's backends, by index, its files loaded.
+    pub upstream_tls: Vec<Option<Arc<Connector>>>,
     /// The service this one replaces at a reload, whose rate-limit buckets
     /// carry over.
     pub previous: Option<Arc<HttpService>>,
@@ -153,6 +157,7 @@ impl HttpService {
             limiters,
             pools: p.pools.to_vec(),
             upstream_settings: p.config.pools.iter().map(|x| x.http.clone()).collect(),
+            upstream_tls: p.upstream_tls,
             passive: p.passive,
             upstreams: p.upstreams,
             stats: p.stats,

@@ -28,7 +28,7 @@ use super::{
     upstream::{Outgoing, Send},
 };
 use crate::{
-    config::http::{RedirectTo, Route, Target, UpstreamVersion},
+    config::http::{RedirectTo, Route, Target},
     runtime::{attempt::Asker, flow_tuple},
 };
 
@@ -159,7 +159,7 @@ async fn proxy(
     x: &mut Exchange,
 ) -> Result<Response<Body>, Answer> {
     let settings = &svc.upstream_settings[pool];
-    let h2 = settings.version == UpstreamVersion::H2c;
+    let h2 = settings.version.is_h2();
     // An HTTP/2 backend cannot take an HTTP/1.1 upgrade: it goes as a
     // plain request, and the client sees the backend's answer.
     let upgrade = upgrade::requested(&req).filter(|_| !h2);
@@ -205,6 +205,7 @@ async fn proxy(
         connect_timeout: svc.listener.connect_timeout,
         response_timeout: svc.http.limits.response_timeout,
         idempotent,
+        tls: svc.upstream_tls.get(pool).and_then(Option::as_deref),
     };
     match svc.upstreams.send(&send, Outgoing { parts, body }).await {
         Ok(mut answered) => {

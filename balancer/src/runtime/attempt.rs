@@ -58,7 +58,8 @@ impl PoolState {
     /// Reaches a backend for `flow` with `connect`, trying distinct
     /// backends until one connects or `asker.attempts` have failed. Each
     /// failure is reported to passive health once, counted in the
-    /// backend's `connect_failures`, and logged at its limited rate.
+    /// backend's `connect_failures` (and `tls_failures` for a failed TLS
+    /// handshake), and logged at its limited rate.
     pub async fn attempt<C, F, Fut>(
         &self,
         flow: &FlowTuple,
@@ -94,6 +95,9 @@ impl PoolState {
                 .stats
                 .connect_failures
                 .fetch_add(1, Ordering::Relaxed);
+            if matches!(failure, Failure::Tls(_)) {
+                backend.stats.tls_failures.fetch_add(1, Ordering::Relaxed);
+            }
             if let Some(suppressed) = backend.stats.log.allow() {
                 warn!(listener = %asker.listener, pool = %self.name, backend = %backend.address,
                     error = %failure, suppressed, "backend connect failed; trying another");

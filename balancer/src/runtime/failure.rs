@@ -67,6 +67,10 @@ pub enum Failure {
         /// What was wrong with it.
         why: &'static str,
     },
+    /// The TLS handshake with the backend failed (its certificate did not
+    /// verify, no common protocol, no ALPN agreement); rustls' reason.
+    #[error("TLS to the backend failed: {0}")]
+    Tls(String),
     /// Any other I/O error.
     #[error("{step}: {kind}")]
     Io {

@@ -14,6 +14,9 @@ pub struct BackendStats {
     pub total: AtomicU64,
     /// Connect attempts that failed or timed out.
     pub connect_failures: AtomicU64,
+    /// Of those, TLS handshakes with the backend that failed (its
+    /// certificate did not verify, no common protocol or ALPN).
+    pub tls_failures: AtomicU64,
     /// Bytes client -> backend.
     pub bytes_in: AtomicU64,
     /// Bytes backend -> client.

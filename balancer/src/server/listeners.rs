@@ -44,7 +44,7 @@ use crate::{
         ListenerStats, LivePool, Tracker,
         control::{Event, Passive},
     },
-    tls::{Resumption, Terminator},
+    tls::{Resumption, Terminator, upstream::Connector},
 };
 
 /// What every proxy listener shares.
@@ -137,6 +137,8 @@ pub struct Bound {
     sockets: Vec<(Key, Socket)>,
     /// Each listener's TLS, by config index, with its certificates read.
     tls: Vec<Option<Arc<Terminator>>>,
+    /// TLS to each pool's backends, by config index, its files read.
+    pub upstream_tls: Vec<Option<Arc<Connector>>>,
 }
 
 impl Bound {
@@ -197,6 +199,7 @@ impl Listeners {
     pub fn bind(&self, config: &Config, xdp_served: &[bool]) -> Result<Bound, ListenerError> {
         let mut bound = Vec::new();
         let tls = self.terminators(config)?;
+        let upstream_tls = connectors(config)?;
         for (i, l) in config.listeners.iter().enumerate() {
             if xdp_served.get(i).copied().unwrap_or(false) {
                 continue;
@@ -250,6 +253,7 @@ impl Listeners {
         Ok(Bound {
             sockets: bound,
             tls,
+            upstream_tls,
         })
     }
 
@@ -379,6 +383,7 @@ impl Listeners {
                 HttpService::new(http::Parts {
                     previous,
                     tls: bound.tls.get(i).cloned().flatten(),
+                    upstream_tls: bound.upstream_tls.clone(),
                     config,
                     listener: l,
                     pools,
@@ -532,6 +537,29 @@ fn start(
         stop,
         task,
     }
+}
+
+/// TLS to the backends of every pool of `config` that has `tls`, its
+/// files read now: one that cannot be used stops the start or refuses the
+/// reload.
+fn connectors(config: &Config) -> Result<Vec<Option<Arc<Connector>>>, ListenerError> {
+    config
+        .pools
+        .iter()
+        .map(|p| {
+            p.tls
+                .as_ref()
+                .map(|t| {
+                    Connector::new(t, p.http.version)
+                        .map(Arc::new)
+                        .map_err(|source| ListenerError::BackendTls {
+                            pool: p.name.clone(),
+                            source,
+                        })
+                })
+                .transpose()
+        })
+        .collect()
 }
 
 /// Listener `l`'s SNI routes over `pools`, reporting for `generation`.

@@ -129,6 +129,7 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
         .map(|x| Box::new(x.clone()) as Box<dyn Plane>)
         .collect();
     let control = tokio::spawn(Control::new(config.clone(), by_index.clone(), planes).run(inbox));
+    let upstream_tls = bound.upstream_tls.clone();
     let stats = listeners.commit(&config, &by_index, 0, &xdp_served, bound);
     let sources = Arc::new(publish::Sources {
         view: ArcSwap::from_pointee(View {
@@ -160,7 +161,7 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
     certificates.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut daemon = Daemon {
         certificates: crate::tls::watch::Watch::new(stamps),
-        monitor: Monitor::start(&config, 0, &events),
+        monitor: Monitor::start(&config, 0, &events, &upstream_tls),
         config,
         file,
         generation: 0,

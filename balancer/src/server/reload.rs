@@ -147,10 +147,11 @@ impl Daemon {
         // Nothing below can fail: the new config is in.
         self.generation = generation;
         self.pools = pools;
+        let upstream_tls = bound.upstream_tls.clone();
         let stats = self
             .listeners
             .commit(&new, &by_index, generation, &xdp_served, bound);
-        self.monitor = Monitor::start(&new, generation, &self.events);
+        self.monitor = Monitor::start(&new, generation, &self.events, &upstream_tls);
         self.sources.view.store(Arc::new(View {
             config: new.clone(),
             listeners: stats,

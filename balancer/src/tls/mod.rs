@@ -20,6 +20,7 @@ pub mod peek;
 pub mod resolve;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod upstream;
 pub mod watch;
 
 use std::{sync::Arc, time::SystemTime};

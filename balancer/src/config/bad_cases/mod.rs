@@ -7,6 +7,7 @@ mod guard;
 mod health;
 mod http;
 mod listeners;
+mod pool_tls;
 mod pools;
 mod sni;
 mod tls;
@@ -30,6 +31,7 @@ fn cases() -> Vec<Case> {
         http::cases(),
         tls::cases(),
         sni::cases(),
+        pool_tls::cases(),
     ]
     .concat()
 }

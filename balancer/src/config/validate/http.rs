@@ -513,8 +513,8 @@ pub(super) fn pool(
     }
 }
 
-/// A host matcher: `name` or `*.suffix`, lowercase, no port.
-/// A host name or `*.` wildcard, lowercased (also the SNI of TCP routes).
+/// A host matcher: `name` or `*.suffix`, lowercase, no port (also the
+/// SNI of TCP routes).
 pub(super) fn host(text: &str) -> Result<HostMatch, String> {
     let lower = text.trim().to_ascii_lowercase();
     let (wild, name) = match lower.strip_prefix("*.") {

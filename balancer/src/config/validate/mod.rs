@@ -12,6 +12,7 @@ mod guard;
 mod health;
 mod http;
 mod listeners;
+mod pool_tls;
 mod pools;
 mod sni;
 mod tls;
@@ -98,6 +99,7 @@ pub fn validate(raw: &RawConfig) -> Result<Config, Problems> {
         &mut p,
     );
     xdp::listeners(&listeners, &pools, &mut p);
+    pool_tls::listeners(&listeners, &pools, &mut p);
     let state_dir = top::state_dir(raw.state_dir.as_deref(), &mut p);
     let shutdown_grace = top::shutdown_grace(raw.shutdown_grace.as_ref(), &mut p);
     let demo_backends = top::demo_backends(&raw.demo_backends, &mut p);

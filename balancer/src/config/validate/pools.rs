@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use super::{Problems, health, http};
+use super::{Problems, health, http, pool_tls};
 use crate::config::{
     defaults::{DEFAULT_ALGORITHM, DEFAULT_MAGLEV_TABLE, DEFAULT_WEIGHT},
     limits::{MAX_BACKENDS, MAX_MAGLEV_TABLE, MAX_WEIGHT},
@@ -40,6 +40,9 @@ pub(super) fn pools(raw: &[RawPool], p: &mut Problems) -> Vec<Pool> {
             .health
             .as_ref()
             .map(|h| health::health(h, &at("health"), p));
+        let http = http::pool(&at, pool.http, pool.keepalive.as_ref(), p);
+        let tls = pool.tls.as_ref().map(|t| pool_tls::pool(&at("tls"), t, p));
+        pool_tls::version(&at, http.version, tls.is_some(), health.as_ref(), p);
         out.push(Pool {
             name: pool.name.clone(),
             algorithm,
@@ -54,8 +57,9 @@ pub(super) fn pools(raw: &[RawPool], p: &mut Problems) -> Vec<Pool> {
                 .as_ref()
                 .and_then(|s| p.check(&at("drain_timeout"), values::duration(s))),
             backends: backends(&pool.backends, &at("backends"), p),
-            http: http::pool(&at, pool.http, pool.keepalive.as_ref(), p),
+            http,
             proxy_protocol: pool.proxy_protocol,
+            tls,
         });
     }
     out

@@ -8,7 +8,6 @@
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll, ready},
@@ -19,6 +18,7 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::{body::Incoming, client::conn::http1::SendRequest};
 
+use super::Origin;
 use crate::http::body::{Body, BoxError};
 
 /// An idle connection and since when.
@@ -36,14 +36,14 @@ impl Idle {
 
 /// The idle connections of every backend.
 #[derive(Default)]
-pub struct IdleLists(Mutex<HashMap<SocketAddr, Vec<Idle>>>);
+pub struct IdleLists(Mutex<HashMap<Origin, Vec<Idle>>>);
 
 impl IdleLists {
-    /// The newest usable idle connection to `address`: the most recently
+    /// The newest usable idle connection to `origin`: the most recently
     /// used one is the least likely to have been closed by the backend.
-    pub fn take(&self, address: SocketAddr) -> Option<SendRequest<Body>> {
+    pub fn take(&self, origin: Origin) -> Option<SendRequest<Body>> {
         let mut lists = self.0.lock().ok()?;
-        let list = lists.get_mut(&address)?;
+        let list = lists.get_mut(&origin)?;
         while let Some(i) = list.pop() {
             if i.usable() {
                 return Some(i.sender);
@@ -52,14 +52,14 @@ impl IdleLists {
         None
     }
 
-    /// Keeps `sender` for later requests to `address`, if its list has
+    /// Keeps `sender` for later requests to `origin`, if its list has
     /// room.
-    fn put(&self, address: SocketAddr, sender: SendRequest<Body>, room: Room) {
+    fn put(&self, origin: Origin, sender: SendRequest<Body>, room: Room) {
         if sender.is_closed() {
             return;
         }
         let Ok(mut lists) = self.0.lock() else { return };
-        let list = lists.entry(address).or_default();
+        let list = lists.entry(origin).or_default();
         if list.len() < room.max_idle {
             list.push(Idle {
                 sender,
@@ -93,8 +93,8 @@ pub struct Room {
 pub struct Return {
     /// The lists it goes back to.
     pub lists: Arc<IdleLists>,
-    /// Its backend.
-    pub address: SocketAddr,
+    /// Its backend and TLS settings.
+    pub origin: Origin,
     /// The connection.
     pub sender: SendRequest<Body>,
     /// The backend's bounds.
@@ -125,7 +125,7 @@ impl Returning {
         if let Some(r) = self.back.take()
             && r.room.max_idle > 0
         {
-            r.lists.put(r.address, r.sender, r.room);
+            r.lists.put(r.origin, r.sender, r.room);
         }
     }
 }

@@ -10,8 +10,10 @@
 //! body was sent is never repeated, nor one the backend answered.
 //!
 //! HTTP/1.1 connections are pooled per backend ([`idle`]); an HTTP/2
-//! (h2c) backend gets one shared connection that carries every request as
-//! a stream.
+//! (h2c, or h2 over TLS) backend gets one shared connection that carries
+//! every request as a stream. A pool with `tls` speaks TLS to its
+//! backends; its connections are kept apart from those of other TLS
+//! settings to the same address (another SNI is another origin).
 
 mod idle;
 mod retry;
@@ -34,20 +36,26 @@ use hyper::{
     client::conn::{http1, http2},
 };
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::debug;
 
 use self::idle::{IdleLists, Return, Returning, Room};
 pub use self::retry::{Next, Outcome, next};
 use super::body::Body;
 use crate::{
-    config::http::{PoolHttp, UpstreamVersion},
+    config::http::PoolHttp,
     proxy::connect_tcp,
     runtime::{
         BackendStats, PoolState,
         attempt::{Asker, Reached, Unreachable},
         failure::{Failure, Step},
     },
+    tls::upstream::Connector,
 };
+
+/// A backend address and the identity of the TLS settings toward it (0
+/// for cleartext): connections are kept and shared per origin.
+pub type Origin = (SocketAddr, u64);
 
 /// How often idle connections past their time are closed.
 const SWEEP: Duration = Duration::from_secs(5);
@@ -70,7 +78,7 @@ struct Checkout {
 #[derive(Default)]
 pub struct Upstreams {
     idle: Arc<IdleLists>,
-    h2: Mutex<HashMap<SocketAddr, http2::SendRequest<Body>>>,
+    h2: Mutex<HashMap<Origin, http2::SendRequest<Body>>>,
     opened: AtomicU64,
     reused: AtomicU64,
 }
@@ -105,6 +113,8 @@ pub struct Send<'a> {
     /// and never pooled or shared (`HAProxy` marks such connections
     /// private the same way).
     pub proxy_header: Option<&'a [u8]>,
+    /// TLS to the pool's backends, when it has `tls`.
+    pub tls: Option<&'a Connector>,
 }
 
 /// A backend's answer.
@@ -216,69 +226,56 @@ impl Upstreams {
 
     /// A connection to `address`: an idle one unless `fresh`, else a new
     /// one made within the connect timeout (with the PROXY header first
-    /// when the pool wants one).
+    /// when the pool wants one, then the TLS handshake when it has `tls`).
     async fn checkout(
         self: &Arc<Self>,
         address: SocketAddr,
         s: &Send<'_>,
         fresh: bool,
     ) -> Result<Checkout, Failure> {
-        match s.settings.version {
-            UpstreamVersion::Http1 => {
-                while !fresh && let Some(mut sender) = self.idle.take(address) {
-                    // Ready at once unless the backend closed it meanwhile:
-                    // then the next one, before a new connection.
-                    if sender.ready().await.is_ok() {
-                        return Ok(Checkout {
-                            conn: Conn::H1(sender),
-                            reused: true,
-                        });
-                    }
-                }
-                let io = TokioIo::new(open(address, s).await?);
-                let (sender, conn) = http1::Builder::new()
-                    .preserve_header_case(true)
-                    .handshake(io)
-                    .await
-                    .map_err(|e| classify(&e))?;
-                tokio::spawn(async move {
-                    if let Err(e) = conn.with_upgrades().await {
-                        debug!(%address, error = %e, "upstream connection ended");
-                    }
+        let origin = (address, s.tls.map_or(0, |t| t.id));
+        let h2 = s.settings.version.is_h2();
+        if !fresh && h2 {
+            if let Some(sender) = self.shared_h2(origin) {
+                return Ok(Checkout {
+                    conn: Conn::H2(sender),
+                    reused: true,
                 });
-                Ok(Checkout {
-                    conn: Conn::H1(sender),
-                    reused: false,
-                })
             }
-            UpstreamVersion::H2c => {
-                if !fresh && let Some(sender) = self.shared_h2(address) {
+        } else if !fresh {
+            while let Some(mut sender) = self.idle.take(origin) {
+                // Ready at once unless the backend closed it meanwhile:
+                // then the next one, before a new connection.
+                if sender.ready().await.is_ok() {
                     return Ok(Checkout {
-                        conn: Conn::H2(sender),
+                        conn: Conn::H1(sender),
                         reused: true,
                     });
                 }
-                let io = TokioIo::new(open(address, s).await?);
-                let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-                    .handshake(io)
-                    .await
-                    .map_err(|e| classify(&e))?;
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        debug!(%address, error = %e, "upstream h2 connection ended");
-                    }
-                });
-                if s.proxy_header.is_none()
-                    && let Ok(mut shared) = self.h2.lock()
-                {
-                    shared.insert(address, sender.clone());
-                }
-                Ok(Checkout {
-                    conn: Conn::H2(sender),
-                    reused: false,
-                })
             }
         }
+        let tcp = open(address, s).await?;
+        let conn = match s.tls {
+            None => handshake(tcp, address, h2).await?,
+            Some(t) => {
+                handshake(
+                    t.connect(tcp, address, s.connect_timeout).await?,
+                    address,
+                    h2,
+                )
+                .await?
+            }
+        };
+        if let Conn::H2(sender) = &conn
+            && s.proxy_header.is_none()
+            && let Ok(mut shared) = self.h2.lock()
+        {
+            shared.insert(origin, sender.clone());
+        }
+        Ok(Checkout {
+            conn,
+            reused: false,
+        })
     }
 
     /// Sends `req` on `checkout` and waits for the answer's head.
@@ -290,6 +287,7 @@ impl Upstreams {
         s: &Send<'_>,
     ) -> Result<Response<Body>, Lost> {
         let timeout = s.response_timeout;
+        let origin = (address, s.tls.map_or(0, |t| t.id));
         match checkout.conn {
             Conn::H1(mut sender) => {
                 if sender.ready().await.is_err() {
@@ -304,7 +302,7 @@ impl Upstreams {
                 }
                 let back = Return {
                     lists: self.idle.clone(),
-                    address,
+                    origin,
                     sender,
                     room: Room {
                         // A connection that named its client stays its own.
@@ -321,7 +319,7 @@ impl Upstreams {
             Conn::H2(mut sender) => {
                 if sender.ready().await.is_err() {
                     if let Ok(mut shared) = self.h2.lock() {
-                        shared.remove(&address);
+                        shared.remove(&origin);
                     }
                     return Err(Lost::Unsent(Box::new(req)));
                 }
@@ -331,9 +329,9 @@ impl Upstreams {
         }
     }
 
-    fn shared_h2(&self, address: SocketAddr) -> Option<http2::SendRequest<Body>> {
+    fn shared_h2(&self, origin: Origin) -> Option<http2::SendRequest<Body>> {
         let shared = self.h2.lock().ok()?;
-        shared.get(&address).filter(|s| !s.is_closed()).cloned()
+        shared.get(&origin).filter(|s| !s.is_closed()).cloned()
     }
 }
 
@@ -387,6 +385,38 @@ fn classify(e: &hyper::Error) -> Failure {
         source = s.source();
     }
     Failure::Unanswered
+}
+
+/// The HTTP/1.1 or HTTP/2 client handshake over `io`, its connection
+/// driven by a task of its own.
+async fn handshake<T>(io: T, address: SocketAddr, h2: bool) -> Result<Conn, Failure>
+where
+    T: AsyncRead + AsyncWrite + Unpin + std::marker::Send + 'static,
+{
+    let io = TokioIo::new(io);
+    if h2 {
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .handshake(io)
+            .await
+            .map_err(|e| classify(&e))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                debug!(%address, error = %e, "upstream h2 connection ended");
+            }
+        });
+        return Ok(Conn::H2(sender));
+    }
+    let (sender, conn) = http1::Builder::new()
+        .preserve_header_case(true)
+        .handshake(io)
+        .await
+        .map_err(|e| classify(&e))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            debug!(%address, error = %e, "upstream connection ended");
+        }
+    });
+    Ok(Conn::H1(sender))
 }
 
 /// A new connection to `address`, Nagle off, the pool's PROXY header sent
