@@ -22,6 +22,8 @@ mod page;
 mod peers;
 mod proxy;
 mod report;
+mod tls;
+mod tls_page;
 mod xdp;
 
 use std::path::Path;
@@ -58,6 +60,14 @@ pub enum Which {
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=5))]
         rounds: u32,
     },
+    /// TLS termination vs HAProxy and nginx: handshakes, resumption,
+    /// HTTPS keep-alive and bulk; rustls providers compared.
+    Tls {
+        /// Rounds over every target; the report shows each figure's median
+        /// and range.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=5))]
+        rounds: u32,
+    },
     /// Proxy plane vs direct, HAProxy and nginx stream.
     Proxy {
         /// Rounds over every target; the report shows each figure's median
@@ -72,6 +82,7 @@ pub fn run(root: &Path, which: &Which) -> Result<()> {
     match which {
         Which::Proxy { rounds } => proxy::run(root, *rounds),
         Which::Http { rounds } => http::run(root, *rounds),
+        Which::Tls { rounds } => tls::run(root, *rounds),
         Which::Xdp { rounds } => xdp::run(root, *rounds),
         Which::Guard { rounds } => guard::run(root, *rounds),
         Which::Control { rounds } => control::run(root, *rounds),
