@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { file } => printed(check::check(&file)),
+        Command::Detach { config } => printed(check::detach(&config)),
         Command::Backend {
             action,
             pool,

@@ -112,6 +112,14 @@ pub(crate) enum Command {
         #[arg(required_unless_present = "against")]
         destination: Option<std::net::SocketAddr>,
     },
+    /// Stop the XDP program that outlives the daemon: remove its pinned
+    /// link (and SYN-cookie program array) from the config's `xdp.pin_dir`.
+    /// A running daemon keeps its program until it exits.
+    Detach {
+        /// Config file (YAML) naming the pin directory.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
     /// On a backend: unwrap the balancer's IP-in-IP tunnels arriving on an
     /// interface (this kernel may lack the `ipip` module).
     Decap {

@@ -8,6 +8,7 @@ pub mod cookies;
 pub mod guard;
 pub mod iface;
 pub mod keys;
+pub mod link;
 pub mod neighbor;
 pub mod packet;
 pub mod pins;

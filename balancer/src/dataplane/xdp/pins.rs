@@ -18,6 +18,7 @@ use std::{
 use aya::maps::{Array, HashMap, Map, MapData, MapError, MapInfo, MapType};
 use balancer_common::{
     Counter,
+    guard::COOKIE_PROGS_MAP,
     maps::{
         BACKENDS_MAP, BackendEntry, FLOWS_MAP, FlowKey, FlowValue, RING_MAP, SETTINGS_MAP,
         Settings, VIPS_MAP, VipKey, VipMeta,
@@ -188,7 +189,10 @@ impl Pins {
             let entry = entry.map_err(io(dir))?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if looks_like_ours(&name) && !PINNED.contains(&name.as_ref()) {
+            // The running program's link and program array stay until the
+            // new program has taken the link over (see `link`).
+            let running = name.starts_with(super::link::LINK_PREFIX) || name == COOKIE_PROGS_MAP;
+            if looks_like_ours(&name) && !PINNED.contains(&name.as_ref()) && !running {
                 fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
             }
         }
@@ -202,6 +206,12 @@ impl Pins {
     #[must_use]
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// The directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Reads what the last run left, without changing anything.

@@ -49,6 +49,8 @@ pub struct XdpPlane {
     pub attached: Attached,
     /// The interface it is attached to.
     pub interface: String,
+    /// Its pinned link, and what became of an earlier run's program.
+    pub attachment: super::link::Attachment,
 }
 
 /// Whether the kernel plane can serve `l` at all (ignoring attach success):
@@ -132,7 +134,8 @@ impl XdpPlane {
             ids,
             ..
         } = adopted;
-        let attached = program.attach(&iface.name)?;
+        let attachment = super::link::attach(&mut program, &iface, &pins)?;
+        let attached = attachment.attached;
         if attached == Attached::Generic {
             warn!(interface = %iface.name, "XDP attached in GENERIC mode: the driver has no native XDP; packets are balanced correctly but without the fast path's speed");
         }
@@ -147,6 +150,7 @@ impl XdpPlane {
             served,
             attached,
             interface: iface.name,
+            attachment,
         }))
     }
 

@@ -12,7 +12,10 @@ use std::{net::IpAddr, time::Duration};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, Map, MapData, MapError, PerCpuArray, ProgramArray},
-    programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, xdp::XdpMode},
+    programs::{
+        TestRun, TestRunAttrs, TestRunOptions, Xdp,
+        xdp::{XdpLink, XdpMode},
+    },
 };
 use balancer_common::{
     Counter,
@@ -178,6 +181,36 @@ impl XdpProgram {
                 source,
             }),
         }
+    }
+
+    /// Attaches to `interface` like [`XdpProgram::attach`] and hands back
+    /// the link, so the caller can pin it: the program then outlives this
+    /// process.
+    pub fn attach_link(&mut self, interface: &str) -> Result<(Attached, XdpLink), XdpError> {
+        let program = self.entry_mut()?;
+        let (attached, id) = match program.attach(interface, XdpMode::Driver) {
+            Ok(id) => (Attached::Native, id),
+            Err(_) => match program.attach(interface, XdpMode::Skb) {
+                Ok(id) => (Attached::Generic, id),
+                Err(source) => {
+                    return Err(XdpError::Attach {
+                        interface: interface.to_owned(),
+                        source,
+                    });
+                }
+            },
+        };
+        Ok((attached, program.take_link(id)?))
+    }
+
+    /// The entry point as an XDP program.
+    pub(super) fn entry_mut(&mut self) -> Result<&mut Xdp, XdpError> {
+        let name = self.entry.name();
+        Ok(self
+            .ebpf
+            .program_mut(name)
+            .ok_or(XdpError::MissingProgram(name))?
+            .try_into()?)
     }
 
     /// Runs one frame through the program and returns its verdict and the

@@ -1,0 +1,176 @@
+//! The XDP program outlives its daemon: it is attached through a `bpf_link`
+//! pinned on a BPF filesystem mounted outside the test's namespaces, so
+//! `kill -9` of the daemon leaves it forwarding with its maps, and each new
+//! start swaps a freshly loaded program into the same link. Rounds of
+//! `kill -9` and restart run under steady traffic: keep-alive connections
+//! exchanging requests and new connections arriving, none of which may
+//! fail, while the program id changes on every start.
+
+use std::{
+    net::SocketAddr,
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+use balancer_tests::{
+    bpffs::BpfFs,
+    client::{KeepAlive, http_get},
+    l2::{L2, VIP, backend},
+};
+
+/// `kill -9` rounds.
+const ROUNDS: usize = 50;
+/// Keep-alive connections exchanging requests throughout.
+const KEPT: usize = 100;
+/// New connections per second throughout.
+const NEW_PER_SEC: u32 = 50;
+
+fn config(pin_dir: &std::path::Path) -> String {
+    format!(
+        "version: 1
+listeners:
+  - {{ name: vip, address: \"{VIP}:80\", protocol: tcp, mode: xdp, pool: p }}
+pools:
+  - name: p
+    algorithm: maglev
+    backends:
+      - {{ address: \"{}:80\" }}
+      - {{ address: \"{}:80\" }}
+      - {{ address: \"{}:80\" }}
+xdp: {{ interface: eth0, forwarding: dsr, pin_dir: \"{}\" }}
+",
+        backend(0),
+        backend(1),
+        backend(2),
+        pin_dir.display()
+    )
+}
+
+/// The id of the program the daemon's log says it attached or swapped in.
+fn program_id(log: &str) -> Option<u32> {
+    log.lines()
+        .rev()
+        .find(|l| l.contains("XDP program") && l.contains("program=Some("))
+        .and_then(|l| l.split("program=Some(").nth(1))
+        .and_then(|r| r.split(')').next())
+        .and_then(|n| n.parse().ok())
+}
+
+#[derive(Default)]
+struct Tally {
+    kept_ok: AtomicU64,
+    kept_failed: AtomicU64,
+    new_ok: AtomicU64,
+    new_failed: AtomicU64,
+}
+
+/// Requests on `KEPT` keep-alive connections and `NEW_PER_SEC` new
+/// connections a second until `stop`, counted in `tally`. Bounded: it
+/// stops by itself after 10 minutes.
+fn traffic(vip: SocketAddr, stop: &AtomicBool, tally: &Tally) {
+    let mut kept: Vec<KeepAlive> = (0..KEPT)
+        .map(|i| KeepAlive::open(vip).unwrap_or_else(|e| panic!("connection {i}: {e}")))
+        .collect();
+    let started = Instant::now();
+    let every = Duration::from_secs(1) / NEW_PER_SEC;
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_mins(10) {
+        for c in &mut kept {
+            let counter = if c.get().is_ok() {
+                &tally.kept_ok
+            } else {
+                &tally.kept_failed
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            while Instant::now() >= next {
+                let counter = if http_get(vip, None).is_ok() {
+                    &tally.new_ok
+                } else {
+                    &tally.new_failed
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                next += every;
+            }
+        }
+    }
+}
+
+#[test]
+fn kill_9_rounds_lose_no_connection_and_each_start_replaces_the_program() {
+    let t = L2::new(3);
+    let fs = BpfFs::new();
+    let _nginx = t.nginx_on_vip();
+    let yaml = config(&fs.path().join("lb"));
+    let vip = L2::vip(80);
+    let mut lb = t.start_balancer(&yaml, 1);
+    let mut ids = vec![program_id(&lb.output()).expect("the first start logs its program id")];
+    let stop = AtomicBool::new(false);
+    let tally = Tally::default();
+    std::thread::scope(|s| {
+        let traffic = s.spawn(|| t.client.enter(|| traffic(vip, &stop, &tally)));
+        for round in 0..ROUNDS {
+            std::thread::sleep(Duration::from_millis(100));
+            lb.signal(libc::SIGKILL);
+            assert!(
+                lb.wait_timeout(Duration::from_secs(5)).is_some(),
+                "round {round}: still running"
+            );
+            // No daemon at all for a moment: the program carries on.
+            let during = tally.new_ok.load(Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(
+                tally.new_ok.load(Ordering::Relaxed) > during,
+                "round {round}: no new connection completed while no daemon ran"
+            );
+            lb = t.start_balancer(&yaml, 1);
+            let log = lb.output();
+            assert!(
+                log.contains("replaced the running XDP program in its pinned link"),
+                "round {round}: {log}"
+            );
+            let id =
+                program_id(&log).unwrap_or_else(|| panic!("round {round}: no program id in {log}"));
+            assert!(!ids.contains(&id), "round {round}: program {id} again");
+            ids.push(id);
+            if traffic.is_finished() {
+                break;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    let count = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let (kept_ok, kept_failed) = (count(&tally.kept_ok), count(&tally.kept_failed));
+    let (new_ok, new_failed) = (count(&tally.new_ok), count(&tally.new_failed));
+    eprintln!(
+        "{ROUNDS} rounds: keep-alive requests {kept_ok} ok, {kept_failed} failed; new connections {new_ok} ok, {new_failed} failed"
+    );
+    assert_eq!(ids.len(), ROUNDS + 1, "every round restarted");
+    assert_eq!(kept_failed, 0, "keep-alive requests failed");
+    assert_eq!(new_failed, 0, "new connections failed");
+    assert!(
+        kept_ok >= (KEPT * ROUNDS) as u64,
+        "{kept_ok} keep-alive requests"
+    );
+    assert!(new_ok >= u64::from(NEW_PER_SEC), "{new_ok} new connections");
+
+    // `balancer detach` removes the link: with no daemon, the VIP is no
+    // longer balanced.
+    lb.signal(libc::SIGKILL);
+    let _ = lb.wait_timeout(Duration::from_secs(5));
+    let file = t.dir.path().join("balancer.yaml");
+    let out = std::process::Command::new(balancer_tests::balancer_bin())
+        .args(["detach", "-c"])
+        .arg(&file)
+        .output()
+        .expect("run balancer detach");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("XDP_LINK_IF"),
+        "{text}"
+    );
+    let after = t.client.enter(|| http_get(vip, None));
+    assert!(
+        after.is_err(),
+        "the VIP still answered after detach: {after:?}"
+    );
+}
