@@ -14,7 +14,7 @@ use aya::{
     maps::{HashMap, Map, MapData, MapError, PerCpuArray, ProgramArray},
     programs::{
         TestRun, TestRunAttrs, TestRunOptions, Xdp,
-        xdp::{XdpLink, XdpMode},
+        xdp::{XdpLink, XdpLinkId, XdpMode},
     },
 };
 use balancer_common::{
@@ -163,44 +163,32 @@ impl XdpProgram {
     }
 
     /// Attaches to `interface`: native XDP if the driver has it, else
-    /// generic. The caller reports which one, loudly when generic.
+    /// generic. The caller reports which one, loudly when generic. The
+    /// program stays attached while this value lives.
     pub fn attach(&mut self, interface: &str) -> Result<Attached, XdpError> {
-        let name = self.entry.name();
-        let program: &mut Xdp = self
-            .ebpf
-            .program_mut(name)
-            .ok_or(XdpError::MissingProgram(name))?
-            .try_into()?;
-        if program.attach(interface, XdpMode::Driver).is_ok() {
-            return Ok(Attached::Native);
-        }
-        match program.attach(interface, XdpMode::Skb) {
-            Ok(_) => Ok(Attached::Generic),
-            Err(source) => Err(XdpError::Attach {
-                interface: interface.to_owned(),
-                source,
-            }),
-        }
+        self.attach_id(interface).map(|(attached, _)| attached)
     }
 
     /// Attaches to `interface` like [`XdpProgram::attach`] and hands back
     /// the link, so the caller can pin it: the program then outlives this
     /// process.
     pub fn attach_link(&mut self, interface: &str) -> Result<(Attached, XdpLink), XdpError> {
+        let (attached, id) = self.attach_id(interface)?;
+        Ok((attached, self.entry_mut()?.take_link(id)?))
+    }
+
+    fn attach_id(&mut self, interface: &str) -> Result<(Attached, XdpLinkId), XdpError> {
         let program = self.entry_mut()?;
-        let (attached, id) = match program.attach(interface, XdpMode::Driver) {
-            Ok(id) => (Attached::Native, id),
-            Err(_) => match program.attach(interface, XdpMode::Skb) {
-                Ok(id) => (Attached::Generic, id),
-                Err(source) => {
-                    return Err(XdpError::Attach {
-                        interface: interface.to_owned(),
-                        source,
-                    });
-                }
-            },
-        };
-        Ok((attached, program.take_link(id)?))
+        if let Ok(id) = program.attach(interface, XdpMode::Driver) {
+            return Ok((Attached::Native, id));
+        }
+        match program.attach(interface, XdpMode::Skb) {
+            Ok(id) => Ok((Attached::Generic, id)),
+            Err(source) => Err(XdpError::Attach {
+                interface: interface.to_owned(),
+                source,
+            }),
+        }
     }
 
     /// The entry point as an XDP program.
