@@ -67,6 +67,12 @@ pub enum Event {
         /// Where the answer goes.
         reply: oneshot::Sender<Result<GuardAnswer, ListError>>,
     },
+    /// A liveness probe: answered as soon as the loop reaches it, so the
+    /// systemd watchdog is pinged only while the loop is not stuck.
+    Ping {
+        /// Where the answer goes.
+        reply: oneshot::Sender<()>,
+    },
     /// A connection a proxy could not make (refused, timed out).
     Passive {
         /// The config generation of the reporting listener.

@@ -5,6 +5,7 @@
 //! the grace period.
 
 mod listeners;
+mod notify;
 mod reload;
 mod system;
 
@@ -171,19 +172,33 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
         events,
     };
 
+    let systemd = notify::Notifier::from_env();
+    let mut watchdog = tokio::time::interval(systemd.watchdog.unwrap_or(std::time::Duration::from_hours(1)));
+    watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    systemd.ready(&format!(
+        "serving {} listeners",
+        daemon.config.listeners.len()
+    ));
     let which = loop {
         tokio::select! {
             _ = sigint.recv() => break "SIGINT",
             _ = sigterm.recv() => break "SIGTERM",
             _ = sighup.recv() => {
-                let _ = daemon.reload().await;
+                systemd.reloading();
+                let done = daemon.reload().await;
+                systemd.ready(&reloaded(&done));
             }
             _ = certificates.tick() => daemon.watch_certificates(),
+            _ = watchdog.tick(), if systemd.watchdog.is_some() => systemd.watchdog(&daemon.events).await,
             Some(reply) = reload_rx.recv() => {
-                let _ = reply.send(daemon.reload().await);
+                systemd.reloading();
+                let done = daemon.reload().await;
+                systemd.ready(&reloaded(&done));
+                let _ = reply.send(done);
             }
         }
     };
+    systemd.stopping();
     shut_down(
         daemon,
         &tracker,
@@ -195,6 +210,14 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
     drop(xdp);
     info!("stopped");
     Ok(())
+}
+
+/// The status line systemd shows after a reload.
+fn reloaded<E: std::fmt::Display>(done: &Result<String, E>) -> String {
+    match done {
+        Ok(_) => "serving; the last reload took effect".to_owned(),
+        Err(e) => format!("serving the previous config; the last reload was refused: {e}"),
+    }
 }
 
 /// Stops accepting, lets open connections finish within `grace`, then

@@ -98,6 +98,10 @@ impl Control {
                 let _ = reply.send(self.guard(&change));
                 return;
             }
+            Event::Ping { reply } => {
+                let _ = reply.send(());
+                return;
+            }
             Event::Reload {
                 config,
                 pools,
