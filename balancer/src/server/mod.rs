@@ -7,6 +7,7 @@
 mod listeners;
 mod notify;
 mod reload;
+mod services;
 mod system;
 
 use std::{
