@@ -99,13 +99,13 @@ pub enum RunError {
 pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> {
     system::raise_fd_limit();
     system::check_syncookies(&config);
-    let [mut sigint, mut sigterm, mut sighup] = signals()?;
+    let [sigint, sigterm, sighup] = signals()?;
     let config = Arc::new(config);
     let grace = config.shutdown_grace;
     let tracker = Tracker::default();
 
     let (admin_socket, token) = bind_admin(&config).await?;
-    // Held until shutdown: dropping the last reference detaches the program.
+    // Held until shutdown; its pinned link keeps the program attached after.
     let xdp = start_xdp(&config)?;
     let xdp_served = served_flags(xdp.is_some(), &config);
     let (events, inbox) = mpsc::channel(EVENT_QUEUE);
@@ -159,8 +159,6 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
             token,
         }),
     ));
-    let mut certificates = tokio::time::interval(crate::tls::watch::EVERY);
-    certificates.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut daemon = Daemon {
         certificates: crate::tls::watch::Watch::new(stamps),
         monitor: Monitor::start(&config, 0, &events, &upstream_tls),
@@ -173,8 +171,33 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
         events,
     };
 
+    let which = serve(&mut daemon, [sigint, sigterm, sighup], &mut reload_rx).await;
+    shut_down(
+        daemon,
+        &tracker,
+        grace,
+        which,
+        [publisher, admin, control, trimmer],
+    )
+    .await;
+    drop(xdp);
+    info!("stopped");
+    Ok(())
+}
+
+/// Serves until SIGINT or SIGTERM (whose name it returns): reloads on
+/// SIGHUP and admin requests, swaps certificate files changed on disk, pings
+/// the systemd watchdog, and tells systemd each step.
+async fn serve(
+    daemon: &mut Daemon,
+    [mut sigint, mut sigterm, mut sighup]: [Signal; 3],
+    reload_rx: &mut mpsc::Receiver<ReloadRequest>,
+) -> &'static str {
+    let mut certificates = tokio::time::interval(crate::tls::watch::EVERY);
+    certificates.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let systemd = notify::Notifier::from_env();
-    let mut watchdog = tokio::time::interval(systemd.watchdog.unwrap_or(std::time::Duration::from_hours(1)));
+    let mut watchdog =
+        tokio::time::interval(systemd.watchdog.unwrap_or(std::time::Duration::from_hours(1)));
     watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     systemd.ready(&format!(
         "serving {} listeners",
@@ -200,17 +223,7 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
         }
     };
     systemd.stopping();
-    shut_down(
-        daemon,
-        &tracker,
-        grace,
-        which,
-        [publisher, admin, control, trimmer],
-    )
-    .await;
-    drop(xdp);
-    info!("stopped");
-    Ok(())
+    which
 }
 
 /// The status line systemd shows after a reload.
