@@ -83,6 +83,14 @@ pub enum ListenerError {
         #[source]
         source: crate::tls::TlsError,
     },
+    /// A socket passed by systemd under a listener's name cannot serve it.
+    #[error("listener `{listener}`: the socket systemd passed for it: {reason}")]
+    Inherited {
+        /// Listener name.
+        listener: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A listener asks for a data plane this build cannot serve.
     #[error(
         "listener `{listener}`: mode `{mode}` is not available yet in this version; use `proxy` or `auto`"

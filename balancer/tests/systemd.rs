@@ -21,7 +21,12 @@ fn free_port() -> u16 {
 
 /// A daemon with one proxy listener on `port`, told to notify `socket`
 /// with `env` besides.
-fn daemon(dir: &std::path::Path, port: u16, socket: &std::path::Path, env: &[(&str, String)]) -> Child {
+fn daemon(
+    dir: &std::path::Path,
+    port: u16,
+    socket: &std::path::Path,
+    env: &[(&str, String)],
+) -> Child {
     let yaml = format!(
         "version: 1\nadmin: {{ listen: \"127.0.0.1:0\" }}\nstate_dir: {}\nshutdown_grace: 1s\nlisteners:\n  - {{ name: web, address: \"127.0.0.1:{port}\", protocol: tcp, mode: proxy, pool: p }}\npools:\n  - {{ name: p, backends: [{{ address: \"127.0.0.1:9\" }}] }}\n",
         dir.join("state").display()
@@ -46,7 +51,10 @@ fn next(socket: &UnixDatagram, limit: Duration) -> Option<(Instant, String)> {
     let mut buf = [0u8; 4096];
     while Instant::now() < deadline {
         if let Ok(n) = socket.recv(&mut buf) {
-            return Some((Instant::now(), String::from_utf8_lossy(&buf[..n]).into_owned()));
+            return Some((
+                Instant::now(),
+                String::from_utf8_lossy(&buf[..n]).into_owned(),
+            ));
         }
     }
     None
@@ -85,11 +93,19 @@ fn ready_reloading_watchdog_and_stopping_in_order() {
         .expect("timeout");
     let port = free_port();
     // A ping every 200 ms.
-    let mut child = daemon(dir.path(), port, &path, &[("WATCHDOG_USEC", "400000".into())]);
+    let mut child = daemon(
+        dir.path(),
+        port,
+        &path,
+        &[("WATCHDOG_USEC", "400000".into())],
+    );
 
     let first = until(&socket, "READY=1", Duration::from_secs(10));
     assert_eq!(first.len(), 1, "something came before READY: {first:?}");
-    assert!(first[0].1.contains("STATUS=serving 1 listeners"), "{first:?}");
+    assert!(
+        first[0].1.contains("STATUS=serving 1 listeners"),
+        "{first:?}"
+    );
     assert!(
         TcpStream::connect(("127.0.0.1", port)).is_ok(),
         "READY came before the listener accepted"
@@ -99,7 +115,12 @@ fn ready_reloading_watchdog_and_stopping_in_order() {
     let pings = until(&socket, "WATCHDOG=1", Duration::from_secs(2));
     let mut at = vec![pings.last().expect("a ping").0];
     for _ in 0..5 {
-        at.push(until(&socket, "WATCHDOG=1", Duration::from_secs(2)).last().expect("a ping").0);
+        at.push(
+            until(&socket, "WATCHDOG=1", Duration::from_secs(2))
+                .last()
+                .expect("a ping")
+                .0,
+        );
     }
     for w in at.windows(2) {
         let gap = w[1] - w[0];
@@ -122,7 +143,10 @@ fn ready_reloading_watchdog_and_stopping_in_order() {
         states[0].starts_with("RELOADING=1\nMONOTONIC_USEC="),
         "{states:?}"
     );
-    assert!(states[1].contains("the last reload took effect"), "{states:?}");
+    assert!(
+        states[1].contains("the last reload took effect"),
+        "{states:?}"
+    );
 
     // Stopping.
     signal(&child, "-TERM");
@@ -157,4 +181,111 @@ fn the_watchdog_of_another_process_is_not_pinged() {
     assert!(seen.iter().all(|m| !m.contains("WATCHDOG")), "{seen:?}");
     signal(&child, "-TERM");
     let _ = child.wait();
+}
+
+/// Runs the daemon on `file` with `listener` passed as descriptor 3
+/// named `web`, as systemd's socket activation does.
+fn activated(file: &std::path::Path, listener: &TcpListener, log: &std::path::Path) -> Child {
+    use std::os::{fd::AsRawFd as _, unix::process::CommandExt as _};
+    let fd = listener.as_raw_fd();
+    let mut cmd = Command::new("sh");
+    // `exec` keeps the shell's PID, which is what LISTEN_PID must name.
+    cmd.args([
+        "-c",
+        "LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=web exec \"$0\" run -c \"$1\"",
+        env!("CARGO_BIN_EXE_balancer"),
+    ])
+    .arg(file)
+    .stdin(Stdio::null())
+    .stderr(std::fs::File::create(log).expect("log"));
+    // SAFETY: dup2 is async-signal-safe; it runs in the child between fork
+    // and exec, on a descriptor the parent keeps open.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().expect("spawn balancer")
+}
+
+/// An echo backend on loopback: each connection gets back what it sends,
+/// until it closes. Serves `connections` connections, then stops.
+fn echo_backend(connections: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind echo");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(connections) {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut reader = conn.try_clone().expect("clone");
+                let _ = std::io::copy(&mut reader, &mut conn);
+            });
+        }
+    });
+    port
+}
+
+/// Sends `text` on `s` and reads the echo back.
+fn echoed(s: &mut TcpStream, text: &str) -> std::io::Result<String> {
+    use std::io::{Read as _, Write as _};
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(text.as_bytes())?;
+    let mut buf = vec![0u8; text.len()];
+    s.read_exact(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+#[test]
+fn socket_activation_queues_connections_across_a_kill_9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backend = echo_backend(64);
+    // The socket systemd would hold: bound and listening before any daemon.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let yaml = format!(
+        "version: 1\nadmin: {{ listen: \"127.0.0.1:0\" }}\nstate_dir: {}\nshutdown_grace: 1s\nlisteners:\n  - {{ name: web, address: \"127.0.0.1:{port}\", protocol: tcp, mode: proxy, pool: p }}\npools:\n  - {{ name: p, backends: [{{ address: \"127.0.0.1:{backend}\" }}] }}\n",
+        dir.path().join("state").display()
+    );
+    let file = dir.path().join("c.yaml");
+    std::fs::write(&file, yaml).expect("write config");
+    let log = dir.path().join("log");
+    let mut lb = activated(&file, &listener, &log);
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("socket activation")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the daemon did not take the socket"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut first = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    assert_eq!(echoed(&mut first, "before").expect("served"), "before");
+
+    // kill -9: connections arriving now wait in the socket's queue.
+    lb.kill().expect("kill -9");
+    let _ = lb.wait();
+    let mut waiting: Vec<TcpStream> = (0..20)
+        .map(|i| {
+            TcpStream::connect(("127.0.0.1", port))
+                .unwrap_or_else(|e| panic!("connection {i} refused: {e}"))
+        })
+        .collect();
+    let mut lb = activated(&file, &listener, &dir.path().join("log2"));
+    for (i, s) in waiting.iter_mut().enumerate() {
+        let text = format!("queued {i}");
+        assert_eq!(
+            echoed(s, &text).unwrap_or_else(|e| panic!("connection {i}: {e}")),
+            text
+        );
+    }
+    // The connection the killed process held is gone with it.
+    assert!(echoed(&mut first, "after").is_err());
+    signal(&lb, "-TERM");
+    let _ = lb.wait();
 }

@@ -33,12 +33,7 @@ use crate::{
         log::{AccessLog, AccessLogs},
         upstream::Upstreams,
     },
-    proxy::{
-        self,
-        pipes::PipePool,
-        tcp::LiveTcp,
-        udp::LiveUdp,
-    },
+    proxy::{self, pipes::PipePool, tcp::LiveTcp, udp::LiveUdp},
     reload::ListenerError,
     runtime::{
         ListenerStats, LivePool, Tracker,
@@ -192,6 +187,8 @@ impl XdpInfo {
 
 /// The running listeners.
 pub struct Listeners {
+    /// Sockets systemd passed, until their listeners take them.
+    inherited: Mutex<super::activation::Inherited>,
     running: Vec<Running>,
     stopping: Vec<JoinHandle<()>>,
     stats: HashMap<Key, Arc<ListenerStats>>,
@@ -204,12 +201,21 @@ impl Listeners {
     #[must_use]
     pub fn new(shared: Shared, xdp: Option<XdpInfo>) -> Self {
         Self {
+            inherited: Mutex::new(super::activation::Inherited::from_env()),
             running: Vec::new(),
             stopping: Vec::new(),
             stats: HashMap::new(),
             shared,
             xdp,
         }
+    }
+
+    /// Names of the sockets systemd passed that no listener took.
+    pub fn unclaimed_sockets(&self) -> Vec<String> {
+        self.inherited
+            .lock()
+            .map(|i| i.unused())
+            .unwrap_or_default()
     }
 
     /// Checks that every listener of `config` can be served (`xdp_served`
@@ -263,9 +269,18 @@ impl Listeners {
                 address: l.address,
                 source,
             };
-            let socket = match l.protocol {
-                Protocol::Tcp => Socket::Tcp(proxy::bind_tcp(l.address).map_err(bind_err)?),
-                Protocol::Udp => Socket::Udp(proxy::bind_udp(l.address).map_err(bind_err)?),
+            let passed = match self.inherited.lock() {
+                Ok(mut inherited) => inherited.take(l)?,
+                Err(_) => None,
+            };
+            let socket = match (passed, l.protocol) {
+                (Some(socket), _) => {
+                    info!(listener = %l.name, address = %l.address,
+                        "serving the listening socket systemd passed (socket activation)");
+                    socket
+                }
+                (None, Protocol::Tcp) => Socket::Tcp(proxy::bind_tcp(l.address).map_err(bind_err)?),
+                (None, Protocol::Udp) => Socket::Udp(proxy::bind_udp(l.address).map_err(bind_err)?),
             };
             bound.push((key, socket));
         }

@@ -4,6 +4,7 @@
 //! SIGINT/SIGTERM stops accepting and lets open connections finish within
 //! the grace period.
 
+mod activation;
 mod listeners;
 mod notify;
 mod reload;
@@ -122,6 +123,9 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
     let stamps = crate::tls::watch::Stamps::of(&config);
     let mut listeners = Listeners::new(shared, xdp.as_ref().map(XdpInfo::of));
     let bound = listeners.bind(&config, &xdp_served)?;
+    for name in listeners.unclaimed_sockets() {
+        warn!(socket = %name, "systemd passed a socket no listener is named after; it is left unused");
+    }
     demo::start(&config.demo_backends)
         .map_err(|(address, source)| RunError::Demo { address, source })?;
     let (pools, by_index) = Pools::default().plan(&config);
@@ -196,8 +200,11 @@ async fn serve(
     let mut certificates = tokio::time::interval(crate::tls::watch::EVERY);
     certificates.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let systemd = notify::Notifier::from_env();
-    let mut watchdog =
-        tokio::time::interval(systemd.watchdog.unwrap_or(std::time::Duration::from_hours(1)));
+    let mut watchdog = tokio::time::interval(
+        systemd
+            .watchdog
+            .unwrap_or(std::time::Duration::from_hours(1)),
+    );
     watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     systemd.ready(&format!(
         "serving {} listeners",

@@ -88,7 +88,10 @@ impl Notifier {
         if events.send(Event::Ping { reply }).await.is_err() {
             return;
         }
-        if tokio::time::timeout(period, answer).await.is_ok_and(|r| r.is_ok()) {
+        if tokio::time::timeout(period, answer)
+            .await
+            .is_ok_and(|r| r.is_ok())
+        {
             self.send("WATCHDOG=1");
         } else {
             warn!("the control loop did not answer within {period:?}: not pinging the watchdog");
@@ -115,9 +118,13 @@ fn monotonic_usec() -> u64 {
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes into the timespec we own.
-    #[expect(unsafe_code, reason = "clock_gettime(2) with CLOCK_MONOTONIC has no std wrapper")]
+    #[expect(
+        unsafe_code,
+        reason = "clock_gettime(2) with CLOCK_MONOTONIC has no std wrapper"
+    )]
     unsafe {
         libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts);
     }
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0) / 1_000
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000
+        + u64::try_from(ts.tv_nsec).unwrap_or(0) / 1_000
 }

@@ -162,4 +162,3 @@ pub(super) fn udp(
         stats: stats.clone(),
     }
 }
-
