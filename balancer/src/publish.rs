@@ -48,6 +48,8 @@ pub struct Sources {
     pub upstreams: Option<Arc<crate::http::upstream::Upstreams>>,
     /// The HTTP layer's access logs (they count dropped lines).
     pub access_logs: Arc<Mutex<crate::http::log::AccessLogs>>,
+    /// How the daemon started, for status.
+    pub started: String,
 }
 
 /// A TLS listener's handshakes and certificates, as of now.
@@ -169,6 +171,7 @@ pub fn snapshot(sources: &Sources) -> Snapshot {
         .collect();
     Snapshot {
         pid: std::process::id(),
+        started: sources.started.clone(),
         written_ms: status::now_ms(),
         listeners,
         pools,

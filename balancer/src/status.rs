@@ -22,6 +22,10 @@ pub const FILE: &str = "status.json";
 pub struct Snapshot {
     /// Daemon pid.
     pub pid: u32,
+    /// How the daemon started: fresh, over re-adopted XDP maps, replacing
+    /// a program still running, with sockets systemd passed.
+    #[serde(default)]
+    pub started: String,
     /// When written, milliseconds since the Unix epoch.
     pub written_ms: u64,
     /// Listeners in config order.
@@ -228,9 +232,14 @@ pub fn render(s: &Snapshot, now_ms: u64) -> String {
     let age = now_ms.saturating_sub(s.written_ms);
     let _ = writeln!(
         out,
-        "balancer pid {} (snapshot {:.1} s old)\n",
+        "balancer pid {} (snapshot {:.1} s old)\nstarted: {}\n",
         s.pid,
-        age as f64 / 1000.0
+        age as f64 / 1000.0,
+        if s.started.is_empty() {
+            "fresh"
+        } else {
+            &s.started
+        }
     );
     let _ = writeln!(
         out,
@@ -255,24 +264,7 @@ pub fn render(s: &Snapshot, now_ms: u64) -> String {
             counters.join(" ")
         );
         if let Some(t) = &l.tls {
-            let failures: Vec<String> =
-                t.failures.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let _ = writeln!(
-                out,
-                "  tls handshakes={} resumed={} {}",
-                t.handshakes,
-                t.resumed,
-                failures.join(" ")
-            );
-            for c in &t.certificates {
-                let _ = writeln!(
-                    out,
-                    "  certificate {} ({}) expires in {} days",
-                    c.file,
-                    c.names.join(", "),
-                    c.expires_in_s / 86_400
-                );
-            }
+            render_tls(&mut out, t);
         }
         for r in &l.routes {
             let total: u64 = r.codes.values().sum();
@@ -325,6 +317,27 @@ pub fn render(s: &Snapshot, now_ms: u64) -> String {
     out
 }
 
+/// A TLS listener's handshakes and certificates, indented under it.
+fn render_tls(out: &mut String, t: &TlsStatus) {
+    let failures: Vec<String> = t.failures.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let _ = writeln!(
+        out,
+        "  tls handshakes={} resumed={} {}",
+        t.handshakes,
+        t.resumed,
+        failures.join(" ")
+    );
+    for c in &t.certificates {
+        let _ = writeln!(
+            out,
+            "  certificate {} ({}) expires in {} days",
+            c.file,
+            c.names.join(", "),
+            c.expires_in_s / 86_400
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -340,6 +353,7 @@ mod tests {
         assert!(matches!(read(dir.path()), Err(StatusError::Missing(_))));
         let s = Snapshot {
             pid: 7,
+            started: "socket-activated (1 listening socket from systemd)".into(),
             written_ms: 1_000,
             listeners: vec![ListenerStatus {
                 name: "web".into(),

@@ -266,6 +266,20 @@ fn socket_activation_queues_connections_across_a_kill_9() {
     }
     let mut first = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     assert_eq!(echoed(&mut first, "before").expect("served"), "before");
+    // Status says how the daemon started.
+    let status = dir.path().join("state").join("status.json");
+    while !status.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no status snapshot"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&status).expect("status");
+    assert!(
+        text.contains("socket-activated (1 listening socket from systemd)"),
+        "{text}"
+    );
 
     // kill -9: connections arriving now wait in the socket's queue.
     lb.kill().expect("kill -9");

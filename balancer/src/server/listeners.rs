@@ -189,6 +189,8 @@ impl XdpInfo {
 pub struct Listeners {
     /// Sockets systemd passed, until their listeners take them.
     inherited: Mutex<super::activation::Inherited>,
+    /// How many of them listeners took.
+    activated: std::sync::atomic::AtomicUsize,
     running: Vec<Running>,
     stopping: Vec<JoinHandle<()>>,
     stats: HashMap<Key, Arc<ListenerStats>>,
@@ -202,12 +204,18 @@ impl Listeners {
     pub fn new(shared: Shared, xdp: Option<XdpInfo>) -> Self {
         Self {
             inherited: Mutex::new(super::activation::Inherited::from_env()),
+            activated: std::sync::atomic::AtomicUsize::new(0),
             running: Vec::new(),
             stopping: Vec::new(),
             stats: HashMap::new(),
             shared,
             xdp,
         }
+    }
+
+    /// How many listeners serve a socket systemd passed.
+    pub fn activated(&self) -> usize {
+        self.activated.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Names of the sockets systemd passed that no listener took.
@@ -275,6 +283,8 @@ impl Listeners {
             };
             let socket = match (passed, l.protocol) {
                 (Some(socket), _) => {
+                    self.activated
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     info!(listener = %l.name, address = %l.address,
                         "serving the listening socket systemd passed (socket activation)");
                     socket

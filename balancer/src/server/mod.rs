@@ -136,6 +136,8 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
         .collect();
     let control = tokio::spawn(Control::new(config.clone(), by_index.clone(), planes).run(inbox));
     let upstream_tls = bound.upstream_tls.clone();
+    let started = started(xdp.as_ref(), listeners.activated());
+    info!(%started, "started");
     let stats = listeners.commit(&config, &by_index, 0, &xdp_served, bound);
     let sources = Arc::new(publish::Sources {
         view: ArcSwap::from_pointee(View {
@@ -149,6 +151,7 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
         reloads_failed: AtomicU64::new(0),
         upstreams: Some(upstreams),
         access_logs,
+        started,
     });
     let publisher = tokio::spawn(publish::run(sources.clone()));
     let trimmer = tokio::spawn(system::trim_after_bursts(tracker.clone()));
@@ -231,6 +234,26 @@ async fn serve(
     };
     systemd.stopping();
     which
+}
+
+/// How this start began, for status and the log: what the XDP plane
+/// found, and how many listening sockets systemd passed.
+fn started(xdp: Option<&Arc<Mutex<XdpPlane>>>, activated: usize) -> String {
+    let mut parts: Vec<String> = xdp
+        .and_then(|x| x.lock().ok().map(|p| p.started.clone()))
+        .into_iter()
+        .collect();
+    if activated > 0 {
+        parts.push(format!(
+            "socket-activated ({activated} listening socket{} from systemd)",
+            if activated == 1 { "" } else { "s" }
+        ));
+    }
+    if parts.is_empty() {
+        "fresh".to_owned()
+    } else {
+        parts.join("; ")
+    }
 }
 
 /// The status line systemd shows after a reload.

@@ -51,6 +51,8 @@ pub struct XdpPlane {
     pub interface: String,
     /// Its pinned link, and what became of an earlier run's program.
     pub attachment: super::link::Attachment,
+    /// How this start found the maps and the program, for status.
+    pub started: String,
 }
 
 /// Whether the kernel plane can serve `l` at all (ignoring attach success):
@@ -128,6 +130,7 @@ impl XdpPlane {
         if adopted.resumed {
             info!(pin_dir = %xdp.pin_dir.display(), flows = adopted.kept_flows, "re-adopted the pinned XDP maps: established flows keep their backends");
         }
+        let adopted_flows = adopted.resumed.then_some(adopted.kept_flows);
         let Adopted {
             mut program,
             tables,
@@ -135,6 +138,24 @@ impl XdpPlane {
             ..
         } = adopted;
         let attachment = super::link::attach(&mut program, &iface, &pins)?;
+        let maps = if adopted_flows.is_some() {
+            format!(
+                "re-adopted the pinned XDP maps ({} flows kept)",
+                adopted_flows.unwrap_or(0)
+            )
+        } else {
+            "fresh XDP maps".to_owned()
+        };
+        let program_note = match attachment.handover {
+            super::link::Handover::Fresh => "program attached".to_owned(),
+            super::link::Handover::Replaced { previous } => {
+                format!("replaced program {previous} in its pinned link")
+            }
+            super::link::Handover::Moved { from } => {
+                format!("program moved here from interface {from}")
+            }
+        };
+        let started = format!("{maps}; {program_note}");
         let attached = attachment.attached;
         if attached == Attached::Generic {
             warn!(interface = %iface.name, "XDP attached in GENERIC mode: the driver has no native XDP; packets are balanced correctly but without the fast path's speed");
@@ -151,6 +172,7 @@ impl XdpPlane {
             attached,
             interface: iface.name,
             attachment,
+            started,
         }))
     }
 
