@@ -113,3 +113,54 @@ impl Inherited {
         names
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::HashMap, os::fd::OwnedFd};
+
+    use super::Inherited;
+    use crate::{reload::ListenerError, server::listeners::Socket};
+
+    fn listener(protocol: &str, address: &str) -> crate::config::model::Listener {
+        let text = format!(
+            "version: 1\nlisteners:\n  - {{ name: web, address: \"{address}\", protocol: {protocol}, mode: proxy, pool: p }}\npools:\n  - {{ name: p, backends: [{{ address: \"127.0.0.1:9\" }}] }}\n"
+        );
+        crate::config::parse(&text, "t.yaml")
+            .expect("config")
+            .listeners
+            .remove(0)
+    }
+
+    #[tokio::test]
+    async fn a_passed_socket_serves_its_listener_only_on_its_protocol_and_address() {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = tcp.local_addr().expect("addr").to_string();
+        let mut passed = Inherited(HashMap::from([("web".to_owned(), OwnedFd::from(tcp))]));
+        let served = passed.take(&listener("tcp", &address)).expect("takes it");
+        assert!(matches!(served, Some(Socket::Tcp(_))));
+        // Taken once: a reload's bind finds nothing passed any more.
+        assert!(
+            passed
+                .take(&listener("tcp", &address))
+                .expect("ok")
+                .is_none()
+        );
+
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let mut passed = Inherited(HashMap::from([("web".to_owned(), OwnedFd::from(udp))]));
+        let Err(ListenerError::Inherited {
+            listener: name,
+            reason,
+        }) = passed.take(&listener("tcp", "127.0.0.1:1"))
+        else {
+            panic!("a udp socket served a tcp listener");
+        };
+        assert_eq!(name, "web");
+        assert!(
+            reason.contains("is udp on 127.0.0.1:")
+                && reason.contains("the listener is tcp on 127.0.0.1:1"),
+            "{reason}"
+        );
+        assert!(passed.unused().is_empty());
+    }
+}
