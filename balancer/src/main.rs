@@ -59,6 +59,6 @@ fn main() -> ExitCode {
             interface,
             endpoint,
         } => run::decap(&interface, &endpoint, cli.log_format),
-        Command::Run { config } => run::run(config.as_deref(), cli.log_format),
+        Command::Run { config, upgrade } => run::run(config.as_deref(), upgrade, cli.log_format),
     }
 }

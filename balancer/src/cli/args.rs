@@ -27,6 +27,10 @@ pub(crate) enum Command {
         /// Config file (YAML).
         #[arg(short, long)]
         config: Option<PathBuf>,
+        /// Take the listening sockets over from the daemon running with the
+        /// same `state_dir`, which then stops accepting, drains and exits.
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Validate a config file and print a summary; exit 1 on any error.
     Check {

@@ -12,8 +12,9 @@ use balancer::{
     server,
 };
 
-/// Serves `file`, or the embedded demo config when none is given.
-pub(crate) fn run(file: Option<&Path>, log: LogFormat) -> ExitCode {
+/// Serves `file`, or the embedded demo config when none is given; with
+/// `upgrade`, on the listening sockets of the daemon running now.
+pub(crate) fn run(file: Option<&Path>, upgrade: bool, log: LogFormat) -> ExitCode {
     served(log, || {
         let config = if let Some(f) = file {
             config::load(f)?
@@ -21,7 +22,7 @@ pub(crate) fn run(file: Option<&Path>, log: LogFormat) -> ExitCode {
             tracing::info!("no config file given: serving the embedded demo (config/default.yaml)");
             config::embedded_default()?
         };
-        runtime()?.block_on(server::run(config, file.map(Path::to_path_buf)))?;
+        runtime()?.block_on(server::run(config, file.map(Path::to_path_buf), upgrade))?;
         Ok(())
     })
 }

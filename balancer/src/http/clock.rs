@@ -54,6 +54,11 @@ impl Activity {
     fn begun(&self) -> u64 {
         self.begun.load(Ordering::Relaxed)
     }
+
+    /// Whether any request has begun on the connection.
+    pub fn has_begun(&self) -> bool {
+        self.begun() > 0
+    }
 }
 
 /// A request in flight on its connection.

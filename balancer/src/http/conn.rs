@@ -81,6 +81,9 @@ pub async fn serve(
 }
 
 /// Serves HTTP on `io` (plain or decrypted) from `peer` to `local`.
+/// The longest a connection stopped before its first request waits for it.
+const FIRST_REQUEST_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn serve_io<T>(
     io: T,
     (peer, local): (SocketAddr, SocketAddr),
@@ -92,6 +95,7 @@ async fn serve_io<T>(
 {
     let limits = live.load().http.limits.clone();
     let activity = Arc::new(Activity::default());
+    let first_request = activity.clone();
     let io = Clocked::new(
         io,
         activity.clone(),
@@ -134,8 +138,24 @@ async fn serve_io<T>(
     let result = tokio::select! {
         r = conn.as_mut() => r,
         _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
+            // A connection accepted just before the stop may have its first
+            // request on the way: hyper would close it as idle, unanswered
+            // (a failed request during a reload or an upgrade). It gets until
+            // that request begins, within the head timeout and 2 s.
+            let deadline = tokio::time::Instant::now() + limits.header_timeout.min(FIRST_REQUEST_WAIT);
+            let mut ended = None;
+            while ended.is_none() && !first_request.has_begun() && tokio::time::Instant::now() < deadline {
+                tokio::select! {
+                    r = conn.as_mut() => ended = Some(r),
+                    () = tokio::time::sleep(std::time::Duration::from_millis(5)) => {}
+                }
+            }
+            if let Some(r) = ended {
+                r
+            } else {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
         }
     };
     if let Err(e) = result {

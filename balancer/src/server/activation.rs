@@ -23,6 +23,11 @@ use crate::{
     reload::ListenerError,
 };
 
+/// How a handed-over socket is known: no listener name is like it.
+fn handed_key(protocol: Protocol, address: std::net::SocketAddr) -> String {
+    format!("{protocol} {address}")
+}
+
 /// The first descriptor systemd passes.
 const FIRST_FD: i32 = 3;
 
@@ -62,7 +67,11 @@ impl Inherited {
     /// The socket passed for listener `l` (by its name), checked to be of
     /// its protocol and on its address, ready to serve.
     pub fn take(&mut self, l: &Listener) -> Result<Option<Socket>, ListenerError> {
-        let Some(fd) = self.0.remove(&l.name) else {
+        let Some(fd) = self
+            .0
+            .remove(&l.name)
+            .or_else(|| self.0.remove(&handed_key(l.protocol, l.address)))
+        else {
             return Ok(None);
         };
         let bad = |reason: String| ListenerError::Inherited {
@@ -103,6 +112,14 @@ impl Inherited {
                 Socket::Udp(UdpSocket::from_std(socket.into()).map_err(|e| io("serving it", e))?)
             }
         }))
+    }
+
+    /// Adds sockets a running daemon handed over, known by protocol and
+    /// address.
+    pub fn add_handed(&mut self, handed: Vec<super::upgrade::Handed>) {
+        for h in handed {
+            self.0.insert(handed_key(h.protocol, h.address), h.fd);
+        }
     }
 
     /// Names of the sockets passed that no listener took.

@@ -120,6 +120,9 @@ pub(super) struct Running {
     service: Service,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// A duplicate of the listening socket, handed to a new daemon on
+    /// `run --upgrade`.
+    handover: Option<std::os::fd::OwnedFd>,
 }
 
 impl Running {
@@ -136,6 +139,7 @@ impl Running {
             service,
             stop,
             task,
+            handover: None,
         }
     }
 }
@@ -143,6 +147,17 @@ impl Running {
 pub(super) enum Socket {
     Tcp(TcpListener),
     Udp(UdpSocket),
+}
+
+impl Socket {
+    /// Another descriptor of the same socket.
+    fn dup(&self) -> Option<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd as _;
+        match self {
+            Socket::Tcp(s) => s.as_fd().try_clone_to_owned().ok(),
+            Socket::Udp(s) => s.as_fd().try_clone_to_owned().ok(),
+        }
+    }
 }
 
 /// Sockets bound for a config's new listeners, not serving yet; dropping
@@ -213,17 +228,41 @@ impl Listeners {
         }
     }
 
+    /// Every serving listener's socket, for a new daemon to take over.
+    pub fn handover_sockets(&self) -> Vec<(Protocol, SocketAddr, std::os::fd::RawFd)> {
+        use std::os::fd::AsRawFd as _;
+        self.running
+            .iter()
+            .filter_map(|r| {
+                let fd = r.handover.as_ref()?;
+                Some((r.key.protocol, r.key.address, fd.as_raw_fd()))
+            })
+            .collect()
+    }
+
+    /// Takes sockets a daemon handed over (`run --upgrade`): they serve
+    /// the listeners of the same protocol and address.
+    pub fn take_handed(&self, handed: Vec<super::upgrade::Handed>) {
+        if let Ok(mut inherited) = self.inherited.lock() {
+            inherited.add_handed(handed);
+        }
+    }
+
     /// How many listeners serve a socket systemd passed.
     pub fn activated(&self) -> usize {
         self.activated.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Names of the sockets systemd passed that no listener took.
-    pub fn unclaimed_sockets(&self) -> Vec<String> {
-        self.inherited
+    /// Logs the sockets systemd passed that no listener took.
+    pub fn warn_unclaimed(&self) {
+        let names = self
+            .inherited
             .lock()
             .map(|i| i.unused())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        for name in names {
+            tracing::warn!(socket = %name, "a socket was passed that no listener is named after; it is left unused");
+        }
     }
 
     /// Checks that every listener of `config` can be served (`xdp_served`
@@ -470,13 +509,15 @@ impl Listeners {
                 continue;
             };
             let (_, socket) = sockets.swap_remove(at);
-            let running = match socket {
+            let handover = socket.dup();
+            let mut running = match socket {
                 Socket::Tcp(s) if l.mode == Mode::Http => {
                     let limit = Arc::new(Semaphore::new(l.max_connections.get() as usize));
                     start_http(l, s, http(limit, None))
                 }
                 socket => start(&self.shared, l, socket, targets(), &stats[i]),
             };
+            running.handover = handover;
             self.running.push(running);
         }
         stats

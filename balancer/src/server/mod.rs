@@ -10,6 +10,7 @@ mod notify;
 mod reload;
 mod services;
 mod system;
+pub mod upgrade;
 
 use std::{
     io,
@@ -93,14 +94,22 @@ pub enum RunError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] io::Error),
+    /// `run --upgrade` could not take the running daemon's sockets.
+    #[error(transparent)]
+    Upgrade(#[from] upgrade::UpgradeError),
 }
 
 /// Serves `config` (loaded from `file`, which reloads re-read; `None` for
-/// the embedded demo) until SIGINT or SIGTERM; SIGHUP reloads.
-pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> {
+/// the embedded demo) until SIGINT or SIGTERM; SIGHUP reloads. With
+/// `upgrade`, takes the listening sockets of the daemon running with the
+/// same `state_dir` first (see [`upgrade`]).
+pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result<(), RunError> {
     system::raise_fd_limit();
     system::check_syncookies(&config);
-    let [sigint, sigterm, sighup] = signals()?;
+    let signals = signals()?;
+    let handover = upgrade
+        .then(|| upgrade::take_over(&config.state_dir))
+        .transpose()?;
     let config = Arc::new(config);
     let grace = config.shutdown_grace;
     let tracker = Tracker::default();
@@ -122,10 +131,12 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
     // Stamped before the listeners read the files (see the watcher).
     let stamps = crate::tls::watch::Stamps::of(&config);
     let mut listeners = Listeners::new(shared, xdp.as_ref().map(XdpInfo::of));
+    let handover = handover.map(|(handed, conversation, old)| {
+        listeners.take_handed(handed);
+        (conversation, old)
+    });
     let bound = listeners.bind(&config, &xdp_served)?;
-    for name in listeners.unclaimed_sockets() {
-        warn!(socket = %name, "systemd passed a socket no listener is named after; it is left unused");
-    }
+    listeners.warn_unclaimed();
     demo::start(&config.demo_backends)
         .map_err(|(address, source)| RunError::Demo { address, source })?;
     let (pools, by_index) = Pools::default().plan(&config);
@@ -136,7 +147,11 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
         .collect();
     let control = tokio::spawn(Control::new(config.clone(), by_index.clone(), planes).run(inbox));
     let upstream_tls = bound.upstream_tls.clone();
-    let started = started(xdp.as_ref(), listeners.activated());
+    let started = started(
+        xdp.as_ref(),
+        listeners.activated(),
+        handover.as_ref().map(|h| h.1),
+    );
     info!(%started, "started");
     let stats = listeners.commit(&config, &by_index, 0, &xdp_served, bound);
     let sources = Arc::new(publish::Sources {
@@ -177,8 +192,7 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
         sources,
         events,
     };
-
-    let which = serve(&mut daemon, [sigint, sigterm, sighup], &mut reload_rx).await;
+    let which = serve(&mut daemon, signals, &mut reload_rx, handover).await;
     shut_down(
         daemon,
         &tracker,
@@ -192,13 +206,17 @@ pub async fn run(config: Config, file: Option<PathBuf>) -> Result<(), RunError> 
     Ok(())
 }
 
-/// Serves until SIGINT or SIGTERM (whose name it returns): reloads on
-/// SIGHUP and admin requests, swaps certificate files changed on disk, pings
-/// the systemd watchdog, and tells systemd each step.
+/// Serves until SIGINT, SIGTERM or a new daemon that took the sockets
+/// over (whose name it returns): reloads on SIGHUP and admin requests,
+/// swaps certificate files changed on disk, pings the systemd watchdog,
+/// tells systemd each step, and offers the listening sockets to `run
+/// --upgrade`. `handover` is the conversation with the daemon this one
+/// took the sockets from: told `SERVING` once this one serves.
 async fn serve(
     daemon: &mut Daemon,
     [mut sigint, mut sigterm, mut sighup]: [Signal; 3],
     reload_rx: &mut mpsc::Receiver<ReloadRequest>,
+    handover: Option<(std::os::unix::net::UnixStream, u32)>,
 ) -> &'static str {
     let mut certificates = tokio::time::interval(crate::tls::watch::EVERY);
     certificates.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -213,6 +231,21 @@ async fn serve(
         "serving {} listeners",
         daemon.config.listeners.len()
     ));
+    if let Some((conversation, old)) = handover {
+        // Under systemd the new process is the service's main one now.
+        systemd.send(&format!("MAINPID={}", std::process::id()));
+        match upgrade::serving(conversation) {
+            Ok(()) => info!(
+                from_pid = old,
+                "serving the inherited sockets; the old daemon stops accepting and drains"
+            ),
+            Err(e) => {
+                warn!(from_pid = old, error = %e, "cannot tell the old daemon this one serves; it keeps accepting too");
+            }
+        }
+    }
+    let offers = upgrade::Offers::bind(&daemon.config.state_dir);
+    let (upgraded_tx, mut upgraded) = mpsc::channel(1);
     let which = loop {
         tokio::select! {
             _ = sigint.recv() => break "SIGINT",
@@ -230,6 +263,20 @@ async fn serve(
                 systemd.ready(&reloaded(&done));
                 let _ = reply.send(done);
             }
+            stream = offers.next() => {
+                let sockets = daemon.listeners.handover_sockets();
+                let tx = upgraded_tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let _ = tx.blocking_send(upgrade::offer(&stream, &sockets));
+                });
+            }
+            Some(outcome) = upgraded.recv() => match outcome {
+                Ok(pid) => {
+                    info!(new_pid = pid, "a new daemon serves the listening sockets: handing over");
+                    break "upgrade";
+                }
+                Err(e) => warn!(error = %e, "an upgrade was abandoned; serving on"),
+            },
         }
     };
     systemd.stopping();
@@ -237,13 +284,22 @@ async fn serve(
 }
 
 /// How this start began, for status and the log: what the XDP plane
-/// found, and how many listening sockets systemd passed.
-fn started(xdp: Option<&Arc<Mutex<XdpPlane>>>, activated: usize) -> String {
+/// found, the daemon it took the sockets from, and how many listening
+/// sockets systemd passed.
+fn started(
+    xdp: Option<&Arc<Mutex<XdpPlane>>>,
+    activated: usize,
+    upgraded_from: Option<u32>,
+) -> String {
     let mut parts: Vec<String> = xdp
         .and_then(|x| x.lock().ok().map(|p| p.started.clone()))
         .into_iter()
         .collect();
-    if activated > 0 {
+    if let Some(pid) = upgraded_from {
+        parts.push(format!(
+            "upgraded from pid {pid} ({activated} listening sockets inherited)"
+        ));
+    } else if activated > 0 {
         parts.push(format!(
             "socket-activated ({activated} listening socket{} from systemd)",
             if activated == 1 { "" } else { "s" }
@@ -292,7 +348,10 @@ async fn shut_down(
         task.abort();
         let _ = task.await;
     }
-    status::remove(&state_dir);
+    // After an upgrade the status file is the new daemon's.
+    if which != "upgrade" {
+        status::remove(&state_dir);
+    }
 }
 
 /// SIGINT, SIGTERM and SIGHUP handlers, installed before anything serves.

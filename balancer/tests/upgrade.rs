@@ -1,0 +1,196 @@
+//! `balancer run --upgrade` on loopback: rounds of a new daemon taking the
+//! listening sockets of the running one (a TCP proxy listener and an HTTP
+//! listener) while a client keeps making requests through both. No
+//! request may fail and no connection be refused; each old daemon exits on
+//! its own within `shutdown_grace`; an upgrade with an invalid config is
+//! refused and the running daemon serves on.
+
+use std::{
+    io::{Read as _, Write as _},
+    net::{TcpListener, TcpStream},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+const ROUNDS: usize = 20;
+const GRACE_S: u64 = 2;
+
+/// A tiny HTTP backend: every request gets `200 ok` and a close. Stops
+/// when `stop` is set (it polls).
+fn backend(stop: &'static AtomicBool) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            };
+            std::thread::spawn(move || {
+                let _ = conn.set_nonblocking(false);
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            });
+        }
+    });
+    port
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// One request on a new connection to `port`: whether `200 ok` came back.
+fn get(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    if s.write_all(b"GET / HTTP/1.1\r\nHost: upgrade.test\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    answer.starts_with(b"HTTP/1.1 200") && answer.ends_with(b"ok")
+}
+
+/// A daemon killed when dropped, so a failing test leaves none behind.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(file: &Path, upgrade: bool, log: &Path) -> Daemon {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_balancer"));
+    cmd.arg("run");
+    if upgrade {
+        cmd.arg("--upgrade");
+    }
+    cmd.arg("-c")
+        .arg(file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log"));
+    Daemon(cmd.spawn().expect("spawn balancer"))
+}
+
+fn wait_exit(Daemon(child): &mut Daemon, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+#[test]
+fn upgrades_under_load_fail_no_request_and_the_old_daemon_drains_and_exits() {
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backend = backend(&STOP);
+    let (tcp, http) = (free_port(), free_port());
+    let yaml = format!(
+        "version: 1\nadmin: {{ listen: \"127.0.0.1:0\" }}\nstate_dir: {}\nshutdown_grace: {GRACE_S}s\nlisteners:\n  - {{ name: tcp, address: \"127.0.0.1:{tcp}\", protocol: tcp, mode: proxy, pool: p }}\n  - {{ name: web, address: \"127.0.0.1:{http}\", protocol: tcp, mode: http, pool: p }}\npools:\n  - {{ name: p, backends: [{{ address: \"127.0.0.1:{backend}\" }}] }}\n",
+        dir.path().join("state").display()
+    );
+    let file = dir.path().join("c.yaml");
+    std::fs::write(&file, &yaml).expect("write config");
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, yaml.replace("mode: proxy", "mode: sideways")).expect("write bad");
+
+    let mut old = spawn(&file, false, &dir.path().join("log0"));
+    let start = Instant::now();
+    while !(get(tcp) && get(http)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the first daemon never served"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (ok, failed) = (AtomicU64::new(0), AtomicU64::new(0));
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let started = Instant::now();
+            while !done.load(Ordering::Relaxed) && started.elapsed() < Duration::from_mins(5) {
+                for port in [tcp, http] {
+                    let counter = if get(port) { &ok } else { &failed };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        for round in 1..=ROUNDS {
+            // Requests between upgrades too, not only across them.
+            std::thread::sleep(Duration::from_millis(100));
+            let mut new = spawn(&file, true, &dir.path().join(format!("log{round}")));
+            let began = Instant::now();
+            let Some(exit) = wait_exit(&mut old, Duration::from_secs(GRACE_S + 10)) else {
+                done.store(true, Ordering::Relaxed);
+                let log = std::fs::read_to_string(dir.path().join(format!("log{round}")))
+                    .unwrap_or_default();
+                panic!("round {round}: the old daemon did not exit; the new one logged:\n{log}");
+            };
+            assert!(
+                exit.success(),
+                "round {round}: the old daemon exited with {exit}"
+            );
+            assert!(
+                began.elapsed() < Duration::from_secs(GRACE_S + 5),
+                "round {round}: the old daemon took {:?}",
+                began.elapsed()
+            );
+            assert!(
+                matches!(new.0.try_wait(), Ok(None)),
+                "round {round}: the new daemon is not running"
+            );
+            old = new;
+        }
+        // An invalid config refuses the upgrade; the running daemon serves on.
+        let mut refused = spawn(&bad, true, &dir.path().join("log-bad"));
+        let exit = wait_exit(&mut refused, Duration::from_secs(10)).expect("refused upgrade exits");
+        assert!(!exit.success());
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            matches!(old.0.try_wait(), Ok(None)),
+            "the running daemon stopped"
+        );
+        done.store(true, Ordering::Relaxed);
+    });
+    let state =
+        std::fs::read_to_string(dir.path().join("state").join("status.json")).expect("status");
+    assert!(state.contains("upgraded from pid"), "{state}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &old.0.id().to_string()])
+        .status();
+    let _ = wait_exit(&mut old, Duration::from_secs(10));
+    STOP.store(true, Ordering::Relaxed);
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!("{ROUNDS} upgrades: {ok} requests served, {failed} failed");
+    assert_eq!(failed, 0, "requests failed across upgrades");
+    assert!(ok > 100, "{ok} requests");
+}
