@@ -2,6 +2,9 @@
 //! messages, `run` refusing bad input before starting anything, bind errors
 //! naming the listener, `--version`, JSON logs. Loopback only.
 
+mod common;
+use common::free_port;
+
 use std::{
     net::TcpListener,
     path::PathBuf,
@@ -32,14 +35,6 @@ fn config(address: &str, backend: &str) -> String {
         "version: 1\nadmin: {{ listen: \"127.0.0.1:0\" }}\nlisteners:\n  - name: web\n    address: {address}\n    protocol: tcp\n    mode: proxy\n    pool: p\n\
          pools:\n  - name: p\n    backends:\n      - address: {backend}\n"
     )
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 /// `path`, or, when it names certificates under `/etc/balancer/`, a copy in

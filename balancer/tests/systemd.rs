@@ -4,20 +4,15 @@
 //! `RELOADING=1` then `READY=1` around a reload, `WATCHDOG=1` every half
 //! period, `STOPPING=1` on SIGTERM.
 
+mod common;
+use common::free_port;
+
 use std::{
     net::{TcpListener, TcpStream},
     os::unix::net::UnixDatagram,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 /// A daemon with one proxy listener on `port`, told to notify `socket`
 /// with `env` besides.

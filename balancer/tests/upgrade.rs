@@ -5,6 +5,9 @@
 //! its own within `shutdown_grace`; an upgrade with an invalid config is
 //! refused and the running daemon serves on.
 
+mod common;
+use common::free_port;
+
 use std::{
     io::{Read as _, Write as _},
     net::{TcpListener, TcpStream},
@@ -47,14 +50,6 @@ fn backend(stop: &'static AtomicBool) -> u16 {
         }
     });
     port
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 /// One request on a new connection to `port`: whether `200 ok` came back.
