@@ -24,7 +24,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use rustls::{ClientConfig, HandshakeKind, client::Resumption, pki_types::ServerName};
+use rustls::{HandshakeKind, client::Resumption, pki_types::ServerName};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::TcpStream,
@@ -33,7 +33,6 @@ use tokio_rustls::TlsConnector;
 
 #[path = "support/unchecked.rs"]
 mod unchecked;
-use unchecked::Unchecked;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -54,20 +53,7 @@ fn main() -> Result<()> {
     };
     let secs: f64 = seconds.parse().context("SECONDS")?;
     let connections: usize = connections.parse().context("CONNECTIONS")?;
-    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-    // X25519 for the key exchange; P-256 listed too because OpenSSL serves
-    // an ECDSA P-256 certificate over TLS 1.2 only to a client that names
-    // its curve (RFC 4492). rustls sends a key share for the first only.
-    provider.kx_groups = vec![
-        rustls::crypto::aws_lc_rs::kx_group::X25519,
-        rustls::crypto::aws_lc_rs::kx_group::SECP256R1,
-    ];
-    let provider = Arc::new(provider);
-    let mut config = ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[version])?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Unchecked(provider)))
-        .with_no_client_auth();
+    let mut config = unchecked::client_config(version)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config.resumption = if resumed {
         Resumption::in_memory_sessions(connections * 4)

@@ -40,6 +40,16 @@ fn daemon(
     cmd.spawn().expect("spawn balancer")
 }
 
+/// The notification socket a test owns in `dir`, as systemd would.
+fn notify_socket(dir: &std::path::Path) -> (std::path::PathBuf, UnixDatagram) {
+    let path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&path).expect("bind notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    (path, socket)
+}
+
 /// The next message within `limit`, with when it arrived.
 fn next(socket: &UnixDatagram, limit: Duration) -> Option<(Instant, String)> {
     let deadline = Instant::now() + limit;
@@ -81,11 +91,7 @@ fn signal(child: &Child, sig: &str) {
 #[test]
 fn ready_reloading_watchdog_and_stopping_in_order() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&path).expect("bind notify socket");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(50)))
-        .expect("timeout");
+    let (path, socket) = notify_socket(dir.path());
     let port = free_port();
     // A ping every 200 ms.
     let mut child = daemon(
@@ -153,11 +159,7 @@ fn ready_reloading_watchdog_and_stopping_in_order() {
 #[test]
 fn the_watchdog_of_another_process_is_not_pinged() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&path).expect("bind notify socket");
-    socket
-        .set_read_timeout(Some(Duration::from_millis(50)))
-        .expect("timeout");
+    let (path, socket) = notify_socket(dir.path());
     let mut child = daemon(
         dir.path(),
         free_port(),

@@ -21,6 +21,24 @@ use std::{
     sync::Arc,
 };
 
+/// `CLOCK_MONOTONIC` in nanoseconds, as a number (std's `Instant` is
+/// opaque): the clock `bpf_ktime_get_ns` reads and systemd's
+/// `MONOTONIC_USEC` is measured on.
+#[must_use]
+#[expect(
+    unsafe_code,
+    reason = "clock_gettime(2) has no std wrapper that yields a number"
+)]
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid pointer to a timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
 use arc_swap::ArcSwap;
 use balancer_common::{FlowTuple, flow_hash, hash::addr_hash};
 

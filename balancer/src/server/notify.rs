@@ -71,7 +71,10 @@ impl Notifier {
 
     /// `RELOADING=1` with the monotonic clock systemd wants beside it.
     pub fn reloading(&self) {
-        self.send(&format!("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()));
+        self.send(&format!(
+            "RELOADING=1\nMONOTONIC_USEC={}",
+            crate::runtime::monotonic_ns() / 1_000
+        ));
     }
 
     /// `STOPPING=1`.
@@ -109,22 +112,4 @@ fn connect(path: &str) -> io::Result<(UnixDatagram, SocketAddr)> {
     // daemon's time.
     socket.set_nonblocking(true)?;
     Ok((socket, addr))
-}
-
-/// `CLOCK_MONOTONIC` in microseconds, as systemd reads `MONOTONIC_USEC`.
-fn monotonic_usec() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    #[expect(
-        unsafe_code,
-        reason = "clock_gettime(2) with CLOCK_MONOTONIC has no std wrapper"
-    )]
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts);
-    }
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000
-        + u64::try_from(ts.tv_nsec).unwrap_or(0) / 1_000
 }

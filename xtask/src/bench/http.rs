@@ -11,7 +11,7 @@
 //! balancer is the layer's own cost, the distance from it to the peers is
 //! hyper's. Writes `docs/bench/http.{md,json,png}`.
 
-use std::{fmt::Write as _, net::SocketAddr, path::Path, process::Command, time::Instant};
+use std::{fmt::Write as _, net::SocketAddr, path::Path, time::Instant};
 
 use anyhow::{Context as _, Result, bail};
 use balancer_tests::{
@@ -26,8 +26,8 @@ use super::{
     load::{bounded, parse_wrk},
     median_range,
     page::Page,
-    peers::{stop, wait_listening},
-    proxy::{prepare, python},
+    peers::{log_tail, stop, wait_listening},
+    proxy::prepare,
 };
 use crate::shell;
 
@@ -169,7 +169,7 @@ fn round(
         Ok(m)
     })();
     let log = stop(&topo.lb, proxy);
-    result.with_context(|| format!("{}: its log ends:\n{}", target.name(), tail(&log)))
+    result.with_context(|| format!("{}: its log ends:\n{}", target.name(), log_tail(&log)))
 }
 
 fn start(topo: &Topology, bin: &Path, target: Target) -> Result<Process> {
@@ -286,11 +286,6 @@ fn open_loop(client: &Netns, generator: &Path, rate: f64) -> Result<Value> {
     serde_json::from_str(out.trim()).with_context(|| format!("open_loop printed {out:?}"))
 }
 
-fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
-}
-
 /// Runs the benchmark.
 pub fn run(root: &Path, rounds: u32) -> Result<()> {
     shell::cargo(
@@ -349,7 +344,8 @@ fn open_loop_phase(topo: &Topology, bin: &Path, generator: &Path, runs: &mut Run
         let proxy = start(topo, bin, *t)?;
         let measured = open_loop(&topo.client, generator, rate);
         let log = stop(&topo.lb, proxy);
-        let m = measured.with_context(|| format!("{}: its log ends:\n{}", t.name(), tail(&log)))?;
+        let m =
+            measured.with_context(|| format!("{}: its log ends:\n{}", t.name(), log_tail(&log)))?;
         eprintln!("bench: {}: open loop at {rate} req/s: {m}", t.name());
         for run in v.iter_mut() {
             for key in ["p50_ms", "p99_ms", "sent", "due"] {
@@ -446,21 +442,6 @@ fn write_page(
     for (file, text) in configs {
         let _ = write!(md, "`{file}`:\n\n```\n{text}```\n\n");
     }
-    let page = Page::new(root, "http")?;
-    let json_path = page.write_json(&Value::Object(figures))?;
-    let md_path = page.write(&md)?;
-    let png = page.file("png");
-    shell::status(
-        Command::new(python())
-            .arg(root.join("xtask/scripts/plot_http.py"))
-            .arg(&json_path)
-            .arg(&png),
-    )?;
-    println!(
-        "\nwrote {}, {} and {}",
-        md_path.display(),
-        json_path.display(),
-        png.display()
-    );
+    Page::new(root, "http")?.publish(root, &Value::Object(figures), &md)?;
     Ok(())
 }

@@ -42,6 +42,28 @@ impl Page {
         Ok(path)
     }
 
+    /// Writes `{name}.json` from `figures` and `{name}.md` from
+    /// `generated`, draws `{name}.png` with `xtask/scripts/plot_{name}.py`
+    /// from the JSON, and says where they are.
+    pub fn publish(&self, root: &Path, figures: &serde_json::Value, generated: &str) -> Result<()> {
+        let json = self.write_json(figures)?;
+        let md = self.write(generated)?;
+        let png = self.file("png");
+        crate::shell::status(
+            std::process::Command::new(super::proxy::python())
+                .arg(root.join(format!("xtask/scripts/plot_{}.py", self.name)))
+                .arg(&json)
+                .arg(&png),
+        )?;
+        println!(
+            "\nwrote {}, {} and {}",
+            md.display(),
+            json.display(),
+            png.display()
+        );
+        Ok(())
+    }
+
     /// Writes `{name}.md`: `generated` (title to method), then the analysis
     /// already in the page. Returns its path.
     pub fn write(&self, generated: &str) -> Result<PathBuf> {

@@ -209,6 +209,13 @@ pub fn stop(lb: &Netns, mut p: Process) -> String {
     log
 }
 
+/// The last 20 lines of a stopped proxy's log, for an error that names
+/// why it failed.
+pub fn log_tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
 /// Waits until something listens on every TCP port in `ns`, without
 /// connecting (a bare connection would reach the iperf3 server as a
 /// malformed test).

@@ -8,7 +8,6 @@
 
 use std::{
     path::Path,
-    process::Command,
     time::{Duration, Instant},
 };
 
@@ -68,22 +67,7 @@ pub fn run(root: &Path, rounds: u32) -> Result<()> {
     };
     print!("\n{}", report.text());
 
-    let page = Page::new(root, "proxy")?;
-    let json = page.write_json(&report.json())?;
-    let md = page.write(&doc::render(&report))?;
-    let png = page.file("png");
-    shell::status(
-        Command::new(python())
-            .arg(root.join("xtask/scripts/plot_proxy.py"))
-            .arg(&json)
-            .arg(&png),
-    )?;
-    println!(
-        "\nwrote {}, {} and {}",
-        md.display(),
-        json.display(),
-        png.display()
-    );
+    Page::new(root, "proxy")?.publish(root, &report.json(), &doc::render(&report))?;
     Ok(())
 }
 
@@ -157,7 +141,7 @@ fn measure(topo: &Topology, bin: &Path, m: &mut Measured, idle: bool) -> Result<
     result.with_context(|| {
         format!(
             "{target}: measurement failed; its log ends:\n{}",
-            tail(&log, 20)
+            peers::log_tail(&log)
         )
     })
 }
@@ -170,9 +154,4 @@ pub(super) fn python() -> &'static str {
     } else {
         "python3"
     }
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }

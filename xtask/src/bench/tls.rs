@@ -26,8 +26,8 @@ use super::{
     Run,
     env::Environment,
     load::{bounded, parse_wrk},
-    peers::{stop, wait_listening},
-    proxy::{prepare, python},
+    peers::{log_tail, stop, wait_listening},
+    proxy::prepare,
 };
 use crate::shell;
 
@@ -207,7 +207,7 @@ fn round(topo: &Topology, bins: &Bins, certs: &Certs, target: Target) -> Result<
         Ok(m)
     })();
     let log = stop(&topo.lb, proxy);
-    result.with_context(|| format!("{}: its log ends:\n{}", target.name(), tail(&log)))
+    result.with_context(|| format!("{}: its log ends:\n{}", target.name(), log_tail(&log)))
 }
 
 fn start(topo: &Topology, bin: &Path, certs: &Certs, target: Target) -> Result<Process> {
@@ -292,11 +292,6 @@ fn wrk(client: &Netns, url: &str, conns: u32) -> Result<super::load::Wrk> {
         bail!("wrk {url}: {}", err.trim());
     }
     parse_wrk(&out)
-}
-
-fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 /// The binaries the benchmark runs.
@@ -385,16 +380,6 @@ fn providers(bin: &Path) -> Result<serde_json::Map<String, Value>> {
     v.as_object()
         .cloned()
         .context("tls_providers printed no object")
-}
-
-/// The plot of the page, drawn by `xtask/scripts/plot_tls.py`.
-pub(super) fn plot(root: &Path, json: &Path, png: &Path) -> Result<()> {
-    shell::status(
-        Command::new(python())
-            .arg(root.join("xtask/scripts/plot_tls.py"))
-            .arg(json)
-            .arg(png),
-    )
 }
 
 /// The figures of the rounds, in the order the page shows them.

@@ -12,7 +12,7 @@ use super::{
     env::Environment,
     median_range,
     page::Page,
-    tls::{FIGURES, method, plot},
+    tls::{FIGURES, method},
 };
 
 /// Everything the page shows.
@@ -115,17 +115,7 @@ pub(super) fn write(root: &Path, r: &Results<'_>) -> Result<()> {
     for (file, text) in r.configs {
         let _ = write!(md, "`{file}`:\n\n```\n{text}```\n\n");
     }
-    let page = Page::new(root, "tls")?;
-    let json_path = page.write_json(&Value::Object(figures))?;
-    let md_path = page.write(&md)?;
-    let png = page.file("png");
-    plot(root, &json_path, &png)?;
-    println!(
-        "\nwrote {}, {} and {}",
-        md_path.display(),
-        json_path.display(),
-        png.display()
-    );
+    Page::new(root, "tls")?.publish(root, &Value::Object(figures), &md)?;
     Ok(())
 }
 

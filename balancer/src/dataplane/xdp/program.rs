@@ -2,10 +2,6 @@
 //! set at load time), run frames through it with `BPF_PROG_TEST_RUN`, read
 //! its counters and flow table, and attach it to an interface by the ladder
 //! native, then generic. Dropping it detaches it.
-#![expect(
-    unsafe_code,
-    reason = "clock_gettime(2) with CLOCK_MONOTONIC as a number: std's Instant is opaque"
-)]
 
 use std::{net::IpAddr, time::Duration};
 
@@ -284,7 +280,8 @@ impl XdpProgram {
     ) -> Result<Vec<LimitedSource>, XdpError> {
         let map: HashMap<&MapData, [u8; 16], Limited> =
             HashMap::try_from(self.map(LIMITED_MAP)?).map_err(map_err(LIMITED_MAP))?;
-        let now = monotonic_ns();
+        // The clock `bpf_ktime_get_ns` reads.
+        let now = crate::runtime::monotonic_ns();
         let window = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
         let mut out: Vec<LimitedSource> = map
             .iter()
@@ -342,17 +339,6 @@ pub struct LimitedSource {
     pub drops: u64,
     /// Time since its last drop.
     pub ago: Duration,
-}
-
-/// `CLOCK_MONOTONIC` in nanoseconds: the clock `bpf_ktime_get_ns` reads.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid pointer to a timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
 /// The address a 16-byte, IPv4-mapped key stands for.
