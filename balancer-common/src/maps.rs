@@ -12,7 +12,7 @@ pub const RING_MAP: &str = "RING_V1";
 /// Backend id -> [`BackendEntry`].
 pub const BACKENDS_MAP: &str = "BACKENDS_V2";
 /// [`FlowTuple`] -> [`FlowValue`], an LRU table of placed flows.
-pub const FLOWS_MAP: &str = "FLOWS_V1";
+pub const FLOWS_MAP: &str = "FLOWS_V2";
 /// One [`Settings`] entry.
 pub const SETTINGS_MAP: &str = "SETTINGS_V2";
 /// Device map of egress interfaces other than the one the program is
@@ -106,6 +106,47 @@ pub struct FlowValue {
     /// per-listener counters; 0 when unknown (a flow recorded by a program
     /// that predates the field, which was zero padding).
     pub vip: u32,
+    /// When the flow was placed, and for UDP when a packet of it was last
+    /// seen (to [`UDP_SEEN_EVERY_NS`]): `CLOCK_MONOTONIC` nanoseconds, as
+    /// `bpf_ktime_get_ns` reads it.
+    pub seen: u64,
+}
+
+/// A UDP flow idle this long is placed afresh by the ring, as Katran does:
+/// UDP has no end of flow, so without it a client that keeps its port
+/// would stay on a drained or re-weighted backend for ever.
+pub const UDP_FLOW_IDLE_NS: u64 = 30_000_000_000;
+/// How stale a UDP flow's [`FlowValue::seen`] may get before a packet
+/// rewrites it: one write a second per flow, not one per packet.
+pub const UDP_SEEN_EVERY_NS: u64 = 1_000_000_000;
+
+/// Layouts of earlier versions, kept to migrate the maps an older build
+/// pinned (see the daemon's `dataplane::xdp::migrate`).
+pub mod previous {
+    /// The flow table before [`super::FlowValue::seen`]: same key.
+    pub const FLOWS_V1_MAP: &str = "FLOWS_V1";
+
+    /// [`super::FlowValue`] in `FLOWS_V1`.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct FlowValueV1 {
+        /// Backend id.
+        pub backend: u32,
+        /// VIP id plus one, 0 when unknown.
+        pub vip: u32,
+    }
+
+    impl FlowValueV1 {
+        /// The same flow in today's layout, placed (or last seen) at `now`.
+        #[must_use]
+        pub const fn migrate(self, now: u64) -> super::FlowValue {
+            super::FlowValue {
+                backend: self.backend,
+                vip: self.vip,
+                seen: now,
+            }
+        }
+    }
 }
 
 /// Forwarding mode in [`Settings::forwarding`]: rewrite MACs, `XDP_TX`.
@@ -141,6 +182,8 @@ mod pod {
     // SAFETY: as above.
     unsafe impl aya::Pod for super::FlowValue {}
     // SAFETY: as above.
+    unsafe impl aya::Pod for super::previous::FlowValueV1 {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::Settings {}
     // SAFETY: as above (FlowTuple: two 16-byte arrays, two u16, u8, [u8; 3]).
     unsafe impl aya::Pod for crate::FlowTuple {}
@@ -159,7 +202,8 @@ mod tests {
         assert_eq!(size_of::<VipMeta>(), 16);
         assert_eq!(size_of::<BackendEntry>(), 36);
         assert_eq!(size_of::<FlowKey>(), 40);
-        assert_eq!(size_of::<FlowValue>(), 8);
+        assert_eq!(size_of::<FlowValue>(), 16);
+        assert_eq!(size_of::<super::previous::FlowValueV1>(), 8);
         assert_eq!(size_of::<Settings>(), 28);
     }
 }

@@ -4,13 +4,15 @@
 //! both planes agree.
 //! A flow whose backend has been removed is placed again by the ring.
 
+use aya_ebpf::helpers::bpf_ktime_get_ns;
 use balancer_common::{
     Counter, FlowTuple, flow_hash,
-    maps::{BackendEntry, FlowValue, VipKey, VipMeta},
+    maps::{BackendEntry, FlowValue, UDP_FLOW_IDLE_NS, UDP_SEEN_EVERY_NS, VipKey, VipMeta},
 };
 
 use crate::{
     maps::{BACKENDS, FLOWS, RING, VIPS},
+    parse::IPPROTO_UDP,
     stats::count,
 };
 
@@ -18,15 +20,31 @@ use crate::{
 pub struct NoBackend;
 
 /// The backend of a recorded flow and its listener's VIP id plus one (0:
-/// unknown), if the flow is in the table and its backend still exists.
+/// unknown), if the flow is in the table, its backend still exists, and
+/// (UDP) it has not been idle for [`UDP_FLOW_IDLE_NS`].
 #[inline(always)]
 pub fn established(flow: &FlowTuple) -> Option<(BackendEntry, u32)> {
     // The flow table first: an established flow costs one hash lookup, not
     // two. Only flows of configured VIPs are ever recorded, and userspace
     // purges a VIP's flows when it removes the VIP, so a hit is a VIP hit.
-    // SAFETY: the value is copied out at once.
-    let placed = unsafe { FLOWS.get(flow) }.copied()?;
-    backend(placed.backend).map(|b| (b, placed.vip))
+    let placed = FLOWS.get_ptr_mut(flow)?;
+    // SAFETY: the map's value, valid for this program run; the fields are
+    // read and written as plain integers (a racing writer on another CPU
+    // can only make `seen` a little older or newer).
+    let (id, vip) = unsafe {
+        if flow.protocol == IPPROTO_UDP {
+            let now = bpf_ktime_get_ns();
+            let idle = now.wrapping_sub((*placed).seen);
+            if idle > UDP_FLOW_IDLE_NS {
+                return None;
+            }
+            if idle > UDP_SEEN_EVERY_NS {
+                (*placed).seen = now;
+            }
+        }
+        ((*placed).backend, (*placed).vip)
+    };
+    backend(id).map(|b| (b, vip))
 }
 
 /// The listener `flow` is addressed to. With `wildcard`, a miss is looked up
@@ -84,6 +102,8 @@ pub fn choose(flow: &FlowTuple, vip: &VipMeta, record: bool) -> Result<BackendEn
             FlowValue {
                 backend: id,
                 vip: vip.vip_id + 1,
+                // SAFETY: a helper without arguments.
+                seen: unsafe { bpf_ktime_get_ns() },
             },
             0,
         );

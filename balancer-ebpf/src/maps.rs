@@ -29,13 +29,13 @@ pub static RING: Array<u32> = Array::with_max_entries(65_537, 0);
 pub static BACKENDS: Array<BackendEntry> = Array::with_max_entries(1024, 0);
 
 /// Placed flows: [`FlowKey`] (5-tuple) -> [`FlowValue`] (backend id, VIP
-/// id). Written by the program when it places a flow; the daemon reads it
+/// id, when placed or last seen). Written by the program when it places a flow; the daemon reads it
 /// (explain, status) and purges flows the guard lists now refuse.
 // Shared across CPUs rather than per-CPU: veth and multi-queue NICs may
 // deliver one flow's packets on different CPUs, and a per-CPU table would
 // then place the same flow once per CPU. The LRU evicts the least recently
 // used flow when full, so the table cannot be exhausted.
-#[map(name = "FLOWS_V1")]
+#[map(name = "FLOWS_V2")]
 pub static FLOWS: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entries(65_536, 0);
 
 /// The one [`Settings`] entry: forwarding mode, MTU, tunnel sources.

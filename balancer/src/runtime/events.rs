@@ -73,6 +73,12 @@ pub enum Event {
         /// Where the answer goes.
         reply: oneshot::Sender<()>,
     },
+    /// An upgrade this daemon handed its planes to failed before the new
+    /// daemon served: the planes resume writing, from the current states.
+    TakeBack {
+        /// Where the answer goes once they have.
+        reply: oneshot::Sender<()>,
+    },
     /// A connection a proxy could not make (refused, timed out).
     Passive {
         /// The config generation of the reporting listener.

@@ -28,4 +28,12 @@ pub trait Plane: Send {
     /// Rewrites the plane for the running config after a backend state or
     /// a guard list changed. An error leaves the plane as it was.
     fn update(&mut self, config: &Config, status: &[Vec<Status>]) -> Result<(), WriteError>;
+
+    /// Resumes writing after a handover to a new daemon (`run --upgrade`)
+    /// that failed before it served, from `config` with backends in
+    /// `status`. Planes that hand nothing over have nothing to do.
+    fn take_back(&mut self, config: &Config, status: &[Vec<Status>]) -> Result<(), WriteError> {
+        let _ = (config, status);
+        Ok(())
+    }
 }

@@ -229,13 +229,15 @@ impl Listeners {
     }
 
     /// Every serving listener's socket, for a new daemon to take over.
-    pub fn handover_sockets(&self) -> Vec<(Protocol, SocketAddr, std::os::fd::RawFd)> {
-        use std::os::fd::AsRawFd as _;
+    pub fn handover_sockets(&self) -> Vec<(super::upgrade::Kind, std::os::fd::OwnedFd)> {
         self.running
             .iter()
             .filter_map(|r| {
-                let fd = r.handover.as_ref()?;
-                Some((r.key.protocol, r.key.address, fd.as_raw_fd()))
+                let fd = r.handover.as_ref()?.try_clone().ok()?;
+                Some((
+                    super::upgrade::Kind::Listener(r.key.protocol, r.key.address),
+                    fd,
+                ))
             })
             .collect()
     }

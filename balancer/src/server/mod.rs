@@ -107,16 +107,19 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
     system::raise_fd_limit();
     system::check_syncookies(&config);
     let signals = signals()?;
-    let handover = upgrade
-        .then(|| upgrade::take_over(&config.state_dir))
-        .transpose()?;
+    let (mut received, handover) = if upgrade {
+        let (received, conversation, old) = upgrade::take_over(&config.state_dir)?;
+        (received, Some((conversation, old)))
+    } else {
+        (upgrade::Received::default(), None)
+    };
     let config = Arc::new(config);
     let grace = config.shutdown_grace;
     let tracker = Tracker::default();
 
-    let (admin_socket, token) = bind_admin(&config).await?;
+    let (admin_socket, admin_fd, token) = bind_admin(&config, received.admin.take()).await?;
     // Held until shutdown; its pinned link keeps the program attached after.
-    let xdp = start_xdp(&config)?;
+    let xdp = start_xdp(&config, received.pins.take().map(|(_, lock)| lock))?;
     let xdp_served = served_flags(xdp.is_some(), &config);
     let (events, inbox) = mpsc::channel(EVENT_QUEUE);
     let upstreams = crate::http::upstream::Upstreams::start();
@@ -131,10 +134,7 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
     // Stamped before the listeners read the files (see the watcher).
     let stamps = crate::tls::watch::Stamps::of(&config);
     let mut listeners = Listeners::new(shared, xdp.as_ref().map(XdpInfo::of));
-    let handover = handover.map(|(handed, conversation, old)| {
-        listeners.take_handed(handed);
-        (conversation, old)
-    });
+    listeners.take_handed(received.listeners);
     let bound = listeners.bind(&config, &xdp_served)?;
     listeners.warn_unclaimed();
     demo::start(&config.demo_backends)
@@ -191,6 +191,7 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
         listeners,
         sources,
         events,
+        admin: admin_fd,
     };
     let which = serve(&mut daemon, signals, &mut reload_rx, handover).await;
     shut_down(
@@ -264,7 +265,7 @@ async fn serve(
                 let _ = reply.send(done);
             }
             stream = offers.next() => {
-                let sockets = daemon.listeners.handover_sockets();
+                let sockets = offered(daemon);
                 let tx = upgraded_tx.clone();
                 tokio::task::spawn_blocking(move || {
                     let _ = tx.blocking_send(upgrade::offer(&stream, &sockets));
@@ -275,12 +276,57 @@ async fn serve(
                     info!(new_pid = pid, "a new daemon serves the listening sockets: handing over");
                     break "upgrade";
                 }
-                Err(e) => warn!(error = %e, "an upgrade was abandoned; serving on"),
+                Err(e) => {
+                    warn!(error = %e, "an upgrade was abandoned; serving on");
+                    take_back(&daemon.events).await;
+                }
             },
         }
     };
     systemd.stopping();
     which
+}
+
+/// What this daemon hands a new one: its listeners' sockets, the admin
+/// API's, and its XDP pin directory's lock, after which it writes no map.
+fn offered(daemon: &Daemon) -> Vec<(upgrade::Kind, std::os::fd::OwnedFd)> {
+    let mut sockets = daemon.listeners.handover_sockets();
+    if let (Ok(address), Ok(fd)) = (
+        // The admin address may be port 0 in the config: offer the bound one.
+        admin_address(&daemon.admin),
+        daemon.admin.try_clone(),
+    ) {
+        sockets.push((upgrade::Kind::Admin(address), fd));
+    }
+    if let Some(xdp) = &daemon.sources.xdp
+        && let Ok(mut plane) = xdp.lock()
+    {
+        match plane.hand_over() {
+            Ok((dir, lock)) => sockets.push((upgrade::Kind::Pins(dir), lock)),
+            Err(e) => {
+                warn!(error = %e, "cannot hand the XDP pin directory over; the new daemon's XDP plane will find it in use");
+            }
+        }
+    }
+    sockets
+}
+
+/// The local address of the admin API's socket.
+fn admin_address(fd: &std::os::fd::OwnedFd) -> io::Result<SocketAddr> {
+    let socket = std::net::TcpListener::from(fd.try_clone()?);
+    socket.local_addr()
+}
+
+/// Resumes the planes handed to a new daemon that did not finish.
+async fn take_back(events: &mpsc::Sender<crate::runtime::events::Event>) {
+    let (reply, done) = tokio::sync::oneshot::channel();
+    if events
+        .send(crate::runtime::events::Event::TakeBack { reply })
+        .await
+        .is_ok()
+    {
+        let _ = done.await;
+    }
 }
 
 /// How this start began, for status and the log: what the XDP plane
@@ -336,6 +382,10 @@ async fn shut_down(
         "stopping: no new connections; waiting for open ones"
     );
     daemon.listeners.stop().await;
+    // The admin API is the new daemon's from here on.
+    if which == "upgrade" {
+        tasks[1].abort();
+    }
     if tokio::time::timeout(grace, tracker.idle()).await.is_err() {
         warn!(
             open = tracker.count(),
@@ -368,7 +418,15 @@ fn signals() -> Result<[Signal; 3], RunError> {
 /// before anything serves, so either failing stops the start cleanly.
 async fn bind_admin(
     config: &Config,
-) -> Result<(tokio::net::TcpListener, Option<String>), RunError> {
+    handed: Option<(SocketAddr, std::os::fd::OwnedFd)>,
+) -> Result<
+    (
+        tokio::net::TcpListener,
+        std::os::fd::OwnedFd,
+        Option<String>,
+    ),
+    RunError,
+> {
     let token = config
         .admin_token_file
         .as_deref()
@@ -379,19 +437,36 @@ async fn bind_admin(
             })
         })
         .transpose()?;
-    let socket = tokio::net::TcpListener::bind(config.admin)
-        .await
-        .map_err(|source| RunError::Admin {
-            address: config.admin,
-            source,
-        })?;
-    Ok((socket, token))
+    let bind_error = |source| RunError::Admin {
+        address: config.admin,
+        source,
+    };
+    // The upgraded daemon's admin socket serves on, unless the address
+    // changed.
+    let socket = match handed {
+        Some((address, fd)) if address == config.admin => {
+            let socket = std::net::TcpListener::from(fd);
+            socket.set_nonblocking(true).map_err(bind_error)?;
+            tokio::net::TcpListener::from_std(socket).map_err(bind_error)?
+        }
+        _ => tokio::net::TcpListener::bind(config.admin)
+            .await
+            .map_err(bind_error)?,
+    };
+    // Kept to hand a new daemon (`run --upgrade`).
+    let fd = std::os::fd::AsFd::as_fd(&socket)
+        .try_clone_to_owned()
+        .map_err(bind_error)?;
+    Ok((socket, fd, token))
 }
 
 /// Starts the XDP plane. Its failure stops the start when an `xdp`
 /// listener depends on it; `auto` listeners fall back to the proxy, loudly.
-fn start_xdp(config: &crate::config::Config) -> Result<Option<XdpPlane>, RunError> {
-    match XdpPlane::start(config) {
+fn start_xdp(
+    config: &crate::config::Config,
+    inherited: Option<std::os::fd::OwnedFd>,
+) -> Result<Option<XdpPlane>, RunError> {
+    match XdpPlane::start(config, inherited) {
         Ok(plane) => Ok(plane),
         Err(source) => {
             if let Some(l) = config.listeners.iter().find(|l| l.mode == Mode::Xdp) {

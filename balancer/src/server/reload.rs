@@ -78,6 +78,8 @@ pub struct Daemon {
     pub events: mpsc::Sender<Event>,
     /// The certificate files of the running config, as last read.
     pub certificates: Watch,
+    /// The admin API's listening socket, to hand a new daemon.
+    pub admin: std::os::fd::OwnedFd,
 }
 
 impl Daemon {

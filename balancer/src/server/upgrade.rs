@@ -8,6 +8,11 @@
 //! connections finish within `shutdown_grace`, and exit. A new daemon that
 //! fails before `SERVING` changes nothing: the old one keeps serving.
 //! Both accept from the same sockets meanwhile, which the kernel allows.
+//!
+//! The admin API's socket crosses too (its address stays bound), and so
+//! does the lock on the XDP pin directory: the old daemon stops writing
+//! the maps when it hands it over, and the new one re-adopts them and
+//! swaps its program into the pinned link, as after a restart.
 #![expect(
     unsafe_code,
     reason = "sendmsg(2)/recvmsg(2) with SCM_RIGHTS have no std wrapper"
@@ -36,6 +41,53 @@ pub const SERVE_WITHIN: Duration = Duration::from_mins(1);
 #[must_use]
 pub fn socket_path(state_dir: &Path) -> PathBuf {
     state_dir.join("upgrade.sock")
+}
+
+/// What one descriptor handed over is, as its line names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A listener's socket (`tcp ADDR`, `udp ADDR`).
+    Listener(Protocol, SocketAddr),
+    /// The admin API's listening socket (`admin ADDR`).
+    Admin(SocketAddr),
+    /// The locked XDP pin directory (`pins PATH`).
+    Pins(PathBuf),
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Listener(protocol, address) => write!(f, "{protocol} {address}"),
+            Self::Admin(address) => write!(f, "admin {address}"),
+            Self::Pins(path) => write!(f, "pins {}", path.display()),
+        }
+    }
+}
+
+impl std::str::FromStr for Kind {
+    type Err = ();
+
+    fn from_str(line: &str) -> Result<Self, ()> {
+        let (what, rest) = line.split_once(' ').ok_or(())?;
+        match what {
+            "tcp" => Ok(Self::Listener(Protocol::Tcp, rest.parse().map_err(|_| ())?)),
+            "udp" => Ok(Self::Listener(Protocol::Udp, rest.parse().map_err(|_| ())?)),
+            "admin" => Ok(Self::Admin(rest.parse().map_err(|_| ())?)),
+            "pins" if !rest.is_empty() => Ok(Self::Pins(PathBuf::from(rest))),
+            _ => Err(()),
+        }
+    }
+}
+
+/// Everything a running daemon handed over.
+#[derive(Debug, Default)]
+pub struct Received {
+    /// Its listeners' sockets.
+    pub listeners: Vec<Handed>,
+    /// Its admin API's socket.
+    pub admin: Option<(SocketAddr, OwnedFd)>,
+    /// Its locked XDP pin directory.
+    pub pins: Option<(PathBuf, OwnedFd)>,
 }
 
 /// One listening socket handed over.
@@ -73,7 +125,7 @@ pub enum UpgradeError {
 /// The new daemon's side: asks the daemon at `path` for its sockets.
 /// Returns them and the open conversation, on which [`serving`] is said
 /// once they serve.
-pub fn receive(path: &Path) -> Result<(Vec<Handed>, UnixStream, u32), UpgradeError> {
+pub fn receive(path: &Path) -> Result<(Received, UnixStream, u32), UpgradeError> {
     let mut stream = UnixStream::connect(path).map_err(|source| UpgradeError::NoDaemon {
         path: path.to_path_buf(),
         source,
@@ -95,30 +147,35 @@ pub fn receive(path: &Path) -> Result<(Vec<Handed>, UnixStream, u32), UpgradeErr
             fds.len()
         )));
     }
-    let mut handed = Vec::new();
+    let mut received = Received::default();
     for (name, fd) in names.into_iter().zip(fds) {
-        let (protocol, address) = name
-            .split_once(' ')
-            .and_then(|(p, a)| Some((parse_protocol(p)?, a.parse().ok()?)))
-            .ok_or_else(|| UpgradeError::Protocol(name.to_owned()))?;
-        handed.push(Handed {
-            protocol,
-            address,
-            fd,
-        });
+        match name
+            .parse::<Kind>()
+            .map_err(|()| UpgradeError::Protocol(name.to_owned()))?
+        {
+            Kind::Listener(protocol, address) => received.listeners.push(Handed {
+                protocol,
+                address,
+                fd,
+            }),
+            Kind::Admin(address) => received.admin = Some((address, fd)),
+            Kind::Pins(path) => received.pins = Some((path, fd)),
+        }
     }
-    Ok((handed, stream, old_pid))
+    Ok((received, stream, old_pid))
 }
 
 /// [`receive`] from the daemon running with `state_dir`, logged.
-pub fn take_over(state_dir: &Path) -> Result<(Vec<Handed>, UnixStream, u32), UpgradeError> {
-    let (handed, conversation, old) = receive(&socket_path(state_dir))?;
+pub fn take_over(state_dir: &Path) -> Result<(Received, UnixStream, u32), UpgradeError> {
+    let (received, conversation, old) = receive(&socket_path(state_dir))?;
     tracing::info!(
         from_pid = old,
-        sockets = handed.len(),
+        sockets = received.listeners.len(),
+        admin = received.admin.is_some(),
+        xdp_pins = ?received.pins.as_ref().map(|p| p.0.display().to_string()),
         "received the running daemon's listening sockets"
     );
-    Ok((handed, conversation, old))
+    Ok((received, conversation, old))
 }
 
 /// Tells the old daemon its sockets serve here now.
@@ -130,10 +187,7 @@ pub fn serving(mut stream: UnixStream) -> io::Result<()> {
 /// daemon's request, sends `sockets`, and waits for `SERVING`. Returns the
 /// new daemon's pid once it serves. Blocking: run it off the async
 /// threads.
-pub fn offer(
-    stream: &UnixStream,
-    sockets: &[(Protocol, SocketAddr, RawFd)],
-) -> Result<u32, UpgradeError> {
+pub fn offer(stream: &UnixStream, sockets: &[(Kind, OwnedFd)]) -> Result<u32, UpgradeError> {
     stream.set_read_timeout(Some(SERVE_WITHIN))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
@@ -144,10 +198,14 @@ pub fn offer(
         .and_then(|p| p.parse::<u32>().ok())
         .ok_or_else(|| UpgradeError::Protocol(line.clone()))?;
     let mut text = format!("SOCKETS {}\n", std::process::id());
-    for (protocol, address, _) in sockets.iter().take(MAX_SOCKETS) {
-        let _ = writeln!(text, "{protocol} {address}");
+    for (kind, _) in sockets.iter().take(MAX_SOCKETS) {
+        let _ = writeln!(text, "{kind}");
     }
-    let fds: Vec<RawFd> = sockets.iter().take(MAX_SOCKETS).map(|s| s.2).collect();
+    let fds: Vec<RawFd> = sockets
+        .iter()
+        .take(MAX_SOCKETS)
+        .map(|s| s.1.as_raw_fd())
+        .collect();
     send_with_fds(stream, text.as_bytes(), &fds)?;
     line.clear();
     reader.read_line(&mut line)?;
@@ -155,14 +213,6 @@ pub fn offer(
         Ok(pid)
     } else {
         Err(UpgradeError::Protocol(line))
-    }
-}
-
-fn parse_protocol(text: &str) -> Option<Protocol> {
-    match text {
-        "tcp" => Some(Protocol::Tcp),
-        "udp" => Some(Protocol::Udp),
-        _ => None,
     }
 }
 
@@ -292,10 +342,10 @@ mod tests {
     use std::{
         io::{Read as _, Write as _},
         net::TcpListener,
-        os::{fd::AsRawFd as _, unix::net::UnixStream},
+        os::{fd::AsFd as _, unix::net::UnixStream},
     };
 
-    use super::{offer, receive, serving};
+    use super::{Kind, offer, receive, serving};
     use crate::config::model::Protocol;
 
     #[test]
@@ -306,20 +356,26 @@ mod tests {
         let tcp = TcpListener::bind("127.0.0.1:0").expect("bind");
         let address = tcp.local_addr().expect("addr");
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let udp_address = udp.local_addr().expect("addr");
+        let dup = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned().expect("dup");
         let sockets = vec![
-            (Protocol::Tcp, address, tcp.as_raw_fd()),
-            (
-                Protocol::Udp,
-                udp.local_addr().expect("addr"),
-                udp.as_raw_fd(),
-            ),
+            (Kind::Listener(Protocol::Tcp, address), dup(tcp.as_fd())),
+            (Kind::Listener(Protocol::Udp, udp_address), dup(udp.as_fd())),
+            (Kind::Admin(address), dup(tcp.as_fd())),
+            (Kind::Pins(dir.path().to_path_buf()), dup(tcp.as_fd())),
         ];
         let old = std::thread::spawn(move || {
             let (stream, _) = offered.accept().expect("accept");
             offer(&stream, &sockets)
         });
-        let (handed, stream, old_pid) = receive(&path).expect("receive");
+        let (received, stream, old_pid) = receive(&path).expect("receive");
         assert_eq!(old_pid, std::process::id());
+        assert_eq!(received.admin.as_ref().map(|a| a.0), Some(address));
+        assert_eq!(
+            received.pins.as_ref().map(|p| p.0.as_path()),
+            Some(dir.path())
+        );
+        let handed = received.listeners;
         assert_eq!(handed.len(), 2);
         assert_eq!(
             (handed[0].protocol, handed[0].address),
@@ -340,6 +396,21 @@ mod tests {
             old.join().expect("old side").expect("offer"),
             std::process::id()
         );
+    }
+
+    #[test]
+    fn each_kind_reads_back_from_its_line() {
+        for kind in [
+            Kind::Listener(Protocol::Tcp, "127.0.0.1:80".parse().expect("addr")),
+            Kind::Listener(Protocol::Udp, "[::1]:53".parse().expect("addr")),
+            Kind::Admin("127.0.0.1:9100".parse().expect("addr")),
+            Kind::Pins("/sys/fs/bpf/balancer".into()),
+        ] {
+            assert_eq!(kind.to_string().parse::<Kind>(), Ok(kind));
+        }
+        for bad in ["", "tcp", "sctp 1.2.3.4:5", "admin nowhere", "pins "] {
+            assert!(bad.parse::<Kind>().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

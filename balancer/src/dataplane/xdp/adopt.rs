@@ -32,6 +32,9 @@ pub struct Adopted {
     pub kept_flows: usize,
     /// Whether the last run's tables were found and diffed against.
     pub resumed: bool,
+    /// Whether the flows came from an older build's layout; the copy is
+    /// finished ([`super::migrate::finish`]) once this program runs.
+    pub migrating: bool,
     /// What could not be re-adopted, and why.
     pub replaced: Vec<String>,
 }
@@ -110,7 +113,10 @@ pub fn start(pins: &Pins, inputs: &Inputs<'_>, flows: u32) -> Result<Adopted, Pl
         Sizes::for_tables(&tables, flows).with_sources(inputs.guard.per_source.table_size.get());
     let plan = pins.plan(left, &tables, want)?;
     let mut program = XdpProgram::load_pinned(plan.sizes, pins)?;
-    let kept_flows = if plan.keep_flows {
+    if plan.migrate_flows {
+        super::migrate::copy_flows_v1(pins, &mut program, false)?;
+    }
+    let kept_flows = if plan.keep_flows || plan.migrate_flows {
         let live = ids.assigned();
         program.purge_flows(|_, v| !live.contains(&v.backend))?
     } else {
@@ -123,6 +129,7 @@ pub fn start(pins: &Pins, inputs: &Inputs<'_>, flows: u32) -> Result<Adopted, Pl
         ids,
         kept_flows,
         resumed: plan.old.is_some(),
+        migrating: plan.migrate_flows,
         replaced: plan.replaced,
     })
 }

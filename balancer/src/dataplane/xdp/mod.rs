@@ -9,6 +9,7 @@ pub mod guard;
 pub mod iface;
 pub mod keys;
 pub mod link;
+pub mod migrate;
 pub mod neighbor;
 pub mod packet;
 pub mod pins;
@@ -153,6 +154,9 @@ pub enum PlaneError {
     /// The pin directory is unusable.
     #[error(transparent)]
     Pin(#[from] pins::PinError),
+    /// An older build's flow table could not be migrated.
+    #[error(transparent)]
+    Migrate(#[from] migrate::MigrateError),
     /// Backends are routed through more interfaces than the device map has.
     #[error("backends are routed through more than {0} interfaces besides the XDP one")]
     TooManyInterfaces(u32),

@@ -11,7 +11,10 @@
 
 use std::{
     fs, io,
-    os::{fd::AsRawFd as _, unix::ffi::OsStrExt as _},
+    os::{
+        fd::{AsFd as _, AsRawFd as _, OwnedFd},
+        unix::{ffi::OsStrExt as _, fs::MetadataExt as _},
+    },
     path::{Path, PathBuf},
 };
 
@@ -122,7 +125,7 @@ pub const PINNED: [&str; 6] = [
 #[derive(Debug)]
 pub struct Pins {
     dir: PathBuf,
-    _lock: fs::File,
+    lock: fs::File,
 }
 
 /// What the last run left behind, as far as it can be re-adopted.
@@ -135,6 +138,9 @@ pub struct Leftover {
     /// Entries in the pinned flow table of the right layout, and its
     /// capacity; `None` when there is none.
     pub flows: Option<u32>,
+    /// The capacity of a flow table an older build pinned in a layout this
+    /// one migrates from.
+    pub older_flows: Option<u32>,
 }
 
 /// The decision for one start: the sizes to load with, and which state
@@ -147,6 +153,8 @@ pub struct Plan {
     pub old: Option<Tables>,
     /// Whether the pinned flow table is re-adopted.
     pub keep_flows: bool,
+    /// Whether an older build's flow table is migrated into the new one.
+    pub migrate_flows: bool,
     /// Why something was replaced rather than re-adopted, for the log.
     pub replaced: Vec<String>,
 }
@@ -156,7 +164,9 @@ impl Pins {
     /// BPF filesystem on `/sys/fs/bpf` when `dir` is below it and nothing
     /// is mounted there. Pins of map layouts this build does not know (an
     /// older version's) are removed: no program of this build can use them.
-    pub fn open(dir: &Path) -> Result<Self, PinError> {
+    /// `inherited` is the lock a daemon handed over on `run --upgrade`:
+    /// when it is on `dir`, this process holds the lock through it.
+    pub fn open(dir: &Path, inherited: Option<OwnedFd>) -> Result<Self, PinError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| PinError::Io { path, source }
@@ -172,7 +182,12 @@ impl Pins {
             }
         }
         fs::create_dir_all(dir).map_err(io(dir))?;
-        let lock = fs::File::open(dir).map_err(io(dir))?;
+        // Locking again through the handed descriptor succeeds: the lock
+        // belongs to the open file both daemons share.
+        let lock = match inherited.map(fs::File::from) {
+            Some(file) if same_file(&file, dir) => file,
+            _ => fs::File::open(dir).map_err(io(dir))?,
+        };
         // SAFETY: flock on a descriptor we own; no memory is involved.
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let e = io::Error::last_os_error();
@@ -192,14 +207,22 @@ impl Pins {
             // The running program's link and program array stay until the
             // new program has taken the link over (see `link`).
             let running = name.starts_with(super::link::LINK_PREFIX) || name == COOKIE_PROGS_MAP;
+            // Older layouts this build migrates stay until they are copied.
+            let running = running || super::migrate::MIGRATES_FROM.contains(&name.as_ref());
             if looks_like_ours(&name) && !PINNED.contains(&name.as_ref()) && !running {
                 fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
             }
         }
         Ok(Self {
             dir: dir.to_path_buf(),
-            _lock: lock,
+            lock,
         })
+    }
+
+    /// Another handle on the same lock, for a new daemon (`run --upgrade`)
+    /// or a restart of the plane in this one.
+    pub fn share(&self) -> io::Result<OwnedFd> {
+        self.lock.as_fd().try_clone_to_owned()
     }
 
     /// The pin path of map `name`.
@@ -233,6 +256,7 @@ impl Pins {
             ));
         }
         left.flows = self.capacity(&FLOWS);
+        left.older_flows = super::migrate::flows_v1(self);
         Ok(left)
     }
 
@@ -245,6 +269,7 @@ impl Pins {
             sizes: want,
             old: None,
             keep_flows: false,
+            migrate_flows: false,
             replaced: Vec::new(),
         };
         let recovered = left.tables.is_some();
@@ -282,6 +307,15 @@ impl Pins {
                 self.remove([FLOWS.name])?;
             }
             None => self.remove([FLOWS.name])?,
+        }
+        // An older layout's table is copied only into a new table, with
+        // backend ids that mean what they meant to the build that wrote it.
+        if left.older_flows.is_some() {
+            if left.flows.is_none() && recovered {
+                plan.migrate_flows = true;
+            } else {
+                self.remove(super::migrate::MIGRATES_FROM)?;
+            }
         }
         for shape in [&SETTINGS, &STATS] {
             let expected = if shape.name == STATS_MAP {
@@ -416,6 +450,14 @@ fn looks_like_ours(name: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
     })
+}
+
+/// Whether `file` is the directory at `path`.
+fn same_file(file: &fs::File, path: &Path) -> bool {
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 /// Whether `path`, or the nearest ancestor that exists, is on a BPF

@@ -37,7 +37,10 @@ use crate::{
 pub struct XdpPlane {
     program: XdpProgram,
     /// Held for the lock on the pin directory.
-    _pins: Pins,
+    pins: Pins,
+    /// Set once the pin directory was handed to a new daemon (`run
+    /// --upgrade`): the maps are its to write from then on.
+    handed: bool,
     tables: Tables,
     ids: BackendIds,
     served: Vec<usize>,
@@ -91,8 +94,12 @@ pub fn served_in(config: &Config) -> Vec<usize> {
 
 impl XdpPlane {
     /// Starts the plane for the listeners of `config` it should serve;
-    /// `None` when there are none.
-    pub fn start(config: &Config) -> Result<Option<Self>, PlaneError> {
+    /// `None` when there are none. `inherited` is the pin directory's lock
+    /// handed over by the daemon this one upgrades.
+    pub fn start(
+        config: &Config,
+        inherited: Option<std::os::fd::OwnedFd>,
+    ) -> Result<Option<Self>, PlaneError> {
         let Some(xdp) = &config.xdp else {
             return Ok(None);
         };
@@ -118,7 +125,7 @@ impl XdpPlane {
             },
         };
         let cookies = cookie_settings(config, iface.mtu);
-        let pins = Pins::open(&xdp.pin_dir)?;
+        let pins = Pins::open(&xdp.pin_dir, inherited)?;
         let adopted = adopt::start(
             &pins,
             &Inputs::of(config, &served, &egress, &|ip| routes.hop(ip), cookies),
@@ -135,14 +142,32 @@ impl XdpPlane {
             mut program,
             tables,
             ids,
+            migrating,
             ..
         } = adopted;
         let attachment = super::link::attach(&mut program, &iface, &pins)?;
-        let maps = if adopted_flows.is_some() {
-            format!(
-                "re-adopted the pinned XDP maps ({} flows kept)",
-                adopted_flows.unwrap_or(0)
-            )
+        // The new program runs already: a failed catch-up costs only the
+        // flows placed in the last moments, which the ring places again.
+        let caught_up = match migrating.then(|| super::migrate::finish(&pins, &mut program)) {
+            Some(Ok(n)) => {
+                info!(
+                    flows = adopted_flows.unwrap_or(0),
+                    placed_meanwhile = n,
+                    "migrated the flow table an older build pinned into this build's layout"
+                );
+                Some(n)
+            }
+            Some(Err(e)) => {
+                warn!(error = %e, "the flow table migration could not finish");
+                Some(0)
+            }
+            None => None,
+        };
+        let maps = if let Some(kept) = adopted_flows {
+            let migrated = caught_up.map_or(String::new(), |n| {
+                format!(", migrated from the older layout with {n} placed meanwhile")
+            });
+            format!("re-adopted the pinned XDP maps ({kept} flows kept{migrated})")
         } else {
             "fresh XDP maps".to_owned()
         };
@@ -162,7 +187,8 @@ impl XdpPlane {
         }
         Ok(Some(Self {
             program,
-            _pins: pins,
+            pins,
+            handed: false,
             egress,
             routes,
             cookies,
@@ -174,6 +200,40 @@ impl XdpPlane {
             attachment,
             started,
         }))
+    }
+
+    /// Hands the maps to a new daemon taking over (`run --upgrade`): from
+    /// now on this one writes nothing, so the two never undo each other's
+    /// tables. Returns the pin directory and a handle on its lock, to send.
+    pub fn hand_over(&mut self) -> std::io::Result<(std::path::PathBuf, std::os::fd::OwnedFd)> {
+        let lock = self.pins.share()?;
+        self.handed = true;
+        Ok((self.pins.dir().to_path_buf(), lock))
+    }
+
+    /// Takes the maps back after an upgrade that failed before it served:
+    /// the new daemon may have rewritten them and swapped its program in,
+    /// so this one starts over on the pins as a restart would (flows kept,
+    /// its own program swapped back into the link), then writes `status`.
+    pub fn take_back(&mut self, config: &Config, status: &[Vec<Status>]) -> Result<(), PlaneError> {
+        if !self.handed {
+            return Ok(());
+        }
+        let lock = self.pins.share().map_err(|source| {
+            PlaneError::Pin(super::pins::PinError::Io {
+                path: self.pins.dir().to_path_buf(),
+                source,
+            })
+        })?;
+        let mut fresh = tokio::task::block_in_place(|| Self::start(config, Some(lock)))?
+            .ok_or_else(|| {
+                PlaneError::NeedsRestart("the config has no `xdp` section".to_owned())
+            })?;
+        fresh.update(config, status)?;
+        fresh.started.clone_from(&self.started);
+        *self = fresh;
+        info!("took the XDP maps back from an upgrade that did not finish");
+        Ok(())
     }
 
     /// Whether listener `index` is served here.
@@ -226,6 +286,11 @@ impl XdpPlane {
     /// are resolved) and the maps, diffed. What needs a new program or
     /// another interface is refused and changes nothing.
     pub fn reload(&mut self, config: &Config, status: &[Vec<Status>]) -> Result<(), PlaneError> {
+        if self.handed {
+            return Err(PlaneError::NeedsRestart(
+                "this daemon is handing its XDP maps to a new one (`run --upgrade`); reload that one".to_owned(),
+            ));
+        }
         let xdp = config.xdp.as_ref().ok_or_else(|| {
             PlaneError::NeedsRestart(
                 "the new config has no `xdp` section; stopping the XDP plane needs a restart"
@@ -272,6 +337,11 @@ impl XdpPlane {
     /// new flows, entries without those that keep none. Only what changed is
     /// written.
     pub fn update(&mut self, config: &Config, status: &[Vec<Status>]) -> Result<(), PlaneError> {
+        // The new daemon keeps the maps in step from its own health checks;
+        // should the upgrade fail, `take_back` writes what is current.
+        if self.handed {
+            return Ok(());
+        }
         let routes = &self.routes;
         self.tables = write(
             &mut self.program,
@@ -370,6 +440,10 @@ impl Plane for Arc<Mutex<XdpPlane>> {
 
     fn update(&mut self, config: &Config, status: &[Vec<Status>]) -> Result<(), WriteError> {
         Ok(locked(self)?.update(config, status)?)
+    }
+
+    fn take_back(&mut self, config: &Config, status: &[Vec<Status>]) -> Result<(), WriteError> {
+        Ok(locked(self)?.take_back(config, status)?)
     }
 }
 

@@ -310,8 +310,29 @@ impl XdpProgram {
         let mut flows: HashMap<&mut MapData, FlowKey, FlowValue> =
             HashMap::try_from(self.map_mut(FLOWS_MAP)?).map_err(map_err(FLOWS_MAP))?;
         flows
-            .insert(key, FlowValue { backend, vip }, 0)
+            .insert(
+                key,
+                FlowValue {
+                    backend,
+                    vip,
+                    seen: crate::runtime::monotonic_ns(),
+                },
+                0,
+            )
             .map_err(map_err(FLOWS_MAP))
+    }
+
+    /// Makes the recorded flow `key` look idle for `by` longer than it has
+    /// been, as time passing would.
+    #[cfg(test)]
+    pub(super) fn age_flow(&mut self, key: &FlowKey, by: Duration) -> Result<(), XdpError> {
+        let mut flows: HashMap<&mut MapData, FlowKey, FlowValue> =
+            HashMap::try_from(self.map_mut(FLOWS_MAP)?).map_err(map_err(FLOWS_MAP))?;
+        let mut value = flows.get(key, 0).map_err(map_err(FLOWS_MAP))?;
+        value.seen = value
+            .seen
+            .saturating_sub(u64::try_from(by.as_nanos()).unwrap_or(u64::MAX));
+        flows.insert(key, value, 0).map_err(map_err(FLOWS_MAP))
     }
 
     /// Every counter, summed over CPUs, in [`Counter::ALL`] order.

@@ -102,6 +102,17 @@ impl Control {
                 let _ = reply.send(());
                 return;
             }
+            Event::TakeBack { reply } => {
+                let all = self.backends.statuses();
+                for plane in &mut self.planes {
+                    if let Err(e) = plane.take_back(&self.config, &all) {
+                        warn!(plane = plane.name(), error = %e,
+                            "cannot take a plane back from an unfinished upgrade; restart the daemon");
+                    }
+                }
+                let _ = reply.send(());
+                return;
+            }
             Event::Reload {
                 config,
                 pools,

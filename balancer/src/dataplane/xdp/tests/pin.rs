@@ -11,12 +11,20 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use balancer_common::{Counter, maps::FLOWS_MAP};
+use aya::maps::{HashMap, Map, MapData};
+use balancer_common::{
+    Counter,
+    maps::{
+        FLOWS_MAP, FlowKey, FlowValue,
+        previous::{FLOWS_V1_MAP, FlowValueV1},
+    },
+};
 
 use crate::config::{self, Config};
 use crate::dataplane::xdp::{
     Verdict,
     adopt::{self, Adopted, Inputs},
+    migrate,
     packet::{ACK, Frame},
     pins::{PinError, Pins, mount_bpf_fs},
     testkit::*,
@@ -50,7 +58,7 @@ impl Drop for BpfFs {
 
 fn start(dir: &Path, yaml: &str, flows: u32) -> (Adopted, Config) {
     let config = config::parse(yaml, "t.yaml").expect("config");
-    let pins = Pins::open(dir).expect("pins");
+    let pins = Pins::open(dir, None).expect("pins");
     let adopted = adopt::start(
         &pins,
         &Inputs {
@@ -94,6 +102,32 @@ fn acks(frames: &[Frame]) -> Vec<Frame> {
         .collect()
 }
 
+/// Asserts that `second`, started with `config` over the pins a run that
+/// placed `frames` on `before` left, re-adopted all of them and keeps each
+/// on its backend, although its ring would move many.
+fn assert_all_kept(second: &Adopted, config: &Config, frames: &[Frame], before: &[[u8; 6]]) {
+    assert!(
+        second.resumed && second.replaced.is_empty(),
+        "{:?}",
+        second.replaced
+    );
+    assert_eq!(second.kept_flows, frames.len());
+    let moved_by_ring = frames
+        .iter()
+        .zip(before)
+        .filter(|(f, mac)| mac_of(proxy_pick(config, 0, &flow_of(f))) != **mac)
+        .count();
+    assert!(
+        moved_by_ring > 50,
+        "the new ring must disagree for many flows, else this test proves nothing ({moved_by_ring})"
+    );
+    assert_eq!(
+        placed(second, &acks(frames)),
+        before,
+        "an established flow moved"
+    );
+}
+
 /// A restart with new weights: every established flow keeps its backend
 /// (the pinned flow table is consulted first), although the new ring would
 /// place some elsewhere; counters carry on from where they were.
@@ -108,26 +142,7 @@ fn restart_keeps_established_flows_where_the_new_ring_differs() {
     drop(first);
 
     let (second, config) = start(&fs.pins(), &yaml("dsr", [1000, 10, 10]), 4096);
-    assert!(
-        second.resumed && second.replaced.is_empty(),
-        "{:?}",
-        second.replaced
-    );
-    assert_eq!(second.kept_flows, 300);
-    let moved_by_ring = frames
-        .iter()
-        .zip(&before)
-        .filter(|(f, mac)| mac_of(proxy_pick(&config, 0, &flow_of(f))) != **mac)
-        .count();
-    assert!(
-        moved_by_ring > 50,
-        "the new ring must disagree for many flows, else this test proves nothing ({moved_by_ring})"
-    );
-    assert_eq!(
-        placed(&second, &acks(&frames)),
-        before,
-        "an established flow moved"
-    );
+    assert_all_kept(&second, &config, &frames, &before);
     let c = counters(&second.program);
     assert_eq!(c[Counter::ForwardDsr as usize], forwarded + 300);
     assert_eq!(c[Counter::FlowHit as usize], 300);
@@ -194,7 +209,7 @@ fn pins_of_an_unknown_layout_are_removed() {
     drop(first);
     let old = fs.pins().join("FLOWS_V0");
     std::fs::rename(fs.pins().join(FLOWS_MAP), &old).expect("rename a pin");
-    Pins::open(&fs.pins()).expect("open");
+    Pins::open(&fs.pins(), None).expect("open");
     assert!(!old.exists(), "stale pin left behind");
 }
 
@@ -202,21 +217,137 @@ fn pins_of_an_unknown_layout_are_removed() {
 #[test]
 fn a_pin_dir_in_use_is_refused_until_released() {
     let fs = BpfFs::new();
-    let first = Pins::open(&fs.pins()).expect("first");
-    let err = Pins::open(&fs.pins()).expect_err("locked");
+    let first = Pins::open(&fs.pins(), None).expect("first");
+    let err = Pins::open(&fs.pins(), None).expect_err("locked");
     assert!(matches!(err, PinError::InUse(_)), "{err}");
     assert!(
         err.to_string().contains("in use by another balancer"),
         "{err}"
     );
     drop(first);
-    Pins::open(&fs.pins()).expect("free again");
+    Pins::open(&fs.pins(), None).expect("free again");
+}
+
+/// `run --upgrade` hands the lock over: the new daemon holds it through
+/// the handed descriptor while the old one still runs, and a lock on
+/// another directory does not count.
+#[test]
+fn a_handed_lock_opens_the_pin_dir_while_its_first_holder_runs() {
+    let fs = BpfFs::new();
+    let old = Pins::open(&fs.pins(), None).expect("old daemon");
+    let new = Pins::open(&fs.pins(), Some(old.share().expect("share"))).expect("new daemon");
+    drop(old);
+    let err = Pins::open(&fs.pins(), None).expect_err("still held by the new one");
+    assert!(matches!(err, PinError::InUse(_)), "{err}");
+    let elsewhere = fs.pins().join("other");
+    let other = Pins::open(&elsewhere, Some(new.share().expect("share"))).expect("other dir");
+    let err = Pins::open(&elsewhere, None).expect_err("locked by `other`");
+    assert!(matches!(err, PinError::InUse(_)), "{err}");
+    drop(other);
 }
 
 #[test]
 fn a_pin_dir_off_a_bpf_filesystem_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let err = Pins::open(&dir.path().join("pins")).expect_err("not bpffs");
+    let err = Pins::open(&dir.path().join("pins"), None).expect_err("not bpffs");
     assert!(matches!(err, PinError::NotBpfFs(_)), "{err}");
     assert!(err.to_string().contains("mount -t bpf"), "{err}");
+}
+
+/// Rewrites the pinned flow table in layout 1, as the build before
+/// `FLOWS_V2` left it: same flows, same backends, the old value layout.
+/// Returns the old table, still open, to play the old program with.
+fn pin_as_v1(dir: &Path) -> HashMap<MapData, FlowKey, FlowValueV1> {
+    let new_pin = dir.join(FLOWS_MAP);
+    let current: HashMap<MapData, FlowKey, FlowValue> = HashMap::try_from(Map::LruHashMap(
+        MapData::from_pin(&new_pin).expect("open the new table"),
+    ))
+    .expect("flow table");
+    let flows: Vec<(FlowKey, FlowValue)> = current.iter().map(|e| e.expect("entry")).collect();
+    let capacity = MapData::from_pin(&new_pin)
+        .and_then(|m| m.info())
+        .expect("info")
+        .max_entries();
+    std::fs::remove_file(&new_pin).expect("unpin the new table");
+    let obj = aya_obj::Map::new_from_params(
+        9, // BPF_MAP_TYPE_LRU_HASH
+        size_of::<FlowKey>() as u32,
+        size_of::<FlowValueV1>() as u32,
+        capacity,
+        0,
+    );
+    let data = MapData::create(obj, FLOWS_V1_MAP, None).expect("create the old table");
+    data.pin(dir.join(FLOWS_V1_MAP)).expect("pin the old table");
+    let mut old: HashMap<MapData, FlowKey, FlowValueV1> =
+        HashMap::try_from(Map::LruHashMap(data)).expect("old table");
+    for (key, value) in flows {
+        let v1 = FlowValueV1 {
+            backend: value.backend,
+            vip: value.vip,
+        };
+        old.insert(key, v1, 0).expect("insert");
+    }
+    old
+}
+
+/// An upgrade from the build whose flow table had layout 1: the new code
+/// copies the pinned table into its own layout, every established flow
+/// keeps its backend although the new ring would move many, flows the
+/// old program places before the new one takes over are caught up without
+/// overwriting the new program's, and the old pin goes.
+#[test]
+fn a_flow_table_pinned_in_the_previous_layout_is_migrated_and_keeps_its_flows() {
+    let fs = BpfFs::new();
+    let frames = handshakes(50_000..50_300);
+    let (first, _) = start(&fs.pins(), &yaml("dsr", [100, 100, 100]), 4096);
+    let before = placed(&first, &frames);
+    drop(first);
+    let mut old = pin_as_v1(&fs.pins());
+    assert!(!fs.pins().join(FLOWS_MAP).exists());
+
+    let (mut second, config) = start(&fs.pins(), &yaml("dsr", [1000, 10, 10]), 4096);
+    assert!(second.migrating, "the old table was not migrated");
+    assert_all_kept(&second, &config, &frames, &before);
+
+    // Until the new program is in the link the old one places flows in the
+    // old table: one the new table lacks, and one it already has (which
+    // the new program's record wins).
+    let late = flow_of(&Frame::tcp4(CLIENT4, 51_000, VIP4, 80, ACK));
+    let known = flow_of(&frames[0]);
+    let ids = second.ids.assigned();
+    let some_id = *ids.iter().next().expect("an id");
+    old.insert(
+        late,
+        FlowValueV1 {
+            backend: some_id,
+            vip: 1,
+        },
+        0,
+    )
+    .expect("late flow");
+    let other_id = ids
+        .iter()
+        .copied()
+        .find(|id| Some(*id) != second.program.flow(&known).expect("read"))
+        .expect("another id");
+    old.insert(
+        known,
+        FlowValueV1 {
+            backend: other_id,
+            vip: 1,
+        },
+        0,
+    )
+    .expect("known flow");
+    let pins = Pins::open(&fs.pins(), None).expect("pins");
+    assert_eq!(
+        migrate::finish(&pins, &mut second.program).expect("finish"),
+        1
+    );
+    assert_eq!(second.program.flow(&late).expect("read"), Some(some_id));
+    assert_ne!(second.program.flow(&known).expect("read"), Some(other_id));
+    assert!(
+        !fs.pins().join(FLOWS_V1_MAP).exists(),
+        "the old pin is left"
+    );
 }

@@ -22,9 +22,20 @@ fn web2() -> IpAddr {
 /// Moves the program to `web`'s backend 1 (198.18.1.12) in `s`; returns the
 /// proxy plane's pool in the same state.
 fn set_web2(lb: &mut crate::dataplane::xdp::testkit::Lb, s: Status) -> PoolState {
+    set_backends(lb, &[(0, 1)], s)
+}
+
+/// Moves the program to `s` for the backends `which` (pool, backend), all
+/// others in the default state; returns the proxy plane's first pool in
+/// the same state.
+fn set_backends(
+    lb: &mut crate::dataplane::xdp::testkit::Lb,
+    which: &[(usize, usize)],
+    s: Status,
+) -> PoolState {
     let listeners: Vec<_> = lb.config.listeners.iter().collect();
     let status_of = |p: usize, b: usize| {
-        if p == 0 && b == 1 {
+        if which.contains(&(p, b)) {
             s
         } else {
             Status::default()
@@ -132,5 +143,76 @@ fn a_drained_backend_keeps_its_flows_and_gets_no_new_ones() {
             mac_of(proxy.backends[i].address.ip()),
             "planes disagree"
         );
+    }
+}
+
+/// UDP has no end of flow: a UDP flow idle for 30 s is placed afresh by
+/// the ring, so a drained backend loses its idle UDP clients, while one
+/// that keeps sending stays. TCP flows are never aged out this way.
+#[test]
+fn an_idle_udp_flow_is_placed_again_and_a_live_one_stays() {
+    let mut lb = setup("dsr");
+    let dns2 = mac_of(IpAddr::V4(Ipv4Addr::new(198, 18, 1, 12)));
+    let udp = |port| Frame::udp4(CLIENT4, port, VIP4, 53);
+    let on_dns2: Vec<Frame> = (41_000..41_100)
+        .map(udp)
+        .filter(|f| mac(&lb, f) == dns2)
+        .collect();
+    assert!(
+        on_dns2.len() > 10,
+        "{} flows on the second backend",
+        on_dns2.len()
+    );
+    let tcp: Vec<Frame> = syns(23_000..23_100)
+        .into_iter()
+        .filter(|f| mac(&lb, f) == mac_of(web2()))
+        .collect();
+    assert!(!tcp.is_empty());
+    let draining = Status {
+        health: Health::Up,
+        admin: Admin::Draining,
+        ..Status::default()
+    };
+    set_backends(&mut lb, &[(0, 1), (1, 1)], draining);
+    let (idle, live) = on_dns2.split_at(on_dns2.len() / 2);
+    for f in idle {
+        lb.prog
+            .age_flow(&flow_of(f), std::time::Duration::from_secs(31))
+            .expect("age");
+    }
+    for f in live {
+        // 29 s: idle, but not long enough; the packet refreshes it.
+        lb.prog
+            .age_flow(&flow_of(f), std::time::Duration::from_secs(29))
+            .expect("age");
+    }
+    for f in &tcp {
+        lb.prog
+            .age_flow(&flow_of(f), std::time::Duration::from_mins(10))
+            .expect("age");
+        assert_eq!(mac(&lb, &ack(f)), mac_of(web2()), "a TCP flow aged out");
+    }
+    for f in live {
+        assert_eq!(mac(&lb, f), dns2, "a live UDP flow moved");
+    }
+    for f in idle {
+        let before = lb.prog.flow(&flow_of(f)).expect("read");
+        assert_ne!(
+            mac(&lb, f),
+            dns2,
+            "an idle UDP flow stayed on the drained backend"
+        );
+        let after = lb.prog.flow(&flow_of(f)).expect("read");
+        assert!(
+            after.is_some() && after != before,
+            "the re-placed flow is recorded again ({before:?} -> {after:?})"
+        );
+    }
+    // The live ones were refreshed: another 29 s and they still stay.
+    for f in live {
+        lb.prog
+            .age_flow(&flow_of(f), std::time::Duration::from_secs(29))
+            .expect("age");
+        assert_eq!(mac(&lb, f), dns2, "a refreshed UDP flow moved");
     }
 }
