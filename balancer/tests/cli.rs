@@ -3,7 +3,7 @@
 //! naming the listener, `--version`, JSON logs. Loopback only.
 
 mod common;
-use common::free_port;
+use common::{Daemon, free_port};
 
 use std::{
     net::TcpListener,
@@ -174,17 +174,19 @@ fn json_logs_status_and_clean_exit_on_sigint() {
     );
     let file = write(&dir, "c.yaml", &yaml);
     let log = dir.path().join("log");
-    let mut child = bin()
-        .args([
-            "--log-format",
-            "json",
-            "run",
-            "-c",
-            file.to_str().expect("utf-8"),
-        ])
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("spawn");
+    let mut child = Daemon(
+        bin()
+            .args([
+                "--log-format",
+                "json",
+                "run",
+                "-c",
+                file.to_str().expect("utf-8"),
+            ])
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("spawn"),
+    );
     let start = Instant::now();
     // While it runs, `balancer status` sees it.
     while !state.join("status.json").exists() {
@@ -354,11 +356,13 @@ fn auto_listener_falls_back_to_the_proxy_loudly() {
         &format!("{yaml}state_dir: {}\n", dir.path().join("s").display()),
     );
     let log = dir.path().join("log");
-    let mut child = bin()
-        .args(["run", "-c", file.to_str().expect("utf-8")])
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("spawn");
+    let mut child = Daemon(
+        bin()
+            .args(["run", "-c", file.to_str().expect("utf-8")])
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("spawn"),
+    );
     let start = Instant::now();
     while !std::fs::read_to_string(&log)
         .unwrap_or_default()

@@ -5,7 +5,7 @@
 //! period, `STOPPING=1` on SIGTERM.
 
 mod common;
-use common::free_port;
+use common::{Daemon, free_port};
 
 use std::{
     net::{TcpListener, TcpStream},
@@ -21,7 +21,7 @@ fn daemon(
     port: u16,
     socket: &std::path::Path,
     env: &[(&str, String)],
-) -> Child {
+) -> Daemon {
     let yaml = format!(
         "version: 1\nadmin: {{ listen: \"127.0.0.1:0\" }}\nstate_dir: {}\nshutdown_grace: 1s\nlisteners:\n  - {{ name: web, address: \"127.0.0.1:{port}\", protocol: tcp, mode: proxy, pool: p }}\npools:\n  - {{ name: p, backends: [{{ address: \"127.0.0.1:9\" }}] }}\n",
         dir.join("state").display()
@@ -37,7 +37,7 @@ fn daemon(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.spawn().expect("spawn balancer")
+    Daemon(cmd.spawn().expect("spawn balancer"))
 }
 
 /// The notification socket a test owns in `dir`, as systemd would.
@@ -182,7 +182,7 @@ fn the_watchdog_of_another_process_is_not_pinged() {
 
 /// Runs the daemon on `file` with `listener` passed as descriptor 3
 /// named `web`, as systemd's socket activation does.
-fn activated(file: &std::path::Path, listener: &TcpListener, log: &std::path::Path) -> Child {
+fn activated(file: &std::path::Path, listener: &TcpListener, log: &std::path::Path) -> Daemon {
     use std::os::{fd::AsRawFd as _, unix::process::CommandExt as _};
     let fd = listener.as_raw_fd();
     let mut cmd = Command::new("sh");
@@ -205,7 +205,7 @@ fn activated(file: &std::path::Path, listener: &TcpListener, log: &std::path::Pa
             Ok(())
         });
     }
-    cmd.spawn().expect("spawn balancer")
+    Daemon(cmd.spawn().expect("spawn balancer"))
 }
 
 /// An echo backend on loopback: each connection gets back what it sends,
@@ -253,7 +253,7 @@ fn socket_activation_queues_connections_across_a_kill_9() {
     let start = Instant::now();
     while !std::fs::read_to_string(&log)
         .unwrap_or_default()
-        .contains("socket activation")
+        .contains("serving an inherited listening socket")
     {
         assert!(
             start.elapsed() < Duration::from_secs(10),
@@ -299,4 +299,74 @@ fn socket_activation_queues_connections_across_a_kill_9() {
     assert!(echoed(&mut first, "after").is_err());
     signal(&lb, "-TERM");
     let _ = lb.wait();
+}
+
+/// A process killed by pid when dropped: the successor the test did not
+/// spawn itself.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .status();
+    }
+}
+
+/// The upgrade path under systemd: SIGUSR2 makes the daemon start its
+/// successor (the binary at its own path, with its arguments and
+/// `--upgrade`), which takes the sockets over and reports itself as the
+/// main process with its readiness; the old one exits without saying
+/// STOPPING (the service goes on), and the new one pings the watchdog.
+#[test]
+fn sigusr2_starts_a_successor_that_reports_itself_as_the_main_process() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, socket) = notify_socket(dir.path());
+    let port = free_port();
+    let mut old = daemon(
+        dir.path(),
+        port,
+        &path,
+        &[("WATCHDOG_USEC", "400000".into())],
+    );
+    until(&socket, "READY=1", Duration::from_secs(10));
+    signal(&old, "-USR2");
+    let took_over = until(&socket, "READY=1", Duration::from_secs(20));
+    let (_, message) = took_over.last().expect("the successor's readiness");
+    let new_pid: u32 = message
+        .lines()
+        .find_map(|l| l.strip_prefix("MAINPID="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no MAINPID beside READY: {took_over:?}"));
+    let _new = KillOnDrop(new_pid);
+    assert_ne!(new_pid, old.id());
+    let exit = old.wait().expect("wait for the old daemon");
+    assert!(exit.success(), "{exit}");
+
+    // The snapshot is the new daemon's within its second.
+    let said = format!("upgraded from pid {}", old.id());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        let status = std::fs::read_to_string(dir.path().join("state").join("status.json"))
+            .unwrap_or_default();
+        if status.contains(&said) || Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.contains(&said), "{status}");
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
+    // The old one said no STOPPING; the new one pings the watchdog.
+    let after = until(&socket, "WATCHDOG=1", Duration::from_secs(2));
+    assert!(
+        took_over
+            .iter()
+            .chain(&after)
+            .all(|(_, m)| !m.contains("STOPPING")),
+        "{took_over:?} {after:?}"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &new_pid.to_string()])
+        .status();
+    until(&socket, "STOPPING=1", Duration::from_secs(10));
 }

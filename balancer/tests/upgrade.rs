@@ -6,13 +6,13 @@
 //! refused and the running daemon serves on.
 
 mod common;
-use common::free_port;
+use common::{Daemon, free_port};
 
 use std::{
     io::{Read as _, Write as _},
     net::{TcpListener, TcpStream},
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::{Duration, Instant},
 };
@@ -66,16 +66,6 @@ fn get(port: u16) -> bool {
     let mut answer = Vec::new();
     let _ = s.read_to_end(&mut answer);
     answer.starts_with(b"HTTP/1.1 200") && answer.ends_with(b"ok")
-}
-
-/// A daemon killed when dropped, so a failing test leaves none behind.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn spawn(file: &Path, upgrade: bool, log: &Path) -> Daemon {

@@ -15,6 +15,7 @@ pub mod netns;
 pub mod nginx;
 pub mod process;
 pub mod scripts;
+pub mod steady;
 pub mod sys;
 pub mod tls_client;
 pub mod topology;
@@ -64,5 +65,29 @@ pub fn start_balancer(
         .env("RUST_LOG", level);
     let mut p = Process::spawn("balancer", cmd, dir.join("balancer.log"));
     p.wait_for("listening", listeners, std::time::Duration::from_secs(15));
+    p
+}
+
+/// Starts `balancer run --upgrade` in `ns` with the config [`start_balancer`]
+/// wrote to `dir`, logging to `dir/<log>`, and waits until it serves the
+/// sockets the running daemon handed over.
+#[must_use]
+pub fn upgrade_balancer(ns: &Netns, dir: &std::path::Path, log: &str) -> Process {
+    let config = dir.join("balancer.yaml");
+    let mut cmd = ns.command(balancer_bin().to_str().expect("utf-8 path"));
+    let level = std::env::var("BALANCER_TEST_LOG").unwrap_or_else(|_| "info".to_owned());
+    cmd.args([
+        "run",
+        "--upgrade",
+        "-c",
+        config.to_str().expect("utf-8 path"),
+    ])
+    .env("RUST_LOG", level);
+    let mut p = Process::spawn("balancer --upgrade", cmd, dir.join(log));
+    p.wait_for(
+        "serving the inherited sockets",
+        1,
+        std::time::Duration::from_secs(30),
+    );
     p
 }

@@ -7,15 +7,15 @@
 //! fail, while the program id changes on every start.
 
 use std::{
-    net::SocketAddr,
-    sync::atomic::{AtomicBool, AtomicU64, Ordering},
-    time::{Duration, Instant},
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
 };
 
 use balancer_tests::{
     bpffs::BpfFs,
-    client::{KeepAlive, http_get},
+    client::http_get,
     l2::{L2, VIP, backend},
+    steady::{Tally, program_id, traffic},
 };
 
 /// `kill -9` rounds.
@@ -46,55 +46,6 @@ xdp: {{ interface: eth0, forwarding: dsr, pin_dir: \"{}\" }}
     )
 }
 
-/// The id of the program the daemon's log says it attached or swapped in.
-fn program_id(log: &str) -> Option<u32> {
-    log.lines()
-        .rev()
-        .find(|l| l.contains("XDP program") && l.contains("program=Some("))
-        .and_then(|l| l.split("program=Some(").nth(1))
-        .and_then(|r| r.split(')').next())
-        .and_then(|n| n.parse().ok())
-}
-
-#[derive(Default)]
-struct Tally {
-    kept_ok: AtomicU64,
-    kept_failed: AtomicU64,
-    new_ok: AtomicU64,
-    new_failed: AtomicU64,
-}
-
-/// Requests on `KEPT` keep-alive connections and `NEW_PER_SEC` new
-/// connections a second until `stop`, counted in `tally`. Bounded: it
-/// stops by itself after 10 minutes.
-fn traffic(vip: SocketAddr, stop: &AtomicBool, tally: &Tally) {
-    let mut kept: Vec<KeepAlive> = (0..KEPT)
-        .map(|i| KeepAlive::open(vip).unwrap_or_else(|e| panic!("connection {i}: {e}")))
-        .collect();
-    let started = Instant::now();
-    let every = Duration::from_secs(1) / NEW_PER_SEC;
-    let mut next = Instant::now();
-    while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_mins(10) {
-        for c in &mut kept {
-            let counter = if c.get().is_ok() {
-                &tally.kept_ok
-            } else {
-                &tally.kept_failed
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-            while Instant::now() >= next {
-                let counter = if http_get(vip, None).is_ok() {
-                    &tally.new_ok
-                } else {
-                    &tally.new_failed
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                next += every;
-            }
-        }
-    }
-}
-
 #[test]
 fn kill_9_rounds_lose_no_connection_and_each_start_replaces_the_program() {
     let t = L2::new(3);
@@ -107,7 +58,10 @@ fn kill_9_rounds_lose_no_connection_and_each_start_replaces_the_program() {
     let stop = AtomicBool::new(false);
     let tally = Tally::default();
     std::thread::scope(|s| {
-        let traffic = s.spawn(|| t.client.enter(|| traffic(vip, &stop, &tally)));
+        let traffic = s.spawn(|| {
+            t.client
+                .enter(|| traffic(vip, KEPT, NEW_PER_SEC, &stop, &tally));
+        });
         for round in 0..ROUNDS {
             std::thread::sleep(Duration::from_millis(100));
             lb.signal(libc::SIGKILL);
@@ -138,9 +92,7 @@ fn kill_9_rounds_lose_no_connection_and_each_start_replaces_the_program() {
         }
         stop.store(true, Ordering::Relaxed);
     });
-    let count = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let (kept_ok, kept_failed) = (count(&tally.kept_ok), count(&tally.kept_failed));
-    let (new_ok, new_failed) = (count(&tally.new_ok), count(&tally.new_failed));
+    let (kept_ok, kept_failed, new_ok, new_failed) = tally.counts();
     eprintln!(
         "{ROUNDS} rounds: keep-alive requests {kept_ok} ok, {kept_failed} failed; new connections {new_ok} ok, {new_failed} failed"
     );

@@ -15,7 +15,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
     time::Duration,
@@ -31,11 +31,15 @@ use super::answer::Answer;
 /// The HTTP/2 connection preface's first bytes.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
-/// What the service tells the socket: requests begun, and in flight.
+/// What the service tells the socket: requests begun, and in flight; and
+/// what the connection tells the service: whether it speaks HTTP/2, and
+/// whether its listener is stopping.
 #[derive(Debug, Default)]
 pub struct Activity {
     begun: AtomicU64,
     in_flight: AtomicUsize,
+    h2: AtomicBool,
+    stopping: AtomicBool,
 }
 
 impl Activity {
@@ -55,9 +59,29 @@ impl Activity {
         self.begun.load(Ordering::Relaxed)
     }
 
-    /// Whether any request has begun on the connection.
-    pub fn has_begun(&self) -> bool {
-        self.begun() > 0
+    /// Whether the connection speaks HTTP/2 (by its preface).
+    pub fn is_h2(&self) -> bool {
+        self.h2.load(Ordering::Relaxed)
+    }
+
+    /// The listener is stopping: answers from now on close HTTP/1 connections.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Self::stop`] was called.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// How many requests have begun so far, to compare with later.
+    pub fn mark(&self) -> u64 {
+        self.begun()
+    }
+
+    /// Whether a request is in flight, or one began after `mark`.
+    pub fn busy_since(&self, mark: u64) -> bool {
+        self.in_flight() > 0 || self.begun() > mark
     }
 }
 
@@ -194,6 +218,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Clocked<T> {
                     if this.first_read {
                         this.first_read = false;
                         this.h2 = got.starts_with(H2_PREFACE);
+                        this.activity.h2.store(this.h2, Ordering::Relaxed);
                     }
                     this.idle = None;
                     if !this.h2 && this.head.is_none() && this.activity.in_flight() == 0 {

@@ -81,8 +81,9 @@ pub async fn serve(
 }
 
 /// Serves HTTP on `io` (plain or decrypted) from `peer` to `local`.
-/// The longest a connection stopped before its first request waits for it.
-const FIRST_REQUEST_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// The longest an idle connection, when its listener stops, waits for its
+/// next request (to answer it with `Connection: close`).
+const NEXT_REQUEST_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn serve_io<T>(
     io: T,
@@ -95,7 +96,7 @@ async fn serve_io<T>(
 {
     let limits = live.load().http.limits.clone();
     let activity = Arc::new(Activity::default());
-    let first_request = activity.clone();
+    let requests = activity.clone();
     let io = Clocked::new(
         io,
         activity.clone(),
@@ -111,7 +112,22 @@ async fn serve_io<T>(
     });
     let service = service_fn(move |req| {
         let client = client.clone();
-        async move { Ok::<_, std::convert::Infallible>(service::handle(req, &client).await) }
+        async move {
+            let h1 = req.version() < hyper::Version::HTTP_2;
+            let mut answer = service::handle(req, &client).await;
+            // A stopping listener's HTTP/1 answers say the connection ends
+            // (an upgrade's 101 is the start of a tunnel, left alone).
+            if h1
+                && client.activity.stopping()
+                && answer.status() != hyper::StatusCode::SWITCHING_PROTOCOLS
+            {
+                answer.headers_mut().insert(
+                    hyper::header::CONNECTION,
+                    hyper::header::HeaderValue::from_static("close"),
+                );
+            }
+            Ok::<_, std::convert::Infallible>(answer)
+        }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -138,16 +154,25 @@ async fn serve_io<T>(
     let result = tokio::select! {
         r = conn.as_mut() => r,
         _ = stop.changed() => {
-            // A connection accepted just before the stop may have its first
-            // request on the way: hyper would close it as idle, unanswered
-            // (a failed request during a reload or an upgrade). It gets until
-            // that request begins, within the head timeout and 2 s.
-            let deadline = tokio::time::Instant::now() + limits.header_timeout.min(FIRST_REQUEST_WAIT);
+            // HTTP/2 gets its GOAWAY at once: streams in flight finish, new
+            // ones go elsewhere. An HTTP/1 connection ends as its client
+            // expects: its next answer says `Connection: close` (see the
+            // service above; hyper closes after it), so a request the
+            // client sends meanwhile is answered rather than met by a closed
+            // socket, as HAProxy's `idle-close-on-response` does. One that
+            // stays idle (no answer owed, no request within the head timeout
+            // and 2 s) is closed.
+            requests.stop();
+            let deadline = tokio::time::Instant::now() + limits.header_timeout.min(NEXT_REQUEST_WAIT);
+            let mark = requests.mark();
             let mut ended = None;
-            while ended.is_none() && !first_request.has_begun() && tokio::time::Instant::now() < deadline {
+            while ended.is_none()
+                && !requests.is_h2()
+                && (requests.busy_since(mark) || tokio::time::Instant::now() < deadline)
+            {
                 tokio::select! {
                     r = conn.as_mut() => ended = Some(r),
-                    () = tokio::time::sleep(std::time::Duration::from_millis(5)) => {}
+                    () = tokio::time::sleep(Duration::from_millis(5)) => {}
                 }
             }
             if let Some(r) = ended {

@@ -327,7 +327,7 @@ impl Listeners {
                     self.activated
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     info!(listener = %l.name, address = %l.address,
-                        "serving the listening socket systemd passed (socket activation)");
+                        "serving an inherited listening socket (from systemd, or from the daemon this one upgrades)");
                     socket
                 }
                 (None, Protocol::Tcp) => Socket::Tcp(proxy::bind_tcp(l.address).map_err(bind_err)?),

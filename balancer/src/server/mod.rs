@@ -210,12 +210,12 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
 /// Serves until SIGINT, SIGTERM or a new daemon that took the sockets
 /// over (whose name it returns): reloads on SIGHUP and admin requests,
 /// swaps certificate files changed on disk, pings the systemd watchdog,
-/// tells systemd each step, and offers the listening sockets to `run
-/// --upgrade`. `handover` is the conversation with the daemon this one
+/// tells systemd each step, offers the listening sockets to `run
+/// --upgrade`, and starts such a successor itself on SIGUSR2. `handover` is the conversation with the daemon this one
 /// took the sockets from: told `SERVING` once this one serves.
 async fn serve(
     daemon: &mut Daemon,
-    [mut sigint, mut sigterm, mut sighup]: [Signal; 3],
+    [mut sigint, mut sigterm, mut sighup, mut sigusr2]: [Signal; 4],
     reload_rx: &mut mpsc::Receiver<ReloadRequest>,
     handover: Option<(std::os::unix::net::UnixStream, u32)>,
 ) -> &'static str {
@@ -228,13 +228,18 @@ async fn serve(
             .unwrap_or(std::time::Duration::from_hours(1)),
     );
     watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    systemd.ready(&format!(
-        "serving {} listeners",
-        daemon.config.listeners.len()
-    ));
+    let serving = format!("serving {} listeners", daemon.config.listeners.len());
+    if handover.is_some() {
+        // Under systemd the new process is the service's main one now,
+        // said in the same message as its readiness.
+        systemd.send(&format!(
+            "MAINPID={}\nREADY=1\nSTATUS={serving}",
+            std::process::id()
+        ));
+    } else {
+        systemd.ready(&serving);
+    }
     if let Some((conversation, old)) = handover {
-        // Under systemd the new process is the service's main one now.
-        systemd.send(&format!("MAINPID={}", std::process::id()));
         match upgrade::serving(conversation) {
             Ok(()) => info!(
                 from_pid = old,
@@ -246,6 +251,9 @@ async fn serve(
         }
     }
     let offers = upgrade::Offers::bind(&daemon.config.state_dir);
+    // Where this binary was started from, read now: once a new version is
+    // installed there, the running one's own path reads `(deleted)`.
+    let exe = std::env::current_exe();
     let (upgraded_tx, mut upgraded) = mpsc::channel(1);
     let which = loop {
         tokio::select! {
@@ -256,6 +264,7 @@ async fn serve(
                 let done = daemon.reload().await;
                 systemd.ready(&reloaded(&done));
             }
+            _ = sigusr2.recv() => successor(exe.as_deref()),
             _ = certificates.tick() => daemon.watch_certificates(),
             _ = watchdog.tick(), if systemd.watchdog.is_some() => systemd.watchdog(&daemon.events).await,
             Some(reply) = reload_rx.recv() => {
@@ -283,8 +292,39 @@ async fn serve(
             },
         }
     };
-    systemd.stopping();
+    // After a handover the service goes on in the new process: a
+    // STOPPING=1 from this one would tell systemd the service stops.
+    if which != "upgrade" {
+        systemd.stopping();
+    }
     which
+}
+
+/// SIGUSR2: starts the successor that upgrades this daemon (see
+/// [`upgrade::start_successor`]); its failure is logged, and this one
+/// serves on.
+fn successor(exe: Result<&std::path::Path, &io::Error>) {
+    let started = exe
+        .map_err(|e| io::Error::new(e.kind(), e.to_string()))
+        .and_then(upgrade::start_successor);
+    match started {
+        Ok(mut child) => {
+            info!(
+                pid = child.id(),
+                "SIGUSR2: started the new daemon, which takes over once it serves"
+            );
+            // A plain thread: the runtime would wait for a blocking task at
+            // exit, and this one ends only with the successor.
+            std::thread::spawn(move || {
+                if let Ok(status) = child.wait()
+                    && !status.success()
+                {
+                    warn!(%status, "the new daemon did not take over; serving on");
+                }
+            });
+        }
+        Err(e) => warn!(error = %e, "SIGUSR2: cannot start the new daemon; serving on"),
+    }
 }
 
 /// What this daemon hands a new one: its listeners' sockets, the admin
@@ -404,13 +444,15 @@ async fn shut_down(
     }
 }
 
-/// SIGINT, SIGTERM and SIGHUP handlers, installed before anything serves.
-fn signals() -> Result<[Signal; 3], RunError> {
+/// SIGINT, SIGTERM, SIGHUP and SIGUSR2 handlers, installed before anything
+/// serves.
+fn signals() -> Result<[Signal; 4], RunError> {
     let install = |kind| signal(kind).map_err(RunError::Signals);
     Ok([
         install(SignalKind::interrupt())?,
         install(SignalKind::terminate())?,
         install(SignalKind::hangup())?,
+        install(SignalKind::user_defined2())?,
     ])
 }
 

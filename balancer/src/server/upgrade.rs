@@ -178,6 +178,29 @@ pub fn take_over(state_dir: &Path) -> Result<(Received, UnixStream, u32), Upgrad
     Ok((received, conversation, old))
 }
 
+/// Starts this daemon's successor, as SIGUSR2 asks (the upgrade path under
+/// a service manager, which must see the new process in the service): the
+/// binary now at `exe`, the path this one was started from (a new version
+/// once installed there), with this one's arguments and `--upgrade`, its
+/// environment and its standard output and error. Under systemd the
+/// successor reports itself with `MAINPID=` (`NotifyAccess=all`); the
+/// watchdog and socket-activation variables naming this process are not
+/// passed, as they would not name it.
+pub fn start_successor(exe: &Path) -> io::Result<std::process::Child> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if !args.iter().any(|a| a == "--upgrade") {
+        args.push("--upgrade".into());
+    }
+    std::process::Command::new(exe)
+        .args(args)
+        .env_remove("WATCHDOG_PID")
+        .env_remove("LISTEN_PID")
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_FDNAMES")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+}
+
 /// Tells the old daemon its sockets serve here now.
 pub fn serving(mut stream: UnixStream) -> io::Result<()> {
     stream.write_all(b"SERVING\n")
