@@ -1,6 +1,7 @@
 //! `balancer run --upgrade` on loopback: rounds of a new daemon taking the
-//! listening sockets of the running one (a TCP proxy listener and an HTTP
-//! listener) while a client keeps making requests through both. No
+//! listening sockets of the running one (a TCP proxy listener, an HTTP
+//! listener and a UDP listener) while clients keep making requests through
+//! all three (the UDP ones on sessions kept throughout). No
 //! request may fail and no connection be refused; each old daemon exits on
 //! its own within `shutdown_grace`; an upgrade with an invalid config is
 //! refused and the running daemon serves on.
@@ -10,7 +11,7 @@ use common::{Daemon, free_port};
 
 use std::{
     io::{Read as _, Write as _},
-    net::{TcpListener, TcpStream},
+    net::{TcpListener, TcpStream, UdpSocket},
     path::Path,
     process::{Command, Stdio},
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
@@ -50,6 +51,61 @@ fn backend(stop: &'static AtomicBool) -> u16 {
         }
     });
     port
+}
+
+/// A UDP echo backend: every datagram goes back to its sender. Stops when
+/// `stop` is set (it polls).
+fn udp_echo(stop: &'static AtomicBool) -> u16 {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind udp backend");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    let port = socket.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                let _ = socket.send_to(&buf[..n], from);
+            }
+        }
+    });
+    port
+}
+
+/// Request and answer on UDP `sessions` (client sockets kept throughout)
+/// to `port` until `done`: counts answers and requests whose answer did
+/// not come within a second.
+fn udp_load(port: u16, done: &AtomicBool, answered: &AtomicU64, lost: &AtomicU64) {
+    let sessions: Vec<UdpSocket> = (0..4)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").expect("bind udp client");
+            s.connect(("127.0.0.1", port)).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(1)))
+                .expect("timeout");
+            s
+        })
+        .collect();
+    let started = Instant::now();
+    let mut n = 0u64;
+    while !done.load(Ordering::Relaxed) && started.elapsed() < Duration::from_mins(5) {
+        for s in &sessions {
+            n += 1;
+            let ask = n.to_string();
+            let _ = s.send(ask.as_bytes());
+            let mut buf = [0u8; 64];
+            // A late answer to an earlier request is skipped.
+            let got = loop {
+                match s.recv(&mut buf) {
+                    Ok(k) if buf[..k] == *ask.as_bytes() => break true,
+                    Ok(_) => {}
+                    Err(_) => break false,
+                }
+            };
+            let counter = if got { answered } else { lost };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// One request on a new connection to `port`: whether `200 ok` came back.
@@ -98,9 +154,10 @@ fn upgrades_under_load_fail_no_request_and_the_old_daemon_drains_and_exits() {
     static STOP: AtomicBool = AtomicBool::new(false);
     let dir = tempfile::tempdir().expect("tempdir");
     let backend = backend(&STOP);
-    let (tcp, http) = (free_port(), free_port());
+    let echo = udp_echo(&STOP);
+    let (tcp, http, udp) = (free_port(), free_port(), free_port());
     let yaml = format!(
-        "version: 1\nadmin: {{ listen: \"127.0.0.1:0\" }}\nstate_dir: {}\nshutdown_grace: {GRACE_S}s\nlisteners:\n  - {{ name: tcp, address: \"127.0.0.1:{tcp}\", protocol: tcp, mode: proxy, pool: p }}\n  - {{ name: web, address: \"127.0.0.1:{http}\", protocol: tcp, mode: http, pool: p }}\npools:\n  - {{ name: p, backends: [{{ address: \"127.0.0.1:{backend}\" }}] }}\n",
+        "version: 1\nadmin: {{ listen: \"127.0.0.1:0\" }}\nstate_dir: {}\nshutdown_grace: {GRACE_S}s\nlisteners:\n  - {{ name: tcp, address: \"127.0.0.1:{tcp}\", protocol: tcp, mode: proxy, pool: p }}\n  - {{ name: web, address: \"127.0.0.1:{http}\", protocol: tcp, mode: http, pool: p }}\n  - {{ name: dns, address: \"127.0.0.1:{udp}\", protocol: udp, mode: proxy, pool: u, idle_timeout: 1s }}\npools:\n  - {{ name: p, backends: [{{ address: \"127.0.0.1:{backend}\" }}] }}\n  - {{ name: u, backends: [{{ address: \"127.0.0.1:{echo}\" }}] }}\n",
         dir.path().join("state").display()
     );
     let file = dir.path().join("c.yaml");
@@ -118,8 +175,10 @@ fn upgrades_under_load_fail_no_request_and_the_old_daemon_drains_and_exits() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let (ok, failed) = (AtomicU64::new(0), AtomicU64::new(0));
+    let (answered, lost) = (AtomicU64::new(0), AtomicU64::new(0));
     let done = AtomicBool::new(false);
     std::thread::scope(|s| {
+        s.spawn(|| udp_load(udp, &done, &answered, &lost));
         s.spawn(|| {
             let started = Instant::now();
             while !done.load(Ordering::Relaxed) && started.elapsed() < Duration::from_mins(5) {
@@ -175,7 +234,15 @@ fn upgrades_under_load_fail_no_request_and_the_old_daemon_drains_and_exits() {
     let _ = wait_exit(&mut old, Duration::from_secs(10));
     STOP.store(true, Ordering::Relaxed);
     let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
-    eprintln!("{ROUNDS} upgrades: {ok} requests served, {failed} failed");
+    let (answered, lost) = (
+        answered.load(Ordering::Relaxed),
+        lost.load(Ordering::Relaxed),
+    );
+    eprintln!(
+        "{ROUNDS} upgrades: {ok} requests served, {failed} failed; UDP {answered} answered, {lost} lost"
+    );
     assert_eq!(failed, 0, "requests failed across upgrades");
     assert!(ok > 100, "{ok} requests");
+    assert_eq!(lost, 0, "UDP answers lost across upgrades");
+    assert!(answered > 100, "{answered} UDP answers");
 }

@@ -3,6 +3,11 @@
 //! by the kernel, not by us. Replies leave through the listener's socket and
 //! so carry the listener's address. Sessions end after `idle_timeout`; at
 //! `max_sessions` the longest-idle one is evicted for a new client.
+//!
+//! When the listener stops (a shutdown, or an upgrade whose new daemon now
+//! reads the socket), its sessions stay until they idle out, counted as
+//! open connections, so replies still on their way reach their clients;
+//! the daemon's `shutdown_grace` bounds the wait.
 
 use std::{
     collections::HashMap,
@@ -23,7 +28,7 @@ use super::connect_udp;
 use crate::{
     config::model::Listener,
     runtime::{
-        ActiveGuard, BackendStats, ListenerStats, LivePool,
+        ActiveGuard, BackendStats, ListenerStats, LivePool, Tracker,
         attempt::{Asker, Reached},
         control::Passive,
         flow_tuple,
@@ -72,8 +77,14 @@ impl Clock {
     }
 }
 
-/// Serves datagrams until `shutdown` turns true.
-pub async fn serve(socket: UdpSocket, live: Arc<LiveUdp>, mut shutdown: watch::Receiver<bool>) {
+/// Serves datagrams until `shutdown` turns true, then lets the sessions
+/// idle out in the background, registered with `tracker`.
+pub async fn serve(
+    socket: UdpSocket,
+    live: Arc<LiveUdp>,
+    mut shutdown: watch::Receiver<bool>,
+    tracker: Tracker,
+) {
     let socket = Arc::new(socket);
     let clock = Arc::new(Clock(Instant::now()));
     let idle = live.load().listener.idle_timeout;
@@ -88,15 +99,34 @@ pub async fn serve(socket: UdpSocket, live: Arc<LiveUdp>, mut shutdown: watch::R
                 Err(e) => log_error(&svc, "receive failed", &e),
             },
             _ = sweep.tick() => {
-                let cutoff = clock.now_ms().saturating_sub(idle.as_millis() as u64);
-                let before = sessions.len();
-                sessions.retain(|_, s| s.last_ms.load(Ordering::Relaxed) > cutoff);
-                let expired = (before - sessions.len()) as u64;
+                let expired = expire(&mut sessions, &clock, idle) as u64;
                 svc.stats.sessions_expired.fetch_add(expired, Ordering::Relaxed);
             }
             _ = shutdown.changed() => break,
         }
     }
+    if !sessions.is_empty() {
+        let open = tracker.open();
+        tokio::spawn(async move {
+            let _open = open;
+            while !sessions.is_empty() {
+                sweep.tick().await;
+                expire(&mut sessions, &clock, idle);
+            }
+        });
+    }
+}
+
+/// Ends the sessions idle for longer than `idle`; returns how many.
+fn expire(sessions: &mut HashMap<SocketAddr, Session>, clock: &Clock, idle: Duration) -> usize {
+    // Inclusive: in the first `idle` after the start the cutoff is 0, and a
+    // session opened in the first millisecond (last seen at 0) is not
+    // idle. A strict comparison ended it at the sweep's first tick, which
+    // comes at once, and its first answer was lost.
+    let cutoff = clock.now_ms().saturating_sub(idle.as_millis() as u64);
+    let before = sessions.len();
+    sessions.retain(|_, s| s.last_ms.load(Ordering::Relaxed) >= cutoff);
+    before - sessions.len()
 }
 
 async fn on_datagram(

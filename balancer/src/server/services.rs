@@ -76,7 +76,12 @@ pub(super) fn start(
         }
         Socket::Udp(s) => {
             let live = Arc::new(ArcSwap::from_pointee(udp(l, pool, passive, stats)));
-            let task = tokio::spawn(proxy::udp::serve(s, live.clone(), stopped));
+            let task = tokio::spawn(proxy::udp::serve(
+                s,
+                live.clone(),
+                stopped,
+                shared.tracker.clone(),
+            ));
             (Service::Udp(live), task)
         }
     };
