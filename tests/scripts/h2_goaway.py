@@ -7,7 +7,8 @@ import sys
 import time
 
 import h2.connection
-import h2.events
+
+from h2_client import get
 
 
 def connect(host, port):
@@ -16,28 +17,6 @@ def connect(host, port):
     conn.initiate_connection()
     sock.sendall(conn.data_to_send())
     return conn, sock
-
-
-def get(conn, sock, stream, host, path):
-    conn.send_headers(
-        stream,
-        [(":method", "GET"), (":path", path), (":scheme", "http"), (":authority", host)],
-        end_stream=True,
-    )
-    sock.sendall(conn.data_to_send())
-    body = b""
-    while True:
-        data = sock.recv(65536)
-        if not data:
-            raise SystemExit("the connection closed")
-        for event in conn.receive_data(data):
-            if isinstance(event, h2.events.DataReceived):
-                body += event.data
-                conn.acknowledge_received_data(len(event.data), event.stream_id)
-            if isinstance(event, h2.events.StreamEnded) and event.stream_id == stream:
-                sock.sendall(conn.data_to_send())
-                return body.decode().strip()
-        sock.sendall(conn.data_to_send())
 
 
 def goaway(sock, seconds):

@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use crate::netns::Netns;
+use crate::{netns::Netns, process::Process};
 
 /// Debian's Python.
 pub const PYTHON: &str = "/usr/bin/python3";
@@ -26,4 +26,14 @@ pub fn command(ns: &Netns, name: &str, args: &[&str]) -> Command {
     let mut c = ns.command(PYTHON);
     c.arg(path(name)).args(args);
     c
+}
+
+/// The WebSocket echo server on backend 1 of a [`crate::Topology`]
+/// (198.18.1.11:8765), started and listening, logging to `dir`.
+#[must_use]
+pub fn ws_echo_server(ns: &Netns, dir: &std::path::Path) -> Process {
+    let cmd = command(ns, "ws_echo_server.py", &["198.18.1.11", "8765"]);
+    let mut server = Process::spawn("ws server", cmd, dir.join("ws-server.log"));
+    server.wait_for("listening", 1, std::time::Duration::from_secs(10));
+    server
 }

@@ -35,13 +35,7 @@ pools:
 fn websocket_http1_and_http2_connections_survive_a_reload_and_follow_its_routes() {
     let t = Topology::new(1);
     let _nginx = nginx::start_all(&t, 80, false);
-    let server = scripts::command(
-        &t.backends[0],
-        "ws_echo_server.py",
-        &["198.18.1.11", "8765"],
-    );
-    let mut server = Process::spawn("ws server", server, t.path("ws-server.log"));
-    server.wait_for("listening", 1, Duration::from_secs(10));
+    let _server = scripts::ws_echo_server(&t.backends[0], t.dir.path());
     let mut lb = t.start_balancer(&config(""), 1);
     let vip: SocketAddr = (VIP4, 80).into();
 

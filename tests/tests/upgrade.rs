@@ -295,13 +295,7 @@ fn upgrades_under_wrk_iperf3_and_xdp_traffic_fail_nothing() {
 fn a_websocket_finishes_on_the_old_daemon_and_http2_gets_a_goaway() {
     let t = Topology::new(1);
     let _nginx = nginx::start_all(&t, 80, false);
-    let server = scripts::command(
-        &t.backends[0],
-        "ws_echo_server.py",
-        &["198.18.1.11", "8765"],
-    );
-    let mut server = Process::spawn("ws server", server, t.path("ws-server.log"));
-    server.wait_for("listening", 1, Duration::from_secs(10));
+    let _server = scripts::ws_echo_server(&t.backends[0], t.dir.path());
     let yaml = "version: 1
 shutdown_grace: 30s
 listeners:

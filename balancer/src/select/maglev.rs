@@ -1,8 +1,11 @@
 //! Maglev consistent hashing (Eisenbud et al., NSDI 2016) with weights. The
 //! table is built here, in userspace, and is exactly what the XDP program will
 //! read: `table[flow_hash % size]`. Each backend's preference list is derived
-//! from its address alone, so every balancer host builds the same table from
-//! the same config and a flow moved between hosts by ECMP keeps its backend.
+//! from its address alone, and backends take their turns in the order of
+//! their addresses, not of the file, so the table is a function of the set
+//! of backends and weights only: every balancer host builds the same one,
+//! however its file lists them and whatever it ran before, and a flow
+//! moved between hosts by ECMP keeps its backend.
 
 use std::net::SocketAddr;
 
@@ -55,12 +58,20 @@ impl MaglevTable {
                 (offset, skip)
             })
             .collect();
+        // Who claims a contested slot depends on whose turn comes first:
+        // turns go by address, so the file's order does not matter.
+        let mut order: Vec<usize> = (0..members.len()).collect();
+        order.sort_by_key(|&i| {
+            let (addr, _) = backend_identity(members[i].address);
+            (addr, members[i].address.port())
+        });
         let mut slots = vec![u32::MAX; size as usize];
         let mut next = vec![0u64; members.len()];
         let mut credit = vec![0u64; members.len()];
         let mut filled = 0u64;
         'fill: loop {
-            for (i, b) in members.iter().enumerate() {
+            for &i in &order {
+                let b = &members[i];
                 credit[i] += u64::from(b.weight);
                 while credit[i] >= max_weight {
                     credit[i] -= max_weight;

@@ -187,6 +187,45 @@ fn maglev_removal_moves_few_surviving_keys() {
     }
 }
 
+/// Every host must build the same table from the same backends, however
+/// its file lists them: slot by slot, the same backend (compared by
+/// address, since indexes follow the list), for every order of five
+/// weighted backends.
+#[test]
+fn maglev_table_is_the_same_for_every_order_of_the_backends() {
+    let weights = [100, 100, 50, 100, 25];
+    let base = members(&weights);
+    let by_address = |ms: &[Member]| -> Vec<SocketAddr> {
+        let t = MaglevTable::build(ms, 65_537);
+        t.slots().iter().map(|&i| ms[i as usize].address).collect()
+    };
+    let want = by_address(&base);
+    let mut order: Vec<usize> = (0..base.len()).collect();
+    let mut tried = 0;
+    // Heap's algorithm: all 120 orders.
+    let mut c = vec![0usize; order.len()];
+    let mut check = |order: &[usize]| {
+        let ms: Vec<Member> = order.iter().map(|&i| base[i]).collect();
+        assert_eq!(by_address(&ms), want, "order {order:?}");
+        tried += 1;
+    };
+    check(&order);
+    let mut i = 0;
+    while i < order.len() {
+        if c[i] < i {
+            let j = if i % 2 == 0 { 0 } else { c[i] };
+            order.swap(j, i);
+            check(&order);
+            c[i] += 1;
+            i = 0;
+        } else {
+            c[i] = 0;
+            i += 1;
+        }
+    }
+    assert_eq!(tried, 120);
+}
+
 #[test]
 fn maglev_table_is_pinned() {
     // The table for a fixed pool must never change between releases: every

@@ -290,3 +290,85 @@ fn entry(ip: IpAddr, hop_of: &dyn Fn(IpAddr) -> Option<Hop>) -> Result<BackendEn
         tx_port: hop.tx_port,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::HashMap, fmt::Write as _};
+
+    use super::{BackendIds, Tables};
+    use crate::{
+        config::{self, Config},
+        dataplane::xdp::testkit::{egress, hop_of},
+    };
+
+    /// A config with one XDP listener over `backends` (`address weight`).
+    fn config_of(backends: &[(&str, u32)]) -> Config {
+        let list = backends.iter().fold(String::new(), |mut out, (a, w)| {
+            let _ = writeln!(out, "      - {{ address: \"{a}\", weight: {w} }}");
+            out
+        });
+        let yaml = format!(
+            "version: 1
+listeners:
+  - {{ name: web, address: 198.18.0.10:80, protocol: tcp, mode: xdp, pool: web }}
+pools:
+  - name: web
+    algorithm: maglev
+    backends:
+{list}xdp: {{ interface: eth0, forwarding: dsr }}
+"
+        );
+        config::parse(&yaml, "ring.yaml").expect("config")
+    }
+
+    /// The ring as the program reads it, slot by slot, as backend
+    /// addresses (ids are this host's own).
+    fn ring_by_address(config: &Config, ids: &mut BackendIds) -> Vec<[u8; 16]> {
+        let listeners: Vec<_> = config.listeners.iter().collect();
+        let t = Tables::build(&listeners, &config.pools, &egress(config), ids, &hop_of)
+            .expect("tables");
+        let address: HashMap<u32, [u8; 16]> =
+            t.backends.iter().map(|(id, b)| (*id, b.addr)).collect();
+        t.ring.iter().map(|id| address[id]).collect()
+    }
+
+    /// Every balancer host must write the same ring for the same pool, so
+    /// a flow that ECMP moves to another host reaches the same backend:
+    /// whatever order its file lists the backends in, and whatever ids its
+    /// history (restarts, reloads, other pools) gave them.
+    #[test]
+    fn the_ring_is_the_same_on_every_host_whatever_the_order_and_history() {
+        let backends = [
+            ("198.18.1.11:80", 100),
+            ("198.18.1.12:80", 100),
+            ("198.18.1.13:80", 50),
+            ("198.18.1.14:80", 100),
+        ];
+        let first = ring_by_address(&config_of(&backends), &mut BackendIds::default());
+
+        // Another host: the backends in reverse order, and ids handed out
+        // first to a different pool (as after earlier configs).
+        let mut ids = BackendIds::default();
+        let _ = ring_by_address(
+            &config_of(&[
+                ("198.18.1.14:80", 100),
+                ("198.18.1.15:80", 10),
+                ("198.18.1.13:80", 1),
+            ]),
+            &mut ids,
+        );
+        let mut reversed = backends;
+        reversed.reverse();
+        let second = ring_by_address(&config_of(&reversed), &mut ids);
+        assert_eq!(first.len(), second.len());
+        let differ = first.iter().zip(&second).filter(|(a, b)| a != b).count();
+        assert_eq!(differ, 0, "{differ} of {} slots differ", first.len());
+
+        // A third order, fresh ids again.
+        let rotated = [backends[2], backends[0], backends[3], backends[1]];
+        assert_eq!(
+            ring_by_address(&config_of(&rotated), &mut BackendIds::default()),
+            first
+        );
+    }
+}
