@@ -104,3 +104,27 @@ pub fn simple(
         }],
     )
 }
+
+/// An HTTP listener on the [`crate::Topology`] VIP (198.18.0.10:80) to
+/// nginx on backend 1, with `/ws` routed to the WebSocket echo server
+/// there ([`crate::scripts::ws_echo_server`]) after `extra_route` (route
+/// lines), and `shutdown_grace` of `grace`.
+#[must_use]
+pub fn http_with_websocket(extra_route: &str, grace: &str) -> String {
+    format!(
+        "version: 1
+shutdown_grace: {grace}
+listeners:
+  - name: web
+    address: 198.18.0.10:80
+    protocol: tcp
+    mode: http
+    pool: web
+    routes:
+{extra_route}      - {{ match: {{ path: /ws }}, pool: ws }}
+pools:
+  - {{ name: web, backends: [{{ address: \"198.18.1.11:80\" }}] }}
+  - {{ name: ws, backends: [{{ address: \"198.18.1.11:8765\" }}] }}
+"
+    )
+}

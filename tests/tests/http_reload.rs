@@ -13,22 +13,7 @@ use std::{
 use balancer_tests::{Process, Topology, client::KeepAlive, nginx, scripts, topology::VIP4};
 
 fn config(extra_route: &str) -> String {
-    format!(
-        "version: 1
-shutdown_grace: 2s
-listeners:
-  - name: web
-    address: 198.18.0.10:80
-    protocol: tcp
-    mode: http
-    pool: web
-    routes:
-{extra_route}      - {{ match: {{ path: /ws }}, pool: ws }}
-pools:
-  - {{ name: web, backends: [{{ address: \"198.18.1.11:80\" }}] }}
-  - {{ name: ws, backends: [{{ address: \"198.18.1.11:8765\" }}] }}
-"
-    )
+    balancer_tests::config::http_with_websocket(extra_route, "2s")
 }
 
 #[test]

@@ -296,20 +296,7 @@ fn a_websocket_finishes_on_the_old_daemon_and_http2_gets_a_goaway() {
     let t = Topology::new(1);
     let _nginx = nginx::start_all(&t, 80, false);
     let _server = scripts::ws_echo_server(&t.backends[0], t.dir.path());
-    let yaml = "version: 1
-shutdown_grace: 30s
-listeners:
-  - name: web
-    address: 198.18.0.10:80
-    protocol: tcp
-    mode: http
-    pool: web
-    routes:
-      - { match: { path: /ws }, pool: ws }
-pools:
-  - { name: web, backends: [{ address: \"198.18.1.11:80\" }] }
-  - { name: ws, backends: [{ address: \"198.18.1.11:8765\" }] }
-";
+    let yaml = &balancer_tests::config::http_with_websocket("", "30s");
     let mut old = t.start_balancer(yaml, 1);
     let ws = scripts::command(&t.client, "ws_hold.py", &["ws://198.18.0.10/ws", "5"]);
     let mut ws = Process::spawn("ws client", ws, t.path("ws-client.log"));
