@@ -1,0 +1,8 @@
+//! Announcing VIPs for scale-out (`announce` in the config): the daemon
+//! holds the address of each VIP this host may serve on an interface of
+//! its own, and BIRD's `protocol direct` on that interface exports exactly
+//! those addresses to the router, so the announcement state lives in the
+//! kernel and a withdraw is one netlink message. [`kernel`] is the netlink
+//! side.
+
+pub mod kernel;
