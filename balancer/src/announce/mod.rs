@@ -2,7 +2,9 @@
 //! holds the address of each VIP this host may serve on an interface of
 //! its own, and BIRD's `protocol direct` on that interface exports exactly
 //! those addresses to the router, so the announcement state lives in the
-//! kernel and a withdraw is one netlink message. [`kernel`] is the netlink
-//! side.
+//! kernel and a withdraw is one netlink message. [`decide`] says which
+//! addresses to hold (health, hold-down, withdrawn or not); [`kernel`] is
+//! the netlink side.
 
+pub mod decide;
 pub mod kernel;

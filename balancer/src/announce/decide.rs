@@ -1,0 +1,308 @@
+//! Which VIP addresses this host announces. A listener's address is a
+//! candidate when it is a specific address (not a wildcard); it qualifies
+//! while the listener's pool has at least `min_healthy` backends that take
+//! new flows, and the host announces an address while one of its listeners
+//! qualifies and the operator has not withdrawn the host. The host answers
+//! for an address itself (its local route stays) when a proxy or http
+//! listener is on it; an address only the XDP program serves must never be
+//! answered by the host's stack.
+//!
+//! A flapping pool must not flap routes: an address is withdrawn as soon
+//! as it stops qualifying, and announced again only once it has qualified
+//! for the hold-down without a break. A fresh start waits the same way, so
+//! a host does not announce before its health view has settled.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    config::{Config, model::Mode},
+    runtime::state::Status,
+};
+
+/// What the listeners on one address ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wanted {
+    /// Whether any of them qualifies now.
+    pub qualifies: bool,
+    /// Whether the host answers for the address itself (a proxy or http
+    /// listener is on it).
+    pub answer: bool,
+}
+
+/// Every address the config's listeners may announce, with what its
+/// listeners ask for given backends in `status` (by pool, then backend)
+/// and whether listener `i` is served by the XDP plane (`xdp_served[i]`).
+#[must_use]
+pub fn wanted(
+    config: &Config,
+    status: &[Vec<Status>],
+    xdp_served: &[bool],
+    min_healthy: u32,
+) -> BTreeMap<IpAddr, Wanted> {
+    let mut out: BTreeMap<IpAddr, Wanted> = BTreeMap::new();
+    for (i, l) in config.listeners.iter().enumerate() {
+        let ip = l.address.ip();
+        if ip.is_unspecified() {
+            continue;
+        }
+        let kernel = xdp_served.get(i).copied().unwrap_or(false) && l.mode != Mode::Http;
+        let up = l.pool.map_or(0, |p| {
+            status
+                .get(p)
+                .map_or(0, |s| s.iter().filter(|b| b.new_flow_weight(1) > 0).count())
+        });
+        let entry = out.entry(ip).or_insert(Wanted {
+            qualifies: false,
+            answer: false,
+        });
+        entry.qualifies |= up >= min_healthy as usize;
+        entry.answer |= !kernel;
+    }
+    out
+}
+
+/// Changes to make on the interface.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Addresses to put on, with whether the host answers for each.
+    pub add: Vec<(IpAddr, bool)>,
+    /// Addresses to take off.
+    pub remove: Vec<IpAddr>,
+}
+
+/// The announcement state: what is announced, and since when each
+/// qualifying address has qualified without a break.
+#[derive(Debug)]
+pub struct Announcer {
+    hold: Duration,
+    since: BTreeMap<IpAddr, Instant>,
+    announced: BTreeMap<IpAddr, bool>,
+}
+
+impl Announcer {
+    /// Nothing announced yet; addresses need `hold` of qualifying first.
+    #[must_use]
+    pub fn new(hold: Duration) -> Self {
+        Self {
+            hold,
+            since: BTreeMap::new(),
+            announced: BTreeMap::new(),
+        }
+    }
+
+    /// Starts from what is on the interface already (a restart): those
+    /// addresses stay announced while they qualify, without a new hold.
+    pub fn adopt(&mut self, present: impl IntoIterator<Item = (IpAddr, bool)>) {
+        self.announced.extend(present);
+    }
+
+    /// The addresses announced, with whether the host answers for each.
+    #[must_use]
+    pub fn announced(&self) -> &BTreeMap<IpAddr, bool> {
+        &self.announced
+    }
+
+    /// Moves to `wanted` at `now`, the host withdrawn or not: returns what
+    /// to change on the interface, and records it as done.
+    pub fn step(
+        &mut self,
+        now: Instant,
+        wanted: &BTreeMap<IpAddr, Wanted>,
+        withdrawn: bool,
+    ) -> Changes {
+        let mut changes = Changes::default();
+        self.since
+            .retain(|ip, _| wanted.get(ip).is_some_and(|w| w.qualifies));
+        for (ip, w) in wanted {
+            if w.qualifies {
+                self.since.entry(*ip).or_insert(now);
+            }
+        }
+        let keep: BTreeSet<IpAddr> = if withdrawn {
+            BTreeSet::new()
+        } else {
+            wanted
+                .iter()
+                .filter(|(ip, w)| {
+                    w.qualifies
+                        && (self.announced.contains_key(*ip)
+                            || self
+                                .since
+                                .get(*ip)
+                                .is_some_and(|t| now.duration_since(*t) >= self.hold))
+                })
+                .map(|(ip, _)| *ip)
+                .collect()
+        };
+        for ip in self.announced.keys() {
+            if !keep.contains(ip) {
+                changes.remove.push(*ip);
+            }
+        }
+        for ip in &changes.remove {
+            self.announced.remove(ip);
+        }
+        for ip in keep {
+            let answer = wanted[&ip].answer;
+            if self.announced.get(&ip) != Some(&answer) {
+                changes.add.push((ip, answer));
+                self.announced.insert(ip, answer);
+            }
+        }
+        changes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        collections::BTreeMap,
+        net::IpAddr,
+        time::{Duration, Instant},
+    };
+
+    use super::{Announcer, Changes, Wanted, wanted};
+    use crate::{
+        config,
+        runtime::state::{Admin, Health, Status},
+    };
+
+    const HOLD: Duration = Duration::from_secs(3);
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    fn one(address: &str, qualifies: bool, answer: bool) -> BTreeMap<IpAddr, Wanted> {
+        BTreeMap::from([(ip(address), Wanted { qualifies, answer })])
+    }
+
+    #[test]
+    fn an_address_is_announced_after_the_hold_and_withdrawn_at_once() {
+        let t0 = Instant::now();
+        let mut a = Announcer::new(HOLD);
+        let w = one("198.18.100.10", true, false);
+        assert_eq!(a.step(t0, &w, false), Changes::default(), "before the hold");
+        assert_eq!(
+            a.step(t0 + HOLD, &w, false).add,
+            vec![(ip("198.18.100.10"), false)]
+        );
+        assert_eq!(a.step(t0 + HOLD * 2, &w, false), Changes::default());
+        let down = one("198.18.100.10", false, false);
+        assert_eq!(
+            a.step(t0 + HOLD * 2, &down, false).remove,
+            vec![ip("198.18.100.10")]
+        );
+        // A flap: back for less than the hold is not announced again.
+        assert_eq!(a.step(t0 + HOLD * 3, &w, false), Changes::default());
+        assert_eq!(
+            a.step(t0 + HOLD * 3 + HOLD / 2, &down, false),
+            Changes::default()
+        );
+        assert_eq!(a.step(t0 + HOLD * 4, &w, false), Changes::default());
+        assert_eq!(
+            a.step(t0 + HOLD * 5, &w, false).add,
+            vec![(ip("198.18.100.10"), false)]
+        );
+    }
+
+    #[test]
+    fn withdrawing_the_host_takes_everything_off_and_restoring_waits_for_nothing_new() {
+        let t0 = Instant::now();
+        let mut a = Announcer::new(HOLD);
+        let mut w = one("198.18.100.10", true, false);
+        w.extend(one("fd00:100::10", true, true));
+        a.step(t0, &w, false);
+        assert_eq!(a.step(t0 + HOLD, &w, false).add.len(), 2);
+        let off = a.step(t0 + HOLD, &w, true);
+        assert_eq!(off.remove.len(), 2);
+        assert!(a.announced().is_empty());
+        // Restored: the addresses qualified throughout, so they return at once.
+        assert_eq!(a.step(t0 + HOLD * 2, &w, false).add.len(), 2);
+    }
+
+    #[test]
+    fn a_restart_keeps_what_is_on_the_interface_while_it_qualifies() {
+        let t0 = Instant::now();
+        let mut a = Announcer::new(HOLD);
+        a.adopt([(ip("198.18.100.10"), false), (ip("198.18.100.99"), false)]);
+        let changes = a.step(t0, &one("198.18.100.10", true, false), false);
+        // Still wanted: no gap; no longer configured: taken off.
+        assert_eq!(
+            changes,
+            Changes {
+                add: vec![],
+                remove: vec![ip("198.18.100.99")],
+            }
+        );
+    }
+
+    #[test]
+    fn the_config_decides_candidates_answers_and_health() {
+        let config = config::parse(
+            "version: 1
+listeners:
+  - { name: vip, address: 198.18.100.10:80, protocol: tcp, mode: xdp, pool: web }
+  - { name: web, address: 198.18.100.11:80, protocol: tcp, mode: proxy, pool: web }
+  - { name: any, address: 0.0.0.0:81, protocol: tcp, mode: proxy, pool: web }
+  - { name: both, address: 198.18.100.10:8080, protocol: tcp, mode: http, pool: two }
+  - { name: only, address: 198.18.100.12:80, protocol: tcp, mode: xdp, pool: web }
+pools:
+  - name: web
+    algorithm: maglev
+    backends: [{ address: 198.18.1.11:80 }, { address: 198.18.1.12:80 }]
+  - name: two
+    backends: [{ address: 198.18.1.11:8080 }]
+xdp: { interface: eth0 }
+",
+            "t.yaml",
+        )
+        .expect("config");
+        let up = Status::default();
+        let down = Status {
+            health: Health::Down,
+            ..Status::default()
+        };
+        let drained = Status {
+            admin: Admin::Draining,
+            ..Status::default()
+        };
+        let served = [true, false, false, false, true];
+        let w = wanted(&config, &[vec![up, drained], vec![down]], &served, 1);
+        // The wildcard is never announced; an address with an http
+        // listener is answered locally even beside an XDP one.
+        assert_eq!(
+            w,
+            BTreeMap::from([
+                (
+                    ip("198.18.100.10"),
+                    Wanted {
+                        qualifies: true,
+                        answer: true
+                    }
+                ),
+                (
+                    ip("198.18.100.11"),
+                    Wanted {
+                        qualifies: true,
+                        answer: true
+                    }
+                ),
+                (
+                    ip("198.18.100.12"),
+                    Wanted {
+                        qualifies: true,
+                        answer: false
+                    }
+                ),
+            ])
+        );
+        // Two healthy backends needed: a drained one does not count.
+        let w = wanted(&config, &[vec![up, drained], vec![up]], &served, 2);
+        assert!(w.values().all(|x| !x.qualifies), "{w:?}");
+    }
+}
