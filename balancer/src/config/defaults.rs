@@ -141,3 +141,8 @@ impl Default for HttpLimits {
         }
     }
 }
+
+/// `announce.interface` when unset.
+pub const DEFAULT_ANNOUNCE_INTERFACE: &str = "vip0";
+/// `announce.min_healthy` when unset.
+pub const DEFAULT_MIN_HEALTHY: u64 = 1;

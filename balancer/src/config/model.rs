@@ -29,6 +29,8 @@ pub struct Config {
     pub xdp: Option<Xdp>,
     /// Guard settings (the XDP program enforces them).
     pub guard: Guard,
+    /// VIP announcements for scale-out, when configured.
+    pub announce: Option<Announce>,
     /// How long open connections may finish after SIGINT/SIGTERM.
     pub shutdown_grace: Duration,
     /// Where the daemon keeps `status.json` for `balancer status`.
@@ -385,4 +387,15 @@ impl fmt::Display for Algorithm {
             Algorithm::TwoChoices => "two_choices",
         })
     }
+}
+
+/// The `announce` section: where announced VIP addresses live, and when a
+/// VIP qualifies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announce {
+    /// The interface the daemon creates (or adopts) for the addresses.
+    pub interface: String,
+    /// A VIP is announced while its pool has at least this many up
+    /// backends.
+    pub min_healthy: u32,
 }

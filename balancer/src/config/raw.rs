@@ -29,6 +29,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub guard: Option<RawGuard>,
     #[serde(default)]
+    pub announce: Option<RawAnnounce>,
+    #[serde(default)]
     pub shutdown_grace: Option<String>,
     #[serde(default)]
     pub state_dir: Option<String>,
@@ -199,6 +201,15 @@ pub struct RawXdp {
     pub flow_table_size: Option<u64>,
     #[serde(default)]
     pub pin_dir: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnnounce {
+    #[serde(default)]
+    pub interface: Option<String>,
+    #[serde(default)]
+    pub min_healthy: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -125,6 +125,31 @@ pub(super) fn append(extra: &str) -> String {
     format!("{BASE}{extra}")
 }
 
+/// `announce` with nothing set takes the contract's defaults; without the
+/// section nothing is announced.
+#[test]
+fn announce_defaults_to_vip0_and_one_healthy_backend() {
+    let none = super::parse(&append(""), "t.yaml").expect("valid");
+    assert_eq!(none.announce, None);
+    let set = super::parse(&append("announce: {}\n"), "t.yaml").expect("valid");
+    assert_eq!(
+        set.announce,
+        Some(super::model::Announce {
+            interface: "vip0".to_owned(),
+            min_healthy: 1,
+        })
+    );
+    let own = super::parse(
+        &append("announce: { interface: lb-vips, min_healthy: 2 }\n"),
+        "t.yaml",
+    )
+    .expect("valid");
+    assert_eq!(
+        own.announce.map(|a| (a.interface, a.min_healthy)),
+        Some(("lb-vips".to_owned(), 2))
+    );
+}
+
 #[test]
 fn all_problems_are_reported_at_once() {
     let doc = replace("198.18.1.12:80", "nope").replace("weight: 100", "weight: -3");

@@ -3,6 +3,7 @@
 //! message. One file per section of the file, as in [`super::validate`];
 //! the runner here loads every case and checks the issue it produces.
 
+mod announce;
 mod guard;
 mod health;
 mod http;
@@ -23,6 +24,7 @@ type Case = (&'static str, String, usize, &'static str, &'static str);
 fn cases() -> Vec<Case> {
     [
         top::cases(),
+        announce::cases(),
         listeners::cases(),
         pools::cases(),
         health::cases(),

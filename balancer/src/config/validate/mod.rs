@@ -8,6 +8,7 @@
 //! take their defaults from [`super::defaults`] and their ceilings from
 //! [`super::limits`].
 
+mod announce;
 mod guard;
 mod health;
 mod http;
@@ -86,6 +87,7 @@ pub fn validate(raw: &RawConfig) -> Result<Config, Problems> {
         .map(|(i, pool)| (pool.name.as_str(), i))
         .collect();
     let xdp = raw.xdp.as_ref().map(|x| xdp::xdp(x, &mut p));
+    let announce = raw.announce.as_ref().map(|a| announce::announce(a, &mut p));
     let guard = raw
         .guard
         .as_ref()
@@ -116,6 +118,7 @@ pub fn validate(raw: &RawConfig) -> Result<Config, Problems> {
         pools,
         xdp,
         guard,
+        announce,
         shutdown_grace,
         state_dir,
         demo_backends,

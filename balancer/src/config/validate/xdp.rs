@@ -17,12 +17,14 @@ use crate::config::{
 /// The longest interface name the kernel takes is 15 bytes (`IFNAMSIZ` - 1).
 const MAX_INTERFACE_NAME: usize = 15;
 
+/// Whether the kernel takes `name` as an interface name.
+pub(super) fn interface_name_ok(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_INTERFACE_NAME && !name.contains(['/', ' ', '\0'])
+}
+
 /// The `xdp` section.
 pub(super) fn xdp(x: &RawXdp, p: &mut Problems) -> Xdp {
-    let name_ok = !x.interface.is_empty()
-        && x.interface.len() <= MAX_INTERFACE_NAME
-        && !x.interface.contains(['/', ' ', '\0']);
-    if !name_ok {
+    if !interface_name_ok(&x.interface) {
         p.add(
             "xdp.interface",
             format!("`{}` is not a valid interface name", x.interface),
