@@ -4,7 +4,8 @@
 //! those addresses to the router, so the announcement state lives in the
 //! kernel and a withdraw is one netlink message. [`decide`] says which
 //! addresses to hold (health, hold-down, withdrawn or not); [`kernel`] is
-//! the netlink side.
+//! the netlink side; [`plane`] the task the control loop feeds.
 
 pub mod decide;
 pub mod kernel;
+pub mod plane;

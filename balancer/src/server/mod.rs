@@ -94,6 +94,15 @@ pub enum RunError {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] io::Error),
+    /// The announcement interface could not be made or read.
+    #[error("announce.interface `{interface}`: {source}")]
+    Announce {
+        /// The interface.
+        interface: String,
+        /// What netlink said.
+        #[source]
+        source: crate::announce::kernel::KernelError,
+    },
     /// `run --upgrade` could not take the running daemon's sockets.
     #[error(transparent)]
     Upgrade(#[from] upgrade::UpgradeError),
@@ -141,10 +150,7 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
         .map_err(|(address, source)| RunError::Demo { address, source })?;
     let (pools, by_index) = Pools::default().plan(&config);
     let xdp = xdp.map(|p| Arc::new(Mutex::new(p)));
-    let planes: Vec<Box<dyn Plane>> = xdp
-        .iter()
-        .map(|x| Box::new(x.clone()) as Box<dyn Plane>)
-        .collect();
+    let planes = planes(&config, xdp.as_ref()).await?;
     let control = tokio::spawn(Control::new(config.clone(), by_index.clone(), planes).run(inbox));
     let upstream_tls = bound.upstream_tls.clone();
     let started = started(
@@ -325,6 +331,29 @@ fn successor(exe: Result<&std::path::Path, &io::Error>) {
         }
         Err(e) => warn!(error = %e, "SIGUSR2: cannot start the new daemon; serving on"),
     }
+}
+
+/// The planes the control loop keeps in step besides the proxies: the XDP
+/// plane when it runs, and the announcements when configured.
+async fn planes(
+    config: &Arc<Config>,
+    xdp: Option<&Arc<Mutex<XdpPlane>>>,
+) -> Result<Vec<Box<dyn Plane>>, RunError> {
+    let mut planes: Vec<Box<dyn Plane>> = xdp
+        .iter()
+        .map(|x| Box::new((*x).clone()) as Box<dyn Plane>)
+        .collect();
+    if let Some(announce) = &config.announce {
+        let plane =
+            crate::announce::plane::AnnouncePlane::start(config.clone(), announce, xdp.is_some())
+                .await
+                .map_err(|source| RunError::Announce {
+                    interface: announce.interface.clone(),
+                    source,
+                })?;
+        planes.push(Box::new(plane));
+    }
+    Ok(planes)
 }
 
 /// What this daemon hands a new one: its listeners' sockets, the admin

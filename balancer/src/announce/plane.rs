@@ -1,0 +1,173 @@
+//! Announcements as a plane the control loop keeps in step: each state
+//! change or reload hands the task below the config and the backends'
+//! states (the latest wins), and the task moves the interface to what
+//! [`super::decide`] says, re-deciding every half second as well, so an
+//! address whose hold-down ends is announced without waiting for another
+//! change. Netlink is asynchronous and the control loop is not, hence the
+//! task.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::{
+    decide::{Announcer, wanted},
+    kernel::{Interface, Kernel, KernelError},
+};
+use crate::{
+    config::{Config, model::Announce},
+    dataplane::xdp::plane::served_in,
+    runtime::{
+        plane::{Plane, WriteError},
+        state::Status,
+    },
+};
+
+/// How long an address must qualify before it is announced (again): a
+/// flapping pool does not flap routes, and a fresh start lets the first
+/// checks settle.
+pub const HOLD: Duration = Duration::from_secs(3);
+/// How often the task re-decides without a change.
+const EVERY: Duration = Duration::from_millis(500);
+
+/// What the task decides from.
+struct Snapshot {
+    config: Arc<Config>,
+    status: Vec<Vec<Status>>,
+}
+
+/// The control loop's handle on the announcements.
+pub struct AnnouncePlane {
+    interface: String,
+    tx: watch::Sender<Snapshot>,
+}
+
+impl AnnouncePlane {
+    /// Opens netlink, makes or adopts the interface of `announce`, takes
+    /// what is on it as announced, and starts the task, which decides from
+    /// `config` with every backend up until the control loop says more.
+    /// `xdp` says whether the XDP plane runs (its listeners' addresses are
+    /// never answered by the host).
+    pub async fn start(
+        config: Arc<Config>,
+        announce: &Announce,
+        xdp: bool,
+    ) -> Result<Self, KernelError> {
+        let kernel = Kernel::connect()?;
+        let interface = kernel.interface(&announce.interface).await?;
+        if let Some(kind) = interface.created {
+            info!(interface = %interface.name, kind, "created the announcement interface");
+        }
+        let present = kernel.addresses(interface.index).await?;
+        let local = kernel.local_routes(interface.index).await?;
+        let mut announcer = Announcer::new(HOLD);
+        announcer.adopt(present.iter().map(|ip| (*ip, local.contains(ip))));
+        let status = config
+            .pools
+            .iter()
+            .map(|p| vec![Status::default(); p.backends.len()])
+            .collect();
+        let (tx, rx) = watch::channel(Snapshot { config, status });
+        tokio::spawn(run(
+            kernel,
+            interface.clone(),
+            announcer,
+            rx,
+            xdp,
+            announce.min_healthy,
+        ));
+        Ok(Self {
+            interface: interface.name,
+            tx,
+        })
+    }
+}
+
+async fn run(
+    kernel: Kernel,
+    interface: Interface,
+    mut announcer: Announcer,
+    mut rx: watch::Receiver<Snapshot>,
+    xdp: bool,
+    min_healthy: u32,
+) {
+    let mut tick = tokio::time::interval(EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return },
+            _ = tick.tick() => {}
+        }
+        let want = {
+            let s = rx.borrow();
+            let served: Vec<bool> = if xdp {
+                let kernel_served = served_in(&s.config);
+                (0..s.config.listeners.len())
+                    .map(|i| kernel_served.contains(&i))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            wanted(&s.config, &s.status, &served, min_healthy)
+        };
+        let changes = announcer.step(Instant::now(), &want, false);
+        for ip in changes.remove {
+            match kernel.remove(interface.index, ip).await {
+                Ok(()) => info!(%ip, interface = %interface.name, "withdrawn"),
+                Err(e) => warn!(%ip, error = %e, "cannot withdraw"),
+            }
+        }
+        for (ip, answer) in changes.add {
+            match kernel.add(interface.index, ip, answer).await {
+                Ok(()) => info!(%ip, interface = %interface.name, answer, "announced"),
+                Err(e) => warn!(%ip, error = %e, "cannot announce"),
+            }
+        }
+    }
+}
+
+impl AnnouncePlane {
+    fn send(&self, config: &Config, status: &[Vec<Status>]) {
+        self.tx.send_replace(Snapshot {
+            config: Arc::new(config.clone()),
+            status: status.to_vec(),
+        });
+    }
+}
+
+impl Plane for AnnouncePlane {
+    fn name(&self) -> &'static str {
+        "announce"
+    }
+
+    fn guards(&self) -> bool {
+        false
+    }
+
+    fn reload(&mut self, config: &Config, status: &[Vec<Status>]) -> Result<(), WriteError> {
+        match &config.announce {
+            Some(a) if a.interface == self.interface => {
+                self.send(config, status);
+                Ok(())
+            }
+            Some(a) => Err(format!(
+                "announce.interface changed from `{}` to `{}`; moving the announcements needs a restart",
+                self.interface, a.interface
+            )
+            .into()),
+            None => Err(
+                "the new config has no `announce` section; withdrawing every VIP for good needs a restart (or `balancer announce withdraw`)"
+                    .into(),
+            ),
+        }
+    }
+
+    fn update(&mut self, config: &Config, status: &[Vec<Status>]) -> Result<(), WriteError> {
+        self.send(config, status);
+        Ok(())
+    }
+}
