@@ -2,7 +2,7 @@
 //! announcement interface, puts a proxy VIP's address on it once the pool
 //! has qualified for the hold-down (the host answers for it: its local route
 //! stays), takes it off when the pool has no healthy backend, and puts it
-//! back when the backends return.
+//! back when the backends return; a clean stop withdraws it.
 
 use std::{
     net::SocketAddr,

@@ -46,6 +46,23 @@ pub struct AnnouncePlane {
     tx: watch::Sender<Snapshot>,
 }
 
+/// The daemon's handle on the announcement task, for a clean stop.
+pub struct Stopper {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Stopper {
+    /// A clean stop: the addresses this host answers for itself (proxy and
+    /// http listeners) are withdrawn, since nothing will answer there now;
+    /// those only the XDP program serves stay announced, as the program
+    /// outlives the daemon. Waits up to 2 s for netlink.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.task).await;
+    }
+}
+
 impl AnnouncePlane {
     /// Opens netlink, makes or adopts the interface of `announce`, takes
     /// what is on it as announced, and starts the task, which decides from
@@ -56,7 +73,7 @@ impl AnnouncePlane {
         config: Arc<Config>,
         announce: &Announce,
         xdp: bool,
-    ) -> Result<Self, KernelError> {
+    ) -> Result<(Self, Stopper), KernelError> {
         let kernel = Kernel::connect()?;
         let interface = kernel.interface(&announce.interface).await?;
         if let Some(kind) = interface.created {
@@ -72,18 +89,22 @@ impl AnnouncePlane {
             .map(|p| vec![Status::default(); p.backends.len()])
             .collect();
         let (tx, rx) = watch::channel(Snapshot { config, status });
-        tokio::spawn(run(
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(
             kernel,
             interface.clone(),
             announcer,
-            rx,
+            (rx, stopped),
             xdp,
             announce.min_healthy,
         ));
-        Ok(Self {
-            interface: interface.name,
-            tx,
-        })
+        Ok((
+            Self {
+                interface: interface.name,
+                tx,
+            },
+            Stopper { stop, task },
+        ))
     }
 }
 
@@ -91,7 +112,7 @@ async fn run(
     kernel: Kernel,
     interface: Interface,
     mut announcer: Announcer,
-    mut rx: watch::Receiver<Snapshot>,
+    (mut rx, mut stopped): (watch::Receiver<Snapshot>, watch::Receiver<bool>),
     xdp: bool,
     min_healthy: u32,
 ) {
@@ -100,6 +121,18 @@ async fn run(
     loop {
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
+            _ = stopped.changed() => {
+                for (ip, answer) in announcer.announced().clone() {
+                    if !answer {
+                        continue;
+                    }
+                    match kernel.remove(interface.index, ip).await {
+                        Ok(()) => info!(%ip, interface = %interface.name, "withdrawn: the daemon stops"),
+                        Err(e) => warn!(%ip, error = %e, "cannot withdraw at stop"),
+                    }
+                }
+                return;
+            }
             _ = tick.tick() => {}
         }
         let want = {

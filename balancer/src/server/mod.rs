@@ -150,7 +150,7 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
         .map_err(|(address, source)| RunError::Demo { address, source })?;
     let (pools, by_index) = Pools::default().plan(&config);
     let xdp = xdp.map(|p| Arc::new(Mutex::new(p)));
-    let planes = planes(&config, xdp.as_ref()).await?;
+    let (planes, announcements) = planes(&config, xdp.as_ref()).await?;
     let control = tokio::spawn(Control::new(config.clone(), by_index.clone(), planes).run(inbox));
     let upstream_tls = bound.upstream_tls.clone();
     let started = started(
@@ -202,9 +202,8 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
     let which = serve(&mut daemon, signals, &mut reload_rx, handover).await;
     shut_down(
         daemon,
-        &tracker,
-        grace,
-        which,
+        (&tracker, grace, which),
+        announcements,
         [publisher, admin, control, trimmer],
     )
     .await;
@@ -217,8 +216,9 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
 /// over (whose name it returns): reloads on SIGHUP and admin requests,
 /// swaps certificate files changed on disk, pings the systemd watchdog,
 /// tells systemd each step, offers the listening sockets to `run
-/// --upgrade`, and starts such a successor itself on SIGUSR2. `handover` is the conversation with the daemon this one
-/// took the sockets from: told `SERVING` once this one serves.
+/// --upgrade`, and starts such a successor itself on SIGUSR2. `handover`
+/// is the conversation with the daemon this one took the sockets from:
+/// told `SERVING` once this one serves.
 async fn serve(
     daemon: &mut Daemon,
     [mut sigint, mut sigterm, mut sighup, mut sigusr2]: [Signal; 4],
@@ -338,13 +338,14 @@ fn successor(exe: Result<&std::path::Path, &io::Error>) {
 async fn planes(
     config: &Arc<Config>,
     xdp: Option<&Arc<Mutex<XdpPlane>>>,
-) -> Result<Vec<Box<dyn Plane>>, RunError> {
+) -> Result<(Vec<Box<dyn Plane>>, Option<crate::announce::plane::Stopper>), RunError> {
     let mut planes: Vec<Box<dyn Plane>> = xdp
         .iter()
         .map(|x| Box::new((*x).clone()) as Box<dyn Plane>)
         .collect();
+    let mut stopper = None;
     if let Some(announce) = &config.announce {
-        let plane =
+        let (plane, stop) =
             crate::announce::plane::AnnouncePlane::start(config.clone(), announce, xdp.is_some())
                 .await
                 .map_err(|source| RunError::Announce {
@@ -352,8 +353,9 @@ async fn planes(
                     source,
                 })?;
         planes.push(Box::new(plane));
+        stopper = Some(stop);
     }
-    Ok(planes)
+    Ok((planes, stopper))
 }
 
 /// What this daemon hands a new one: its listeners' sockets, the admin
@@ -435,15 +437,22 @@ fn reloaded<E: std::fmt::Display>(done: &Result<String, E>) -> String {
     }
 }
 
-/// Stops accepting, lets open connections finish within `grace`, then
-/// ends the daemon's tasks and removes the status file.
+/// Withdraws the announcements only this daemon answers (unless a new
+/// daemon took over), stops accepting, lets open connections finish within
+/// `grace`, then ends the daemon's tasks and removes the status file.
 async fn shut_down(
     mut daemon: Daemon,
-    tracker: &Tracker,
-    grace: std::time::Duration,
-    which: &str,
+    (tracker, grace, which): (&Tracker, std::time::Duration, &str),
+    announcements: Option<crate::announce::plane::Stopper>,
     tasks: [tokio::task::JoinHandle<()>; 4],
 ) {
+    // Withdraw before the listeners stop, so the router moves new flows
+    // away first; after an upgrade the new daemon keeps them announced.
+    if which != "upgrade"
+        && let Some(announcements) = announcements
+    {
+        announcements.stop().await;
+    }
     info!(
         signal = which,
         open = tracker.count(),
