@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     config::{Config, model::Announce},
-    dataplane::xdp::plane::served_in,
+    dataplane::xdp::plane::served_flags,
     runtime::{
         plane::{Plane, WriteError},
         state::Status,
@@ -137,15 +137,12 @@ async fn run(
         }
         let want = {
             let s = rx.borrow();
-            let served: Vec<bool> = if xdp {
-                let kernel_served = served_in(&s.config);
-                (0..s.config.listeners.len())
-                    .map(|i| kernel_served.contains(&i))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            wanted(&s.config, &s.status, &served, min_healthy)
+            wanted(
+                &s.config,
+                &s.status,
+                &served_flags(xdp, &s.config),
+                min_healthy,
+            )
         };
         let changes = announcer.step(Instant::now(), &want, false);
         for ip in changes.remove {

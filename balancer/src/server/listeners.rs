@@ -27,7 +27,6 @@ use crate::{
         Config,
         model::{Listener, Mode, Protocol},
     },
-    dataplane::xdp::plane::served_in,
     http::{
         self, HttpService, LiveHttp,
         log::{AccessLog, AccessLogs},
@@ -552,16 +551,4 @@ impl Listeners {
             let _ = t.await;
         }
     }
-}
-
-/// Which listeners of `config` the XDP plane serves, when it runs.
-pub fn served_flags(xdp_running: bool, config: &Config) -> Vec<bool> {
-    let served = if xdp_running {
-        served_in(config)
-    } else {
-        Vec::new()
-    };
-    (0..config.listeners.len())
-        .map(|i| served.contains(&i))
-        .collect()
 }

@@ -27,9 +27,10 @@ use tokio::{
 use tracing::{info, warn};
 
 use self::{
-    listeners::{Listeners, Shared, XdpInfo, served_flags},
+    listeners::{Listeners, Shared, XdpInfo},
     reload::{Daemon, Pools},
 };
+use crate::dataplane::xdp::plane::served_flags;
 use crate::{
     admin,
     config::{Config, model::Mode},

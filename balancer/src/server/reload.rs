@@ -19,7 +19,8 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
-use super::listeners::{Listeners, served_flags};
+use super::listeners::Listeners;
+use crate::dataplane::xdp::plane::served_flags;
 use crate::{
     config::{self, Config, model::Mode},
     health::Monitor,

@@ -92,6 +92,19 @@ pub fn served_in(config: &Config) -> Vec<usize> {
         .collect()
 }
 
+/// Which listeners of `config` the XDP plane serves, when it runs.
+#[must_use]
+pub fn served_flags(xdp_running: bool, config: &Config) -> Vec<bool> {
+    let served = if xdp_running {
+        served_in(config)
+    } else {
+        Vec::new()
+    };
+    (0..config.listeners.len())
+        .map(|i| served.contains(&i))
+        .collect()
+}
+
 impl XdpPlane {
     /// Starts the plane for the listeners of `config` it should serve;
     /// `None` when there are none. `inherited` is the pin directory's lock
