@@ -37,3 +37,23 @@ pub fn ws_echo_server(ns: &Netns, dir: &std::path::Path) -> Process {
     server.wait_for("listening", 1, std::time::Duration::from_secs(10));
     server
 }
+
+/// A UDP server in `ns` on `ip`:`port` answering each datagram with
+/// `name=<datagram>`, bound before this returns; logs to `log`.
+#[must_use]
+pub fn udp_named(
+    ns: &Netns,
+    ip: std::net::IpAddr,
+    port: u16,
+    name: &str,
+    log: &std::path::Path,
+) -> Process {
+    let cmd = command(
+        ns,
+        "udp_named.py",
+        &[&ip.to_string(), &port.to_string(), name],
+    );
+    let mut server = Process::spawn("udp server", cmd, log.to_path_buf());
+    server.wait_for("listening", 1, std::time::Duration::from_secs(10));
+    server
+}

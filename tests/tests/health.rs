@@ -1,5 +1,5 @@
-//! Health checks end to end, on the proxy plane: real nginx and socat
-//! backends are stopped and started again; the balancer's log says when it
+//! Health checks end to end, on the proxy plane: real nginx, socat and
+//! Python backends are stopped and started again; the balancer's log says when it
 //! took each out and brought it back, and the client's traffic shows where
 //! new connections went meanwhile.
 
@@ -12,7 +12,7 @@ use balancer_tests::{
     Process, Topology,
     client::http_get,
     config::simple,
-    nginx,
+    nginx, scripts,
     sys::{ms_between, now_of_day},
     topology::{VIP4, backend_addr},
 };
@@ -119,25 +119,22 @@ fn a_stopped_nginx_leaves_within_fall_checks_and_returns_after_rise() {
     drop(restarted);
 }
 
-/// socat on backend `i`: answers each UDP datagram with its name.
+/// A UDP server on backend `i`: answers each datagram with its name.
 fn udp_server(t: &Topology, i: usize) -> Process {
-    let mut cmd = t.backends[i].command("socat");
-    cmd.args([
-        &format!(
-            "UDP-RECVFROM:{},bind={},fork",
-            53,
-            backend_addr(i, 53, false).ip()
-        ),
-        &format!("SYSTEM:read -r x; printf backend-{}=%s $x", i + 1),
-    ]);
-    Process::spawn("socat", cmd, t.dir.path().join(format!("udp-{i}.log")))
+    let log = t.dir.path().join(format!("udp-{i}.log"));
+    scripts::udp_named(
+        &t.backends[i],
+        backend_addr(i, 53, false).ip(),
+        53,
+        &format!("backend-{}", i + 1),
+        &log,
+    )
 }
 
 #[test]
 fn a_stopped_udp_backend_leaves_within_fall_checks_and_returns_after_rise() {
     let t = Topology::new(3);
     let mut servers: Vec<Process> = (0..3).map(|i| udp_server(&t, i)).collect();
-    std::thread::sleep(Duration::from_millis(300));
     let lb = t.start_balancer(
         &config(
             "udp",

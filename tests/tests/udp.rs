@@ -9,43 +9,25 @@ use std::{
 use balancer_tests::{
     Process, Topology,
     config::simple,
+    scripts,
     topology::{VIP4, backend_addr},
 };
 
-/// socat UDP servers in the first `n` backends, answering `backend-N=<request>`
-/// (one write, so the reply is one datagram).
+/// UDP servers in the first `n` backends, answering `backend-N=<request>`
+/// (one datagram), each bound before this returns.
 fn udp_servers(t: &Topology, n: usize) -> Vec<Process> {
-    let servers = (0..n)
+    (0..n)
         .map(|i| {
-            let mut cmd = t.backends[i].command("socat");
-            cmd.args([
-                &format!(
-                    "UDP-RECVFROM:53,bind={},fork",
-                    backend_addr(i, 53, false).ip()
-                ),
-                &format!("SYSTEM:read -r x; printf backend-{}=%s $x", i + 1),
-            ]);
-            Process::spawn("socat udp", cmd, t.path(&format!("udp-{i}.log")))
+            let log = t.path(&format!("udp-{i}.log"));
+            scripts::udp_named(
+                &t.backends[i],
+                backend_addr(i, 53, false).ip(),
+                53,
+                &format!("backend-{}", i + 1),
+                &log,
+            )
         })
-        .collect();
-    // Wait until every socat has bound its port: a datagram sent earlier is
-    // refused by the backend's kernel and lost (a fixed pause was not
-    // always enough on a loaded machine).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    for i in 0..n {
-        while t.backends[i]
-            .run("ss", &["-Huln", "sport = :53"])
-            .trim()
-            .is_empty()
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "socat in backend {i} did not bind port 53"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    servers
+        .collect()
 }
 
 fn pool(n: usize) -> Vec<(String, u32)> {

@@ -14,7 +14,7 @@ use balancer_tests::{
     bpffs::BpfFs,
     client::{KeepAlive, http_get, http_get_from, tally},
     l2::{L2, VIP, VIP6, backend, backend6, routed_backend},
-    nginx,
+    nginx, scripts,
 };
 
 fn config(forwarding: &str, port: u16, protocol: &str) -> String {
@@ -144,21 +144,19 @@ fn ipip_balances_tcp_through_the_decapsulator() {
     check_http(&t, L2::vip(80));
 }
 
-/// socat on every backend, answering UDP on `vip` with its name.
+/// A UDP server on every backend, answering on `vip` with its name.
 fn udp_servers(t: &L2, vip: SocketAddr) -> Vec<Process> {
-    let kind = if vip.is_ipv6() { "UDP6" } else { "UDP" };
-    let ip = match vip.ip() {
-        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-        v4 @ std::net::IpAddr::V4(_) => v4.to_string(),
-    };
     (0..3)
         .map(|i| {
-            let mut cmd = t.backends[i].command("socat");
-            cmd.args([
-                &format!("{kind}-RECVFROM:53,bind={ip},fork"),
-                &format!("SYSTEM:read -r x; printf backend-{}=%s $x", i + 1),
-            ]);
-            Process::spawn("socat", cmd, t.dir.path().join(format!("udp-{i}.log")))
+            let family = if vip.is_ipv6() { 6 } else { 4 };
+            let log = t.dir.path().join(format!("udp{family}-{i}.log"));
+            scripts::udp_named(
+                &t.backends[i],
+                vip.ip(),
+                vip.port(),
+                &format!("backend-{}", i + 1),
+                &log,
+            )
         })
         .collect()
 }
@@ -168,7 +166,6 @@ fn dsr_balances_udp_and_replies_come_from_the_vip() {
     let t = L2::new(3);
     let _servers = udp_servers(&t, L2::vip(53));
     let _servers6 = udp_servers(&t, L2::vip6(53));
-    std::thread::sleep(Duration::from_millis(300));
     let v6 = format!(
         "  - {{ name: vip6, address: \"[{VIP6}]:53\", protocol: udp, mode: xdp, pool: p6 }}\npools:\n  - name: p6\n    algorithm: maglev\n    backends:\n{}",
         (0..3).fold(String::new(), |mut out, i| {
