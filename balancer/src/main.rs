@@ -29,6 +29,11 @@ fn main() -> ExitCode {
             to,
         )),
         Command::Reload { config, admin: to } => printed(admin::reload(config.as_deref(), to)),
+        Command::Announce {
+            action,
+            config,
+            admin: to,
+        } => printed(admin::announce(action, config.as_deref(), to)),
         Command::Guard {
             action,
             list,

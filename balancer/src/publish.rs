@@ -50,6 +50,8 @@ pub struct Sources {
     pub access_logs: Arc<Mutex<crate::http::log::AccessLogs>>,
     /// How the daemon started, for status.
     pub started: String,
+    /// The announcements, when configured.
+    pub announce: Option<crate::announce::plane::Handle>,
 }
 
 /// A TLS listener's handshakes and certificates, as of now.
@@ -176,6 +178,10 @@ pub fn snapshot(sources: &Sources) -> Snapshot {
         listeners,
         pools,
         xdp,
+        announce: sources
+            .announce
+            .as_ref()
+            .map(crate::announce::plane::Handle::report),
     }
 }
 

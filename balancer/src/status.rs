@@ -35,6 +35,9 @@ pub struct Snapshot {
     pub pools: Vec<PoolStatus>,
     /// The XDP plane, when one is attached.
     pub xdp: Option<XdpStatus>,
+    /// The VIP announcements, when configured.
+    #[serde(default)]
+    pub announce: Option<crate::announce::report::Report>,
 }
 
 /// One listener.
@@ -292,6 +295,9 @@ pub fn render(s: &Snapshot, now_ms: u64) -> String {
             );
         }
     }
+    if let Some(a) = &s.announce {
+        let _ = write!(out, "\n{}", a.render());
+    }
     if let Some(x) = &s.xdp {
         let _ = writeln!(out, "\nXDP on {} ({}):", x.interface, x.attach);
         for (k, v) in x.counters.iter().filter(|(_, v)| **v > 0) {
@@ -401,6 +407,16 @@ mod tests {
                     ago_ms: 120,
                 }],
             }),
+            announce: Some(crate::announce::report::Report {
+                interface: "vip0".into(),
+                withdrawn: true,
+                vips: vec![crate::announce::report::Vip {
+                    address: "198.18.0.10".parse().expect("ip"),
+                    announced: false,
+                    local: false,
+                    reason: crate::announce::report::Reason::Withdrawn,
+                }],
+            }),
         };
         write(dir.path(), &s).expect("write");
         assert_eq!(read(dir.path()).expect("read"), s);
@@ -409,6 +425,10 @@ mod tests {
         assert!(text.contains("forward_dsr"));
         assert!(text.contains("198.18.1.11:80") && text.contains("down"));
         assert!(text.contains("check failed: connect: refused"));
+        assert!(
+            text.contains("announcements on vip0: host withdrawn by the operator"),
+            "{text}"
+        );
         assert!(
             text.contains("route api") && text.contains("requests=6 200=5 503=1"),
             "{text}"

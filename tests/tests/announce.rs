@@ -94,3 +94,137 @@ fn a_proxy_vip_is_announced_after_the_hold_withdrawn_when_its_pool_fails_and_res
     );
     drop(backends);
 }
+
+/// `balancer announce ...` in the balancer's namespace, with the config the
+/// test wrote; its output.
+fn announce(t: &Topology, action: &str) -> String {
+    let config = t.path("balancer.yaml");
+    let bin = balancer_tests::balancer_bin();
+    t.lb.run(
+        bin.to_str().expect("utf-8"),
+        &["announce", action, "-c", config.to_str().expect("utf-8")],
+    )
+}
+
+/// The lines of `/metrics` about the VIP's announcement.
+fn metric_lines(t: &Topology) -> Vec<String> {
+    t.lb.run(
+        "curl",
+        &["-s", "--max-time", "5", "http://127.0.0.1:9900/metrics"],
+    )
+    .lines()
+    .filter(|l| l.starts_with("balancer_vip_announce") && l.contains(VIP))
+    .map(str::to_owned)
+    .collect()
+}
+
+#[test]
+fn the_operator_withdraws_the_host_across_a_restart_and_restores_it() {
+    let t = Topology::new(2);
+    let backends: Vec<Process> = nginx::start_all(&t, 80, false);
+    t.lb.sysctl("net.ipv4.ip_nonlocal_bind", "1");
+    let lb = t.start_balancer(&config(), 1);
+    until_held(&t, true, Duration::from_secs(10));
+    let status = announce(&t, "status");
+    assert!(
+        status.contains("host in service") && status.contains(VIP) && status.contains("announced"),
+        "{status}"
+    );
+    let metrics = metric_lines(&t);
+    assert!(
+        metrics
+            .iter()
+            .any(|l| l.starts_with("balancer_vip_announced{") && l.ends_with(" 1")),
+        "{metrics:?}"
+    );
+
+    // Withdrawn: off the interface by the time the command answers.
+    let out = announce(&t, "withdraw");
+    assert!(out.contains("host withdrawn by the operator"), "{out}");
+    assert!(out.contains("the host is withdrawn"), "{out}");
+    assert_eq!(held(&t), (false, false), "withdrawn at once");
+    let metrics = metric_lines(&t);
+    assert!(
+        metrics
+            .iter()
+            .any(|l| l.starts_with("balancer_vip_announced{") && l.ends_with(" 0"))
+            && metrics
+                .iter()
+                .any(|l| l.contains("reason=\"withdrawn\"") && l.ends_with(" 1")),
+        "{metrics:?}"
+    );
+
+    // A restart keeps the host withdrawn, past the hold-down.
+    drop(lb);
+    let lb = t.start_balancer(&config(), 1);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(held(&t), (false, false), "still withdrawn after a restart");
+    assert!(
+        lb.output().contains("the host stays withdrawn"),
+        "{}",
+        lb.output()
+    );
+    let state = t.path("state");
+    let status = t.lb.run(
+        balancer_tests::balancer_bin().to_str().expect("utf-8"),
+        &["status", "--state-dir", state.to_str().expect("utf-8")],
+    );
+    assert!(
+        status.contains("announcements on vip0: host withdrawn"),
+        "{status}"
+    );
+
+    // Restored: the pool qualified all along, so it is back at once.
+    let out = announce(&t, "restore");
+    assert!(out.contains("host in service"), "{out}");
+    assert_eq!(held(&t), (true, true), "restored at once");
+
+    // A clean stop withdraws a VIP the host answers for itself.
+    let mut lb = lb;
+    lb.signal(libc::SIGTERM);
+    assert!(
+        lb.wait_timeout(Duration::from_secs(10)).is_some(),
+        "stopped"
+    );
+    assert_eq!(held(&t), (false, false), "withdrawn by the stop");
+    drop(backends);
+}
+
+/// An upgrade hands the announcements over as they are: the address stays
+/// on the interface throughout, and the old daemon's exit takes nothing
+/// off (the new one adopted it).
+#[test]
+fn an_upgrade_keeps_the_announcement_throughout() {
+    let t = Topology::new(2);
+    let backends: Vec<Process> = nginx::start_all(&t, 80, false);
+    t.lb.sysctl("net.ipv4.ip_nonlocal_bind", "1");
+    let mut old = t.start_balancer(&config(), 1);
+    until_held(&t, true, Duration::from_secs(10));
+    let watch = std::sync::atomic::AtomicBool::new(true);
+    let gaps = std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let mut gaps = 0;
+            while watch.load(std::sync::atomic::Ordering::Relaxed) {
+                if held(&t) != (true, true) {
+                    gaps += 1;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            gaps
+        });
+        let new = balancer_tests::upgrade_balancer(&t.lb, t.dir.path(), "balancer-new.log");
+        assert!(
+            old.wait_timeout(Duration::from_secs(15)).is_some(),
+            "the old daemon exits"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        watch.store(false, std::sync::atomic::Ordering::Relaxed);
+        (watcher.join().expect("watcher"), new)
+    });
+    let (gaps, new) = gaps;
+    assert_eq!(gaps, 0, "the VIP left the interface during the upgrade");
+    assert!(!old.output().contains("withdrawn"), "{}", old.output());
+    let out = announce(&t, "status");
+    assert!(out.contains("announced"), "{out}");
+    drop((new, backends));
+}

@@ -24,6 +24,8 @@
 //! | `balancer_health_checks_failed_total` | counter | pool, backend |
 //! | `balancer_health_check_duration_seconds` | histogram | pool, backend |
 //! | `balancer_reloads_total` | counter | result (`ok`, `failed`) |
+//! | `balancer_vip_announced` | gauge (1 while announced) | vip |
+//! | `balancer_vip_announce_reason` | gauge (1 for the current reason) | vip, reason (`healthy`, `hold_down`, `unhealthy`, `withdrawn`, `failed`) |
 //! | `balancer_xdp_packets_total` | counter | counter (verdict, parse outcome or drop reason) |
 //! | `balancer_guard_drops_total` | counter | listener, reason |
 //! | `balancer_guard_limited_source_drops` | gauge | source (top 10 limited in the last 10 s) |
@@ -123,6 +125,9 @@ impl Collector for Live {
         check_latency(&mut encoder, &pools)?;
         http(&mut encoder, &view, &self.0)?;
         tls(&mut encoder, &view)?;
+        if let Some(a) = &self.0.announce {
+            announcements(&mut encoder, &a.report())?;
+        }
         let reloads = [
             (
                 [("result", "ok")],
@@ -281,6 +286,39 @@ fn states(encoder: &mut DescriptorEncoder, pools: &[Arc<PoolState>]) -> Result<(
         "1 for the backend's current state",
         MetricType::Gauge,
         samples,
+    )
+}
+
+/// Each VIP address: announced or not, and the one reason that holds.
+fn announcements(
+    encoder: &mut DescriptorEncoder,
+    report: &crate::announce::report::Report,
+) -> Result<(), fmt::Error> {
+    let vip = |v: &crate::announce::report::Vip| ("vip", v.address.to_string());
+    family(
+        encoder,
+        "balancer_vip_announced",
+        "1 while the VIP's address is on the announcement interface (BGP exports it)",
+        MetricType::Gauge,
+        report
+            .vips
+            .iter()
+            .map(|v| ([vip(v)], u64::from(v.announced))),
+    )?;
+    let reasons = report.vips.iter().flat_map(|v| {
+        crate::announce::report::Reason::LABELS.map(|r| {
+            (
+                [vip(v), ("reason", r.to_owned())],
+                u64::from(v.reason.label() == r),
+            )
+        })
+    });
+    family(
+        encoder,
+        "balancer_vip_announce_reason",
+        "1 for why the VIP is announced or not now",
+        MetricType::Gauge,
+        reasons,
     )
 }
 

@@ -138,6 +138,7 @@ async fn handle(req: &Request<Incoming>, api: &Api, peer: SocketAddr) -> Respons
             &serde_json::to_value(publish::snapshot(&api.sources)).unwrap_or_default(),
         ),
         Ok(Route::Guard(change)) => guard(api, change, peer).await,
+        Ok(Route::Announce(command)) => announce(api, command, peer).await,
         Ok(Route::Backend {
             pool,
             backend,
@@ -184,6 +185,36 @@ async fn guard(api: &Api, change: ListChange, peer: SocketAddr) -> Response<Full
         }
         Ok(Err(e)) => error(status(e.status()), &e.to_string()),
         Err(stopping) => stopping,
+    }
+}
+
+/// Shows the announcements, or withdraws or restores the host.
+async fn announce(
+    api: &Api,
+    command: Option<crate::announce::plane::Command>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let Some(handle) = &api.sources.announce else {
+        return error(
+            StatusCode::CONFLICT,
+            "the running config has no `announce` section, so this host announces nothing",
+        );
+    };
+    let Some(command) = command else {
+        return reply(
+            StatusCode::OK,
+            &serde_json::to_value(handle.report()).unwrap_or_default(),
+        );
+    };
+    match handle.ask(command).await {
+        Ok(report) => {
+            info!(%peer, ?command, "admin API announce request done");
+            reply(
+                StatusCode::OK,
+                &serde_json::to_value(report).unwrap_or_default(),
+            )
+        }
+        Err(e) => error(status(e.status()), &e.to_string()),
     }
 }
 

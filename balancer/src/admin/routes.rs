@@ -13,10 +13,14 @@
 //! | GET | `/guard` | every guard list, from the file and added here |
 //! | POST, DELETE | `/guard/{deny,allow}/{cidr}` | add or remove a global entry |
 //! | POST, DELETE | `/listeners/{name}/guard/{deny,allow}/{cidr}` | a listener's entry |
+//! | GET | `/announce` | each VIP's announcement and why |
+//! | POST | `/announce/withdraw` | take every VIP off (maintenance); lasts across restarts |
+//! | POST | `/announce/restore` | put back those that qualify |
 
 use std::{fmt::Write as _, net::SocketAddr};
 
 use crate::{
+    announce::plane::Command,
     config::{limits::MAX_WEIGHT, values},
     runtime::{
         control::Action,
@@ -35,6 +39,8 @@ pub enum Route {
     Reload,
     /// Show or change the guard lists.
     Guard(ListChange),
+    /// Show the announcements (`None`), or withdraw or restore the host.
+    Announce(Option<Command>),
     /// An action on one backend.
     Backend {
         /// Pool name.
@@ -84,8 +90,14 @@ impl Route {
     #[must_use]
     pub const fn method(&self) -> &'static str {
         match self {
-            Route::Status | Route::Metrics | Route::Guard(ListChange::Show) => "GET",
-            Route::Reload | Route::Backend { .. } | Route::Guard(ListChange::Add(_)) => "POST",
+            Route::Status
+            | Route::Metrics
+            | Route::Guard(ListChange::Show)
+            | Route::Announce(None) => "GET",
+            Route::Reload
+            | Route::Backend { .. }
+            | Route::Guard(ListChange::Add(_))
+            | Route::Announce(Some(_)) => "POST",
             Route::Guard(ListChange::Remove(_)) => "DELETE",
         }
     }
@@ -101,6 +113,9 @@ impl Route {
             Route::Metrics => "/metrics".to_owned(),
             Route::Reload => "/reload".to_owned(),
             Route::Guard(ListChange::Show) => "/guard".to_owned(),
+            Route::Announce(None) => "/announce".to_owned(),
+            Route::Announce(Some(Command::Withdraw)) => "/announce/withdraw".to_owned(),
+            Route::Announce(Some(Command::Restore)) => "/announce/restore".to_owned(),
             Route::Guard(ListChange::Add(entry) | ListChange::Remove(entry)) => {
                 let scope = match &entry.scope {
                     Scope::Global => String::new(),
@@ -146,6 +161,9 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         ["metrics"] => want("GET").map(|()| Route::Metrics),
         ["reload"] => want("POST").map(|()| Route::Reload),
         ["guard"] => want("GET").map(|()| Route::Guard(ListChange::Show)),
+        ["announce"] => want("GET").map(|()| Route::Announce(None)),
+        ["announce", "withdraw"] => want("POST").map(|()| Route::Announce(Some(Command::Withdraw))),
+        ["announce", "restore"] => want("POST").map(|()| Route::Announce(Some(Command::Restore))),
         ["guard", list, cidr @ ..] if !cidr.is_empty() => {
             guard_entry(method, path, Scope::Global, list, cidr)
         }
@@ -283,6 +301,14 @@ mod tests {
         );
         assert_eq!(route("GET", "/nothing").map_err(|e| e.status()), Err(404));
         assert_eq!(
+            route("GET", "/announce/withdraw").map_err(|e| e.status()),
+            Err(405)
+        );
+        assert_eq!(
+            route("POST", "/announce/explode").map_err(|e| e.status()),
+            Err(404)
+        );
+        assert_eq!(
             route("POST", "/backends/web/198.18.1.11:80/explode").map_err(|e| e.status()),
             Err(404)
         );
@@ -313,6 +339,9 @@ mod tests {
             Route::Status,
             Route::Metrics,
             Route::Reload,
+            Route::Announce(None),
+            Route::Announce(Some(crate::announce::plane::Command::Withdraw)),
+            Route::Announce(Some(crate::announce::plane::Command::Restore)),
             Route::Guard(ListChange::Show),
             Route::Guard(ListChange::Add(entry(
                 Scope::Global,

@@ -18,6 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::report::{Reason, Vip};
 use crate::{
     config::{Config, model::Mode},
     runtime::state::Status,
@@ -31,6 +32,8 @@ pub struct Wanted {
     /// Whether the host answers for the address itself (a proxy or http
     /// listener is on it).
     pub answer: bool,
+    /// The most backends taking new flows in any of their pools.
+    pub up: usize,
 }
 
 /// Every address the config's listeners may announce, with what its
@@ -58,9 +61,11 @@ pub fn wanted(
         let entry = out.entry(ip).or_insert(Wanted {
             qualifies: false,
             answer: false,
+            up: 0,
         });
         entry.qualifies |= up >= min_healthy as usize;
         entry.answer |= !kernel;
+        entry.up = entry.up.max(up);
     }
     out
 }
@@ -155,6 +160,69 @@ impl Announcer {
         }
         changes
     }
+
+    /// Netlink refused to put `ip` on: it counts as not announced, so the
+    /// next step tries again.
+    pub fn add_failed(&mut self, ip: IpAddr) {
+        self.announced.remove(&ip);
+    }
+
+    /// Netlink refused to take `ip` off: it counts as announced still, so
+    /// the next step tries again.
+    pub fn remove_failed(&mut self, ip: IpAddr, answer: bool) {
+        self.announced.insert(ip, answer);
+    }
+
+    /// Each candidate address as of the last [`Self::step`] at `now`, and
+    /// why it is or is not announced; `failed` holds netlink's refusals.
+    #[must_use]
+    pub fn report(
+        &self,
+        now: Instant,
+        wanted: &BTreeMap<IpAddr, Wanted>,
+        withdrawn: bool,
+        min_healthy: u32,
+        failed: &BTreeMap<IpAddr, String>,
+    ) -> Vec<Vip> {
+        let mut ips: BTreeSet<IpAddr> = wanted.keys().copied().collect();
+        ips.extend(self.announced.keys());
+        ips.into_iter()
+            .map(|ip| {
+                let w = wanted.get(&ip);
+                let announced = self.announced.contains_key(&ip);
+                let reason = if let Some(error) = failed.get(&ip) {
+                    Reason::Failed {
+                        error: error.clone(),
+                    }
+                } else if withdrawn {
+                    Reason::Withdrawn
+                } else if let Some(w) = w.filter(|w| !w.qualifies) {
+                    Reason::Unhealthy {
+                        up: w.up,
+                        needed: min_healthy,
+                    }
+                } else if announced {
+                    Reason::Healthy
+                } else {
+                    let since = self.since.get(&ip).copied().unwrap_or(now);
+                    let left = self.hold.saturating_sub(now.duration_since(since));
+                    Reason::HoldDown {
+                        remaining_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
+                    }
+                };
+                Vip {
+                    address: ip,
+                    announced,
+                    local: self
+                        .announced
+                        .get(&ip)
+                        .copied()
+                        .unwrap_or_else(|| w.is_some_and(|w| w.answer)),
+                    reason,
+                }
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -178,7 +246,14 @@ mod tests {
     }
 
     fn one(address: &str, qualifies: bool, answer: bool) -> BTreeMap<IpAddr, Wanted> {
-        BTreeMap::from([(ip(address), Wanted { qualifies, answer })])
+        BTreeMap::from([(
+            ip(address),
+            Wanted {
+                qualifies,
+                answer,
+                up: usize::from(qualifies),
+            },
+        )])
     }
 
     #[test]
@@ -282,21 +357,24 @@ xdp: { interface: eth0 }
                     ip("198.18.100.10"),
                     Wanted {
                         qualifies: true,
-                        answer: true
+                        answer: true,
+                        up: 1,
                     }
                 ),
                 (
                     ip("198.18.100.11"),
                     Wanted {
                         qualifies: true,
-                        answer: true
+                        answer: true,
+                        up: 1,
                     }
                 ),
                 (
                     ip("198.18.100.12"),
                     Wanted {
                         qualifies: true,
-                        answer: false
+                        answer: false,
+                        up: 1,
                     }
                 ),
             ])
@@ -304,5 +382,43 @@ xdp: { interface: eth0 }
         // Two healthy backends needed: a drained one does not count.
         let w = wanted(&config, &[vec![up, drained], vec![up]], &served, 2);
         assert!(w.values().all(|x| !x.qualifies), "{w:?}");
+    }
+
+    #[test]
+    fn the_report_says_why_each_address_is_or_is_not_announced() {
+        use super::super::report::Reason;
+        let t0 = Instant::now();
+        let mut a = Announcer::new(HOLD);
+        let mut w = one("198.18.100.10", true, false);
+        w.extend(one("198.18.100.11", false, true));
+        a.step(t0, &w, false);
+        let none = BTreeMap::new();
+        let r = a.report(t0 + HOLD / 3, &w, false, 1, &none);
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            r[0].reason,
+            Reason::HoldDown {
+                remaining_ms: u64::try_from(HOLD.saturating_sub(HOLD / 3).as_millis()).expect("ms")
+            }
+        );
+        assert!(!r[0].announced && !r[0].local);
+        assert_eq!(r[1].reason, Reason::Unhealthy { up: 0, needed: 1 });
+        assert!(r[1].local);
+        a.step(t0 + HOLD, &w, false);
+        let r = a.report(t0 + HOLD, &w, false, 1, &none);
+        assert!(r[0].announced && r[0].reason == Reason::Healthy);
+        a.step(t0 + HOLD, &w, true);
+        let r = a.report(t0 + HOLD, &w, true, 1, &none);
+        assert!(
+            r.iter()
+                .all(|v| !v.announced && v.reason == Reason::Withdrawn)
+        );
+        // A refused add is retried by the next step, and reported meanwhile.
+        a.step(t0 + HOLD, &w, false);
+        a.add_failed(ip("198.18.100.10"));
+        let failed = BTreeMap::from([(ip("198.18.100.10"), "EPERM".to_owned())]);
+        let r = a.report(t0 + HOLD, &w, false, 1, &failed);
+        assert_eq!(r[0].reason.label(), "failed");
+        assert_eq!(a.step(t0 + HOLD, &w, false).add.len(), 1);
     }
 }

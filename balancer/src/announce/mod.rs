@@ -9,3 +9,4 @@
 pub mod decide;
 pub mod kernel;
 pub mod plane;
+pub mod report;

@@ -7,16 +7,23 @@
 //! task.
 
 use std::{
-    sync::Arc,
+    collections::BTreeMap,
+    net::IpAddr,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use super::{
-    decide::{Announcer, wanted},
+    decide::{Announcer, Changes, wanted},
     kernel::{Interface, Kernel, KernelError},
+    report::Report,
 };
 use crate::{
     config::{Config, model::Announce},
@@ -56,12 +63,99 @@ impl Stopper {
     /// A clean stop: the addresses this host answers for itself (proxy and
     /// http listeners) are withdrawn, since nothing will answer there now;
     /// those only the XDP program serves stay announced, as the program
-    /// outlives the daemon. Waits up to 2 s for netlink.
+    /// outlives the daemon. Waits up to 2 s for netlink. Dropping the
+    /// stopper instead (a new daemon took over) ends the task and leaves
+    /// every address as it is.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(2), self.task).await;
     }
 }
+
+/// What the operator asks of the announcements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Take every address off (host maintenance); lasts across restarts.
+    Withdraw,
+    /// Put back those that qualify.
+    Restore,
+}
+
+/// Why a [`Command`] was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The withdrawal could not be recorded in the state directory, so a
+    /// restart would announce again; nothing changed.
+    #[error(
+        "cannot record the withdrawal in `{path}`: {source}; nothing changed (check the state_dir's permissions)"
+    )]
+    Record {
+        /// The marker file.
+        path: PathBuf,
+        /// What the filesystem said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A new daemon is taking over; it owns the announcements now.
+    #[error("an upgrade is handing this daemon's work to a new one; ask again in a moment")]
+    HandingOver,
+    /// The daemon is stopping.
+    #[error("the daemon is stopping")]
+    Stopping,
+}
+
+impl CommandError {
+    /// The HTTP status the admin API answers with.
+    #[must_use]
+    pub const fn status(&self) -> u16 {
+        match self {
+            CommandError::Record { .. } => 500,
+            CommandError::HandingOver | CommandError::Stopping => 503,
+        }
+    }
+}
+
+type Ask = (Command, oneshot::Sender<Result<Report, CommandError>>);
+
+/// The admin API's and the daemon's handle on the announcements.
+#[derive(Clone)]
+pub struct Handle {
+    commands: mpsc::Sender<Ask>,
+    report: watch::Receiver<Report>,
+    frozen: Arc<AtomicBool>,
+}
+
+impl Handle {
+    /// The announcements as of the task's last decision.
+    #[must_use]
+    pub fn report(&self) -> Report {
+        self.report.borrow().clone()
+    }
+
+    /// Carries out `command` and returns the announcements after it.
+    pub async fn ask(&self, command: Command) -> Result<Report, CommandError> {
+        if self.frozen.load(Ordering::Acquire) {
+            return Err(CommandError::HandingOver);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send((command, tx))
+            .await
+            .map_err(|_| CommandError::Stopping)?;
+        rx.await.map_err(|_| CommandError::Stopping)?
+    }
+
+    /// While an upgrade hands the daemon's work over, the task changes
+    /// nothing on the interface (the new daemon adopts what is there);
+    /// `false` resumes, when the upgrade is abandoned.
+    pub fn freeze(&self, frozen: bool) {
+        self.frozen.store(frozen, Ordering::Release);
+    }
+}
+
+/// The file in the state directory whose presence says the operator
+/// withdrew the host, so a restart or an upgrade keeps it withdrawn.
+pub const WITHDRAWN_FILE: &str = "announce-withdrawn";
 
 impl AnnouncePlane {
     /// Opens netlink, makes or adopts the interface of `announce`, takes
@@ -73,7 +167,7 @@ impl AnnouncePlane {
         config: Arc<Config>,
         announce: &Announce,
         xdp: bool,
-    ) -> Result<(Self, Stopper), KernelError> {
+    ) -> Result<(Self, Stopper, Handle), KernelError> {
         let kernel = Kernel::connect()?;
         let interface = kernel.interface(&announce.interface).await?;
         if let Some(kind) = interface.created {
@@ -83,6 +177,11 @@ impl AnnouncePlane {
         let local = kernel.local_routes(interface.index).await?;
         let mut announcer = Announcer::new(HOLD);
         announcer.adopt(present.iter().map(|ip| (*ip, local.contains(ip))));
+        let marker = config.state_dir.join(WITHDRAWN_FILE);
+        let withdrawn = marker.exists();
+        if withdrawn {
+            warn!(marker = %marker.display(), "the host stays withdrawn, as the operator left it; `balancer announce restore` puts it back");
+        }
         let status = config
             .pools
             .iter()
@@ -90,71 +189,203 @@ impl AnnouncePlane {
             .collect();
         let (tx, rx) = watch::channel(Snapshot { config, status });
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(
+        let (report_tx, report) = watch::channel(Report {
+            interface: interface.name.clone(),
+            withdrawn,
+            vips: Vec::new(),
+        });
+        let (commands, inbox) = mpsc::channel(8);
+        let frozen = Arc::new(AtomicBool::new(false));
+        let task = Task {
             kernel,
-            interface.clone(),
+            interface: interface.clone(),
             announcer,
-            (rx, stopped),
             xdp,
-            announce.min_healthy,
-        ));
+            min_healthy: announce.min_healthy,
+            marker,
+            withdrawn,
+            failed: BTreeMap::new(),
+            frozen: frozen.clone(),
+            report: report_tx,
+        };
+        let task = tokio::spawn(task.run(rx, stopped, inbox));
         Ok((
             Self {
                 interface: interface.name,
                 tx,
             },
             Stopper { stop, task },
+            Handle {
+                commands,
+                report,
+                frozen,
+            },
         ))
     }
 }
 
-async fn run(
+/// The task's state.
+struct Task {
     kernel: Kernel,
     interface: Interface,
-    mut announcer: Announcer,
-    (mut rx, mut stopped): (watch::Receiver<Snapshot>, watch::Receiver<bool>),
+    announcer: Announcer,
     xdp: bool,
     min_healthy: u32,
-) {
-    let mut tick = tokio::time::interval(EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            changed = rx.changed() => if changed.is_err() { return },
-            _ = stopped.changed() => {
-                for (ip, answer) in announcer.announced().clone() {
-                    if !answer {
-                        continue;
+    marker: PathBuf,
+    withdrawn: bool,
+    /// Netlink's last refusal per address, until a change there succeeds.
+    failed: BTreeMap<IpAddr, String>,
+    frozen: Arc<AtomicBool>,
+    report: watch::Sender<Report>,
+}
+
+impl Task {
+    async fn run(
+        mut self,
+        mut rx: watch::Receiver<Snapshot>,
+        mut stopped: watch::Receiver<bool>,
+        mut inbox: mpsc::Receiver<Ask>,
+    ) {
+        let mut tick = tokio::time::interval(EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let mut asked = None;
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return },
+                stop = stopped.changed() => {
+                    // A dropped stopper: a new daemon took over and keeps
+                    // every address as it is.
+                    if stop.is_ok() && *stopped.borrow() {
+                        self.withdraw_answered().await;
                     }
-                    match kernel.remove(interface.index, ip).await {
-                        Ok(()) => info!(%ip, interface = %interface.name, "withdrawn: the daemon stops"),
-                        Err(e) => warn!(%ip, error = %e, "cannot withdraw at stop"),
+                    return;
+                }
+                Some((command, reply)) = inbox.recv() => {
+                    match self.command(command) {
+                        Ok(()) => asked = Some(reply),
+                        Err(e) => { let _ = reply.send(Err(e)); }
                     }
                 }
-                return;
+                _ = tick.tick() => {}
             }
-            _ = tick.tick() => {}
+            if self.frozen.load(Ordering::Acquire) {
+                if let Some(reply) = asked {
+                    let _ = reply.send(Err(CommandError::HandingOver));
+                }
+                continue;
+            }
+            let snapshot = {
+                let s = rx.borrow();
+                (s.config.clone(), s.status.clone())
+            };
+            let want = wanted(
+                &snapshot.0,
+                &snapshot.1,
+                &served_flags(self.xdp, &snapshot.0),
+                self.min_healthy,
+            );
+            let now = Instant::now();
+            let changes = self.announcer.step(now, &want, self.withdrawn);
+            self.apply(changes).await;
+            let vips =
+                self.announcer
+                    .report(now, &want, self.withdrawn, self.min_healthy, &self.failed);
+            let report = Report {
+                interface: self.interface.name.clone(),
+                withdrawn: self.withdrawn,
+                vips,
+            };
+            self.report.send_replace(report.clone());
+            if let Some(reply) = asked {
+                let _ = reply.send(Ok(report));
+            }
         }
-        let want = {
-            let s = rx.borrow();
-            wanted(
-                &s.config,
-                &s.status,
-                &served_flags(xdp, &s.config),
-                min_healthy,
-            )
+    }
+
+    /// Records the operator's withdrawal (or its end) in the state
+    /// directory first, so a restart keeps it.
+    fn command(&mut self, command: Command) -> Result<(), CommandError> {
+        let record = |e| CommandError::Record {
+            path: self.marker.clone(),
+            source: e,
         };
-        let changes = announcer.step(Instant::now(), &want, false);
+        match command {
+            Command::Withdraw => {
+                std::fs::write(
+                    &self.marker,
+                    "withdrawn by `balancer announce withdraw`; `balancer announce restore` ends it\n",
+                )
+                .map_err(record)?;
+                if !self.withdrawn {
+                    info!(interface = %self.interface.name, "the operator withdraws the host");
+                }
+                self.withdrawn = true;
+            }
+            Command::Restore => {
+                match std::fs::remove_file(&self.marker) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(record(e)),
+                }
+                if self.withdrawn {
+                    info!(interface = %self.interface.name, "the operator restores the host");
+                }
+                self.withdrawn = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the interface; a refused change is retried on the next step.
+    async fn apply(&mut self, changes: Changes) {
+        let name = self.interface.name.clone();
         for ip in changes.remove {
-            match kernel.remove(interface.index, ip).await {
-                Ok(()) => info!(%ip, interface = %interface.name, "withdrawn"),
-                Err(e) => warn!(%ip, error = %e, "cannot withdraw"),
+            match self.kernel.remove(self.interface.index, ip).await {
+                Ok(()) => {
+                    self.failed.remove(&ip);
+                    info!(%ip, interface = %name, "withdrawn");
+                }
+                Err(e) => {
+                    let answer = self.announcer.announced().get(&ip).copied().unwrap_or(true);
+                    self.announcer.remove_failed(ip, answer);
+                    self.refused(ip, "withdraw", &e);
+                }
             }
         }
         for (ip, answer) in changes.add {
-            match kernel.add(interface.index, ip, answer).await {
-                Ok(()) => info!(%ip, interface = %interface.name, answer, "announced"),
-                Err(e) => warn!(%ip, error = %e, "cannot announce"),
+            match self.kernel.add(self.interface.index, ip, answer).await {
+                Ok(()) => {
+                    self.failed.remove(&ip);
+                    info!(%ip, interface = %name, answer, "announced");
+                }
+                Err(e) => {
+                    self.announcer.add_failed(ip);
+                    self.refused(ip, "announce", &e);
+                }
+            }
+        }
+    }
+
+    /// Logs a refusal once per address until a change there succeeds.
+    fn refused(&mut self, ip: IpAddr, what: &str, e: &KernelError) {
+        let text = e.to_string();
+        if self.failed.get(&ip) != Some(&text) {
+            warn!(%ip, error = %text, "cannot {what}; retrying every half second");
+        }
+        self.failed.insert(ip, text);
+    }
+
+    /// A clean stop: takes off what the host answers for itself.
+    async fn withdraw_answered(&self) {
+        for (ip, answer) in self.announcer.announced().clone() {
+            if !answer {
+                continue;
+            }
+            match self.kernel.remove(self.interface.index, ip).await {
+                Ok(()) => {
+                    info!(%ip, interface = %self.interface.name, "withdrawn: the daemon stops");
+                }
+                Err(e) => warn!(%ip, error = %e, "cannot withdraw at stop"),
             }
         }
     }

@@ -1,4 +1,4 @@
-//! `balancer backend`, `guard` and `reload`: the commands that ask a running
+//! `balancer backend`, `guard`, `announce` and `reload`: the commands that ask a running
 //! daemon through its admin API. Each builds the [`Route`] the daemon's
 //! parser reads and sends it through [`client::send`], which also turns a
 //! refusal into an error; what is left here is finding the daemon and
@@ -9,6 +9,7 @@ use std::{net::SocketAddr, path::Path};
 use anyhow::Context as _;
 use balancer::{
     admin::{self, client, routes::Route},
+    announce::{plane::Command, report::Report},
     config::{self, values},
     runtime::{
         control::Action,
@@ -16,7 +17,7 @@ use balancer::{
     },
 };
 
-use super::{BackendAction, GuardAction, GuardList};
+use super::{AnnounceAction, BackendAction, GuardAction, GuardList};
 
 /// The daemon to ask: its admin address and bearer token.
 struct Daemon {
@@ -121,6 +122,23 @@ pub(crate) fn guard(
         out = format!("{what}\n{out}");
     }
     Ok(line(out.trim_end()))
+}
+
+/// `announce`: each VIP's announcement after the action, and why.
+pub(crate) fn announce(
+    action: AnnounceAction,
+    file: Option<&Path>,
+    admin: Option<SocketAddr>,
+) -> anyhow::Result<String> {
+    let command = match action {
+        AnnounceAction::Status => None,
+        AnnounceAction::Withdraw => Some(Command::Withdraw),
+        AnnounceAction::Restore => Some(Command::Restore),
+    };
+    let body = Daemon::find(file, admin)?.ask(&Route::Announce(command))?;
+    let report: Report = serde_json::from_value(body)
+        .context("the daemon's answer is not an announcement report")?;
+    Ok(report.render())
 }
 
 /// A one-answer command's output: its text and a newline.

@@ -81,6 +81,21 @@ pub(crate) enum Command {
         #[arg(long)]
         admin: Option<std::net::SocketAddr>,
     },
+    /// Show this host's VIP announcements and why, or withdraw the host for
+    /// maintenance (every VIP off the announcement interface, so BGP moves
+    /// traffic to the other hosts; lasts across restarts) and restore it
+    /// (through the admin API).
+    Announce {
+        /// What to do.
+        #[arg(value_enum)]
+        action: AnnounceAction,
+        /// Config file to read `admin.listen` and `admin.token_file` from.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Admin API address, over the config's.
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
+    },
     /// Make the running daemon re-read its config file (through its admin
     /// API); prints what changed, or the file's errors.
     Reload {
@@ -158,6 +173,17 @@ pub(crate) enum GuardAction {
     Add,
     /// Remove an entry added at runtime.
     Remove,
+}
+
+/// What `balancer announce` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum AnnounceAction {
+    /// Print each VIP's announcement and why.
+    Status,
+    /// Take every VIP off: the router moves traffic to the other hosts.
+    Withdraw,
+    /// Put back the VIPs that qualify.
+    Restore,
 }
 
 /// Which guard list.

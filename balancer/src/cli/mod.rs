@@ -14,7 +14,7 @@ pub(crate) mod status;
 
 use std::{fmt::Display, process::ExitCode};
 
-pub(crate) use self::args::{BackendAction, Cli, Command, GuardAction, GuardList};
+pub(crate) use self::args::{AnnounceAction, BackendAction, Cli, Command, GuardAction, GuardList};
 
 /// Prints a command's text as it is, or its error (with its causes); the
 /// exit code says which.

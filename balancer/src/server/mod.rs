@@ -151,7 +151,7 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
         .map_err(|(address, source)| RunError::Demo { address, source })?;
     let (pools, by_index) = Pools::default().plan(&config);
     let xdp = xdp.map(|p| Arc::new(Mutex::new(p)));
-    let (planes, announcements) = planes(&config, xdp.as_ref()).await?;
+    let (planes, announcements, announce) = planes(&config, xdp.as_ref()).await?;
     let control = tokio::spawn(Control::new(config.clone(), by_index.clone(), planes).run(inbox));
     let upstream_tls = bound.upstream_tls.clone();
     let started = started(
@@ -174,6 +174,7 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
         upstreams: Some(upstreams),
         access_logs,
         started,
+        announce,
     });
     let publisher = tokio::spawn(publish::run(sources.clone()));
     let trimmer = tokio::spawn(system::trim_after_bursts(tracker.clone()));
@@ -295,6 +296,9 @@ async fn serve(
                 Err(e) => {
                     warn!(error = %e, "an upgrade was abandoned; serving on");
                     take_back(&daemon.events).await;
+                    if let Some(announce) = &daemon.sources.announce {
+                        announce.freeze(false);
+                    }
                 }
             },
         }
@@ -334,19 +338,27 @@ fn successor(exe: Result<&std::path::Path, &io::Error>) {
     }
 }
 
+/// What [`planes`] starts: the planes, and the announcements' stopper and
+/// handle when configured.
+type Started = (
+    Vec<Box<dyn Plane>>,
+    Option<crate::announce::plane::Stopper>,
+    Option<crate::announce::plane::Handle>,
+);
+
 /// The planes the control loop keeps in step besides the proxies: the XDP
 /// plane when it runs, and the announcements when configured.
 async fn planes(
     config: &Arc<Config>,
     xdp: Option<&Arc<Mutex<XdpPlane>>>,
-) -> Result<(Vec<Box<dyn Plane>>, Option<crate::announce::plane::Stopper>), RunError> {
+) -> Result<Started, RunError> {
     let mut planes: Vec<Box<dyn Plane>> = xdp
         .iter()
         .map(|x| Box::new((*x).clone()) as Box<dyn Plane>)
         .collect();
-    let mut stopper = None;
+    let (mut stopper, mut handle) = (None, None);
     if let Some(announce) = &config.announce {
-        let (plane, stop) =
+        let (plane, stop, control) =
             crate::announce::plane::AnnouncePlane::start(config.clone(), announce, xdp.is_some())
                 .await
                 .map_err(|source| RunError::Announce {
@@ -355,14 +367,19 @@ async fn planes(
                 })?;
         planes.push(Box::new(plane));
         stopper = Some(stop);
+        handle = Some(control);
     }
-    Ok((planes, stopper))
+    Ok((planes, stopper, handle))
 }
 
 /// What this daemon hands a new one: its listeners' sockets, the admin
 /// API's, and its XDP pin directory's lock, after which it writes no map.
 fn offered(daemon: &Daemon) -> Vec<(upgrade::Kind, std::os::fd::OwnedFd)> {
     let mut sockets = daemon.listeners.handover_sockets();
+    // The new daemon adopts the addresses as they are now.
+    if let Some(announce) = &daemon.sources.announce {
+        announce.freeze(true);
+    }
     if let (Ok(address), Ok(fd)) = (
         // The admin address may be port 0 in the config: offer the bound one.
         admin_address(&daemon.admin),
