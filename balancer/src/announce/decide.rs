@@ -70,6 +70,24 @@ pub fn wanted(
     out
 }
 
+/// How long a fresh start waits before it may announce: until every
+/// pool's checks could have moved a backend (they all start up), that is
+/// the larger of `rise` and `fall` checks, each an interval (with its
+/// jitter) plus the last one's timeout.
+#[must_use]
+pub fn settle_time(config: &Config) -> Duration {
+    config
+        .pools
+        .iter()
+        .filter_map(|p| p.health.as_ref())
+        .map(|h| {
+            let checks = h.rise.get().max(h.fall.get());
+            (h.interval + h.jitter) * checks + h.timeout
+        })
+        .max()
+        .unwrap_or_default()
+}
+
 /// Changes to make on the interface.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Changes {
@@ -84,6 +102,8 @@ pub struct Changes {
 #[derive(Debug)]
 pub struct Announcer {
     hold: Duration,
+    /// Nothing new is announced before this (see [`settle_time`]).
+    not_before: Option<Instant>,
     since: BTreeMap<IpAddr, Instant>,
     announced: BTreeMap<IpAddr, bool>,
 }
@@ -94,9 +114,22 @@ impl Announcer {
     pub fn new(hold: Duration) -> Self {
         Self {
             hold,
+            not_before: None,
             since: BTreeMap::new(),
             announced: BTreeMap::new(),
         }
+    }
+
+    /// Announces nothing new before `until`: the health view of a fresh
+    /// start has not settled yet.
+    pub fn settle(&mut self, until: Instant) {
+        self.not_before = Some(until);
+    }
+
+    /// When an address qualifying since `since` may be announced.
+    fn ready_at(&self, since: Instant) -> Instant {
+        let held = since + self.hold;
+        self.not_before.map_or(held, |t| t.max(held))
     }
 
     /// Starts from what is on the interface already (a restart): those
@@ -138,7 +171,7 @@ impl Announcer {
                             || self
                                 .since
                                 .get(*ip)
-                                .is_some_and(|t| now.duration_since(*t) >= self.hold))
+                                .is_some_and(|t| now >= self.ready_at(*t)))
                 })
                 .map(|(ip, _)| *ip)
                 .collect()
@@ -205,7 +238,7 @@ impl Announcer {
                     Reason::Healthy
                 } else {
                     let since = self.since.get(&ip).copied().unwrap_or(now);
-                    let left = self.hold.saturating_sub(now.duration_since(since));
+                    let left = self.ready_at(since).saturating_duration_since(now);
                     Reason::HoldDown {
                         remaining_ms: u64::try_from(left.as_millis()).unwrap_or(u64::MAX),
                     }
@@ -420,5 +453,38 @@ xdp: { interface: eth0 }
         let r = a.report(t0 + HOLD, &w, false, 1, &failed);
         assert_eq!(r[0].reason.label(), "failed");
         assert_eq!(a.step(t0 + HOLD, &w, false).add.len(), 1);
+    }
+
+    #[test]
+    fn a_fresh_start_waits_until_the_checks_could_have_spoken() {
+        let config = config::parse(
+            "version: 1
+listeners:
+  - { name: vip, address: 198.18.100.10:80, protocol: tcp, mode: proxy, pool: web }
+pools:
+  - name: web
+    health: { kind: tcp, interval: 2s, timeout: 1s, jitter: 100ms, rise: 2, fall: 3 }
+    backends: [{ address: 198.18.1.11:80 }]
+  - name: unchecked
+    backends: [{ address: 198.18.1.12:80 }]
+",
+            "t.yaml",
+        )
+        .expect("config");
+        let settle = super::settle_time(&config);
+        assert_eq!(settle, Duration::from_millis(3 * 2100 + 1000));
+        let t0 = Instant::now();
+        let mut a = Announcer::new(HOLD);
+        a.settle(t0 + settle);
+        let w = one("198.18.100.10", true, true);
+        assert_eq!(a.step(t0, &w, false), Changes::default());
+        assert!(a.step(t0 + HOLD, &w, false).add.is_empty(), "settling");
+        assert_eq!(
+            a.report(t0 + HOLD, &w, false, 1, &BTreeMap::new())[0].reason,
+            super::super::report::Reason::HoldDown {
+                remaining_ms: 7300 - 3000
+            }
+        );
+        assert_eq!(a.step(t0 + settle, &w, false).add.len(), 1);
     }
 }

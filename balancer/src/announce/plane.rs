@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 use super::{
-    decide::{Announcer, Changes, wanted},
+    decide::{Announcer, Changes, settle_time, wanted},
     kernel::{Interface, Kernel, KernelError},
     report::Report,
 };
@@ -176,6 +176,7 @@ impl AnnouncePlane {
         let present = kernel.addresses(interface.index).await?;
         let local = kernel.local_routes(interface.index).await?;
         let mut announcer = Announcer::new(HOLD);
+        announcer.settle(Instant::now() + settle_time(&config));
         announcer.adopt(present.iter().map(|ip| (*ip, local.contains(ip))));
         let marker = config.state_dir.join(WITHDRAWN_FILE);
         let withdrawn = marker.exists();
