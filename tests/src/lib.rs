@@ -10,6 +10,7 @@ pub mod certs;
 pub mod client;
 pub mod config;
 pub mod echo;
+pub mod fabric;
 pub mod l2;
 pub mod netns;
 pub mod nginx;

@@ -49,6 +49,8 @@ const PACKAGES: &[(&str, &str)] = &[
     // TLS scanners run against a TLS listener by the test suite.
     ("sslscan", "/usr/bin/sslscan"),
     ("testssl.sh", "/usr/bin/testssl"),
+    // The BGP engine of the scale-out tests (router and balancer hosts).
+    ("bird2", "/usr/sbin/bird"),
 ];
 
 /// Everything: toolchain and packages.
@@ -167,7 +169,7 @@ pub fn packages() -> Result<()> {
     )?;
     // Debian starts the daemons on install; the tests run their own copies
     // inside namespaces, and a system nginx on :80 would only get in the way.
-    for svc in ["nginx", "haproxy"] {
+    for svc in ["nginx", "haproxy", "bird"] {
         let _ = Command::new("systemctl")
             .args(["disable", "--now", svc])
             .status();
