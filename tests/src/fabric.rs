@@ -15,6 +15,7 @@
 //! route per VIP with a next hop per announcing host.
 
 use std::{
+    fmt::Write as _,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -70,12 +71,11 @@ pub fn bird_config(name: &str, values: &[(&str, String)]) -> String {
                 .and_then(|rest| rest.split_once('='))
                 .is_some_and(|(k, _)| k.trim() == *key)
         });
-        match set {
-            Some((key, value)) => out.push_str(&format!("define {key} = {value};\n")),
-            None => {
-                out.push_str(line);
-                out.push('\n');
-            }
+        if let Some((key, value)) = set {
+            let _ = writeln!(out, "define {key} = {value};");
+        } else {
+            out.push_str(line);
+            out.push('\n');
         }
     }
     out
@@ -287,6 +287,10 @@ impl Fabric {
 
     /// Waits up to `limit` until the router's route to `vip` has exactly
     /// the hosts `want` as next hops; returns how long that took.
+    #[expect(
+        clippy::must_use_candidate,
+        reason = "most callers only wait; some report how long it took"
+    )]
     pub fn until_next_hops(&self, vip: IpAddr, want: &[usize], limit: Duration) -> Duration {
         let mut want: Vec<IpAddr> = want
             .iter()

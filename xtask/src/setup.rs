@@ -51,6 +51,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("testssl.sh", "/usr/bin/testssl"),
     // The BGP engine of the scale-out tests (router and balancer hosts).
     ("bird2", "/usr/sbin/bird"),
+    // Packet filters the scale-out tests set inside namespaces.
+    ("nftables", "/usr/sbin/nft"),
 ];
 
 /// Everything: toolchain and packages.
