@@ -68,6 +68,35 @@ fn a_proxy_vip_is_announced_after_the_hold_withdrawn_when_its_pool_fails_and_res
         "announced after {took:?}, before the hold-down"
     );
     assert_eq!(held(&t), (true, true), "a proxy VIP keeps its local route");
+    // The interface is the daemon's: an address taken off by someone else
+    // comes back, a local route deleted comes back, and an address it does
+    // not announce is taken off.
+    t.lb.ip(&["addr", "del", &format!("{VIP}/32"), "dev", "vip0"]);
+    until_held(&t, true, Duration::from_secs(2));
+    t.lb.ip(&[
+        "route", "del", "local", VIP, "dev", "vip0", "table", "local",
+    ]);
+    let start = Instant::now();
+    while held(&t) != (true, true) {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "the local route stays deleted"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    t.lb.ip(&["addr", "add", "198.18.100.99/32", "dev", "vip0"]);
+    let start = Instant::now();
+    while t
+        .lb
+        .run("ip", &["addr", "show", "dev", "vip0"])
+        .contains("198.18.100.99")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "a stray address stays"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let vip: SocketAddr = (VIP.parse::<std::net::IpAddr>().expect("ip"), 80).into();
     assert!(t.client.enter(|| http_get(vip, None)).is_ok());
 

@@ -128,6 +128,24 @@ fn explained(f: &Fabric, i: usize, v6: bool, port: u16) -> String {
 #[test]
 fn ecmp_spreads_flows_over_the_hosts_and_each_flow_keeps_its_backend_on_any_host() {
     let f = fabric(&xdp_config(), 2);
+    // An XDP VIP is held on vip0 for BIRD, but the host's own stack never
+    // answers for it: no local route.
+    for i in 0..HOSTS {
+        let ns = &f.hosts[i].ns;
+        let held = ns.run("ip", &["addr", "show", "dev", "vip0"]);
+        assert!(
+            held.contains(&format!("{}/32", balancer_tests::fabric::VIP))
+                && held.contains(&format!("{}/128", balancer_tests::fabric::VIP6)),
+            "host {i}: {held}"
+        );
+        for family in ["-4", "-6"] {
+            let local = ns.run("ip", &[family, "route", "show", "table", "local"]);
+            assert!(
+                !local.contains("198.18.100.10") && !local.contains("fd00:100::10"),
+                "host {i} would answer for an XDP VIP itself: {local}"
+            );
+        }
+    }
     let mut first = BTreeMap::new();
     for (v6, port) in [(false, 41_000), (true, 42_000)] {
         let before = forwarded(&f);

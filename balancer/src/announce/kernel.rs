@@ -45,6 +45,28 @@ fn refused(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> KernelEr
 }
 
 /// The negative errno of a kernel refusal, if it is one.
+/// The route table `local` holds for the host address `ip` on interface
+/// `index`.
+fn local_route(index: u32, ip: IpAddr) -> rtnetlink::packet_route::route::RouteMessage {
+    match ip {
+        IpAddr::V4(v4) => RouteMessageBuilder::<Ipv4Addr>::new()
+            .table_id(TABLE_LOCAL)
+            .destination_prefix(v4, 32)
+            .output_interface(index)
+            .kind(RouteType::Local)
+            .scope(RouteScope::Host)
+            .protocol(RouteProtocol::Unspec)
+            .build(),
+        IpAddr::V6(v6) => RouteMessageBuilder::<Ipv6Addr>::new()
+            .table_id(TABLE_LOCAL)
+            .destination_prefix(v6, 128)
+            .output_interface(index)
+            .kind(RouteType::Local)
+            .protocol(RouteProtocol::Unspec)
+            .build(),
+    }
+}
+
 fn errno(e: &rtnetlink::Error) -> Option<i32> {
     match e {
         rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
@@ -228,29 +250,37 @@ impl Kernel {
     /// Deletes the kernel's local route for `ip` on interface `index`; one
     /// already gone is not an error.
     pub async fn unroute_local(&self, index: u32, ip: IpAddr) -> Result<(), KernelError> {
-        let message = match ip {
-            IpAddr::V4(v4) => RouteMessageBuilder::<Ipv4Addr>::new()
-                .table_id(TABLE_LOCAL)
-                .destination_prefix(v4, 32)
-                .output_interface(index)
-                .kind(RouteType::Local)
-                .scope(RouteScope::Host)
-                .protocol(RouteProtocol::Unspec)
-                .build(),
-            IpAddr::V6(v6) => RouteMessageBuilder::<Ipv6Addr>::new()
-                .table_id(TABLE_LOCAL)
-                .destination_prefix(v6, 128)
-                .output_interface(index)
-                .kind(RouteType::Local)
-                .protocol(RouteProtocol::Unspec)
-                .build(),
-        };
-        match self.handle.route().del(message).execute().await {
+        match self
+            .handle
+            .route()
+            .del(local_route(index, ip))
+            .execute()
+            .await
+        {
             Err(e) if errno(&e) != Some(libc::ESRCH) => {
                 Err(refused(format!("deleting the local route of {ip}"))(e))
             }
             _ => Ok(()),
         }
+    }
+
+    /// Puts back the local route of `ip` on interface `index` (as the
+    /// kernel makes it for a new address), so the host answers for it.
+    pub async fn route_local(&self, index: u32, ip: IpAddr) -> Result<(), KernelError> {
+        let mut message = local_route(index, ip);
+        message
+            .attributes
+            .push(RouteAttribute::PrefSource(match ip {
+                IpAddr::V4(v4) => RouteAddress::Inet(v4),
+                IpAddr::V6(v6) => RouteAddress::Inet6(v6),
+            }));
+        self.handle
+            .route()
+            .add(message)
+            .replace()
+            .execute()
+            .await
+            .map_err(refused(format!("adding the local route of {ip}")))
     }
 
     /// The destinations of table `local`'s routes through interface

@@ -18,7 +18,7 @@ use std::{
 };
 
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{
     decide::{Announcer, Changes, settle_time, wanted},
@@ -288,6 +288,7 @@ impl Task {
             let now = Instant::now();
             let changes = self.announcer.step(now, &want, self.withdrawn);
             self.apply(changes).await;
+            self.reconcile().await;
             let vips =
                 self.announcer
                     .report(now, &want, self.withdrawn, self.min_healthy, &self.failed);
@@ -362,6 +363,55 @@ impl Task {
                 Err(e) => {
                     self.announcer.add_failed(ip);
                     self.refused(ip, "announce", &e);
+                }
+            }
+        }
+    }
+
+    /// Makes the interface match what is announced, whatever changed it
+    /// since: the kernel adds an IPv6 address's local route after duplicate
+    /// address detection's work runs (also with it off), which may be
+    /// after this task deleted it; an interface taken down and up gets
+    /// its local routes back; someone may take an address off or put one
+    /// on. The interface is this daemon's, so what it holds is put right.
+    async fn reconcile(&mut self) {
+        let index = self.interface.index;
+        let (present, local) = match (
+            self.kernel.addresses(index).await,
+            self.kernel.local_routes(index).await,
+        ) {
+            (Ok(p), Ok(l)) => (p, l),
+            (Err(e), _) | (_, Err(e)) => {
+                debug!(error = %e, "cannot read the announcement interface back");
+                return;
+            }
+        };
+        let name = self.interface.name.clone();
+        for (ip, answer) in self.announcer.announced().clone() {
+            let fixed = if !present.contains(&ip) {
+                warn!(%ip, interface = %name, "the address was taken off by something else; putting it back");
+                self.kernel.add(index, ip, answer).await
+            } else if !answer && local.contains(&ip) {
+                debug!(%ip, "the kernel routed the address locally again; deleting that route");
+                self.kernel.unroute_local(index, ip).await
+            } else if answer && !local.contains(&ip) {
+                debug!(%ip, "the address lost its local route; putting it back");
+                self.kernel.route_local(index, ip).await
+            } else {
+                continue;
+            };
+            match fixed {
+                Ok(()) => {
+                    self.failed.remove(&ip);
+                }
+                Err(e) => self.refused(ip, "put the interface right for", &e),
+            }
+        }
+        for ip in present {
+            if !self.announcer.announced().contains_key(&ip) {
+                warn!(%ip, interface = %name, "an address this daemon does not announce is on its interface; taking it off");
+                if let Err(e) = self.kernel.remove(index, ip).await {
+                    self.refused(ip, "take off", &e);
                 }
             }
         }
