@@ -546,3 +546,47 @@ fn health_and_reload_rewrite_the_xdp_maps() {
         }
     }
 }
+
+/// A backend whose MAC changes keeps receiving: once the balancer host's
+/// kernel learns the new MAC (here from the backend's gratuitous ARP), the
+/// plane follows its neighbour table and rewrites the backend's entry.
+#[test]
+fn a_backend_whose_mac_changes_keeps_receiving() {
+    let t = L2::new(3);
+    let _nginx = t.nginx_on_vip();
+    let lb = t.start_balancer(&config("dsr", 80, "tcp"), 1);
+    let ask = |n: usize| -> BTreeMap<String, usize> {
+        tally(t.client.enter(|| {
+            (0..n)
+                .map(|_| http_get(L2::vip(80), None).unwrap_or_else(|e| e))
+                .collect::<Vec<_>>()
+        }))
+    };
+    assert_eq!(ask(30).len(), 3);
+    t.backends[0].ip(&["link", "set", "eth0", "address", "02:be:ef:00:00:01"]);
+    let out = t.backends[0].run(
+        scripts::PYTHON,
+        &[&scripts::path("garp.py"), "eth0", &backend(0).to_string()],
+    );
+    assert!(out.contains("sent"), "{out}");
+    // Followed within moments: every flow answered again, backend 1 too.
+    let start = std::time::Instant::now();
+    loop {
+        let answers = ask(30);
+        if answers.len() == 3 && answers.keys().all(|k| k.starts_with("backend-")) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "still failing after the new MAC was learned: {answers:?}\n{}",
+            lb.output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("followed the new MAC within {:?}", start.elapsed());
+    assert!(
+        lb.output().contains("answers from a new MAC"),
+        "{}",
+        lb.output()
+    );
+}

@@ -79,6 +79,9 @@ pub enum Event {
         /// Where the answer goes once they have.
         reply: oneshot::Sender<()>,
     },
+    /// A backend's next hop answers from a new MAC, which the XDP plane
+    /// recorded: every plane is rewritten from the current states.
+    NextHops,
     /// A connection a proxy could not make (refused, timed out).
     Passive {
         /// The config generation of the reporting listener.

@@ -151,6 +151,7 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
         .map_err(|(address, source)| RunError::Demo { address, source })?;
     let (pools, by_index) = Pools::default().plan(&config);
     let xdp = xdp.map(|p| Arc::new(Mutex::new(p)));
+    follow_neighbours(xdp.as_ref(), &events);
     let (planes, announcements, announce) = planes(&config, xdp.as_ref()).await?;
     let control = tokio::spawn(Control::new(config.clone(), by_index.clone(), planes).run(inbox));
     let upstream_tls = bound.upstream_tls.clone();
@@ -335,6 +336,19 @@ fn successor(exe: Result<&std::path::Path, &io::Error>) {
             });
         }
         Err(e) => warn!(error = %e, "SIGUSR2: cannot start the new daemon; serving on"),
+    }
+}
+
+/// Keeps the XDP plane's backend MACs current (see
+/// [`crate::dataplane::xdp::follow`]); a failure to start is logged.
+fn follow_neighbours(
+    xdp: Option<&Arc<Mutex<XdpPlane>>>,
+    events: &mpsc::Sender<crate::runtime::events::Event>,
+) {
+    if let Some(x) = xdp
+        && let Err(e) = crate::dataplane::xdp::follow::spawn(Arc::downgrade(x), events.clone())
+    {
+        warn!(error = %e, "cannot follow neighbour changes; a backend whose MAC changes stops receiving XDP traffic until a restart");
     }
 }
 

@@ -2,7 +2,10 @@
 //! MAC, MTU and addresses. The XDP plane needs the MAC (source of forwarded
 //! frames), the MTU (tunnel policy) and an address (tunnel source); the
 //! decapsulator needs the addresses it should accept tunnels for.
-#![expect(unsafe_code, reason = "getifaddrs(3) has no std wrapper")]
+#![expect(
+    unsafe_code,
+    reason = "getifaddrs(3) and if_indextoname(3) have no std wrapper"
+)]
 
 use std::{ffi::CStr, fs, io, net::IpAddr, path::PathBuf};
 
@@ -38,6 +41,21 @@ pub struct Interface {
     pub mtu: u32,
     /// Configured addresses.
     pub addrs: Vec<IpAddr>,
+}
+
+/// The name of the interface with index `index`, if there is one.
+#[must_use]
+pub fn name_of(index: u32) -> Option<String> {
+    let mut buffer = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: the buffer holds IF_NAMESIZE bytes, as if_indextoname(3)
+    // requires; on success it holds a NUL-terminated name.
+    let named = unsafe { libc::if_indextoname(index, buffer.as_mut_ptr()) };
+    if named.is_null() {
+        return None;
+    }
+    // SAFETY: if_indextoname wrote a NUL-terminated string into `buffer`.
+    let name = unsafe { CStr::from_ptr(buffer.as_ptr()) };
+    Some(name.to_string_lossy().into_owned())
 }
 
 impl Interface {

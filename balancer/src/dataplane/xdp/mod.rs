@@ -5,12 +5,14 @@
 
 pub mod adopt;
 pub mod cookies;
+pub mod follow;
 pub mod guard;
 pub mod iface;
 pub mod keys;
 pub mod link;
 pub mod migrate;
 pub mod neighbor;
+pub mod netlink;
 pub mod packet;
 pub mod pins;
 pub mod plane;

@@ -249,6 +249,30 @@ impl XdpPlane {
         Ok(())
     }
 
+    /// Next hop `ip` on interface `index` answers at `mac` now (the
+    /// kernel's neighbour table says so): the routes of the backends behind
+    /// it take the new MAC, and the next [`Self::update`] writes them.
+    /// Whether any changed; never after the maps were handed over.
+    pub fn neighbour_changed(&mut self, index: u32, ip: IpAddr, mac: [u8; 6]) -> bool {
+        !self.handed && self.routes.set_mac(index, ip, mac)
+    }
+
+    /// Asks the kernel again for every next hop's MAC (after neighbour
+    /// changes were lost); whether any changed.
+    pub fn refresh_neighbours(&mut self) -> bool {
+        let Ok(mut netlink) = super::netlink::Netlink::open() else {
+            return false;
+        };
+        let hops: Vec<(u32, IpAddr)> = self.routes.next_hops().collect();
+        let mut changed = false;
+        for (index, ip) in hops {
+            if let Ok(Some(mac)) = netlink.neighbour(index, ip) {
+                changed |= self.neighbour_changed(index, ip, mac);
+            }
+        }
+        changed
+    }
+
     /// Whether listener `index` is served here.
     #[must_use]
     pub fn serves(&self, index: usize) -> bool {

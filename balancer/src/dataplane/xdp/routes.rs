@@ -1,14 +1,15 @@
 //! How the XDP plane reaches each backend: the egress interface the kernel
 //! routes it through (`XDP_TX` for the XDP interface itself, else a
 //! device-map slot), and the next hop's MAC there. Resolved once per
-//! backend address; a reload resolves only addresses it has not seen.
+//! backend address; a reload resolves only addresses it has not seen, and
+//! a next hop whose MAC changes is followed ([`Routes::set_mac`]).
 
 use std::{collections::HashMap, net::IpAddr, time::Duration};
 
 use balancer_common::maps::TX_PORTS;
 use tracing::info;
 
-use super::{PlaneError, iface::Interface, neighbor, tables::Hop};
+use super::{PlaneError, iface::Interface, neighbor, netlink::Netlink, tables::Hop};
 use crate::config::{Config, model::Listener};
 
 /// How long to wait for a backend's next hop to answer address resolution.
@@ -18,6 +19,8 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct Routes {
     /// Backend address -> how to reach it.
     pub hops: HashMap<IpAddr, Hop>,
+    /// Backend address -> its next hop: interface index and address.
+    vias: HashMap<IpAddr, (u32, IpAddr)>,
     /// Egress interfaces besides the XDP one; slot = index + 1.
     others: Vec<Interface>,
     mtu: u32,
@@ -39,6 +42,8 @@ impl Routes {
         known: Option<&Routes>,
     ) -> Result<Self, PlaneError> {
         let mut hops = HashMap::new();
+        let mut vias = HashMap::new();
+        let mut netlink = None;
         let mut others: Vec<Interface> = known.map(|k| k.others.clone()).unwrap_or_default();
         let first_new = others.len();
         for l in listeners {
@@ -48,11 +53,24 @@ impl Routes {
                 if hops.contains_key(&ip) {
                     continue;
                 }
-                if let Some(hop) = known.and_then(|k| k.hops.get(&ip)) {
+                if let Some(k) = known
+                    && let (Some(hop), Some(via)) = (k.hops.get(&ip), k.vias.get(&ip))
+                {
                     hops.insert(ip, *hop);
+                    vias.insert(ip, *via);
                     continue;
                 }
-                let n = neighbor::resolve(ip, RESOLVE_TIMEOUT)?;
+                let socket = match &mut netlink {
+                    Some(n) => n,
+                    None => netlink.insert(Netlink::open().map_err(|e| {
+                        neighbor::NeighborError::NoRoute {
+                            ip,
+                            detail: format!("cannot open a netlink socket: {e}"),
+                        }
+                    })?),
+                };
+                let n = neighbor::resolve(socket, ip, RESOLVE_TIMEOUT)?;
+                vias.insert(ip, (n.index, n.via));
                 let (src_mac, tx_port) = if n.dev == xdp.name {
                     (xdp.mac, 0)
                 } else {
@@ -85,7 +103,27 @@ impl Routes {
             mtu: others.iter().map(|o| o.mtu).fold(xdp.mtu, u32::min),
             others,
             hops,
+            vias,
         })
+    }
+
+    /// The next hops backends are reached through: interface index and
+    /// address.
+    pub fn next_hops(&self) -> impl Iterator<Item = (u32, IpAddr)> + '_ {
+        self.vias.values().copied()
+    }
+
+    /// Next hop `via` on interface `index` answers at `mac` now: every
+    /// backend reached through it is sent there. Whether anything changed.
+    pub fn set_mac(&mut self, index: u32, via: IpAddr, mac: [u8; 6]) -> bool {
+        let mut changed = false;
+        for (backend, hop) in &mut self.hops {
+            if self.vias.get(backend) == Some(&(index, via)) && hop.mac != mac {
+                hop.mac = mac;
+                changed = true;
+            }
+        }
+        changed
     }
 
     /// Device-map slot -> interface index.

@@ -102,6 +102,15 @@ impl Control {
                 let _ = reply.send(());
                 return;
             }
+            Event::NextHops => {
+                let all = self.backends.statuses();
+                for plane in &mut self.planes {
+                    if let Err(e) = plane.update(&self.config, &all) {
+                        warn!(plane = plane.name(), error = %e, "cannot rewrite a plane for a next hop's new MAC; it keeps the old one");
+                    }
+                }
+                return;
+            }
             Event::TakeBack { reply } => {
                 let all = self.backends.statuses();
                 for plane in &mut self.planes {
