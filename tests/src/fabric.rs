@@ -162,7 +162,7 @@ impl Fabric {
             // A proxy listener binds its VIP before the VIP is announced.
             ns.sysctl("net.ipv4.ip_nonlocal_bind", "1");
             ns.sysctl("net.ipv6.ip_nonlocal_bind", "1");
-            napi.push(pass_through(&router, &port, dir.path()));
+            napi.push(crate::l2::start_pass_through(&router, &port, dir.path()));
             let host_dir = dir.path().join(format!("h{}", i + 1));
             std::fs::create_dir_all(&host_dir).expect("host dir");
             all_hosts.push(Host {
@@ -381,23 +381,6 @@ fn on_bridge(router: &Netns, port: &str, ns: &Netns, (v4, v6): (Ipv4Addr, Ipv6Ad
         "eth0",
         "nodad",
     ]);
-}
-
-/// A pass-through XDP program on `interface` in `ns`: the balancer's
-/// decapsulator with an endpoint no packet carries.
-fn pass_through(ns: &Netns, interface: &str, dir: &Path) -> Process {
-    let mut cmd = ns.command(crate::balancer_bin().to_str().expect("utf-8"));
-    cmd.args([
-        "decap",
-        "--interface",
-        interface,
-        "--endpoint",
-        "198.18.255.255",
-    ])
-    .env("RUST_LOG", "info");
-    let mut p = Process::spawn("napi", cmd, dir.join(format!("napi-{interface}.log")));
-    p.wait_for("decapsulating", 1, Duration::from_secs(10));
-    p
 }
 
 /// BIRD in `ns` in the foreground with `config` (written to `dir`), its

@@ -268,8 +268,10 @@ fn link(switch: &Netns, bridge: &str, port: &str, ns: &Netns, dev: &str, addr: &
     ns.ip(&["link", "set", dev, "up"]);
 }
 
-/// A pass-through XDP program on `interface` in `ns` (see [`L2::new`]).
-fn start_pass_through(ns: &Netns, interface: &str, dir: &std::path::Path) -> Process {
+/// A pass-through XDP program on `interface` in `ns` (see [`L2::new`]):
+/// the balancer's decapsulator with an endpoint no packet carries.
+#[must_use]
+pub fn start_pass_through(ns: &Netns, interface: &str, dir: &std::path::Path) -> Process {
     let mut cmd = ns.command(crate::balancer_bin().to_str().expect("utf-8"));
     cmd.args([
         "decap",

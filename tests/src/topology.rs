@@ -140,6 +140,19 @@ impl Topology {
     pub fn start_balancer_bin(&self, bin: &Path, yaml: &str, listeners: usize) -> Process {
         crate::start_balancer(&self.lb, self.dir.path(), bin, yaml, listeners)
     }
+
+    /// A UDP server on backend `i`'s port 53, answering each datagram with
+    /// `backend-<i+1>=<datagram>`; bound before this returns.
+    #[must_use]
+    pub fn udp_backend(&self, i: usize) -> Process {
+        crate::scripts::udp_named(
+            &self.backends[i],
+            backend_addr(i, 53, false).ip(),
+            53,
+            &format!("backend-{}", i + 1),
+            &self.path(&format!("udp-{i}.log")),
+        )
+    }
 }
 
 /// IPv4 address of backend `i` (0-based).

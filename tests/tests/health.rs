@@ -12,7 +12,7 @@ use balancer_tests::{
     Process, Topology,
     client::http_get,
     config::simple,
-    nginx, scripts,
+    nginx,
     sys::{ms_between, now_of_day},
     topology::{VIP4, backend_addr},
 };
@@ -119,22 +119,10 @@ fn a_stopped_nginx_leaves_within_fall_checks_and_returns_after_rise() {
     drop(restarted);
 }
 
-/// A UDP server on backend `i`: answers each datagram with its name.
-fn udp_server(t: &Topology, i: usize) -> Process {
-    let log = t.dir.path().join(format!("udp-{i}.log"));
-    scripts::udp_named(
-        &t.backends[i],
-        backend_addr(i, 53, false).ip(),
-        53,
-        &format!("backend-{}", i + 1),
-        &log,
-    )
-}
-
 #[test]
 fn a_stopped_udp_backend_leaves_within_fall_checks_and_returns_after_rise() {
     let t = Topology::new(3);
-    let mut servers: Vec<Process> = (0..3).map(|i| udp_server(&t, i)).collect();
+    let mut servers: Vec<Process> = (0..3).map(|i| t.udp_backend(i)).collect();
     let lb = t.start_balancer(
         &config(
             "udp",
@@ -181,7 +169,7 @@ fn a_stopped_udp_backend_leaves_within_fall_checks_and_returns_after_rise() {
             .all(|a| a == "backend-1" || a == "backend-3"),
         "every query answered by a live backend: {answered:?}"
     );
-    let _again = udp_server(&t, 1);
+    let _again = t.udp_backend(1);
     let started = now_of_day();
     let up = lb.logged_at(&["198.18.1.12:53", "to=up"], Duration::from_secs(5));
     let bound = RISE * (INTERVAL_MS + TIMEOUT_MS) + 300;

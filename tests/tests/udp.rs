@@ -9,25 +9,12 @@ use std::{
 use balancer_tests::{
     Process, Topology,
     config::simple,
-    scripts,
     topology::{VIP4, backend_addr},
 };
 
-/// UDP servers in the first `n` backends, answering `backend-N=<request>`
-/// (one datagram), each bound before this returns.
+/// UDP servers in the first `n` backends (see [`Topology::udp_backend`]).
 fn udp_servers(t: &Topology, n: usize) -> Vec<Process> {
-    (0..n)
-        .map(|i| {
-            let log = t.path(&format!("udp-{i}.log"));
-            scripts::udp_named(
-                &t.backends[i],
-                backend_addr(i, 53, false).ip(),
-                53,
-                &format!("backend-{}", i + 1),
-                &log,
-            )
-        })
-        .collect()
+    (0..n).map(|i| t.udp_backend(i)).collect()
 }
 
 fn pool(n: usize) -> Vec<(String, u32)> {
