@@ -92,6 +92,14 @@ fn sessions_are_evicted_oldest_first_and_expire_when_idle() {
     );
     let _lb = t.start_balancer(&cfg, 1);
     t.client.enter(|| {
+        // Sessions are aged in milliseconds: uses in the same one would tie
+        // (the backends answer within a millisecond), so each ask waits a
+        // few before the next.
+        let ask = |s: &UdpSocket, payload: &str| {
+            let answer = ask(s, payload);
+            std::thread::sleep(Duration::from_millis(3));
+            answer
+        };
         let [a, b, c] = [0; 3].map(|_| UdpSocket::bind("0.0.0.0:0").expect("bind"));
         let a1 = ask(&a, "a1");
         let b1 = ask(&b, "b1");
