@@ -51,7 +51,7 @@ pub struct Sources {
     /// How the daemon started, for status.
     pub started: String,
     /// The announcements, when configured.
-    pub announce: Option<crate::announce::plane::Handle>,
+    pub announce: Option<crate::announce::control::Handle>,
 }
 
 /// A TLS listener's handshakes and certificates, as of now.
@@ -181,7 +181,7 @@ pub fn snapshot(sources: &Sources) -> Snapshot {
         announce: sources
             .announce
             .as_ref()
-            .map(crate::announce::plane::Handle::report),
+            .map(crate::announce::control::Handle::report),
     }
 }
 

@@ -191,7 +191,7 @@ async fn guard(api: &Api, change: ListChange, peer: SocketAddr) -> Response<Full
 /// Shows the announcements, or withdraws or restores the host.
 async fn announce(
     api: &Api,
-    command: Option<crate::announce::plane::Command>,
+    command: Option<crate::announce::control::Command>,
     peer: SocketAddr,
 ) -> Response<Full<Bytes>> {
     let Some(handle) = &api.sources.announce else {

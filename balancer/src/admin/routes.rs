@@ -20,7 +20,7 @@
 use std::{fmt::Write as _, net::SocketAddr};
 
 use crate::{
-    announce::plane::Command,
+    announce::control::Command,
     config::{limits::MAX_WEIGHT, values},
     runtime::{
         control::Action,
@@ -340,8 +340,8 @@ mod tests {
             Route::Metrics,
             Route::Reload,
             Route::Announce(None),
-            Route::Announce(Some(crate::announce::plane::Command::Withdraw)),
-            Route::Announce(Some(crate::announce::plane::Command::Restore)),
+            Route::Announce(Some(crate::announce::control::Command::Withdraw)),
+            Route::Announce(Some(crate::announce::control::Command::Restore)),
             Route::Guard(ListChange::Show),
             Route::Guard(ListChange::Add(entry(
                 Scope::Global,

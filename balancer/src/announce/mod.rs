@@ -4,9 +4,13 @@
 //! those addresses to the router, so the announcement state lives in the
 //! kernel and a withdraw is one netlink message. [`decide`] says which
 //! addresses to hold (health, hold-down, withdrawn or not); [`kernel`] is
-//! the netlink side; [`plane`] the task the control loop feeds.
+//! the netlink side; [`plane`] starts the task ([`task`]) the control loop
+//! feeds; [`control`] holds the handles the admin API and the daemon use;
+//! [`report`] says what is announced and why.
 
+pub mod control;
 pub mod decide;
 pub mod kernel;
 pub mod plane;
 pub mod report;
+mod task;

@@ -9,7 +9,7 @@ use std::{net::SocketAddr, path::Path};
 use anyhow::Context as _;
 use balancer::{
     admin::{self, client, routes::Route},
-    announce::{plane::Command, report::Report},
+    announce::{control::Command, report::Report},
     config::{self, values},
     runtime::{
         control::Action,

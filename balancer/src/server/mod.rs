@@ -356,8 +356,8 @@ fn follow_neighbours(
 /// handle when configured.
 type Started = (
     Vec<Box<dyn Plane>>,
-    Option<crate::announce::plane::Stopper>,
-    Option<crate::announce::plane::Handle>,
+    Option<crate::announce::control::Stopper>,
+    Option<crate::announce::control::Handle>,
 );
 
 /// The planes the control loop keeps in step besides the proxies: the XDP
@@ -475,7 +475,7 @@ fn reloaded<E: std::fmt::Display>(done: &Result<String, E>) -> String {
 async fn shut_down(
     mut daemon: Daemon,
     (tracker, grace, which): (&Tracker, std::time::Duration, &str),
-    announcements: Option<crate::announce::plane::Stopper>,
+    announcements: Option<crate::announce::control::Stopper>,
     tasks: [tokio::task::JoinHandle<()>; 4],
 ) {
     // Withdraw before the listeners stop, so the router moves new flows
