@@ -4,6 +4,7 @@
 //! userspace can never drift apart silently.
 #![no_std]
 
+pub mod bench;
 pub mod guard;
 pub mod hash;
 pub mod maps;

@@ -4,6 +4,7 @@
 //! its own module; `balancer_decap` is the backend-side tunnel decapsulator.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
+mod bench;
 mod cookie;
 mod csum;
 mod decap;
@@ -57,6 +58,17 @@ pub fn balancer_decap(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn bench_bare_tx(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_TX
+}
+
+/// The benchmark harness: restores the original frame, then tail-calls
+/// the program under test (see [`bench`]).
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the #[xdp] wrapper hands the context over by value"
+)]
+#[xdp]
+pub fn bench_restore(ctx: XdpContext) -> u32 {
+    bench::restore(&ctx)
 }
 
 /// The guard benchmark's yardstick: drop every frame with no work at all.

@@ -9,6 +9,7 @@ use aya_ebpf::{
     maps::{Array, DevMap, HashMap, LpmTrie, LruHashMap, ProgramArray},
 };
 use balancer_common::{
+    bench::BenchFrame,
     guard::{Ceiling, GuardSettings, LIMITED_ENTRIES, Limited, ListKey, MAX_VIP_IDS, SourceState},
     maps::{BackendEntry, FlowKey, FlowValue, Settings, VipKey, VipMeta},
 };
@@ -83,3 +84,11 @@ pub static CEILINGS: Array<Ceiling> = Array::with_max_entries(MAX_VIP_IDS, 0);
 /// cookie. Written by the daemon at load.
 #[map(name = "COOKIE_PROGS_V1")]
 pub static COOKIE_PROGS: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
+/// The benchmark harness's frame to restore (see [`crate::bench`]).
+#[map(name = "BENCH_FRAME_V1")]
+pub static BENCH_FRAME: Array<BenchFrame> = Array::with_max_entries(1, 0);
+
+/// The benchmark harness's target: slot 0 -> the program under test.
+#[map(name = "BENCH_TARGET_V1")]
+pub static BENCH_TARGET: ProgramArray = ProgramArray::with_max_entries(1, 0);

@@ -47,6 +47,9 @@ pub enum Entry {
     /// A SYN flood from random benchmarking-range sources, for tests and
     /// the guard benchmark (live frames only, never attached).
     SynFlood,
+    /// The benchmark harness: restores a frame, then tail-calls the
+    /// program under test (see `balancer_common::bench`).
+    Restore,
 }
 
 impl Entry {
@@ -59,6 +62,7 @@ impl Entry {
             Entry::BareTx => "bench_bare_tx",
             Entry::SynFlood => "test_syn_flood",
             Entry::BareDrop => "bench_bare_drop",
+            Entry::Restore => balancer_common::bench::BENCH_RESTORE_ENTRY,
         }
     }
 }

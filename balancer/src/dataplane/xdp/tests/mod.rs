@@ -5,13 +5,15 @@
 //! as root. `parse` has no VIP, so every frame must pass unchanged;
 //! `balance`, `edge`, `state` and `redirect` check where frames go and that
 //! both planes agree; `guard` and `cookie` the drops and SYN cookies;
-//! `decap` the tunnel end; `pin` restarts over pinned maps.
+//! `decap` the tunnel end; `pin` restarts over pinned maps; `harness` the
+//! benchmark's frame-restoring harness.
 
 mod balance;
 mod cookie;
 mod decap;
 mod edge;
 mod guard;
+mod harness;
 mod parse;
 mod pin;
 mod redirect;

@@ -1,0 +1,52 @@
+//! The benchmark harness (see `balancer_common::bench`): restores the
+//! original frame, then tail-calls the program under test, so repeated
+//! runs of a program that grows the frame measure the same packet each
+//! time.
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    helpers::generated::{bpf_xdp_adjust_head, bpf_xdp_store_bytes},
+    programs::XdpContext,
+};
+use balancer_common::bench::BENCH_FRAME_MAX;
+
+use crate::maps::{BENCH_FRAME, BENCH_TARGET};
+
+/// Puts the frame back and runs the target; `XDP_ABORTED` if either fails
+/// (the benchmark checks the verdict).
+#[inline(always)]
+pub fn restore(ctx: &XdpContext) -> u32 {
+    let Some(frame) = BENCH_FRAME.get_ptr(0) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    // SAFETY: the map's value, valid for this run.
+    let want = unsafe { (*frame).len } as usize;
+    if want == 0 || want > BENCH_FRAME_MAX {
+        return xdp_action::XDP_ABORTED;
+    }
+    let (Ok(have), Ok(wanted)) = (
+        i32::try_from(ctx.data_end() - ctx.data()),
+        i32::try_from(want),
+    ) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    let delta = have - wanted;
+    // SAFETY: the context is the program's; a positive delta drops bytes
+    // from the front, a negative one adds room there.
+    if delta != 0 && unsafe { bpf_xdp_adjust_head(ctx.ctx, delta) } != 0 {
+        return xdp_action::XDP_ABORTED;
+    }
+    // The verifier needs the length bounded: `want` is 1..=124, masked to
+    // the same range.
+    let len = (want & 0x7f) as u32;
+    // SAFETY: `bytes` holds BENCH_FRAME_MAX bytes and `len` is at most
+    // that; the helper checks the packet's bounds itself.
+    let stored = unsafe { bpf_xdp_store_bytes(ctx.ctx, 0, (*frame).bytes.as_ptr() as *mut _, len) };
+    if stored != 0 {
+        return xdp_action::XDP_ABORTED;
+    }
+    // SAFETY: slot 0 holds the program under test; on success this does
+    // not return.
+    unsafe { BENCH_TARGET.tail_call(ctx, 0) };
+    xdp_action::XDP_ABORTED
+}
