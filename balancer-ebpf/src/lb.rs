@@ -4,7 +4,7 @@
 //! both planes agree.
 //! A flow whose backend has been removed is placed again by the ring.
 
-use aya_ebpf::helpers::bpf_ktime_get_ns;
+use aya_ebpf::helpers::generated::bpf_ktime_get_coarse_ns;
 use balancer_common::{
     Counter, FlowTuple, flow_hash,
     maps::{BackendEntry, FlowValue, UDP_FLOW_IDLE_NS, UDP_SEEN_EVERY_NS, VipKey, VipMeta},
@@ -33,7 +33,10 @@ pub fn established(flow: &FlowTuple) -> Option<(BackendEntry, u32)> {
     // can only make `seen` a little older or newer).
     let (id, vip) = unsafe {
         if flow.protocol == IPPROTO_UDP {
-            let now = bpf_ktime_get_ns();
+            // The coarse clock (the last tick's time) is plenty for ages
+            // counted in seconds, and costs a memory read where the fine
+            // one reads the clock source, which is slow in a VM.
+            let now = bpf_ktime_get_coarse_ns();
             let idle = now.wrapping_sub((*placed).seen);
             if idle > UDP_FLOW_IDLE_NS {
                 return None;
@@ -102,8 +105,9 @@ pub fn choose(flow: &FlowTuple, vip: &VipMeta, record: bool) -> Result<BackendEn
             FlowValue {
                 backend: id,
                 vip: vip.vip_id + 1,
-                // SAFETY: a helper without arguments.
-                seen: unsafe { bpf_ktime_get_ns() },
+                // SAFETY: a helper without arguments. The same clock as
+                // the age check in `established`.
+                seen: unsafe { bpf_ktime_get_coarse_ns() },
             },
             0,
         );
