@@ -151,7 +151,9 @@ fn report(root: &Path, rounds: u32, runs: &[Run]) -> Result<()> {
          `BPF_PROG_TEST_RUN` on the loaded, unattached programs (the balancer with a 3-backend TCP VIP and a\n\
          2-backend UDP VIP in DSR mode, a 1,000,000-entry flow table; and `bench_bare_tx`, which returns\n\
          `XDP_TX` and does nothing else), run by `balancer/examples/xdp_bench.rs`. Repeated cases use the\n\
-         kernel's repeat loop (1,000,000 runs of one frame; the kernel reports the mean). A new flow cannot be\n\
+         kernel's repeat loop: 1,000,000 runs of one frame per case, in 20 slices of 50,000 taken in turn\n\
+         across all cases (this VM's speed drifts by tens of percent within a minute, and interleaving puts a\n\
+         drift on every case alike); each figure is the median slice. A new flow cannot be\n\
          repeated (the first run records it), so it is measured as 20,000 single runs over distinct SYNs, beside\n\
          the bare program measured the same way; single runs include the kernel's per-run timing overhead,\n\
          hence the higher bare figure there.\n\n\
