@@ -14,14 +14,17 @@ use std::{
 };
 
 use rtnetlink::{
-    packet_core::{NetlinkMessage, NetlinkPayload},
+    packet_core::NetlinkPayload,
     packet_route::RouteNetlinkMessage,
     sys::{Socket, protocols::NETLINK_ROUTE},
 };
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::{netlink::usable, plane::XdpPlane};
+use super::{
+    netlink::{messages, usable},
+    plane::XdpPlane,
+};
 use crate::runtime::events::Event;
 
 /// The rtnetlink multicast group of neighbour changes.
@@ -87,23 +90,11 @@ fn with_plane<T>(plane: &Weak<Mutex<XdpPlane>>, f: impl FnOnce(&mut XdpPlane) ->
 
 /// The usable neighbour entries announced in one datagram.
 fn learned(data: &[u8]) -> Vec<(u32, IpAddr, [u8; 6])> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    while offset < data.len() {
-        let Ok(message) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[offset..])
-        else {
-            break;
-        };
-        let length = message.header.length as usize;
-        if length == 0 {
-            break;
-        }
-        offset += (length + 3) & !3;
-        if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(n)) = message.payload
-            && let Some(entry) = usable(&n)
-        {
-            out.push(entry);
-        }
-    }
-    out
+    messages(data)
+        .map_while(Result::ok)
+        .filter_map(|m| match m.payload {
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(n)) => usable(&n),
+            _ => None,
+        })
+        .collect()
 }

@@ -104,15 +104,8 @@ impl Netlink {
         let mut out = Vec::new();
         loop {
             let (data, _) = self.socket.recv_from_full()?;
-            let mut offset = 0;
-            while offset < data.len() {
-                let answer = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[offset..])
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-                let length = answer.header.length as usize;
-                if length == 0 {
-                    break;
-                }
-                offset += (length + 3) & !3;
+            for answer in messages(&data) {
+                let answer = answer?;
                 if answer.header.sequence_number != self.seq {
                     continue;
                 }
@@ -136,6 +129,38 @@ impl Netlink {
             }
         }
     }
+}
+
+/// The netlink messages one datagram holds, in order; a message that does
+/// not decode ends the walk with its error.
+pub fn messages(
+    data: &[u8],
+) -> impl Iterator<Item = io::Result<NetlinkMessage<RouteNetlinkMessage>>> + '_ {
+    let mut offset = 0;
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed || offset >= data.len() {
+            return None;
+        }
+        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(&data[offset..]) {
+            Err(e) => {
+                failed = true;
+                Some(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    e.to_string(),
+                )))
+            }
+            Ok(message) => {
+                let length = message.header.length as usize;
+                if length == 0 {
+                    return None;
+                }
+                // Messages are aligned to 4 bytes.
+                offset += (length + 3) & !3;
+                Some(Ok(message))
+            }
+        }
+    })
 }
 
 /// The address family netlink names for `ip`.
