@@ -6,11 +6,15 @@
 use aya_ebpf::{
     bindings::xdp_action,
     helpers::generated::{bpf_xdp_adjust_head, bpf_xdp_store_bytes},
+    maps::LruHashMap,
     programs::XdpContext,
 };
 use balancer_common::bench::BENCH_FRAME_MAX;
 
-use crate::maps::{BENCH_FRAME, BENCH_TARGET};
+use crate::{
+    maps::{BENCH_FRAME, BENCH_TARGET},
+    ptr::read,
+};
 
 /// Puts the frame back and runs the target; `XDP_ABORTED` if either fails
 /// (the benchmark checks the verdict).
@@ -49,4 +53,20 @@ pub fn restore(ctx: &XdpContext) -> u32 {
     // not return.
     unsafe { BENCH_TARGET.tail_call(ctx, 0) };
     xdp_action::XDP_ABORTED
+}
+
+/// A floor for any stateful balancer on this machine: one hash-table hit
+/// keyed by `N` bytes copied from the frame (16: an IPv4 5-tuple with
+/// 4-byte addresses; 40: the flow table's key), then `XDP_TX`. The first
+/// run inserts the key.
+#[inline(always)]
+pub fn lookup<const N: usize>(ctx: &XdpContext, table: &LruHashMap<[u8; N], u32>) -> u32 {
+    // From the IP header on: bytes the real program hashes too.
+    let Ok(key) = read::<[u8; N]>(ctx, 14) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    if table.get_ptr(key).is_none() {
+        let _ = table.insert(key, 1, 0);
+    }
+    xdp_action::XDP_TX
 }

@@ -71,6 +71,27 @@ pub fn bench_restore(ctx: XdpContext) -> u32 {
     bench::restore(&ctx)
 }
 
+/// The XDP benchmark's second yardstick: one hash-table hit with a 16-byte
+/// key copied from the frame, then `XDP_TX`.
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the #[xdp] wrapper hands the context over by value"
+)]
+#[xdp]
+pub fn bench_lookup16_tx(ctx: XdpContext) -> u32 {
+    bench::lookup(&ctx, &maps::BENCH_LRU16)
+}
+
+/// As [`bench_lookup16_tx`] with a 40-byte key (the flow table's).
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the #[xdp] wrapper hands the context over by value"
+)]
+#[xdp]
+pub fn bench_lookup40_tx(ctx: XdpContext) -> u32 {
+    bench::lookup(&ctx, &maps::BENCH_LRU40)
+}
+
 /// The guard benchmark's yardstick: drop every frame with no work at all.
 #[xdp]
 pub fn bench_bare_drop(_ctx: XdpContext) -> u32 {

@@ -92,3 +92,12 @@ pub static BENCH_FRAME: Array<BenchFrame> = Array::with_max_entries(1, 0);
 /// The benchmark harness's target: slot 0 -> the program under test.
 #[map(name = "BENCH_TARGET_V1")]
 pub static BENCH_TARGET: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
+/// The lookup yardsticks' tables (see [`crate::bench::lookup`]): a 16-byte
+/// and a 40-byte key, small, as only one key is ever used.
+#[map(name = "BENCH_LRU16_V1")]
+pub static BENCH_LRU16: LruHashMap<[u8; 16], u32> = LruHashMap::with_max_entries(64, 0);
+
+/// See [`BENCH_LRU16`].
+#[map(name = "BENCH_LRU40_V1")]
+pub static BENCH_LRU40: LruHashMap<[u8; 40], u32> = LruHashMap::with_max_entries(64, 0);

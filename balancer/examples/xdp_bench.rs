@@ -15,8 +15,11 @@
 //! (a repeat would hit the entry the first run made), so it and its bare
 //! yardstick are measured as single runs over distinct packets. Given an
 //! interface name, it also sends live frames (`BPF_F_TEST_XDP_LIVE_FRAMES`)
-//! out of it and reports millions of packets per second. Needs the
-//! `testkit` feature.
+//! out of it and reports millions of packets per second. With
+//! `--against OBJECT`, another build's XDP object (say, the last commit's)
+//! runs the TCP, UDP and no-VIP cases interleaved with this one, as
+//! `against_*`: an A/B comparison within one run. Needs the `testkit`
+//! feature.
 
 use std::{net::Ipv4Addr, time::Duration};
 
@@ -81,23 +84,52 @@ fn tables_of(yaml: &str) -> anyhow::Result<Tables> {
     )?)
 }
 
+/// The interface for live frames and the other build's object, if given.
+fn args() -> anyhow::Result<(Option<String>, Option<Vec<u8>>)> {
+    let mut args = std::env::args().skip(1);
+    let (mut ifname, mut against) = (None, None);
+    while let Some(a) = args.next() {
+        if a == "--against" {
+            let path = args
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("--against needs an object path"))?;
+            against = Some(std::fs::read(&path).map_err(|e| anyhow::anyhow!("{path}: {e}"))?);
+        } else {
+            ifname = Some(a);
+        }
+    }
+    Ok((ifname, against))
+}
+
 fn main() -> anyhow::Result<()> {
+    let (ifname, against) = args()?;
     let tables = tables_of(CONFIG)?;
     let mut lb = XdpProgram::load(Sizes::for_tables(&tables, 1_000_000))?;
     lb.apply(None, &tables)?;
+    // The other build, when asked for; else this one again (its figures
+    // then only show the noise).
+    let mut other = match &against {
+        Some(object) => XdpProgram::load_object(object, Sizes::for_tables(&tables, 1_000_000))?,
+        None => XdpProgram::load(Sizes::for_tables(&tables, 1_000_000))?,
+    };
+    other.apply(None, &tables)?;
     let bare = XdpProgram::load_bare_tx()?;
+    let lookup16 = XdpProgram::load_yardstick(Entry::Lookup16Tx)?;
+    let lookup40 = XdpProgram::load_yardstick(Entry::Lookup40Tx)?;
 
     let established = Frame::tcp4(CLIENT, 40_000, VIP, 80, ACK).bytes();
     lb.run(&established)?; // places the flow
     let udp = Frame::udp4(CLIENT, 40_000, VIP, 53).bytes();
     lb.run(&udp)?;
+    other.run(&established)?;
+    other.run(&udp)?;
     let not_vip = Frame::tcp4(CLIENT, 40_000, Ipv4Addr::new(198, 18, 0, 2), 22, ACK).bytes();
 
     let syns = |base: u16| {
         (0..DISTINCT).map(move |i| Frame::tcp4(CLIENT, base.wrapping_add(i), VIP, 80, SYN).bytes())
     };
     let mut live = Vec::new();
-    if let Some(ifname) = std::env::args().nth(1) {
+    if let Some(ifname) = ifname {
         // Live frames: XDP_TX really transmits on `ifname`, whose peer must
         // run NAPI (an XDP program). Packets per second, in millions.
         let ifindex: u32 = std::fs::read_to_string(format!("/sys/class/net/{ifname}/ifindex"))?
@@ -134,7 +166,9 @@ fn main() -> anyhow::Result<()> {
     // by tens of percent within a minute, and a drift then lands on every
     // case alike instead of on whichever ran last. Each figure is the
     // median of its slices; the harness's cost is subtracted slice by slice.
-    let cases: [(&str, &XdpProgram, &[u8]); 7] = [
+    lookup16.run(&established)?; // inserts the key
+    lookup40.run(&established)?;
+    let cases: [(&str, &XdpProgram, &[u8]); 12] = [
         ("bare_tx", &bare, &established),
         ("established_tcp", &lb, &established),
         ("udp", &lb, &udp),
@@ -142,10 +176,15 @@ fn main() -> anyhow::Result<()> {
         ("harness_bare_tx", &harness_bare, &established),
         ("established_tcp_via_harness", &dsr_harnessed, &established),
         ("ipip_established_tcp", &ipip, &established),
+        ("lookup16_tx", &lookup16, &established),
+        ("lookup40_tx", &lookup40, &established),
+        ("against_established_tcp", &other, &established),
+        ("against_udp", &other, &udp),
+        ("against_not_vip_pass", &other, &not_vip),
     ];
     let mut slices: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     for _ in 0..SLICES {
-        let mut t = [0.0; 7];
+        let mut t = [0.0; 12];
         for (i, (_, prog, frame)) in cases.iter().enumerate() {
             t[i] = ns(prog.time(frame, REPEAT / SLICES)?);
         }

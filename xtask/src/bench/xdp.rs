@@ -39,6 +39,16 @@ const CASES: &[(&str, &str, &str)] = &[
         "bare_tx",
     ),
     (
+        "lookup16_tx",
+        "yardstick: one hash-table hit, 16-byte key copied from the frame, then XDP_TX",
+        "bare_tx",
+    ),
+    (
+        "lookup40_tx",
+        "yardstick: the same with a 40-byte key (the flow table's)",
+        "bare_tx",
+    ),
+    (
         "ipip_new_flow_syn_single",
         "new TCP flow, IP-in-IP, single runs",
         "bare_tx_single",

@@ -44,6 +44,11 @@ pub enum Entry {
     BareTx,
     /// `XDP_DROP` and nothing else: the guard benchmark's yardstick.
     BareDrop,
+    /// One hash-table hit with a 16-byte key, then `XDP_TX`: the floor of
+    /// a stateful program, for the benchmark.
+    Lookup16Tx,
+    /// As [`Entry::Lookup16Tx`] with a 40-byte key.
+    Lookup40Tx,
     /// A SYN flood from random benchmarking-range sources, for tests and
     /// the guard benchmark (live frames only, never attached).
     SynFlood,
@@ -62,6 +67,8 @@ impl Entry {
             Entry::BareTx => "bench_bare_tx",
             Entry::SynFlood => "test_syn_flood",
             Entry::BareDrop => "bench_bare_drop",
+            Entry::Lookup16Tx => "bench_lookup16_tx",
+            Entry::Lookup40Tx => "bench_lookup40_tx",
             Entry::Restore => balancer_common::bench::BENCH_RESTORE_ENTRY,
         }
     }

@@ -61,6 +61,14 @@ impl XdpProgram {
         Self::finish(ebpf, Entry::Balancer)
     }
 
+    /// Loads the balancer from another build's `object` (the benchmark's
+    /// A/B comparison: the same tables, written by this build, must mean
+    /// the same to it).
+    pub fn load_object(object: &[u8], sizes: Sizes) -> Result<Self, XdpError> {
+        let ebpf = loader(sizes).load(object)?;
+        Self::finish(ebpf, Entry::Balancer)
+    }
+
     /// Loads the balancer with its maps pinned in `pins`: a map pinned
     /// there is re-adopted as it is, any other is created and pinned.
     /// [`Pins::plan`] has removed the pins that must not be re-adopted.
@@ -97,6 +105,12 @@ impl XdpProgram {
     pub fn load_bare_tx() -> Result<Self, XdpError> {
         let ebpf = loader(Sizes::MINIMAL).load(OBJECT)?;
         Self::finish(ebpf, Entry::BareTx)
+    }
+
+    /// Loads one of the benchmark's yardsticks (bare or lookup programs).
+    pub fn load_yardstick(entry: Entry) -> Result<Self, XdpError> {
+        let ebpf = loader(Sizes::MINIMAL).load(OBJECT)?;
+        Self::finish(ebpf, entry)
     }
 
     /// Loads the bare `XDP_DROP` program the guard benchmark compares against.
