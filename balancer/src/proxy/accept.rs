@@ -79,7 +79,9 @@ pub async fn serve<S, F, Fut>(
         };
         a.stats.accepted.fetch_add(1, Ordering::Relaxed);
         let guard = a.tracker.open();
-        let work = handle(stream, peer, svc);
+        // Boxed: the connection's future is kilobytes, and the runtime
+        // would copy it whole into the task and again when it finishes.
+        let work = Box::pin(handle(stream, peer, svc));
         tokio::spawn(async move {
             work.await;
             drop(permit);

@@ -94,6 +94,8 @@ struct Activity {
     asked: std::sync::atomic::AtomicBool,
     /// The backend has sent something.
     answered: std::sync::atomic::AtomicBool,
+    /// Directions that have seen their source's FIN.
+    ended: std::sync::atomic::AtomicU8,
 }
 
 impl Activity {
@@ -135,6 +137,7 @@ pub async fn relay(
         last_ms: AtomicU64::new(0),
         asked: std::sync::atomic::AtomicBool::new(false),
         answered: std::sync::atomic::AtomicBool::new(false),
+        ended: std::sync::atomic::AtomicU8::new(0),
     };
     let up = pump(
         client,
@@ -195,8 +198,14 @@ async fn pump(
             Err((End::Dst, e)) => return Err(err(dst_side)(e)),
         }
     }
-    // FIN from src: pass it on. ENOTCONN means dst is already gone, which the
-    // other direction will report.
+    // FIN from src: pass it on, unless the other direction has ended too:
+    // then both sockets are closed at once, and the close sends the FIN
+    // (`dst` has nothing unread, it sent its own FIN), one call fewer.
+    if activity.ended.fetch_add(1, Ordering::AcqRel) == 1 {
+        return Ok(());
+    }
+    // ENOTCONN means dst is already gone, which the other direction will
+    // report.
     match SockRef::from(dst).shutdown(std::net::Shutdown::Write) {
         Err(e) if e.raw_os_error() != Some(libc::ENOTCONN) => Err(err(dst_side)(e)),
         _ => Ok(()),
@@ -218,6 +227,9 @@ async fn splice_chunk(
 ) -> Result<Option<usize>, (End, io::Error)> {
     let pipe_in = lease.pipe().write.as_raw_fd();
     let cap = lease.pipe().capacity;
+    // A read shorter than the pipe does not prove the socket empty (the
+    // pipe may have run out of slots on many small segments), so readiness
+    // is cleared only by a splice that fails with `EAGAIN`.
     let n = match src.try_io(Interest::READABLE, || splice(src.as_raw_fd(), pipe_in, cap)) {
         Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),

@@ -55,17 +55,22 @@ pub async fn read_hello<S: AsyncRead + Unpin>(
 ) -> Result<Hello, PeekError> {
     let mut bytes = Vec::with_capacity(2048);
     let reading = async {
-        let mut chunk = [0u8; CHUNK];
         loop {
             let room = MAX_READ - bytes.len();
             if room == 0 {
                 return Err(PeekError::TooLong);
             }
-            let n = stream.read(&mut chunk[..room.min(CHUNK)]).await?;
+            // Straight into the vector: a buffer on the stack would live in
+            // every proxied connection's future (routed or not), which the
+            // runtime copies when it spawns and finishes the task.
+            bytes.reserve(room.min(CHUNK));
+            let n = (&mut *stream)
+                .take(room as u64)
+                .read_buf(&mut bytes)
+                .await?;
             if n == 0 {
                 return Err(PeekError::Closed);
             }
-            bytes.extend_from_slice(&chunk[..n]);
             if let Scanned::Complete(sni) = scan(&bytes)? {
                 return Ok(sni);
             }

@@ -24,6 +24,7 @@ mod proxy;
 mod report;
 mod tls;
 mod tls_page;
+mod udp;
 mod xdp;
 
 use std::path::Path;
@@ -68,6 +69,14 @@ pub enum Which {
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=5))]
         rounds: u32,
     },
+    /// UDP proxy vs nginx stream (UDP) and direct: request/response pairs
+    /// per second.
+    Udp {
+        /// Rounds over every target; the report shows each figure's median
+        /// and range.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
+        rounds: u32,
+    },
     /// Proxy plane vs direct, HAProxy and nginx stream.
     Proxy {
         /// Rounds over every target; the report shows each figure's median
@@ -86,6 +95,7 @@ pub fn run(root: &Path, which: &Which) -> Result<()> {
         Which::Xdp { rounds } => xdp::run(root, *rounds),
         Which::Guard { rounds } => guard::run(root, *rounds),
         Which::Control { rounds } => control::run(root, *rounds),
+        Which::Udp { rounds } => udp::run(root, *rounds),
     }
 }
 
