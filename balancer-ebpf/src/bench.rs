@@ -9,11 +9,11 @@ use aya_ebpf::{
     maps::LruHashMap,
     programs::XdpContext,
 };
-use balancer_common::bench::BENCH_FRAME_MAX;
+use balancer_common::bench::{BENCH_FRAME_MAX, BenchWalk};
 
 use crate::{
-    maps::{BENCH_FRAME, BENCH_TARGET},
-    ptr::read,
+    maps::{BENCH_FRAME, BENCH_TARGET, BENCH_WALK},
+    ptr::{read, write},
 };
 
 /// Puts the frame back and runs the target; `XDP_ABORTED` if either fails
@@ -69,4 +69,28 @@ pub fn lookup<const N: usize>(ctx: &XdpContext, table: &LruHashMap<[u8; N], u32>
         let _ = table.insert(key, 1, 0);
     }
     xdp_action::XDP_TX
+}
+
+/// Rewrites the frame's IPv4 source address and source port to the next
+/// flow of the walk, then runs the target; `XDP_ABORTED` on a frame that
+/// is not IPv4 without options (the benchmark builds its own).
+#[inline(always)]
+pub fn walk(ctx: &XdpContext) -> u32 {
+    let Some(state) = BENCH_WALK.get_ptr_mut(0) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    // SAFETY: the map's value, valid for this run; test runs are on one CPU.
+    let state = unsafe { &mut *state };
+    if state.flows == 0 {
+        return xdp_action::XDP_ABORTED;
+    }
+    let (addr, port) = BenchWalk::source(state.next);
+    state.next = (state.next + 1) % state.flows;
+    // Ethernet (14) + IPv4 source at 12; the transport header at 34.
+    if write(ctx, 14 + 12, addr).is_err() || write(ctx, 34, port.to_be_bytes()).is_err() {
+        return xdp_action::XDP_ABORTED;
+    }
+    // SAFETY: slot 0 holds the program under test.
+    unsafe { BENCH_TARGET.tail_call(ctx, 0) };
+    xdp_action::XDP_ABORTED
 }

@@ -71,6 +71,17 @@ pub fn bench_restore(ctx: XdpContext) -> u32 {
     bench::restore(&ctx)
 }
 
+/// The walking harness: the next flow's source on the frame, then the
+/// program under test (see [`bench::walk`]).
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the #[xdp] wrapper hands the context over by value"
+)]
+#[xdp]
+pub fn bench_walk(ctx: XdpContext) -> u32 {
+    bench::walk(&ctx)
+}
+
 /// The XDP benchmark's second yardstick: one hash-table hit with a 16-byte
 /// key copied from the frame, then `XDP_TX`.
 #[expect(

@@ -9,7 +9,7 @@ use aya_ebpf::{
     maps::{Array, DevMap, HashMap, LpmTrie, LruHashMap, ProgramArray},
 };
 use balancer_common::{
-    bench::BenchFrame,
+    bench::{BenchFrame, BenchWalk},
     guard::{Ceiling, GuardSettings, LIMITED_ENTRIES, Limited, ListKey, MAX_VIP_IDS, SourceState},
     maps::{BackendEntry, FlowKey, FlowValue, Settings, VipKey, VipMeta},
 };
@@ -101,3 +101,7 @@ pub static BENCH_LRU16: LruHashMap<[u8; 16], u32> = LruHashMap::with_max_entries
 /// See [`BENCH_LRU16`].
 #[map(name = "BENCH_LRU40_V1")]
 pub static BENCH_LRU40: LruHashMap<[u8; 40], u32> = LruHashMap::with_max_entries(64, 0);
+
+/// The walking harness's state (see [`crate::bench::walk`]).
+#[map(name = "BENCH_WALK_V1")]
+pub static BENCH_WALK: Array<BenchWalk> = Array::with_max_entries(1, 0);

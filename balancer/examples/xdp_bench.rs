@@ -23,6 +23,8 @@
 
 use std::{net::Ipv4Addr, time::Duration};
 
+use balancer_common::Counter;
+
 use balancer::{
     config,
     dataplane::xdp::{
@@ -196,32 +198,76 @@ fn main() -> anyhow::Result<()> {
             slices[i].push(*v);
         }
     }
-    let median = |v: &[f64]| {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let mut pairs: Vec<(&str, f64)> = cases
+    let mut pairs: Vec<(String, f64)> = cases
         .iter()
         .zip(&slices)
-        .map(|((name, _, _), v)| (*name, median(v)))
+        .map(|((name, _, _), v)| ((*name).to_owned(), median(v)))
         .collect();
-    pairs.push(("bare_tx_single", single_runs(&bare, syns(1024))?));
-    pairs.push(("new_flow_syn_single", single_runs(&lb, syns(1024))?));
+    pairs.push(("bare_tx_single".into(), single_runs(&bare, syns(1024))?));
+    pairs.push(("new_flow_syn_single".into(), single_runs(&lb, syns(1024))?));
     pairs.push((
-        "ipip_new_flow_syn_single",
+        "ipip_new_flow_syn_single".into(),
         single_runs(&ipip_plain, syns(1024))?,
     ));
+    pairs.extend(flow_curve(&tables, &established)?);
     let results = serde_json_like(&pairs, &live);
     println!("{results}");
     Ok(())
 }
 
+/// The median of `v` (not empty).
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Flow-table sizes of the cost curve: live flows the packets spread over.
+const CURVE_FLOWS: [u32; 4] = [1, 10_000, 100_000, 1_000_000];
+/// Runs per curve point (each flow about twice at the largest size), in
+/// [`SLICES`] interleaved slices.
+const CURVE_REPEAT: u32 = 2_000_000;
+
+/// The established-flow cost as the flow table fills: for each size, the
+/// balancer behind the walking harness (each run the next flow, so
+/// lookups miss the caches as real traffic does) against the harness in
+/// front of the bare program, both after one pass that places every flow.
+/// `walk_established_N` is harness + balancer - (harness + bare) + bare;
+/// `walk_new_flows_N` counts flows placed during the timed runs (0 when
+/// the table held them all).
+fn flow_curve(tables: &Tables, frame: &[u8]) -> anyhow::Result<Vec<(String, f64)>> {
+    let bare = XdpProgram::load_bare_tx()?;
+    let mut out = Vec::new();
+    for n in CURVE_FLOWS {
+        let mut lb =
+            XdpProgram::load_walking(Sizes::for_tables(tables, 2_000_000), Entry::Balancer, n)?;
+        lb.apply(None, tables)?;
+        let walk_bare = XdpProgram::load_walking(Sizes::MINIMAL, Entry::BareTx, n)?;
+        lb.time(frame, n)?; // places every flow
+        let placed = lb.counters()?[Counter::FlowNew as usize];
+        let mut slices = Vec::new();
+        for _ in 0..SLICES {
+            let per = CURVE_REPEAT / SLICES;
+            let (a, b, c) = (
+                ns(lb.time(frame, per)?),
+                ns(walk_bare.time(frame, per)?),
+                ns(bare.time(frame, per)?),
+            );
+            slices.push(a - b + c);
+        }
+        let new = lb.counters()?[Counter::FlowNew as usize] - placed;
+        out.push((format!("walk_established_{n}"), median(&slices)));
+        out.push((format!("walk_new_flows_{n}"), new as f64));
+    }
+    Ok(out)
+}
+
 /// `{"name": ns, ...}` without pulling a JSON crate into the daemon's deps.
-fn serde_json_like(pairs: &[(&str, f64)], more: &[(&str, f64)]) -> String {
+fn serde_json_like(pairs: &[(String, f64)], more: &[(&str, f64)]) -> String {
     let body: Vec<String> = pairs
         .iter()
-        .chain(more)
+        .map(|(k, v)| (k.as_str(), *v))
+        .chain(more.iter().copied())
         .map(|(k, v)| format!("\"{k}\": {v:.2}"))
         .collect();
     format!("{{{}}}", body.join(", "))

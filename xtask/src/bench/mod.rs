@@ -22,6 +22,7 @@ mod page;
 mod peers;
 mod proxy;
 mod report;
+mod summary;
 mod tls;
 mod tls_page;
 mod udp;
@@ -77,6 +78,11 @@ pub enum Which {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
         rounds: u32,
     },
+    /// Every benchmark above with its default rounds, then the summary
+    /// page (`docs/bench/README.md`). Takes about an hour.
+    All,
+    /// Only rewrites `docs/bench/README.md` from the pages' JSON files.
+    Summary,
     /// Proxy plane vs direct, HAProxy and nginx stream.
     Proxy {
         /// Rounds over every target; the report shows each figure's median
@@ -86,17 +92,29 @@ pub enum Which {
     },
 }
 
-/// Runs the chosen benchmark from the workspace root.
+/// Runs the chosen benchmark from the workspace root, then rewrites the
+/// summary page so it never shows older figures than the pages.
 pub fn run(root: &Path, which: &Which) -> Result<()> {
     match which {
-        Which::Proxy { rounds } => proxy::run(root, *rounds),
-        Which::Http { rounds } => http::run(root, *rounds),
-        Which::Tls { rounds } => tls::run(root, *rounds),
-        Which::Xdp { rounds } => xdp::run(root, *rounds),
-        Which::Guard { rounds } => guard::run(root, *rounds),
-        Which::Control { rounds } => control::run(root, *rounds),
-        Which::Udp { rounds } => udp::run(root, *rounds),
+        Which::Proxy { rounds } => proxy::run(root, *rounds)?,
+        Which::Http { rounds } => http::run(root, *rounds)?,
+        Which::Tls { rounds } => tls::run(root, *rounds)?,
+        Which::Xdp { rounds } => xdp::run(root, *rounds)?,
+        Which::Guard { rounds } => guard::run(root, *rounds)?,
+        Which::Control { rounds } => control::run(root, *rounds)?,
+        Which::Udp { rounds } => udp::run(root, *rounds)?,
+        Which::All => {
+            xdp::run(root, 3)?;
+            guard::run(root, 3)?;
+            control::run(root, 3)?;
+            proxy::run(root, 2)?;
+            udp::run(root, 3)?;
+            http::run(root, 2)?;
+            tls::run(root, 2)?;
+        }
+        Which::Summary => {}
     }
+    summary::write(root)
 }
 
 /// One benchmark round's figures by name, as an example printed them.

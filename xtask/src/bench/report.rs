@@ -93,7 +93,7 @@ const GOALS: [Goal; 6] = [
         num: Target::Balancer,
         den: Target::Haproxy,
         figure: Figure::Median(RATE),
-        bound: Bound::AtLeast(1.0),
+        bound: Bound::AtLeast(1.1),
         unit: "conn/s",
     },
     Goal {

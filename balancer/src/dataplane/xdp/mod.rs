@@ -4,6 +4,8 @@
 //! from [`tables`]), and the interface facts they need ([`iface`]).
 
 pub mod adopt;
+#[cfg(any(test, feature = "testkit"))]
+mod bench;
 pub mod cookies;
 pub mod follow;
 pub mod guard;
@@ -55,6 +57,9 @@ pub enum Entry {
     /// The benchmark harness: restores a frame, then tail-calls the
     /// program under test (see `balancer_common::bench`).
     Restore,
+    /// The walking harness: gives the frame the next flow's source, then
+    /// tail-calls the program under test.
+    Walk,
 }
 
 impl Entry {
@@ -70,6 +75,7 @@ impl Entry {
             Entry::Lookup16Tx => "bench_lookup16_tx",
             Entry::Lookup40Tx => "bench_lookup40_tx",
             Entry::Restore => balancer_common::bench::BENCH_RESTORE_ENTRY,
+            Entry::Walk => balancer_common::bench::BENCH_WALK_ENTRY,
         }
     }
 }

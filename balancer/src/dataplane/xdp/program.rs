@@ -51,7 +51,7 @@ impl std::fmt::Display for Attached {
 /// One loaded entry point.
 pub struct XdpProgram {
     pub(super) ebpf: Ebpf,
-    entry: Entry,
+    pub(super) entry: Entry,
 }
 
 impl XdpProgram {
@@ -125,58 +125,7 @@ impl XdpProgram {
         Self::finish(ebpf, Entry::SynFlood)
     }
 
-    /// Loads `target` (with maps of `sizes`) behind the benchmark harness:
-    /// each run first restores `frame`, so repeated runs of a program that
-    /// grows the frame (IP-in-IP) measure the same packet. Runs and timings
-    /// go through the harness; maps are the target's.
-    pub fn load_restoring(sizes: Sizes, target: Entry, frame: &[u8]) -> Result<Self, XdpError> {
-        use balancer_common::bench::{
-            BENCH_FRAME_MAP, BENCH_FRAME_MAX, BENCH_TARGET_MAP, BenchFrame,
-        };
-        let ebpf = loader(sizes).load(OBJECT)?;
-        let mut prog = Self::finish(ebpf, target)?;
-        let fd = prog
-            .entry_mut()?
-            .fd()?
-            .try_clone()
-            .map_err(|e| XdpError::Map {
-                name: BENCH_TARGET_MAP,
-                source: MapError::SyscallError(aya::sys::SyscallError {
-                    call: "dup",
-                    io_error: e,
-                }),
-            })?;
-        let harness: &mut Xdp = prog
-            .ebpf
-            .program_mut(Entry::Restore.name())
-            .ok_or(XdpError::MissingProgram(Entry::Restore.name()))?
-            .try_into()?;
-        harness.load()?;
-        ProgramArray::try_from(prog.map_mut(BENCH_TARGET_MAP)?)
-            .and_then(|mut a| a.set(0, &fd, 0))
-            .map_err(map_err(BENCH_TARGET_MAP))?;
-        let mut stored = BenchFrame {
-            len: u32::try_from(frame.len()).unwrap_or(u32::MAX),
-            bytes: [0; BENCH_FRAME_MAX],
-        };
-        let Some(into) = stored.bytes.get_mut(..frame.len()) else {
-            return Err(XdpError::Map {
-                name: BENCH_FRAME_MAP,
-                source: MapError::OutOfBounds {
-                    index: stored.len,
-                    max_entries: u32::try_from(BENCH_FRAME_MAX).unwrap_or(u32::MAX),
-                },
-            });
-        };
-        into.copy_from_slice(frame);
-        aya::maps::Array::try_from(prog.map_mut(BENCH_FRAME_MAP)?)
-            .and_then(|mut a| a.set(0, stored, 0))
-            .map_err(map_err(BENCH_FRAME_MAP))?;
-        prog.entry = Entry::Restore;
-        Ok(prog)
-    }
-
-    fn finish(mut ebpf: Ebpf, entry: Entry) -> Result<Self, XdpError> {
+    pub(super) fn finish(mut ebpf: Ebpf, entry: Entry) -> Result<Self, XdpError> {
         let program: &mut Xdp = ebpf
             .program_mut(entry.name())
             .ok_or(XdpError::MissingProgram(entry.name()))?
@@ -435,7 +384,7 @@ pub fn unmapped(key: [u8; 16]) -> IpAddr {
 
 /// A loader with the balancer's map sizes set (every entry point's object
 /// carries those maps).
-fn loader(sizes: Sizes) -> EbpfLoader<'static> {
+pub(super) fn loader(sizes: Sizes) -> EbpfLoader<'static> {
     let mut l = EbpfLoader::new();
     l.map_max_entries(VIPS_MAP, sizes.vips)
         .map_max_entries(RING_MAP, sizes.ring)

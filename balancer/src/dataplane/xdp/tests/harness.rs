@@ -41,3 +41,34 @@ fn the_harness_restores_the_frame_before_the_program_runs() {
     // A frame longer than the harness holds is refused at load.
     assert!(XdpProgram::load_restoring(Sizes::MINIMAL, Entry::BareTx, &[0; 200]).is_err());
 }
+
+/// The walking harness (`bench_walk`): repeated runs of one frame reach the
+/// program as the walk's flows in turn, each placed once and then found in
+/// the flow table, as the benchmark's cost curve needs.
+#[test]
+fn the_walk_spreads_repeated_runs_over_its_flows() {
+    use balancer_common::{Counter, bench::BenchWalk};
+
+    let config =
+        config::parse(&super::super::testkit::yaml("dsr", [100; 3]), "t.yaml").expect("config");
+    let t = tables(&config, &mut BackendIds::default());
+    let mut walking = XdpProgram::load_walking(Sizes::for_tables(&t, 4096), Entry::Balancer, 5)
+        .expect("load behind the walk");
+    walking.apply(None, &t).expect("write");
+    let frame = Frame::tcp4(CLIENT4, 40_000, VIP4, 80, ACK).bytes();
+    for _ in 0..12 {
+        assert_eq!(walking.run(&frame).expect("run").0, Verdict::Tx);
+    }
+    let c = walking.counters().expect("counters");
+    assert_eq!(c[Counter::FlowNew as usize], 5, "each flow placed once");
+    assert_eq!(c[Counter::FlowHit as usize], 7, "and found after");
+    for i in 0..5 {
+        let (addr, port) = BenchWalk::source(i);
+        let f = Frame::tcp4(addr.into(), port, VIP4, 80, ACK);
+        let key = super::super::testkit::flow_of(&f);
+        assert!(walking.flow(&key).expect("read").is_some(), "flow {i}");
+    }
+    // The frame the caller gave is not one of the walk's flows.
+    let own = super::super::testkit::flow_of(&Frame::tcp4(CLIENT4, 40_000, VIP4, 80, ACK));
+    assert_eq!(walking.flow(&own).expect("read"), None);
+}
