@@ -21,7 +21,7 @@
 //! `against_*`: an A/B comparison within one run. Needs the `testkit`
 //! feature.
 
-use std::{net::Ipv4Addr, time::Duration};
+use std::{fmt::Write as _, net::Ipv4Addr, time::Duration};
 
 use balancer_common::Counter;
 
@@ -210,6 +210,7 @@ fn main() -> anyhow::Result<()> {
         single_runs(&ipip_plain, syns(1024))?,
     ));
     pairs.extend(flow_curve(&tables, &established)?);
+    pairs.extend(rings_and_vips(&bare)?);
     let results = serde_json_like(&pairs, &live);
     println!("{results}");
     Ok(())
@@ -259,6 +260,61 @@ fn flow_curve(tables: &Tables, frame: &[u8]) -> anyhow::Result<Vec<(String, f64)
         out.push((format!("walk_established_{n}"), median(&slices)));
         out.push((format!("walk_new_flows_{n}"), new as f64));
     }
+    Ok(out)
+}
+
+/// New flows (single runs over distinct SYNs) and packets for no VIP with
+/// a larger Maglev ring (655,373 slots against the default 65,537) and
+/// with 1,000 VIPs (one pool, 198.18.104.1 upwards; the SYNs go to the
+/// middle one), beside the bare
+/// program measured the same way: `new_flow_ring_N`, `new_flow_vips_1000`,
+/// `not_vip_vips_1000`, `bare_tx_single_rings`.
+fn rings_and_vips(bare: &XdpProgram) -> anyhow::Result<Vec<(String, f64)>> {
+    let web = |ring: u32, listeners: &str| {
+        format!(
+            "version: 1\nlisteners:\n{listeners}pools:\n  - name: web\n    algorithm: maglev\n    maglev_table_size: {ring}\n    \
+             backends: [{{ address: 198.18.0.11:80 }}, {{ address: 198.18.0.12:80 }}, {{ address: 198.18.0.13:80 }}]\n\
+             xdp: {{ interface: eth0, forwarding: dsr, flow_table_size: 1000000 }}\n"
+        )
+    };
+    let one = "  - { name: web, address: 198.18.100.10:80, protocol: tcp, mode: xdp, pool: web }\n";
+    let many = (0..1000u16).fold(String::new(), |mut s, i| {
+        let _ = writeln!(
+            s,
+            "  - {{ name: web{i}, address: 198.18.{}.{}:80, protocol: tcp, mode: xdp, pool: web }}",
+            104 + i / 250,
+            i % 250 + 1
+        );
+        s
+    });
+    let syns = |vip: Ipv4Addr| {
+        (0..DISTINCT).map(move |i| Frame::tcp4(CLIENT, 1024 + i, vip, 80, SYN).bytes())
+    };
+    // One in the middle of the 1,000 VIPs.
+    let middle = Ipv4Addr::new(198, 18, 106, 1);
+    let mut out = Vec::new();
+    for (name, yaml, vip) in [
+        ("new_flow_ring_65537", web(65_537, one), VIP),
+        ("new_flow_ring_655373", web(655_373, one), VIP),
+        ("new_flow_vips_1000", web(65_537, many.as_str()), middle),
+    ] {
+        let tables = tables_of(&yaml)?;
+        let mut lb = XdpProgram::load(Sizes::for_tables(&tables, 1_000_000))?;
+        lb.apply(None, &tables)?;
+        out.push((name.to_owned(), single_runs(&lb, syns(vip))?));
+        if name == "new_flow_vips_1000" {
+            let not_vip =
+                Frame::tcp4(CLIENT, 40_000, Ipv4Addr::new(198, 18, 0, 2), 22, ACK).bytes();
+            out.push((
+                "not_vip_vips_1000".to_owned(),
+                ns(lb.time(&not_vip, REPEAT)?),
+            ));
+        }
+    }
+    out.push((
+        "bare_tx_single_rings".to_owned(),
+        single_runs(bare, syns(VIP))?,
+    ));
     Ok(out)
 }
 

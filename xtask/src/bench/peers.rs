@@ -220,9 +220,19 @@ pub fn log_tail(log: &str) -> String {
 /// connecting (a bare connection would reach the iperf3 server as a
 /// malformed test).
 pub fn wait_listening(ns: &Netns, ports: &[u16], timeout: Duration) -> Result<()> {
+    wait_bound(ns, ports, "-Hltn", timeout)
+}
+
+/// Waits until every UDP port in `ns` is bound.
+pub fn wait_udp(ns: &Netns, ports: &[u16], timeout: Duration) -> Result<()> {
+    wait_bound(ns, ports, "-Hlun", timeout)
+}
+
+/// Waits until `ss FLAGS` in `ns` lists every port as a local one.
+fn wait_bound(ns: &Netns, ports: &[u16], flags: &str, timeout: Duration) -> Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
-        let out = ns.run("ss", &["-Hltn"]);
+        let out = ns.run("ss", &[flags]);
         let missing: Vec<u16> = ports
             .iter()
             .copied()

@@ -170,7 +170,7 @@ fn start_nginx(ns: &Netns, topo: &Topology, name: &str, body: &str) -> Result<Pr
         cmd,
         topo.path(&format!("nginx-udp-{name}.log")),
     );
-    wait_udp(ns, PORT, Duration::from_secs(10))
+    super::peers::wait_udp(ns, &[PORT], Duration::from_secs(10))
         .map_err(|e| e.context(format!("nginx {name} did not start:\n{}", p.output())))?;
     Ok(p)
 }
@@ -207,28 +207,6 @@ fn balancer_yaml() -> String {
         let _ = writeln!(y, "      - address: {}", backend_addr(i, PORT, false));
     }
     y
-}
-
-/// Waits until something in `ns` has UDP `port` bound.
-fn wait_udp(ns: &Netns, port: u16, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let out = ns.run("ss", &["-Hlun"]);
-        if out.lines().any(|l| {
-            l.split_whitespace()
-                .nth(3)
-                .is_some_and(|a| a.ends_with(&format!(":{port}")))
-        }) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "nothing bound UDP port {port} in {} after {timeout:?}",
-                ns.name()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn median_range(v: &[f64]) -> (f64, f64, f64) {
