@@ -13,6 +13,32 @@ use super::{
     report::Report,
 };
 
+/// The connection rate and memory as idle connections pile up.
+fn concurrency(r: &Report) -> String {
+    if r.concurrency.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "### With idle connections held\n\n\
+         New connections per second (wrk, `Connection: close`) while 1,000, 5,000 or 9,000 idle\n\
+         connections are held open through the proxy, and resident memory per held connection (one\n\
+         run each, fresh proxy).\n\n\
+         | target | held | conn/s | RSS KiB/held conn |\n|---|---|---|---|\n",
+    );
+    for h in &r.concurrency {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0} | {:.2} |",
+            h.target.name(),
+            h.held,
+            h.rate,
+            h.kib
+        );
+    }
+    md.push('\n');
+    md
+}
+
 /// The generated part of the page: everything above the analysis, which
 /// [`Page::write`](super::page::Page::write) keeps.
 pub fn render(r: &Report) -> String {
@@ -33,6 +59,7 @@ pub fn render(r: &Report) -> String {
         r.markdown_table(),
         r.markdown_ratios(),
     );
+    md += &concurrency(r);
     md += &log_notes(r);
     md += "## Environment\n\n| what | version |\n|---|---|\n";
     for (k, v) in r.env.rows() {

@@ -50,18 +50,29 @@ impl IdleRss {
 /// Opens [`CONNECTIONS`] idle connections to `to` from the client namespace
 /// and measures the proxy's RSS growth; closes them again before returning.
 pub fn measure(topo: &Topology, to: SocketAddr) -> Result<IdleRss> {
+    measure_with(topo, to, CONNECTIONS, || Ok(())).map(|(idle, ())| idle)
+}
+
+/// Opens `count` idle connections to `to` from the client namespace,
+/// measures the proxy's RSS growth, runs `during` while they are held (a
+/// load to measure beside them), then closes them again.
+pub fn measure_with<T>(
+    topo: &Topology,
+    to: SocketAddr,
+    count: u32,
+    during: impl FnOnce() -> Result<T>,
+) -> Result<(IdleRss, T)> {
     std::thread::sleep(SETTLE);
     let (processes, before_kib) = summed_rss(&topo.lb);
-    let streams = topo.client.enter(|| open(to));
+    let streams = topo.client.enter(|| open(to, count));
     let opened = u32::try_from(streams.len()).unwrap_or(u32::MAX);
-    if opened < CONNECTIONS {
-        bail!(
-            "only {opened} of {CONNECTIONS} idle connections to {to} opened within {OPEN_WITHIN:?}"
-        );
+    if opened < count {
+        bail!("only {opened} of {count} idle connections to {to} opened within {OPEN_WITHIN:?}");
     }
     let upstream = wait_upstream(&topo.lb, to.port(), opened);
     std::thread::sleep(SETTLE);
     let (_, after_kib) = summed_rss(&topo.lb);
+    let result = during();
     drop(streams);
     // Let the proxy tear everything down before the next measurement.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -73,13 +84,14 @@ pub fn measure(topo: &Topology, to: SocketAddr) -> Result<IdleRss> {
             "the proxy connected only {upstream} of {opened} idle connections upstream within {UPSTREAM_WITHIN:?}"
         );
     }
-    Ok(IdleRss {
+    let idle = IdleRss {
         opened,
         upstream,
         processes,
         before_kib,
         after_kib,
-    })
+    };
+    Ok((idle, result?))
 }
 
 /// [`measure`] for an HTTP proxy: each connection makes one keep-alive
@@ -90,7 +102,7 @@ pub fn measure_http(topo: &Topology, to: SocketAddr) -> Result<IdleRss> {
     std::thread::sleep(SETTLE);
     let (processes, before_kib) = summed_rss(&topo.lb);
     let (streams, answered) = topo.client.enter(|| {
-        let mut streams = open(to);
+        let mut streams = open(to, CONNECTIONS);
         let mut answered = 0u32;
         for s in &mut streams {
             let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
@@ -125,11 +137,11 @@ pub fn measure_http(topo: &Topology, to: SocketAddr) -> Result<IdleRss> {
 
 /// Runs on a thread inside the client namespace. Bounded by count, by
 /// time and by consecutive failures.
-fn open(to: SocketAddr) -> Vec<TcpStream> {
+fn open(to: SocketAddr, count: u32) -> Vec<TcpStream> {
     let deadline = Instant::now() + OPEN_WITHIN;
-    let mut streams = Vec::with_capacity(CONNECTIONS as usize);
+    let mut streams = Vec::with_capacity(count as usize);
     let mut failures = 0;
-    while streams.len() < CONNECTIONS as usize && failures < 20 && Instant::now() < deadline {
+    while streams.len() < count as usize && failures < 20 && Instant::now() < deadline {
         match TcpStream::connect_timeout(&to, Duration::from_secs(3)) {
             Ok(s) => {
                 streams.push(s);

@@ -38,7 +38,7 @@ pub fn run(root: &Path, rounds: u32) -> Result<()> {
     );
     let env = Environment::probe(&bin);
     let started = Instant::now();
-    let (results, configs) = {
+    let (results, configs, concurrency) = {
         let topo = Topology::new(BACKENDS);
         prepare(&topo);
         let _servers = start_servers(&topo)?;
@@ -49,6 +49,7 @@ pub fn run(root: &Path, rounds: u32) -> Result<()> {
                 measure(&topo, &bin, m, round == 1)?;
             }
         }
+        let curve = concurrency(&topo, &bin)?;
         let configs = Target::ALL
             .into_iter()
             .filter_map(|t| {
@@ -56,12 +57,13 @@ pub fn run(root: &Path, rounds: u32) -> Result<()> {
                     .map(|(file, text)| (t, file, text))
             })
             .collect();
-        (results.into(), configs)
+        (results.into(), configs, curve)
     };
     let report = Report {
         env,
         results,
         configs,
+        concurrency,
         rounds,
         seconds: started.elapsed().as_secs(),
     };
@@ -69,6 +71,52 @@ pub fn run(root: &Path, rounds: u32) -> Result<()> {
 
     Page::new(root, "proxy")?.publish(root, &report.json(), &doc::render(&report))?;
     Ok(())
+}
+
+/// Idle connections held while the connection rate is measured.
+pub const HELD: [u32; 3] = [1_000, 5_000, 9_000];
+
+/// The connection rate and memory per connection with [`HELD`] idle
+/// connections open, for the balancer and HAProxy (fresh proxy each).
+fn concurrency(topo: &Topology, bin: &Path) -> Result<Vec<HeldPoint>> {
+    let mut out = Vec::new();
+    for target in [Target::Balancer, Target::Haproxy] {
+        for held in HELD {
+            let proxy = peers::start(topo, bin, target)?;
+            let to = target.http_addr();
+            let r = idle::measure_with(topo, to, held, || load::wrk(&topo.client, to));
+            if let Some(p) = proxy {
+                peers::stop(&topo.lb, p);
+            }
+            let (idle, wrk) =
+                r.with_context(|| format!("{target} with {held} idle connections"))?;
+            eprintln!(
+                "bench: {target}: {held} held: {:.0} conn/s, {:.2} KiB per idle connection",
+                wrk.rate,
+                idle.per_conn_kib()
+            );
+            out.push(HeldPoint {
+                target,
+                held,
+                rate: wrk.rate,
+                kib: idle.per_conn_kib(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// One point of the concurrency curve.
+#[derive(Clone, Debug)]
+pub struct HeldPoint {
+    /// The proxy.
+    pub target: Target,
+    /// Idle connections held open.
+    pub held: u32,
+    /// New connections per second meanwhile (wrk, `Connection: close`).
+    pub rate: f64,
+    /// Resident memory per held connection, KiB.
+    pub kib: f64,
 }
 
 /// Kernel forwarding for the direct target, and ephemeral-port settings so

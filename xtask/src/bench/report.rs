@@ -23,6 +23,8 @@ pub struct Report {
     pub results: Vec<Measured>,
     /// `(target, file name, text)` of every config that ran.
     pub configs: Vec<(Target, &'static str, String)>,
+    /// Connection rate and memory with many idle connections held.
+    pub concurrency: Vec<super::proxy::HeldPoint>,
     /// Rounds over all targets.
     pub rounds: u32,
     /// Wall time of the measurements, seconds.
@@ -291,8 +293,14 @@ impl Report {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), Value::String(v)))
             .collect();
+        let concurrency: Vec<Value> = self
+            .concurrency
+            .iter()
+            .map(|h| json!({ "target": h.target.name(), "held": h.held, "conn_rate": h.rate, "rss_kib_per_held_conn": h.kib }))
+            .collect();
         json!({
             "benchmark": "proxy",
+            "concurrency": concurrency,
             "environment": env,
             "settings": {
                 "rounds": self.rounds,
@@ -358,6 +366,7 @@ mod tests {
                 measured(Target::Nginx, &[5.0], Some((1000, 3000))),
             ],
             configs: Vec::new(),
+            concurrency: Vec::new(),
             rounds: 3,
             seconds: 1,
         };
