@@ -186,7 +186,7 @@ fn main() -> anyhow::Result<()> {
     ];
     let mut slices: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     for _ in 0..SLICES {
-        let mut t = [0.0; 12];
+        let mut t = vec![0.0; cases.len()];
         for (i, (_, prog, frame)) in cases.iter().enumerate() {
             t[i] = ns(prog.time(frame, REPEAT / SLICES)?);
         }
@@ -209,8 +209,8 @@ fn main() -> anyhow::Result<()> {
         "ipip_new_flow_syn_single".into(),
         single_runs(&ipip_plain, syns(1024))?,
     ));
-    pairs.extend(flow_curve(&tables, &established)?);
-    pairs.extend(rings_and_vips(&bare)?);
+    pairs.extend(flow_curve(&tables, &established, &bare)?);
+    pairs.extend(rings_and_vips(&bare, &not_vip)?);
     let results = serde_json_like(&pairs, &live);
     println!("{results}");
     Ok(())
@@ -236,8 +236,11 @@ const CURVE_REPEAT: u32 = 2_000_000;
 /// `walk_established_N` is harness + balancer - (harness + bare) + bare;
 /// `walk_new_flows_N` counts flows placed during the timed runs (0 when
 /// the table held them all).
-fn flow_curve(tables: &Tables, frame: &[u8]) -> anyhow::Result<Vec<(String, f64)>> {
-    let bare = XdpProgram::load_bare_tx()?;
+fn flow_curve(
+    tables: &Tables,
+    frame: &[u8],
+    bare: &XdpProgram,
+) -> anyhow::Result<Vec<(String, f64)>> {
     let mut out = Vec::new();
     for n in CURVE_FLOWS {
         let mut lb =
@@ -268,8 +271,9 @@ fn flow_curve(tables: &Tables, frame: &[u8]) -> anyhow::Result<Vec<(String, f64)
 /// with 1,000 VIPs (one pool, 198.18.104.1 upwards; the SYNs go to the
 /// middle one), beside the bare
 /// program measured the same way: `new_flow_ring_N`, `new_flow_vips_1000`,
-/// `not_vip_vips_1000`, `bare_tx_single_rings`.
-fn rings_and_vips(bare: &XdpProgram) -> anyhow::Result<Vec<(String, f64)>> {
+/// `not_vip_vips_1000` (with the main cases' `not_vip` frame),
+/// `bare_tx_single_rings`.
+fn rings_and_vips(bare: &XdpProgram, not_vip: &[u8]) -> anyhow::Result<Vec<(String, f64)>> {
     let web = |ring: u32, listeners: &str| {
         format!(
             "version: 1\nlisteners:\n{listeners}pools:\n  - name: web\n    algorithm: maglev\n    maglev_table_size: {ring}\n    \
@@ -303,11 +307,9 @@ fn rings_and_vips(bare: &XdpProgram) -> anyhow::Result<Vec<(String, f64)>> {
         lb.apply(None, &tables)?;
         out.push((name.to_owned(), single_runs(&lb, syns(vip))?));
         if name == "new_flow_vips_1000" {
-            let not_vip =
-                Frame::tcp4(CLIENT, 40_000, Ipv4Addr::new(198, 18, 0, 2), 22, ACK).bytes();
             out.push((
                 "not_vip_vips_1000".to_owned(),
-                ns(lb.time(&not_vip, REPEAT)?),
+                ns(lb.time(not_vip, REPEAT)?),
             ));
         }
     }

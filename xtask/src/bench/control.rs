@@ -132,8 +132,7 @@ fn metrics_cost(t: &Topology, bin: &Path) -> Result<(f64, f64)> {
 }
 
 fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    super::spread(v).0
 }
 
 /// Runs the benchmark and writes `docs/bench/control.{md,json}`.

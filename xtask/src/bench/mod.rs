@@ -130,6 +130,16 @@ fn median_range(runs: &[Run], key: &str) -> (f64, f64, f64) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
+/// The median, lowest and highest of `v` (sorted in place); NaN for each
+/// when `v` is empty.
+fn spread(v: &mut [f64]) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    match (v.first(), v.last()) {
+        (Some(&lo), Some(&hi)) => (v[v.len() / 2], lo, hi),
+        _ => (f64::NAN, f64::NAN, f64::NAN),
+    }
+}
+
 /// `n` as a float, for ratios and averages of counts that stay far below
 /// 2^52.
 fn float(n: u64) -> f64 {

@@ -168,12 +168,13 @@ fn udp(v: &Value) -> Vec<Row> {
 
 /// The median over `runs` of figure `key`.
 fn median(runs: &[Value], key: &str) -> Option<f64> {
-    let mut v: Vec<f64> = runs.iter().filter_map(|r| r[key].as_f64()).collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
+    of(runs.iter().map(|r| &r[key]))
+}
+
+/// The median of the numbers among `values`, if there are any.
+fn of<'a>(values: impl Iterator<Item = &'a Value>) -> Option<f64> {
+    let mut v: Vec<f64> = values.filter_map(Value::as_f64).collect();
+    (!v.is_empty()).then(|| super::spread(&mut v).0)
 }
 
 fn xdp(page: &Value) -> Vec<Row> {
@@ -313,13 +314,7 @@ fn tls(v: &Value) -> Vec<Row> {
 }
 
 fn control(v: &Value) -> Vec<Row> {
-    let list_median = |key: &str| {
-        let runs: Vec<Value> = v[key]
-            .as_array()
-            .map(|a| a.iter().map(|x| serde_json::json!({ "x": x })).collect())
-            .unwrap_or_default();
-        median(&runs, "x")
-    };
+    let list_median = |key: &str| v[key].as_array().and_then(|a| of(a.iter()));
     let mut rows = Vec::new();
     if let (Some(ms), Some(bound)) = (list_median("failover_ms"), v["failover_bound_ms"].as_f64()) {
         rows.push(Row {

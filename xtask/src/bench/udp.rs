@@ -210,9 +210,7 @@ fn balancer_yaml() -> String {
 }
 
 fn median_range(v: &[f64]) -> (f64, f64, f64) {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    (v[v.len() / 2], v[0], v[v.len() - 1])
+    super::spread(&mut v.to_vec())
 }
 
 fn publish(root: &Path, rounds: u32, seconds: u64, rates: &[Vec<f64>], lost: &[u64]) -> Result<()> {

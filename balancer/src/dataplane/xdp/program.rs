@@ -57,8 +57,7 @@ pub struct XdpProgram {
 impl XdpProgram {
     /// Loads the balancer with maps of `sizes` (verifier included).
     pub fn load(sizes: Sizes) -> Result<Self, XdpError> {
-        let ebpf = loader(sizes).load(OBJECT)?;
-        Self::finish(ebpf, Entry::Balancer)
+        Self::load_object(OBJECT, sizes)
     }
 
     /// Loads the balancer from another build's `object` (the benchmark's
@@ -103,11 +102,11 @@ impl XdpProgram {
 
     /// Loads the bare `XDP_TX` program the benchmark compares against.
     pub fn load_bare_tx() -> Result<Self, XdpError> {
-        let ebpf = loader(Sizes::MINIMAL).load(OBJECT)?;
-        Self::finish(ebpf, Entry::BareTx)
+        Self::load_yardstick(Entry::BareTx)
     }
 
-    /// Loads one of the benchmark's yardsticks (bare or lookup programs).
+    /// Loads an entry point that needs no tables (the benchmark's bare and
+    /// lookup yardsticks, the flood source) with minimal maps.
     pub fn load_yardstick(entry: Entry) -> Result<Self, XdpError> {
         let ebpf = loader(Sizes::MINIMAL).load(OBJECT)?;
         Self::finish(ebpf, entry)
@@ -115,14 +114,12 @@ impl XdpProgram {
 
     /// Loads the bare `XDP_DROP` program the guard benchmark compares against.
     pub fn load_bare_drop() -> Result<Self, XdpError> {
-        let ebpf = loader(Sizes::MINIMAL).load(OBJECT)?;
-        Self::finish(ebpf, Entry::BareDrop)
+        Self::load_yardstick(Entry::BareDrop)
     }
 
     /// Loads the SYN-flood source (see [`Entry::SynFlood`]).
     pub fn load_syn_flood() -> Result<Self, XdpError> {
-        let ebpf = loader(Sizes::MINIMAL).load(OBJECT)?;
-        Self::finish(ebpf, Entry::SynFlood)
+        Self::load_yardstick(Entry::SynFlood)
     }
 
     pub(super) fn finish(mut ebpf: Ebpf, entry: Entry) -> Result<Self, XdpError> {
