@@ -8,6 +8,7 @@ pub mod bench;
 pub mod guard;
 pub mod hash;
 pub mod maps;
+pub mod relay;
 pub mod stats;
 
 pub use hash::{FlowTuple, addr_hash, flow_hash};

@@ -13,6 +13,7 @@ mod forward;
 mod guard;
 mod lb;
 mod maps;
+mod panic;
 mod parse;
 mod ptr;
 mod stats;
@@ -229,14 +230,6 @@ fn fragment(dst: &[u8; 16]) -> Result<u32, Counter> {
         Some(vip) => Err(guard::refuse(vip.vip_id, Counter::GuardFragment)),
         None => Ok(xdp_action::XDP_PASS),
     }
-}
-
-#[cfg(target_arch = "bpf")]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    // SAFETY: the verifier rejects any program with a reachable panic path, so
-    // this is never executed in a loaded program.
-    unsafe { core::hint::unreachable_unchecked() }
 }
 
 /// The crate is only linked for the BPF target; on the host it is type-checked

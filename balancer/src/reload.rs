@@ -91,6 +91,14 @@ pub enum ListenerError {
         /// What is wrong.
         reason: String,
     },
+    /// A listener's `proxy_engine: sockmap` cannot be set up on this host.
+    #[error("listener `{listener}`: {reason}")]
+    Engine {
+        /// Listener name.
+        listener: String,
+        /// Why the sockmap relay could not be loaded.
+        reason: String,
+    },
     /// A listener asks for a data plane this build cannot serve.
     #[error(
         "listener `{listener}`: mode `{mode}` is not available yet in this version; use `proxy` or `auto`"

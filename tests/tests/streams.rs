@@ -1,6 +1,7 @@
-//! TCP behaviour through the proxy with real peers: half-close both ways
-//! (socat), a 1 GiB transfer each way with matching sha256, a stopped backend
-//! costing clients nothing, the connection limit, and graceful shutdown.
+//! TCP behaviour through the proxy with real peers: a stopped backend
+//! costing clients nothing, a silent one timing out, the connection limit,
+//! and graceful shutdown. What each engine must do alike (half-close, large
+//! transfers, byte counts, idle timeout) is in `engines.rs`.
 
 use std::{
     io::{Read, Write},
@@ -9,178 +10,16 @@ use std::{
 };
 
 use balancer_tests::{
-    Process, Topology,
+    Topology,
     client::{connect, http_get, tally},
-    config::{one_to_one, simple},
+    config::simple,
     nginx,
     sys::open_fds,
-    topology::{VIP4, backend_addr, random_file},
+    topology::{VIP4, backend_addr},
 };
 
 fn one_backend(port: u16) -> Vec<(String, u32)> {
     vec![(backend_addr(0, port, false).to_string(), 100)]
-}
-
-/// Starts socat in backend 0 listening on `port` and running `script` per
-/// connection; waits until it listens.
-fn socat_backend(t: &Topology, port: u16, script: &str) -> Process {
-    let mut cmd = t.backends[0].command("socat");
-    cmd.args([
-        "-t",
-        "10",
-        &format!(
-            "TCP-LISTEN:{port},bind={},reuseaddr,fork",
-            backend_addr(0, port, false).ip()
-        ),
-        // `pipes`: separate stdin and stdout, so a script that closes its
-        // stdout half-closes the connection.
-        &format!("SYSTEM:{script},pipes"),
-    ]);
-    let p = Process::spawn("socat backend", cmd, t.path(&format!("socat-{port}.log")));
-    nginx::wait_listening(
-        &t.backends[0],
-        &[backend_addr(0, port, false)],
-        Duration::from_secs(5),
-    );
-    p
-}
-
-#[test]
-fn half_close_is_forwarded_both_ways() {
-    let t = Topology::new(1);
-    let got = t.path("late-data");
-    let _a = socat_backend(&t, 7000, "wc -c; echo after-eof");
-    // A backend that says hello, shuts down its write side at once, then
-    // stores whatever the client sends afterwards.
-    let script = format!(
-        "import socket\ns=socket.create_server(('198.18.1.11',7001))\nprint('ready',flush=True)\nwhile True:\n    c,_=s.accept()\n\
-         \x20   c.sendall(b'hello\\n')\n    c.shutdown(socket.SHUT_WR)\n    d=b''\n    while True:\n\
-         \x20       x=c.recv(65536)\n        if not x: break\n        d+=x\n    if d: open('{}','wb').write(d)\n",
-        got.display()
-    );
-    let mut py = t.backends[0].command("python3");
-    py.args(["-c", &script]);
-    let mut b = Process::spawn("python backend", py, t.path("py.log"));
-    // Not a connect probe: a probe that closes with `hello` unread makes the
-    // kernel answer with a reset, which would end this one-script server.
-    b.wait_for("ready", 1, Duration::from_secs(5));
-    let cfg = one_to_one(&[
-        (
-            "a",
-            "198.18.0.10:7000",
-            backend_addr(0, 7000, false).to_string(),
-        ),
-        (
-            "b",
-            "198.18.0.10:7001",
-            backend_addr(0, 7001, false).to_string(),
-        ),
-    ]);
-    let _lb = t.start_balancer(&cfg, 2);
-
-    // Client -> backend FIN: the client (socat) sends 3 bytes and shuts down
-    // its write side; the backend only answers once it has seen that EOF.
-    let out = t.client.run(
-        "sh",
-        &["-c", "printf abc | socat -t 5 - TCP:198.18.0.10:7000"],
-    );
-    assert_eq!(out, "3\nafter-eof\n");
-
-    // Backend -> client FIN: the backend says hello and closes its write
-    // side; the client (socat) sees EOF, keeps sending a second later, and
-    // the backend must still receive it.
-    let out = t.client.run(
-        "sh",
-        &[
-            "-c",
-            "(sleep 1; printf late-data) | socat -t 10 - TCP:198.18.0.10:7001",
-        ],
-    );
-    assert_eq!(out, "hello\n");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::fs::read_to_string(&got).unwrap_or_default() != "late-data" {
-        assert!(
-            Instant::now() < deadline,
-            "backend never got the data sent after its FIN"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn sha256(path: &std::path::Path) -> String {
-    let out = std::process::Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-#[test]
-fn one_gib_each_way_arrives_intact() {
-    let t = Topology::new(1);
-    let blob = random_file(t.dir.path(), "blob", 1 << 30);
-    let want = sha256(&blob);
-    let received = t.path("received.sha");
-    let _up = socat_backend(&t, 7002, &format!("sha256sum > {}", received.display()));
-    let _nginx = nginx::start(
-        &t.backends[0],
-        t.dir.path(),
-        "backend-1",
-        &[backend_addr(0, 80, false)],
-    );
-    let cfg = one_to_one(&[
-        (
-            "up",
-            "198.18.0.10:7002",
-            backend_addr(0, 7002, false).to_string(),
-        ),
-        (
-            "down",
-            "198.18.0.10:80",
-            backend_addr(0, 80, false).to_string(),
-        ),
-    ]);
-    let _lb = t.start_balancer(&cfg, 2);
-
-    // Upload through the proxy; the backend hashes what it received.
-    let _ = t.client.run(
-        "socat",
-        &[
-            "-u",
-            &format!("OPEN:{}", blob.display()),
-            "TCP:198.18.0.10:7002",
-        ],
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = std::fs::read_to_string(&received).unwrap_or_default();
-        if let Some(h) = got.split_whitespace().next() {
-            assert_eq!(h, want, "upload: sha256 differs");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "backend never finished hashing the upload"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // Download through the proxy from nginx.
-    let down = t.client.run(
-        "sh",
-        &[
-            "-c",
-            "curl -sS --max-time 60 http://198.18.0.10/files/blob | sha256sum",
-        ],
-    );
-    assert_eq!(
-        down.split_whitespace().next().unwrap_or_default(),
-        want,
-        "download: sha256 differs"
-    );
 }
 
 #[test]

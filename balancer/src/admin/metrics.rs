@@ -12,6 +12,7 @@
 //! | `balancer_listener_accept_errors_total` | counter | listener |
 //! | `balancer_listener_proxy_headers_total`, `_proxy_refused_total` | counter | listener |
 //! | `balancer_listener_tls_hellos_total`, `_tls_hellos_without_sni_total`, `_tls_hello_refused_total`, `_tls_hello_timeouts_total` | counter | listener |
+//! | `balancer_listener_sockmap_relayed_total`, `_sockmap_spliced_total` | counter | listener |
 //! | `balancer_backend_active` | gauge | pool, backend |
 //! | `balancer_backend_connections_total` | counter | pool, backend |
 //! | `balancer_backend_bytes_total` | counter | pool, backend, direction (`in`, `out`) |
@@ -164,6 +165,8 @@ fn listeners(encoder: &mut DescriptorEncoder, s: &View) -> Result<(), fmt::Error
         "tls_hellos_without_sni",
         "tls_hello_refused",
         "tls_hello_timeouts",
+        "sockmap_relayed",
+        "sockmap_spliced",
     ] {
         let samples = s.config.listeners.iter().zip(&counters).map(|(l, c)| {
             let v = c.get(key).copied().unwrap_or(0);

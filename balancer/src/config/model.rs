@@ -63,6 +63,20 @@ pub enum Mode {
     Http,
 }
 
+/// How a TCP proxy listener moves bytes between client and backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyEngine {
+    /// The faster engine as measured on this kernel (see
+    /// `docs/bench/proxy.md`), splice where the sockmap relay cannot load.
+    #[default]
+    Auto,
+    /// splice(2) through pooled pipes, driven by the daemon.
+    Splice,
+    /// An `sk_skb` verdict program redirecting between the two sockets.
+    Sockmap,
+}
+
 /// Backend selection algorithm of a pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -114,6 +128,8 @@ pub struct Listener {
     pub idle_timeout: Duration,
     /// TCP: backends tried before the client is closed.
     pub connect_attempts: NonZeroU32,
+    /// How a TCP proxy connection's bytes are moved.
+    pub proxy_engine: ProxyEngine,
     /// UDP: concurrent client sessions; the oldest idle one is evicted beyond it.
     pub max_sessions: NonZeroU32,
     /// This listener's own guard settings.

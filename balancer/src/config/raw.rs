@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{
     http::{LogFormat, UpstreamVersion},
-    model::{Algorithm, Forwarding, Mode, Protocol, ProxyVersion, StrayTcp},
+    model::{Algorithm, Forwarding, Mode, Protocol, ProxyEngine, ProxyVersion, StrayTcp},
     tls::ClientAuthMode,
 };
 
@@ -64,6 +64,8 @@ pub struct RawListener {
     pub idle_timeout: Option<String>,
     #[serde(default)]
     pub connect_attempts: Option<u64>,
+    #[serde(default)]
+    pub proxy_engine: Option<ProxyEngine>,
     #[serde(default)]
     pub max_sessions: Option<u64>,
     #[serde(default)]

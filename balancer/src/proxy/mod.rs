@@ -1,9 +1,11 @@
-//! The userspace data plane: TCP via splice, UDP via per-client sessions.
+//! The userspace data plane: TCP via splice or the sockmap relay, UDP via
+//! per-client sessions.
 //! Sockets are bound here, before anything is served, so an address in use
 //! is reported for its listener at start-up.
 pub mod accept;
 pub mod pipes;
 pub mod sni;
+pub mod sockmap;
 pub mod splice;
 pub mod tcp;
 pub mod udp;

@@ -24,7 +24,11 @@ use super::{
     connect_tcp,
     pipes::PipePool,
     sni::{self, SniTarget},
-    splice::{Counters, RelayError, Side, relay},
+    sockmap::{
+        link::{Link, LinkError},
+        load::Relay,
+    },
+    splice::{Counters, RelayError, Side, Spoke},
 };
 use crate::{
     config::{defaults::DEFAULT_HEADER_TIMEOUT, model::Listener},
@@ -54,6 +58,9 @@ pub struct TcpService {
     pub stats: Arc<ListenerStats>,
     /// Shared pipe pool.
     pub pipes: Arc<PipePool>,
+    /// The sockmap relay when the listener's engine is `sockmap`; `None`:
+    /// splice.
+    pub relay: Option<Arc<Relay>>,
     /// Open-connection tracker (graceful shutdown waits on it).
     pub tracker: Tracker,
     /// Permits for `max_connections`; a reload that keeps the limit keeps
@@ -143,7 +150,7 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, svc: &TcpService) {
         down: &stats.bytes_out,
     };
     let relayed = tokio::select! {
-        r = relay(&client, &backend, &svc.pipes, svc.listener.idle_timeout, &counters) => r,
+        r = relay(&client, &backend, svc, &counters) => r,
         () = stats.cut.notified() => {
             debug!(listener = %svc.listener.name, %peer, "closing a connection: its backend's drain timeout passed");
             for s in [&client, &backend] {
@@ -188,6 +195,47 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, svc: &TcpService) {
             }
         }
     }
+}
+
+/// Moves bytes both ways with the listener's engine: the sockmap relay
+/// when it has one and the connection could be entered into its maps,
+/// splice otherwise.
+async fn relay(
+    client: &TcpStream,
+    backend: &TcpStream,
+    svc: &TcpService,
+    counters: &Counters<'_>,
+) -> Result<Spoke, RelayError> {
+    let idle = svc.listener.idle_timeout;
+    if let Some(r) = &svc.relay {
+        match Link::new(r, client, backend) {
+            Ok(link) => {
+                svc.stats.sockmap_relayed.fetch_add(1, Ordering::Relaxed);
+                return super::sockmap::relay::relay(client, backend, &link, idle, counters).await;
+            }
+            // A client that has already sent its FIN is no longer
+            // `ESTABLISHED`, which socket maps require: nothing is wrong.
+            Err(LinkError::Unlinked(e)) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                debug!(listener = %svc.listener.name, error = %e, "connection closing already; splicing it");
+            }
+            Err(LinkError::Unlinked(e)) => {
+                if let Some(suppressed) = svc.stats.log.allow() {
+                    warn!(listener = %svc.listener.name, error = %e, suppressed,
+                        "cannot enter a connection into the sockmap relay; splicing it");
+                }
+            }
+            Err(LinkError::Broken(source)) => {
+                return Err(RelayError::Io {
+                    side: Side::Client,
+                    source,
+                });
+            }
+        }
+    }
+    if svc.relay.is_some() {
+        svc.stats.sockmap_spliced.fetch_add(1, Ordering::Relaxed);
+    }
+    super::splice::relay(client, backend, &svc.pipes, idle, counters).await
 }
 
 /// The SNI route of the connection (`None`: the listener's pool) and its

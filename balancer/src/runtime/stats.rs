@@ -100,6 +100,11 @@ pub struct ListenerStats {
     /// Connections to SNI routes closed for a ClientHello still not whole
     /// when its time ran out.
     pub tls_hello_timeouts: AtomicU64,
+    /// Connections the sockmap relay carried in the kernel.
+    pub sockmap_relayed: AtomicU64,
+    /// Connections of a `sockmap` listener spliced instead: the client had
+    /// already sent its FIN, or the relay's maps were full.
+    pub sockmap_spliced: AtomicU64,
     /// Rate limit for this listener's log lines.
     pub log: LogLimiter,
     /// Requests by route, for `http` listeners.
@@ -125,6 +130,8 @@ impl ListenerStats {
             ("tls_hellos_without_sni", &self.tls_hellos_without_sni),
             ("tls_hello_refused", &self.tls_hello_refused),
             ("tls_hello_timeouts", &self.tls_hello_timeouts),
+            ("sockmap_relayed", &self.sockmap_relayed),
+            ("sockmap_spliced", &self.sockmap_spliced),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.load(Ordering::Relaxed)))

@@ -25,7 +25,7 @@ use crate::config::http::AccessLog as AccessLogConfig;
 use crate::{
     config::{
         Config,
-        model::{Listener, Mode, Protocol},
+        model::{Listener, Mode, Protocol, ProxyEngine},
     },
     http::{
         self, HttpService, LiveHttp,
@@ -45,6 +45,8 @@ use crate::{
 pub struct Shared {
     /// The pipe pool.
     pub pipes: Arc<PipePool>,
+    /// The sockmap relay, loaded when a listener first needs it.
+    pub relay: Arc<proxy::sockmap::load::Loader>,
     /// Open connections, for the graceful stop.
     pub tracker: Tracker,
     /// The control loop, for passive health.
@@ -282,6 +284,16 @@ impl Listeners {
                     listener: l.name.clone(),
                     mode: l.mode,
                 });
+            }
+            // Asked for by name, the relay must load; `auto` falls back.
+            if l.protocol == Protocol::Tcp && l.proxy_engine == ProxyEngine::Sockmap {
+                self.shared
+                    .relay
+                    .get()
+                    .map_err(|reason| ListenerError::Engine {
+                        listener: l.name.clone(),
+                        reason,
+                    })?;
             }
             // An access log that cannot be opened stops the start or the
             // reload here, before anything changes.

@@ -136,6 +136,7 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
     let access_logs: Arc<Mutex<crate::http::log::AccessLogs>> = Arc::default();
     let shared = Shared {
         pipes: Arc::new(PipePool::new(MAX_PIPES)),
+        relay: Arc::default(),
         tracker: tracker.clone(),
         events: events.clone(),
         upstreams: upstreams.clone(),

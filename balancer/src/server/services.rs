@@ -16,7 +16,7 @@ use super::listeners::{Running, Service, Shared, Socket};
 use crate::{
     config::{
         Config,
-        model::{Listener, Mode},
+        model::{Listener, Mode, ProxyEngine},
     },
     http::{self, HttpService},
     proxy::{self, sni::SniTarget, tcp::TcpService, udp::UdpService},
@@ -149,8 +149,19 @@ pub(super) fn tcp(
         routes,
         stats: stats.clone(),
         pipes: shared.pipes.clone(),
+        relay: engine(shared, l),
         tracker: shared.tracker.clone(),
         limit,
+    }
+}
+
+/// The sockmap relay when listener `l` moves its bytes with it. `auto`
+/// means splice: it measured faster on every figure (docs/bench/proxy.md).
+fn engine(shared: &Shared, l: &Listener) -> Option<Arc<crate::proxy::sockmap::load::Relay>> {
+    match l.proxy_engine {
+        ProxyEngine::Splice | ProxyEngine::Auto => None,
+        // `Listeners::bind` has loaded it, or refused the listener.
+        ProxyEngine::Sockmap => shared.relay.get().ok(),
     }
 }
 

@@ -73,6 +73,26 @@ pub(super) fn cases() -> Vec<Case> {
             "`http` needs a tcp listener",
         ),
         (
+            "unknown proxy engine",
+            replace(
+                "    mode: proxy",
+                "    mode: proxy\n    proxy_engine: io_uring",
+            ),
+            7,
+            "listeners[0].proxy_engine",
+            "unknown variant `io_uring`",
+        ),
+        (
+            "proxy engine on a udp listener",
+            replace(
+                "protocol: tcp\n    mode: proxy",
+                "protocol: udp\n    mode: proxy\n    proxy_engine: sockmap",
+            ),
+            7,
+            "listeners[0].proxy_engine",
+            "applies to tcp listeners in `proxy` or `auto` mode",
+        ),
+        (
             "xdp mode without xdp section",
             replace("mode: proxy", "mode: xdp"),
             6,

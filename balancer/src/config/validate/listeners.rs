@@ -16,7 +16,7 @@ use crate::config::{
     },
     http::HttpListener,
     limits::{MAX_CONNECT_ATTEMPTS, MAX_LISTENERS, MAX_MAX_CONNECTIONS, MAX_MAX_SESSIONS},
-    model::{Cidr, Guard, Listener, Mode, Protocol},
+    model::{Cidr, Guard, Listener, Mode, Protocol, ProxyEngine},
     raw::RawListener,
     values,
 };
@@ -103,6 +103,7 @@ pub(super) fn listeners(
                 DEFAULT_CONNECT_ATTEMPTS,
                 MAX_CONNECT_ATTEMPTS,
             ),
+            proxy_engine: proxy_engine(i, l, mode, p),
             max_sessions: p.bounded(
                 &at("max_sessions"),
                 l.max_sessions,
@@ -124,6 +125,25 @@ pub(super) fn listeners(
         });
     }
     out
+}
+
+/// Listener `i`'s `proxy_engine`: only where the daemon relays TCP bytes
+/// itself (`proxy`, or `auto`, which stays in the proxy where XDP is not
+/// there).
+fn proxy_engine(i: usize, l: &RawListener, mode: Mode, p: &mut Problems) -> ProxyEngine {
+    let Some(engine) = l.proxy_engine else {
+        return ProxyEngine::default();
+    };
+    if l.protocol != Protocol::Tcp || !matches!(mode, Mode::Proxy | Mode::Auto) {
+        p.add(
+            format!("listeners[{i}].proxy_engine"),
+            format!(
+                "`proxy_engine` applies to tcp listeners in `proxy` or `auto` mode (this one is {} in `{mode}` mode); remove it",
+                l.protocol,
+            ),
+        );
+    }
+    engine
 }
 
 /// Listener `i`'s `proxy_protocol.accept_from`: CIDRs that do not overlap,
