@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 COLOURS = {
     "direct": "#9e9e9e",
     "balancer": "#1f77b4",
+    "balancer-sockmap": "#17becf",
     "haproxy": "#ff7f0e",
     "nginx": "#2ca02c",
 }

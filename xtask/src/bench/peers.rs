@@ -32,8 +32,10 @@ pub const MAX_CONNECTIONS: u32 = 9_500;
 pub enum Target {
     /// No proxy: kernel forwarding in the balancer namespace.
     Direct,
-    /// This project, proxy mode.
+    /// This project, proxy mode, default engine (`auto`: splice).
     Balancer,
+    /// This project, proxy mode, `proxy_engine: sockmap`.
+    Sockmap,
     /// HAProxy, `mode tcp` with splice.
     Haproxy,
     /// nginx `stream`.
@@ -42,9 +44,10 @@ pub enum Target {
 
 impl Target {
     /// Every target in report order.
-    pub const ALL: [Target; 4] = [
+    pub const ALL: [Target; 5] = [
         Target::Direct,
         Target::Balancer,
+        Target::Sockmap,
         Target::Haproxy,
         Target::Nginx,
     ];
@@ -54,6 +57,7 @@ impl Target {
         match self {
             Target::Direct => "direct",
             Target::Balancer => "balancer",
+            Target::Sockmap => "balancer-sockmap",
             Target::Haproxy => "haproxy",
             Target::Nginx => "nginx",
         }
@@ -63,7 +67,12 @@ impl Target {
     pub fn label(self) -> &'static str {
         match self {
             Target::Direct => "no proxy: kernel IPv4 forwarding in the balancer namespace",
-            Target::Balancer => "balancer, proxy mode (splice), release build",
+            Target::Balancer => {
+                "balancer, proxy mode, default engine (`auto`: splice), release build"
+            }
+            Target::Sockmap => {
+                "balancer, proxy mode, `proxy_engine: sockmap` (in-kernel sk_skb relay), release build"
+            }
             Target::Haproxy => "HAProxy, mode tcp, splice both ways, nbthread 2",
             Target::Nginx => "nginx stream module, 2 workers",
         }
@@ -89,7 +98,8 @@ impl Target {
     pub fn config(self, scratch: &Path) -> Option<(&'static str, String)> {
         match self {
             Target::Direct => None,
-            Target::Balancer => Some(("balancer.yaml", balancer_yaml())),
+            Target::Balancer => Some(("balancer.yaml", balancer_yaml(None))),
+            Target::Sockmap => Some(("balancer-sockmap.yaml", balancer_yaml(Some("sockmap")))),
             Target::Haproxy => Some(("haproxy.cfg", haproxy_cfg())),
             Target::Nginx => Some(("nginx-stream.conf", nginx_stream_conf(scratch))),
         }
@@ -112,7 +122,8 @@ fn iperf_backend() -> SocketAddr {
     backend_addr(0, IPERF_PORT, false)
 }
 
-fn balancer_yaml() -> String {
+/// The balancer's config; `engine`: a `proxy_engine` for both listeners.
+fn balancer_yaml(engine: Option<&str>) -> String {
     let mut y = format!(
         "version: 1\nshutdown_grace: 1s\nlisteners:\n\
          \x20 - name: web\n    address: {VIP4}:{HTTP_PORT}\n    protocol: tcp\n    mode: proxy\n    pool: web\n    max_connections: {MAX_CONNECTIONS}\n\
@@ -127,7 +138,13 @@ fn balancer_yaml() -> String {
         "  - name: iperf\n    algorithm: round_robin\n    backends:\n      - address: {}\n",
         iperf_backend()
     );
-    y
+    match engine {
+        Some(e) => y.replace(
+            "    mode: proxy\n",
+            &format!("    mode: proxy\n    proxy_engine: {e}\n"),
+        ),
+        None => y,
+    }
 }
 
 fn haproxy_cfg() -> String {
@@ -178,7 +195,9 @@ pub fn start(topo: &Topology, bin: &Path, target: Target) -> Result<Option<Proce
         Target::Direct => return Ok(None),
         // The harness writes its own copy of the YAML and waits for both
         // listeners to log `listening`.
-        Target::Balancer => return Ok(Some(topo.start_balancer_bin(bin, &text, 2))),
+        Target::Balancer | Target::Sockmap => {
+            return Ok(Some(topo.start_balancer_bin(bin, &text, 2)));
+        }
         Target::Haproxy => {
             std::fs::write(&path, text)?;
             let mut cmd = topo.lb.command("haproxy");

@@ -9,7 +9,7 @@ use socket2::SockRef;
 use tokio::{
     io::{Interest, Ready},
     net::TcpStream,
-    time::{Instant, sleep},
+    time::{Instant, MissedTickBehavior, interval_at, sleep},
 };
 
 use super::{link::Link, sockopt::written};
@@ -80,24 +80,31 @@ async fn run(
     state: &mut State,
 ) -> Result<(), RelayError> {
     let tick = (idle / TICKS_PER_IDLE).clamp(MIN_TICK, MAX_TICK);
+    // One clock for the whole connection: wake-ups for passing data must
+    // not push the next count further out.
+    let mut ticker = interval_at(Instant::now() + tick, tick);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let [(client, _), (backend, _)] = ends;
     while state.ended != [true, true] {
         let woke = tokio::select! {
             r = client.ready(watch(state.ended[0])) => Some((0, r)),
             r = backend.ready(watch(state.ended[1])) => Some((1, r)),
-            () = sleep(tick) => None,
+            _ = ticker.tick() => None,
         };
         if let Some((i, ready)) = woke {
             let (src, side) = ends[i];
             let ready = ready.map_err(|source| RelayError::Io { side, source })?;
-            on_ready(i, ready, ends, link, idle, state).await?;
-            if !ready.is_read_closed() && !ready.is_error() {
+            if ready.is_read_closed() || ready.is_error() {
+                on_ready(i, ready, ends, link, idle, state).await?;
+            } else {
                 // The program took the bytes; this wake-up was its
-                // data-ready call passing through. Forget it.
+                // data-ready call passing through. Forget it: the counters
+                // are read on the clock, not per chunk.
                 let _ = src.try_io(Interest::READABLE, || {
                     Err::<(), _>(io::ErrorKind::WouldBlock.into())
                 });
             }
+            continue;
         }
         refresh(link, counters, state).map_err(|source| RelayError::Io {
             side: Side::Client,
@@ -124,8 +131,8 @@ fn watch(ended: bool) -> Interest {
     }
 }
 
-/// Handles socket `i`'s readiness: an error ends the relay; a FIN is passed
-/// on once the other socket has written everything before it.
+/// Handles socket `i`'s FIN or error: an error ends the relay; a FIN is
+/// passed on once the other socket has written everything before it.
 async fn on_ready(
     i: usize,
     ready: Ready,
@@ -136,21 +143,19 @@ async fn on_ready(
 ) -> Result<(), RelayError> {
     let (src, side) = ends[i];
     let (dst, dst_side) = ends[1 - i];
-    if ready.is_error() || ready.is_read_closed() {
-        if let Some(source) = src
-            .take_error()
-            .map_err(|source| RelayError::Io { side, source })?
-        {
-            return Err(RelayError::Io { side, source });
-        }
-        if ready.is_error() {
-            return Err(RelayError::Io {
-                side,
-                source: io::Error::other("socket error"),
-            });
-        }
+    if let Some(source) = src
+        .take_error()
+        .map_err(|source| RelayError::Io { side, source })?
+    {
+        return Err(RelayError::Io { side, source });
     }
-    if !ready.is_read_closed() || state.ended[i] {
+    if ready.is_error() {
+        return Err(RelayError::Io {
+            side,
+            source: io::Error::other("socket error"),
+        });
+    }
+    if state.ended[i] {
         return Ok(());
     }
     drain(i, (src, side), (dst, dst_side), link, idle).await?;
