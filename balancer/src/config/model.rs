@@ -67,8 +67,8 @@ pub enum Mode {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProxyEngine {
-    /// The faster engine as measured on this kernel (see
-    /// `docs/bench/proxy.md`), splice where the sockmap relay cannot load.
+    /// The faster engine as measured: splice, ahead of the sockmap relay on
+    /// throughput and connection rate (`docs/bench/proxy.md`).
     #[default]
     Auto,
     /// splice(2) through pooled pipes, driven by the daemon.

@@ -208,7 +208,7 @@ async fn relay(
 ) -> Result<Spoke, RelayError> {
     let idle = svc.listener.idle_timeout;
     if let Some(r) = &svc.relay {
-        match Link::new(r, client, backend) {
+        match Link::new(r, client, backend).await {
             Ok(link) => {
                 svc.stats.sockmap_relayed.fetch_add(1, Ordering::Relaxed);
                 return super::sockmap::relay::relay(client, backend, &link, idle, counters).await;

@@ -45,7 +45,7 @@ mod tests {
         client.write_all(b"early ").await.expect("write");
         // Let it land in `near`'s receive queue before the link.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let link = Link::new(&relay, &near, &far).expect("link");
+        let link = Link::new(&relay, &near, &far).await.expect("link");
         client.write_all(b"late").await.expect("write");
         let mut got = [0u8; 10];
         backend.read_exact(&mut got).await.expect("backend reads");
@@ -76,5 +76,32 @@ mod tests {
         b.read_exact(&mut got).await.expect("read");
         assert_eq!(written(&a).expect("info"), 100_000);
         assert_eq!(written(&b).expect("info"), 0);
+    }
+
+    /// A client that sent its FIN before the link cannot enter a socket
+    /// map: the link is undone and both sockets read as plain sockets again
+    /// (what the splice fallback needs), with nothing lost or moved.
+    #[tokio::test]
+    async fn a_client_that_already_closed_is_left_to_the_splice() {
+        let relay = Relay::load().expect("load the relay (needs root)");
+        let [mut client, mut near, mut far, mut backend] = two_pairs().await;
+        client.write_all(b"ask").await.expect("write");
+        client.shutdown().await.expect("fin");
+        backend.write_all(b"greeting").await.expect("write");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let err = Link::new(&relay, &near, &far)
+            .await
+            .err()
+            .expect("a closing client cannot be linked");
+        assert!(
+            matches!(&err, super::link::LinkError::Unlinked(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP)),
+            "{err}"
+        );
+        let mut asked = Vec::new();
+        near.read_to_end(&mut asked).await.expect("read");
+        assert_eq!(asked, b"ask");
+        let mut greeting = [0u8; 8];
+        far.read_exact(&mut greeting).await.expect("read");
+        assert_eq!(&greeting, b"greeting");
     }
 }
