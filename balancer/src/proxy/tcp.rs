@@ -206,36 +206,57 @@ async fn relay(
     svc: &TcpService,
     counters: &Counters<'_>,
 ) -> Result<Spoke, RelayError> {
-    let idle = svc.listener.idle_timeout;
     if let Some(r) = &svc.relay {
-        match Link::new(r, client, backend).await {
-            Ok(link) => {
-                svc.stats.sockmap_relayed.fetch_add(1, Ordering::Relaxed);
-                return super::sockmap::relay::relay(client, backend, &link, idle, counters).await;
-            }
-            // A client that has already sent its FIN is no longer
-            // `ESTABLISHED`, which socket maps require: nothing is wrong.
-            Err(LinkError::Unlinked(e)) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
-                debug!(listener = %svc.listener.name, error = %e, "connection closing already; splicing it");
-            }
-            Err(LinkError::Unlinked(e)) => {
-                if let Some(suppressed) = svc.stats.log.allow() {
-                    warn!(listener = %svc.listener.name, error = %e, suppressed,
-                        "cannot enter a connection into the sockmap relay; splicing it");
-                }
-            }
-            Err(LinkError::Broken(source)) => {
-                return Err(RelayError::Io {
-                    side: Side::Client,
-                    source,
-                });
-            }
+        // Boxed: the default (splice) connection's future stays as small as
+        // before, since tokio moves it whole.
+        if let Some(done) = Box::pin(in_kernel(r, client, backend, svc, counters)).await {
+            return done;
         }
-    }
-    if svc.relay.is_some() {
         svc.stats.sockmap_spliced.fetch_add(1, Ordering::Relaxed);
     }
-    super::splice::relay(client, backend, &svc.pipes, idle, counters).await
+    super::splice::relay(
+        client,
+        backend,
+        &svc.pipes,
+        svc.listener.idle_timeout,
+        counters,
+    )
+    .await
+}
+
+/// The connection through the sockmap relay; `None` when it could not be
+/// entered and is left, untouched, to the splice.
+async fn in_kernel(
+    relay: &Relay,
+    client: &TcpStream,
+    backend: &TcpStream,
+    svc: &TcpService,
+    counters: &Counters<'_>,
+) -> Option<Result<Spoke, RelayError>> {
+    match Link::new(relay, client, backend).await {
+        Ok(link) => {
+            svc.stats.sockmap_relayed.fetch_add(1, Ordering::Relaxed);
+            let idle = svc.listener.idle_timeout;
+            Some(super::sockmap::relay::relay(client, backend, &link, idle, counters).await)
+        }
+        // A client that has already sent its FIN is no longer
+        // `ESTABLISHED`, which socket maps require: nothing is wrong.
+        Err(LinkError::Unlinked(e)) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+            debug!(listener = %svc.listener.name, error = %e, "connection closing already; splicing it");
+            None
+        }
+        Err(LinkError::Unlinked(e)) => {
+            if let Some(suppressed) = svc.stats.log.allow() {
+                warn!(listener = %svc.listener.name, error = %e, suppressed,
+                    "cannot enter a connection into the sockmap relay; splicing it");
+            }
+            None
+        }
+        Err(LinkError::Broken(source)) => Some(Err(RelayError::Io {
+            side: Side::Client,
+            source,
+        })),
+    }
 }
 
 /// The SNI route of the connection (`None`: the listener's pool) and its
