@@ -2,9 +2,12 @@
 //! actions on backends (see [`routes`] for the table). Actions go to the
 //! control loop, which owns backend states, and the answer comes back from
 //! it. With `admin.token_file`, every request must carry
-//! `Authorization: Bearer <token>`. Errors are JSON: `{"error": "..."}`.
+//! `Authorization: Bearer <token>` (but `GET /metrics` with
+//! `admin.public_metrics`). Errors are JSON: `{"error": "..."}`. What gets
+//! in at all is bounded ([`gate`]).
 
 pub mod client;
+pub mod gate;
 pub mod metrics;
 pub mod routes;
 
@@ -12,19 +15,19 @@ use std::{convert::Infallible, io, net::SocketAddr, sync::Arc};
 
 use http_body_util::Full;
 use hyper::{
-    Request, Response, StatusCode,
+    Method, Request, Response, StatusCode,
     body::{Bytes, Incoming},
-    header::{AUTHORIZATION, CONTENT_TYPE},
+    header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING},
     server::conn::http1,
     service::service_fn,
 };
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::{
     net::TcpListener,
-    sync::{mpsc, oneshot},
+    sync::{Semaphore, mpsc, oneshot},
 };
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use self::routes::{Route, route};
 use crate::{
@@ -45,6 +48,32 @@ pub struct Api {
     pub reload: mpsc::Sender<ReloadRequest>,
     /// The bearer token requests must carry, if any.
     pub token: Option<String>,
+    /// `GET /metrics` needs no token (`admin.public_metrics`).
+    pub public_metrics: bool,
+    /// Requests per second over all clients.
+    pub rate: gate::Rate,
+}
+
+impl Api {
+    /// The API over `sources`, sending actions to the control loop and
+    /// reload requests to the daemon.
+    #[must_use]
+    pub fn new(
+        sources: Arc<Sources>,
+        (events, reload): (mpsc::Sender<Event>, mpsc::Sender<ReloadRequest>),
+        token: Option<String>,
+        public_metrics: bool,
+    ) -> Self {
+        Self {
+            metrics: metrics::Metrics::new(sources.clone()),
+            sources,
+            events,
+            reload,
+            token,
+            public_metrics,
+            rate: gate::Rate::new(gate::RATE, gate::BURST),
+        }
+    }
 }
 
 /// Reads the token in `path`: its first line, trimmed.
@@ -63,8 +92,12 @@ pub fn read_token(path: &std::path::Path) -> io::Result<String> {
 /// Serves the API on `listener` until the task is aborted.
 pub async fn serve(listener: TcpListener, api: Arc<Api>) {
     if let Ok(a) = listener.local_addr() {
-        info!(address = %a, auth = api.token.is_some(), "admin API listening");
+        info!(address = %a, auth = api.token.is_some(), public_metrics = api.public_metrics, "admin API listening");
+        if api.token.is_none() && !a.ip().is_loopback() {
+            warn!(address = %a, "the admin API listens beyond loopback without a token (admin.insecure): anyone who reaches it can drain backends, reload and change the guard");
+        }
     }
+    let open = Arc::new(Semaphore::new(gate::MAX_CONNECTIONS));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(pair) => pair,
@@ -74,13 +107,22 @@ pub async fn serve(listener: TcpListener, api: Arc<Api>) {
                 continue;
             }
         };
+        // Over the bound: closed at once, before a byte is read.
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            debug!(%peer, limit = gate::MAX_CONNECTIONS, "admin API connection refused: too many open");
+            continue;
+        };
         let api = api.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let service = service_fn(move |req| {
                 let api = api.clone();
                 async move { Ok::<_, Infallible>(handle(&req, &api, peer).await) }
             });
             if let Err(e) = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(gate::HEAD_TIMEOUT)
+                .max_buf_size(gate::MAX_HEAD)
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
@@ -91,7 +133,21 @@ pub async fn serve(listener: TcpListener, api: Arc<Api>) {
 }
 
 async fn handle(req: &Request<Incoming>, api: &Api, peer: SocketAddr) -> Response<Full<Bytes>> {
-    if let Some(token) = &api.token {
+    if !api.rate.allow() {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "too many admin requests: at most {} a second (bursts of {})",
+                gate::RATE,
+                gate::BURST
+            ),
+        );
+    }
+    let public =
+        api.public_metrics && req.method() == Method::GET && req.uri().path() == "/metrics";
+    if let Some(token) = &api.token
+        && !public
+    {
         let given = req
             .headers()
             .get(AUTHORIZATION)
@@ -104,11 +160,23 @@ async fn handle(req: &Request<Incoming>, api: &Api, peer: SocketAddr) -> Respons
                     "missing `Authorization: Bearer <token>`",
                 );
             }
-            Some(t) if t != token => {
+            Some(t) if !gate::same_token(t.as_bytes(), token.as_bytes()) => {
                 return error(StatusCode::UNAUTHORIZED, "wrong bearer token");
             }
             Some(_) => {}
         }
+    }
+    // Every action is in the method and path; a body is refused unread.
+    if req.headers().contains_key(TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+    {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the admin API takes no request body",
+        );
     }
     match route(req.method().as_str(), req.uri().path()) {
         Ok(Route::Reload) => match ask(&api.reload, |tx| tx).await {

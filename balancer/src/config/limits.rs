@@ -6,6 +6,14 @@
 // own module.
 pub use super::defaults::DEFAULT_ADMIN as ADMIN;
 
+/// Largest config file read, in bytes.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+/// Longest name of a listener, pool, route or other named item, in bytes.
+pub const MAX_NAME: usize = 128;
+/// Most pools in one file.
+pub const MAX_POOLS: usize = 1024;
+/// Most built-in demo backends.
+pub const MAX_DEMO_BACKENDS: usize = 64;
 /// Highest backend weight; 0 (the lowest) drains the backend.
 pub const MAX_WEIGHT: u32 = 10_000;
 /// Most listeners in one file.

@@ -28,13 +28,70 @@ pub const DEFAULT_YAML: &str = include_str!("../../../config/default.yaml");
 /// Name used for the embedded default in error messages.
 pub const DEFAULT_NAME: &str = "<embedded default.yaml>";
 
-/// Reads and validates the file at `path`.
+/// Reads and validates the file at `path`: at most
+/// [`limits::MAX_FILE_BYTES`] of UTF-8 text.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let read_err = |source| ConfigError::Read {
         path: path.to_owned(),
         source,
-    })?;
-    parse(&text, &path.display().to_string())
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut bytes = Vec::new();
+    // One byte past the limit tells a file that is too large, without
+    // reading all of it.
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, limits::MAX_FILE_BYTES + 1),
+        &mut bytes,
+    )
+    .map_err(read_err)?;
+    let name = path.display().to_string();
+    if bytes.len() as u64 > limits::MAX_FILE_BYTES {
+        return Err(at_start(
+            &name,
+            format!(
+                "the file is larger than {} MiB, the most a config may be; is this the right file?",
+                limits::MAX_FILE_BYTES >> 20
+            ),
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| not_utf8(&e, &name))?;
+    parse(&text, &name)
+}
+
+/// One issue at the top of `file`.
+fn at_start(file: &str, message: String) -> ConfigError {
+    ConfigError::Invalid(vec![Issue {
+        file: file.to_owned(),
+        line: 1,
+        column: 1,
+        field: String::new(),
+        message,
+    }])
+}
+
+/// Where the first byte that is not UTF-8 is, by line and column (in
+/// characters, as editors count them).
+fn not_utf8(e: &std::string::FromUtf8Error, file: &str) -> ConfigError {
+    let bytes = e.as_bytes();
+    let good = e.utf8_error().valid_up_to();
+    let before = &bytes[..good];
+    let line = before.split(|b| *b == b'\n').count();
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    // The bytes up to `good` are valid UTF-8 by definition.
+    let column = std::str::from_utf8(&before[line_start..]).map_or(1, |s| s.chars().count() + 1);
+    ConfigError::Invalid(vec![Issue {
+        file: file.to_owned(),
+        line,
+        column,
+        field: String::new(),
+        message: format!(
+            "byte 0x{:02x} is not UTF-8; a config file must be UTF-8 text (re-save it as UTF-8)",
+            bytes[good]
+        ),
+    }])
 }
 
 /// The embedded default config.
@@ -70,6 +127,16 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
 fn syntax_error(e: &serde_yaml_ng::Error, file: &str) -> ConfigError {
     let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
     let text = e.to_string();
+    // The parser's own bounds, said in the file's terms.
+    let text = match text.as_str() {
+        "repetition limit exceeded" => {
+            "aliases expand to too many nodes (repetition limit exceeded); write the repeated parts out or use fewer aliases".to_owned()
+        }
+        t if t.starts_with("recursion limit exceeded") => format!(
+            "{t}: the document nests too deeply (more than 128 levels)"
+        ),
+        _ => text,
+    };
     let text = match text.rfind(" at line ") {
         Some(i) => &text[..i],
         None => &text,
@@ -89,5 +156,7 @@ fn syntax_error(e: &serde_yaml_ng::Error, file: &str) -> ConfigError {
 
 #[cfg(test)]
 mod bad_cases;
+#[cfg(test)]
+mod input_tests;
 #[cfg(test)]
 mod tests;

@@ -21,6 +21,12 @@ pub struct Config {
     pub admin: SocketAddr,
     /// File holding the bearer token the admin API requires, if any.
     pub admin_token_file: Option<std::path::PathBuf>,
+    /// The admin API may listen beyond loopback without a token
+    /// (`admin.insecure`); warned about at every start.
+    pub admin_insecure: bool,
+    /// `GET /metrics` is served without the token (`admin.public_metrics`),
+    /// as scrapers expect.
+    pub admin_public_metrics: bool,
     /// Listeners in file order.
     pub listeners: Vec<Listener>,
     /// Pools in file order; listeners refer to them by index.

@@ -44,6 +44,10 @@ pub struct RawAdmin {
     pub listen: String,
     #[serde(default)]
     pub token_file: Option<String>,
+    #[serde(default)]
+    pub insecure: Option<bool>,
+    #[serde(default)]
+    pub public_metrics: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

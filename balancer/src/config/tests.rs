@@ -207,3 +207,23 @@ fn no_input_panics() {
         check(&String::from_utf8_lossy(&bytes));
     }
 }
+
+/// A public admin address is accepted with a token, or when the file says
+/// it means it (`insecure: true`); `public_metrics` is read.
+#[test]
+fn public_admin_addresses_need_a_token_or_insecure() {
+    let with_token = append(
+        "admin:\n  listen: 0.0.0.0:9900\n  token_file: /etc/balancer/token\n  public_metrics: true\n",
+    );
+    let c = parse(&with_token, "t.yaml").expect("a token makes it valid");
+    assert!(c.admin_public_metrics);
+    assert!(!c.admin_insecure);
+    let insecure = append("admin:\n  listen: \"[::]:9900\"\n  insecure: true\n");
+    let c = parse(&insecure, "t.yaml").expect("insecure makes it valid");
+    assert!(c.admin_insecure);
+    let loopback = append("admin:\n  listen: \"[::1]:9900\"\n");
+    assert!(
+        parse(&loopback, "t.yaml").is_ok(),
+        "loopback needs no token"
+    );
+}

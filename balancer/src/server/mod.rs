@@ -183,13 +183,12 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let admin = tokio::spawn(admin::serve(
         admin_socket,
-        Arc::new(admin::Api {
-            metrics: admin::metrics::Metrics::new(sources.clone()),
-            sources: sources.clone(),
-            events: events.clone(),
-            reload: reload_tx,
+        Arc::new(admin::Api::new(
+            sources.clone(),
+            (events.clone(), reload_tx),
             token,
-        }),
+            config.admin_public_metrics,
+        )),
     ));
     let mut daemon = Daemon {
         certificates: crate::tls::watch::Watch::new(stamps),

@@ -189,6 +189,12 @@ fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.admin_token_file != new.admin_token_file {
         keys.push("admin.token_file");
     }
+    if old.admin_insecure != new.admin_insecure {
+        keys.push("admin.insecure");
+    }
+    if old.admin_public_metrics != new.admin_public_metrics {
+        keys.push("admin.public_metrics");
+    }
     if old.state_dir != new.state_dir {
         keys.push("state_dir");
     }

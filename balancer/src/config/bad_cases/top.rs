@@ -36,6 +36,20 @@ pub(super) fn cases() -> Vec<Case> {
             "`localhost` is not an IP:port",
         ),
         (
+            "public admin address without a token",
+            append("admin:\n  listen: 0.0.0.0:9900\n"),
+            16,
+            "admin.listen",
+            "reachable from other hosts and there is no `admin.token_file`",
+        ),
+        (
+            "admin insecure not a boolean",
+            append("admin:\n  listen: 0.0.0.0:9900\n  insecure: maybe\n"),
+            17,
+            "admin.insecure",
+            "expected a boolean",
+        ),
+        (
             "bad shutdown grace",
             append("shutdown_grace: forever\n"),
             15,

@@ -26,7 +26,7 @@ use std::{
     time::Duration,
 };
 
-use super::{model::Config, raw::RawConfig, values};
+use super::{limits::MAX_NAME, model::Config, raw::RawConfig, values};
 
 /// Accumulates `(field path, message)` pairs.
 #[derive(Default)]
@@ -56,6 +56,15 @@ impl Problems {
     ) {
         if name.trim().is_empty() {
             self.add(at, "must not be empty");
+        } else if name.len() > MAX_NAME {
+            let start: String = name.chars().take(32).collect();
+            self.add(
+                at,
+                format!(
+                    "`{start}...` is {} bytes long; names may be at most {MAX_NAME}",
+                    name.len()
+                ),
+            );
         } else if !names.insert(name) {
             self.add(
                 at,
@@ -78,7 +87,7 @@ impl Problems {
 pub fn validate(raw: &RawConfig) -> Result<Config, Problems> {
     let mut p = Problems::default();
     top::version(raw.version, &mut p);
-    let (admin, admin_token_file) = top::admin(raw.admin.as_ref(), &mut p);
+    let admin = top::admin(raw.admin.as_ref(), &mut p);
     let pools = pools::pools(&raw.pools, &mut p);
     let pool_index: HashMap<&str, usize> = raw
         .pools
@@ -112,8 +121,10 @@ pub fn validate(raw: &RawConfig) -> Result<Config, Problems> {
         return Err(p);
     }
     Ok(Config {
-        admin: admin.expect("checked above"),
-        admin_token_file,
+        admin: admin.listen.expect("checked above"),
+        admin_token_file: admin.token_file,
+        admin_insecure: admin.insecure,
+        admin_public_metrics: admin.public_metrics,
         listeners,
         pools,
         xdp,

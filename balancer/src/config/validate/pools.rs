@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use super::{Problems, health, http, pool_tls};
 use crate::config::{
     defaults::{DEFAULT_ALGORITHM, DEFAULT_MAGLEV_TABLE, DEFAULT_WEIGHT},
-    limits::{MAX_BACKENDS, MAX_MAGLEV_TABLE, MAX_WEIGHT},
+    limits::{MAX_BACKENDS, MAX_MAGLEV_TABLE, MAX_POOLS, MAX_WEIGHT},
     model::{Backend, Pool},
     raw::{RawBackend, RawPool},
     values,
@@ -15,6 +15,12 @@ use crate::config::{
 
 /// Every pool, in file order.
 pub(super) fn pools(raw: &[RawPool], p: &mut Problems) -> Vec<Pool> {
+    if raw.len() > MAX_POOLS {
+        p.add(
+            "pools",
+            format!("{} pools exceed the limit of {MAX_POOLS}", raw.len()),
+        );
+    }
     let mut names = HashSet::new();
     let mut out = Vec::new();
     for (i, pool) in raw.iter().enumerate() {

@@ -8,6 +8,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use super::Problems;
 use crate::config::{
     defaults::{DEFAULT_ADMIN, DEFAULT_SHUTDOWN_GRACE, DEFAULT_STATE_DIR},
+    limits::MAX_DEMO_BACKENDS,
     raw::RawAdmin,
     values,
 };
@@ -25,11 +26,19 @@ pub(super) fn version(version: u32, p: &mut Problems) {
     }
 }
 
-/// The admin API address (`None` when it does not parse) and token file.
-pub(super) fn admin(
-    raw: Option<&RawAdmin>,
-    p: &mut Problems,
-) -> (Option<SocketAddr>, Option<PathBuf>) {
+/// The `admin` section, validated.
+pub(super) struct Admin {
+    /// Its address; `None` when it does not parse.
+    pub listen: Option<SocketAddr>,
+    pub token_file: Option<PathBuf>,
+    pub insecure: bool,
+    pub public_metrics: bool,
+}
+
+/// The admin API's settings. An address other hosts can reach needs a
+/// token, unless the file says `insecure: true`: the API drains backends,
+/// reloads and changes the guard.
+pub(super) fn admin(raw: Option<&RawAdmin>, p: &mut Problems) -> Admin {
     let token_file = raw.and_then(|a| a.token_file.as_deref()).map(|f| {
         absolute("admin.token_file", f, p);
         PathBuf::from(f)
@@ -37,7 +46,25 @@ pub(super) fn admin(
     let listen = raw.map_or(DEFAULT_ADMIN.parse().ok(), |a| {
         p.check("admin.listen", values::socket_addr(&a.listen))
     });
-    (listen, token_file)
+    let insecure = raw.and_then(|a| a.insecure).unwrap_or(false);
+    if let Some(a) = listen
+        && !a.ip().is_loopback()
+        && token_file.is_none()
+        && !insecure
+    {
+        p.add(
+            "admin.listen",
+            format!(
+                "`{a}` is reachable from other hosts and there is no `admin.token_file`: anyone who reaches it could drain backends, reload and change the guard; add a `token_file`, listen on 127.0.0.1, or set `admin.insecure: true` to accept that"
+            ),
+        );
+    }
+    Admin {
+        listen,
+        token_file,
+        insecure,
+        public_metrics: raw.and_then(|a| a.public_metrics).unwrap_or(false),
+    }
 }
 
 /// Where `status.json` goes.
@@ -54,6 +81,15 @@ pub(super) fn shutdown_grace(raw: Option<&String>, p: &mut Problems) -> Duration
 
 /// The built-in demo backends' addresses.
 pub(super) fn demo_backends(raw: &[String], p: &mut Problems) -> Vec<SocketAddr> {
+    if raw.len() > MAX_DEMO_BACKENDS {
+        p.add(
+            "demo_backends",
+            format!(
+                "{} demo backends exceed the limit of {MAX_DEMO_BACKENDS}",
+                raw.len()
+            ),
+        );
+    }
     raw.iter()
         .enumerate()
         .filter_map(|(i, a)| p.check(&format!("demo_backends[{i}]"), values::socket_addr(a)))
