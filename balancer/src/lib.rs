@@ -11,6 +11,7 @@ pub mod dataplane;
 pub mod decap;
 pub mod demo;
 pub mod explain;
+pub mod fuzzing;
 pub mod health;
 pub mod http;
 pub mod logging;

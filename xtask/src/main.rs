@@ -1,9 +1,11 @@
 //! `cargo xtask`: what cargo alone cannot do. `setup` installs the eBPF
 //! toolchain and the test peers (idempotently), `run` serves the demo,
-//! `test` runs unit, packet and namespace tests, `bench` measures against
+//! `test` runs unit, packet and namespace tests (replaying the fuzz
+//! corpora), `fuzz` fuzzes the input parsers, `bench` measures against
 //! peers.
 
 mod bench;
+mod fuzz;
 mod setup;
 mod shell;
 
@@ -33,6 +35,15 @@ enum Task {
     },
     /// Set up, then run every test: unit, BPF packet and namespace end-to-end.
     Test,
+    /// Fuzz the input parsers (cargo-fuzz, nightly) from their committed
+    /// corpora; prints runs, executions per second and coverage.
+    Fuzz {
+        /// One target (default: every one in turn).
+        target: Option<String>,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        secs: u32,
+    },
     /// Benchmarks against peers; writes docs/bench/.
     Bench {
         /// Which benchmark.
@@ -58,6 +69,10 @@ fn main() -> Result<()> {
         Task::Test => {
             setup::all()?;
             test(&root)
+        }
+        Task::Fuzz { target, secs } => {
+            setup::toolchain()?;
+            fuzz::run(&root, target.as_deref(), secs)
         }
         Task::Bench { which } => {
             setup::all()?;

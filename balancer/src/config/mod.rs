@@ -44,18 +44,22 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         &mut bytes,
     )
     .map_err(read_err)?;
-    let name = path.display().to_string();
+    from_bytes(bytes, &path.display().to_string())
+}
+
+/// Validates a file's `bytes`; `name` names it in errors.
+pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<Config, ConfigError> {
     if bytes.len() as u64 > limits::MAX_FILE_BYTES {
         return Err(at_start(
-            &name,
+            name,
             format!(
                 "the file is larger than {} MiB, the most a config may be; is this the right file?",
                 limits::MAX_FILE_BYTES >> 20
             ),
         ));
     }
-    let text = String::from_utf8(bytes).map_err(|e| not_utf8(&e, &name))?;
-    parse(&text, &name)
+    let text = String::from_utf8(bytes).map_err(|e| not_utf8(&e, name))?;
+    parse(&text, name)
 }
 
 /// One issue at the top of `file`.

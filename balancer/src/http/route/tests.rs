@@ -81,6 +81,10 @@ fn exact_hosts_and_wildcards_match_by_label() {
         "a wildcard matches whole labels"
     );
     assert_eq!(get("api.example.test.evil"), None);
+    // An empty first label is no label (found by the route_table fuzz
+    // target: `Host: .example.test` used to match the wildcard).
+    assert_eq!(get(".example.test"), None);
+    assert_eq!(get("..example.test").as_deref(), Some("wild"));
 }
 
 #[test]

@@ -57,7 +57,7 @@ fn a_header_cut_short_asks_for_more_at_every_length() {
 
 #[test]
 fn broken_version_1_lines_are_refused() {
-    let cases: [(&[u8], ParseError); 9] = [
+    let cases: [(&[u8], ParseError); 12] = [
         (b"GET / HTTP/1.1\r\n", ParseError::Missing),
         (
             b"PROXY TCP5 1.2.3.4 1.2.3.4 1 2\r\n",
@@ -89,7 +89,21 @@ fn broken_version_1_lines_are_refused() {
         ),
         (
             b"PROXY TCP4 1.2.3.4 1.2.3.4 1 2\n",
-            ParseError::V1("a line feed without a carriage return"),
+            ParseError::V1("a line feed or carriage return alone inside the line"),
+        ),
+        // Whole or cut before its end, the same verdict (the fuzz target's
+        // first find).
+        (
+            b"PROXY UNKNOWN 1\n2\r\n",
+            ParseError::V1("a line feed or carriage return alone inside the line"),
+        ),
+        (
+            b"PROXY UNKNOWN 1\n",
+            ParseError::V1("a line feed or carriage return alone inside the line"),
+        ),
+        (
+            b"PROXY UNKNOWN 1\r2",
+            ParseError::V1("a line feed or carriage return alone inside the line"),
         ),
     ];
     for (bytes, want) in cases {
