@@ -161,7 +161,11 @@ fn server_name(data: &[u8]) -> Result<Option<String>, HelloError> {
 fn host(name: &[u8]) -> Result<String, HelloError> {
     let name = name.strip_suffix(b".").unwrap_or(name);
     let ok = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
-    if name.is_empty() || name.len() > MAX_NAME || !name.iter().all(ok) {
+    // No empty label either: `a..b`, `.a` and `a..` (one dot is taken off
+    // above) are no host names (found by the client_hello fuzz target: a
+    // name ending in two dots kept one).
+    let empty_label = name.split(|b| *b == b'.').any(<[u8]>::is_empty);
+    if name.is_empty() || name.len() > MAX_NAME || !name.iter().all(ok) || empty_label {
         return Err(HelloError::Malformed("server name is not a DNS host name"));
     }
     Ok(String::from_utf8_lossy(name).to_ascii_lowercase())

@@ -146,10 +146,24 @@ fn a_name_that_is_no_host_name_is_malformed() {
         Err(HelloError::Malformed("server name is not a DNS host name"))
     );
     // A trailing dot is the same name.
-    let mut dotted = hello;
+    let mut dotted = hello.clone();
     dotted[at + 13] = b'.';
     assert_eq!(
         scan(&dotted),
         Ok(Scanned::Complete(Some("e.example.tes".to_owned())))
     );
+    // Empty labels are not (the fuzz target's find: two trailing dots).
+    for (i, b) in [(12, b'.'), (2, b'.'), (0, b'.')] {
+        let mut empty = hello.clone();
+        empty[at + i] = b;
+        if i == 12 {
+            empty[at + 13] = b'.';
+        }
+        assert_eq!(
+            scan(&empty),
+            Err(HelloError::Malformed("server name is not a DNS host name")),
+            "{}",
+            String::from_utf8_lossy(&empty[at..at + 14])
+        );
+    }
 }
