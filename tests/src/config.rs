@@ -54,6 +54,20 @@ pub fn yaml(listeners: &[ListenerSpec<'_>], pools: &[PoolSpec<'_>]) -> String {
     y
 }
 
+/// One TCP listener `web` at `VIP:80` over backend 0's port 80, the
+/// smallest config a test of the daemon itself needs.
+#[must_use]
+pub fn web_on_backend0() -> String {
+    simple(
+        "web",
+        &format!("{}:80", crate::topology::VIP4),
+        "tcp",
+        &[],
+        "round_robin",
+        vec![(crate::topology::backend_addr(0, 80, false).to_string(), 100)],
+    )
+}
+
 /// TCP listeners that each send to their own single backend:
 /// `(name, listener address, backend address)`. Pools take the listener's name.
 #[must_use]

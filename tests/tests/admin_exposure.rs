@@ -9,12 +9,7 @@ use std::{
     time::Duration,
 };
 
-use balancer_tests::{
-    Topology,
-    config::simple,
-    nginx,
-    topology::{VIP4, backend_addr},
-};
+use balancer_tests::{Topology, config::web_on_backend0, nginx};
 
 const TOKEN: &str = "0pen-sesame";
 const ADMIN: &str = "127.0.0.1:9900";
@@ -24,15 +19,7 @@ const BURST: usize = 400;
 
 /// One TCP listener over backend 0, with `admin` as the admin section.
 fn with_admin(admin: &str) -> String {
-    simple(
-        "web",
-        &format!("{VIP4}:80"),
-        "tcp",
-        &[],
-        "round_robin",
-        vec![(backend_addr(0, 80, false).to_string(), 100)],
-    )
-    .replace("version: 1\n", &format!("version: 1\nadmin: {admin}\n"))
+    web_on_backend0().replace("version: 1\n", &format!("version: 1\nadmin: {admin}\n"))
 }
 
 /// A balancer whose admin API has a token and serves `/metrics` publicly.

@@ -10,11 +10,7 @@ use std::{
 };
 
 use balancer_tests::{
-    Process, Topology,
-    client::http_get,
-    config::simple,
-    nginx,
-    topology::{VIP4, backend_addr},
+    Process, Topology, client::http_get, config::web_on_backend0, nginx, topology::VIP4,
 };
 
 /// The daemon's descriptor limit, soft and hard (it raises soft to hard).
@@ -34,14 +30,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
     let t = Topology::new(1);
     let _nginx = nginx::start_all(&t, 80, false);
-    let cfg = simple(
-        "web",
-        &format!("{VIP4}:80"),
-        "tcp",
-        &[],
-        "round_robin",
-        vec![(backend_addr(0, 80, false).to_string(), 100)],
-    );
+    let cfg = web_on_backend0();
     balancer_tests::write_config(t.dir.path(), &cfg);
     let config = t.dir.path().join("balancer.yaml");
     let mut cmd = t.lb.command("prlimit");
