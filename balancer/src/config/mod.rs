@@ -50,8 +50,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Validates a file's `bytes`; `name` names it in errors.
 pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<Config, ConfigError> {
     if bytes.len() as u64 > limits::MAX_FILE_BYTES {
-        return Err(at_start(
+        return Err(one_issue(
             name,
+            (1, 1),
+            String::new(),
             format!(
                 "the file is larger than {} MiB, the most a config may be; is this the right file?",
                 limits::MAX_FILE_BYTES >> 20
@@ -62,13 +64,18 @@ pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<Config, ConfigError> {
     parse(&text, name)
 }
 
-/// One issue at the top of `file`.
-fn at_start(file: &str, message: String) -> ConfigError {
+/// A refusal for one problem in `file`, at `(line, column)`.
+fn one_issue(
+    file: &str,
+    (line, column): (usize, usize),
+    field: String,
+    message: String,
+) -> ConfigError {
     ConfigError::Invalid(vec![Issue {
         file: file.to_owned(),
-        line: 1,
-        column: 1,
-        field: String::new(),
+        line,
+        column,
+        field,
         message,
     }])
 }
@@ -86,16 +93,15 @@ fn not_utf8(e: &std::string::FromUtf8Error, file: &str) -> ConfigError {
         .map_or(0, |i| i + 1);
     // The bytes up to `good` are valid UTF-8 by definition.
     let column = std::str::from_utf8(&before[line_start..]).map_or(1, |s| s.chars().count() + 1);
-    ConfigError::Invalid(vec![Issue {
-        file: file.to_owned(),
-        line,
-        column,
-        field: String::new(),
-        message: format!(
+    one_issue(
+        file,
+        (line, column),
+        String::new(),
+        format!(
             "byte 0x{:02x} is not UTF-8; a config file must be UTF-8 text (re-save it as UTF-8)",
             bytes[good]
         ),
-    }])
+    )
 }
 
 /// The embedded default config.
@@ -149,13 +155,7 @@ fn syntax_error(e: &serde_yaml_ng::Error, file: &str) -> ConfigError {
         Some((f, m)) if !f.contains(' ') => (f.to_owned(), m.to_owned()),
         _ => (String::new(), text.to_owned()),
     };
-    ConfigError::Invalid(vec![Issue {
-        file: file.to_owned(),
-        line,
-        column,
-        field,
-        message,
-    }])
+    one_issue(file, (line, column), field, message)
 }
 
 #[cfg(test)]

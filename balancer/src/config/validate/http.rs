@@ -50,12 +50,7 @@ pub(super) fn listener(
     p: &mut Problems,
 ) -> HttpListener {
     let at = |f: &str| format!("listeners[{i}].{f}");
-    if routes.len() > MAX_ROUTES {
-        p.add(
-            at("routes"),
-            format!("{} routes exceed the limit of {MAX_ROUTES}", routes.len()),
-        );
-    }
+    p.at_most(at("routes"), routes.len(), MAX_ROUTES, "routes");
     let routes = routes
         .iter()
         .enumerate()

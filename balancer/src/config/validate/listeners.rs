@@ -31,15 +31,7 @@ pub(super) fn listeners(
     global_guard: &Guard,
     p: &mut Problems,
 ) -> Vec<Listener> {
-    if raw.len() > MAX_LISTENERS {
-        p.add(
-            "listeners",
-            format!(
-                "{} listeners exceed the limit of {MAX_LISTENERS}",
-                raw.len()
-            ),
-        );
-    }
+    p.at_most("listeners", raw.len(), MAX_LISTENERS, "listeners");
     let mut names = HashSet::new();
     let mut addresses = HashSet::new();
     let mut out = Vec::new();

@@ -37,6 +37,13 @@ impl Problems {
         self.0.push((path.into(), message.into()));
     }
 
+    /// A list of `len` `what` longer than `max` is one problem at `path`.
+    fn at_most(&mut self, path: impl Into<String>, len: usize, max: usize, what: &str) {
+        if len > max {
+            self.add(path, format!("{len} {what} exceed the limit of {max}"));
+        }
+    }
+
     fn check<T>(&mut self, path: &str, result: Result<T, String>) -> Option<T> {
         result.map_err(|m| self.add(path, m)).ok()
     }

@@ -15,12 +15,7 @@ use crate::config::{
 
 /// Every pool, in file order.
 pub(super) fn pools(raw: &[RawPool], p: &mut Problems) -> Vec<Pool> {
-    if raw.len() > MAX_POOLS {
-        p.add(
-            "pools",
-            format!("{} pools exceed the limit of {MAX_POOLS}", raw.len()),
-        );
-    }
+    p.at_most("pools", raw.len(), MAX_POOLS, "pools");
     let mut names = HashSet::new();
     let mut out = Vec::new();
     for (i, pool) in raw.iter().enumerate() {
@@ -75,12 +70,7 @@ fn backends(raw: &[RawBackend], at: &str, p: &mut Problems) -> Vec<Backend> {
     if raw.is_empty() {
         p.add(at, "pool has no backends (expected at least one)");
     }
-    if raw.len() > MAX_BACKENDS {
-        p.add(
-            at,
-            format!("{} backends exceed the limit of {MAX_BACKENDS}", raw.len()),
-        );
-    }
+    p.at_most(at, raw.len(), MAX_BACKENDS, "backends");
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (i, b) in raw.iter().enumerate() {

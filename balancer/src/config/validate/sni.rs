@@ -38,12 +38,7 @@ pub(super) fn routes(
         );
         return Vec::new();
     }
-    if raw.len() > MAX_ROUTES {
-        p.add(
-            at.clone(),
-            format!("{} routes exceed the limit of {MAX_ROUTES}", raw.len()),
-        );
-    }
+    p.at_most(&at, raw.len(), MAX_ROUTES, "routes");
     raw.iter()
         .enumerate()
         .filter_map(|(r, route)| one(&format!("{at}[{r}]"), r, route, pools, p))

@@ -81,15 +81,12 @@ pub(super) fn shutdown_grace(raw: Option<&String>, p: &mut Problems) -> Duration
 
 /// The built-in demo backends' addresses.
 pub(super) fn demo_backends(raw: &[String], p: &mut Problems) -> Vec<SocketAddr> {
-    if raw.len() > MAX_DEMO_BACKENDS {
-        p.add(
-            "demo_backends",
-            format!(
-                "{} demo backends exceed the limit of {MAX_DEMO_BACKENDS}",
-                raw.len()
-            ),
-        );
-    }
+    p.at_most(
+        "demo_backends",
+        raw.len(),
+        MAX_DEMO_BACKENDS,
+        "demo backends",
+    );
     raw.iter()
         .enumerate()
         .filter_map(|(i, a)| p.check(&format!("demo_backends[{i}]"), values::socket_addr(a)))

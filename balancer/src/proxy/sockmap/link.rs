@@ -139,11 +139,7 @@ impl<'r> Link<'r> {
     /// Bytes the program has moved out of the client and out of the backend.
     pub fn moved(&self) -> io::Result<[u64; 2]> {
         let maps = self.maps()?;
-        let get = |c: &u64| {
-            maps.bytes
-                .get(c, 0)
-                .map_err(|e| io::Error::other(e.to_string()))
-        };
+        let get = |c: &u64| maps.bytes.get(c, 0).map_err(os_error);
         Ok([get(&self.cookies[0])?, get(&self.cookies[1])?])
     }
 }

@@ -32,6 +32,17 @@ fn kernel(step: &'static str) -> impl FnOnce(String) -> LoadError {
     move |detail| LoadError::Kernel { step, detail }
 }
 
+/// Map `name` of the object, as the kind `T` the daemon uses it as.
+fn take<T>(ebpf: &mut Ebpf, name: &str) -> Result<T, LoadError>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    ebpf.take_map(name)
+        .ok_or_else(|| kernel("maps")(format!("the object has no map {name}")))?
+        .try_into()
+        .map_err(|e: aya::maps::MapError| kernel("maps")(e.to_string()))
+}
+
 /// The maps one relayed connection is entered into.
 pub struct Maps {
     /// Sockets under their own cookie: the verdict program runs for these.
@@ -55,19 +66,9 @@ impl Relay {
     /// maps out for the connections to use.
     pub fn load() -> Result<Self, LoadError> {
         let mut ebpf = Ebpf::load(OBJECT).map_err(|e| kernel("object")(e.to_string()))?;
-        let take = |ebpf: &mut Ebpf, name: &str| {
-            ebpf.take_map(name)
-                .ok_or_else(|| kernel("maps")(format!("the object has no map {name}")))
-        };
-        let sockets: SockHash<MapData, u64> = take(&mut ebpf, SOCKETS)?
-            .try_into()
-            .map_err(|e: aya::maps::MapError| kernel("maps")(e.to_string()))?;
-        let peers: SockHash<MapData, u64> = take(&mut ebpf, PEERS)?
-            .try_into()
-            .map_err(|e: aya::maps::MapError| kernel("maps")(e.to_string()))?;
-        let bytes: HashMap<MapData, u64, u64> = take(&mut ebpf, BYTES)?
-            .try_into()
-            .map_err(|e: aya::maps::MapError| kernel("maps")(e.to_string()))?;
+        let sockets: SockHash<MapData, u64> = take(&mut ebpf, SOCKETS)?;
+        let peers: SockHash<MapData, u64> = take(&mut ebpf, PEERS)?;
+        let bytes: HashMap<MapData, u64, u64> = take(&mut ebpf, BYTES)?;
         let prog: &mut SkSkb = ebpf
             .program_mut(PROGRAM)
             .ok_or_else(|| kernel("program")(format!("the object has no program {PROGRAM}")))?
