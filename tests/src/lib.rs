@@ -16,6 +16,7 @@ pub mod netns;
 pub mod nginx;
 pub mod process;
 pub mod scripts;
+pub mod soak;
 pub mod steady;
 pub mod sys;
 pub mod tls_client;

@@ -109,15 +109,18 @@ impl Process {
     }
 
     /// Waits for exit up to `timeout`; `None` if still running.
+    /// Looks at least once, so a zero timeout asks whether it has exited.
     pub fn wait_timeout(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let start = Instant::now();
-        while start.elapsed() < timeout {
+        loop {
             if let Ok(Some(s)) = self.child.try_wait() {
                 return Some(s);
             }
+            if start.elapsed() >= timeout {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        None
     }
 }
 

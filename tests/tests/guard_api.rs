@@ -2,7 +2,7 @@
 //! guard` command, in namespaces: a denied client stops getting through
 //! while its neighbour carries on, the drop is counted under `deny`, a
 //! contradicting entry is refused, the entry survives a reload, and
-//! removing it lets the client back in.
+//! removing it lets the client back in; an entry survives an upgrade.
 
 use std::{net::IpAddr, time::Duration};
 
@@ -62,7 +62,7 @@ fn runtime_list_entries_drop_a_source_survive_a_reload_and_come_off() {
         .ip(&["addr", "add", &format!("{DENIED}/24"), "dev", "eth0"]);
     let fs = BpfFs::new();
     let _nginx = t.nginx_on_vip();
-    let _lb = t.start_balancer(&config(&fs.path().join("lb")), 1);
+    let lb = t.start_balancer(&config(&fs.path().join("lb")), 1);
     get_from(&t, "198.18.0.1").expect("before: first client");
     get_from(&t, DENIED).expect("before: second client");
 
@@ -121,4 +121,28 @@ fn runtime_list_entries_drop_a_source_survive_a_reload_and_come_off() {
     let removed = guard_cli(&t, &["remove", "deny", DENIED]);
     assert!(removed.starts_with("changed"), "{removed}");
     get_from(&t, DENIED).expect("back in once removed");
+
+    // An upgrade carries the entry over: the new daemon refuses the source
+    // from its start, and lists the entry as the admin API's.
+    let (code, body) = admin::call(&t.lb, "POST", &format!("/guard/deny/{DENIED}"), None);
+    assert_eq!(code, 200, "{body}");
+    let mut old = lb;
+    let new = balancer_tests::upgrade_balancer(&t.lb, t.dir.path(), "balancer-upgraded.log");
+    assert!(
+        new.output().contains("kept=1"),
+        "the new daemon says what it carried over: {}",
+        new.output()
+    );
+    assert!(
+        old.wait_timeout(Duration::from_secs(15)).is_some(),
+        "the old daemon exits"
+    );
+    get_from(&t, DENIED).expect_err("still denied after the upgrade");
+    get_from(&t, "198.18.0.1").expect("its neighbour still gets through");
+    let (code, body) = admin::call(&t.lb, "DELETE", &format!("/guard/deny/{DENIED}/32"), None);
+    assert_eq!(
+        code, 200,
+        "the carried entry is the admin API's to remove: {body}"
+    );
+    get_from(&t, DENIED).expect("back in once removed from the new daemon");
 }

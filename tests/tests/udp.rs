@@ -116,3 +116,51 @@ fn sessions_are_evicted_oldest_first_and_expire_when_idle() {
         assert_eq!(ask(&c, "c3"), c2, "the new session sticks");
     });
 }
+
+/// A session follows its backend's state: a drained backend keeps it, a
+/// disabled one loses it and the client's next datagram is placed on
+/// another backend (counted as `sessions_replaced`), where it then stays.
+#[test]
+fn a_session_leaves_a_disabled_backend_and_stays_on_a_drained_one() {
+    let t = Topology::new(2);
+    let _servers = udp_servers(&t, 2);
+    let cfg = simple("dns", "198.18.0.10:53", "udp", &[], "round_robin", pool(2));
+    let _lb = t.start_balancer(&cfg, 1);
+    let socket = t
+        .client
+        .enter(|| UdpSocket::bind("0.0.0.0:0").expect("bind"));
+    let first = ask(&socket, "one");
+    let index = usize::from(first != "backend-1");
+    let address = backend_addr(index, 53, false);
+    let admin = |action: &str| {
+        let (code, body) = balancer_tests::admin::call(
+            &t.lb,
+            "POST",
+            &format!("/backends/p/{address}/{action}"),
+            None,
+        );
+        assert_eq!(code, 200, "{action}: {body}");
+    };
+    admin("drain");
+    assert_eq!(
+        ask(&socket, "two"),
+        first,
+        "a drained backend keeps its sessions"
+    );
+    admin("disable");
+    let moved = ask(&socket, "three");
+    assert_ne!(moved, first, "a disabled backend's session is placed again");
+    admin("enable");
+    assert_eq!(
+        ask(&socket, "four"),
+        moved,
+        "the new session stays where it is"
+    );
+    // The status file is written once a second.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, status) = balancer_tests::admin::call(&t.lb, "GET", "/status", None);
+    assert_eq!(
+        status["listeners"][0]["counters"]["sessions_replaced"], 1,
+        "{status}"
+    );
+}

@@ -9,6 +9,7 @@
 //! | `balancer_listener_no_backend_total` | counter | listener |
 //! | `balancer_listener_sessions_evicted_total` | counter | listener |
 //! | `balancer_listener_sessions_expired_total` | counter | listener |
+//! | `balancer_listener_sessions_replaced_total` | counter | listener |
 //! | `balancer_listener_accept_errors_total` | counter | listener |
 //! | `balancer_listener_proxy_headers_total`, `_proxy_refused_total` | counter | listener |
 //! | `balancer_listener_tls_hellos_total`, `_tls_hellos_without_sni_total`, `_tls_hello_refused_total`, `_tls_hello_timeouts_total` | counter | listener |
@@ -158,6 +159,7 @@ fn listeners(encoder: &mut DescriptorEncoder, s: &View) -> Result<(), fmt::Error
         "no_backend",
         "sessions_evicted",
         "sessions_expired",
+        "sessions_replaced",
         "accept_errors",
         "proxy_headers",
         "proxy_refused",

@@ -2,7 +2,10 @@
 //! own socket connected to one backend, so replies are matched to the client
 //! by the kernel, not by us. Replies leave through the listener's socket and
 //! so carry the listener's address. Sessions end after `idle_timeout`; at
-//! `max_sessions` the longest-idle one is evicted for a new client.
+//! `max_sessions` the longest-idle one is evicted for a new client. A
+//! session whose backend loses its flows (down, disabled, removed by a
+//! reload) is placed again on the client's next datagram, as the XDP plane
+//! places such flows again; a drained backend keeps its sessions.
 //!
 //! When the listener stops (a shutdown, or an upgrade whose new daemon now
 //! reads the socket), its sessions stay until they idle out, counted as
@@ -28,7 +31,7 @@ use super::connect_udp;
 use crate::{
     config::model::Listener,
     runtime::{
-        ActiveGuard, BackendStats, ListenerStats, LivePool, Tracker,
+        ActiveGuard, BackendStats, ListenerStats, LivePool, PoolState, Tracker,
         attempt::{Asker, Reached},
         control::Passive,
         flow_tuple,
@@ -57,6 +60,11 @@ pub type LiveUdp = arc_swap::ArcSwap<UdpService>;
 
 struct Session {
     upstream: Arc<UdpSocket>,
+    /// The backend it is connected to.
+    backend: SocketAddr,
+    /// The pool as last seen to keep this session's backend; held (not
+    /// just its address) so a new pool is never mistaken for it.
+    checked: Arc<PoolState>,
     last_ms: Arc<AtomicU64>,
     stats: Arc<BackendStats>,
     replies: JoinHandle<()>,
@@ -137,10 +145,19 @@ async fn on_datagram(
     clock: &Arc<Clock>,
     sessions: &mut HashMap<SocketAddr, Session>,
 ) {
-    // The common case, a known client, costs one lookup.
-    if let Some(s) = sessions.get(&client) {
-        forward(s, data, svc, clock);
-        return;
+    // The common case, a known client under an unchanged pool, costs one
+    // lookup and a pointer comparison.
+    if let Some(s) = sessions.get_mut(&client) {
+        let pool = svc.pool.load();
+        if Arc::ptr_eq(&pool, &s.checked) || keeps(&pool, s.backend) {
+            if !Arc::ptr_eq(&pool, &s.checked) {
+                s.checked = Arc::clone(&pool);
+            }
+            forward(s, data, svc, clock);
+            return;
+        }
+        sessions.remove(&client);
+        svc.stats.sessions_replaced.fetch_add(1, Ordering::Relaxed);
     }
     if sessions.len() >= svc.listener.max_sessions.get() as usize {
         evict_oldest(sessions, svc);
@@ -152,6 +169,13 @@ async fn on_datagram(
     svc.stats.accepted.fetch_add(1, Ordering::Relaxed);
     forward(&session, data, svc, clock);
     sessions.insert(client, session);
+}
+
+/// Whether `backend` is in `pool` and keeps its established flows.
+fn keeps(pool: &PoolState, backend: SocketAddr) -> bool {
+    pool.backends
+        .iter()
+        .any(|b| b.address == backend && b.status.keeps_flows())
 }
 
 /// Client -> backend for one datagram of a session.
@@ -200,6 +224,7 @@ async fn open_session(
         stats,
         ..
     } = pool.attempt(&flow, &asker, connect_udp).await.ok()?;
+    let backend = upstream.peer_addr().ok()?;
     let upstream = Arc::new(upstream);
     let last_ms = Arc::new(AtomicU64::new(clock.now_ms()));
     let replies = tokio::spawn(relay_replies(
@@ -212,6 +237,8 @@ async fn open_session(
     ));
     Some(Session {
         upstream,
+        backend,
+        checked: pool,
         last_ms,
         _active: stats.open(),
         stats,

@@ -83,6 +83,9 @@ pub struct ListenerStats {
     pub sessions_evicted: AtomicU64,
     /// UDP sessions ended by idle timeout.
     pub sessions_expired: AtomicU64,
+    /// UDP sessions placed on another backend because theirs lost its
+    /// flows (down, disabled, or removed by a reload).
+    pub sessions_replaced: AtomicU64,
     /// Accept errors (e.g. out of file descriptors).
     pub accept_errors: AtomicU64,
     /// PROXY protocol headers read from `accept_from` peers.
@@ -123,6 +126,7 @@ impl ListenerStats {
             ("no_backend", &self.no_backend),
             ("sessions_evicted", &self.sessions_evicted),
             ("sessions_expired", &self.sessions_expired),
+            ("sessions_replaced", &self.sessions_replaced),
             ("accept_errors", &self.accept_errors),
             ("proxy_headers", &self.proxy_headers),
             ("proxy_refused", &self.proxy_refused),

@@ -12,13 +12,13 @@ use std::{
 };
 
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use self::backends::Backends;
 use super::{
     BackendStats, CheckRecord, LivePool, PoolState,
     failure::Failure,
-    guard_lists::{ListChange, ListError, Lists},
+    guard_lists::{Added, ListChange, ListError, Lists, carry},
     plane::{Plane, WriteError},
     state::{Admin, State, Status, Thresholds},
 };
@@ -210,7 +210,12 @@ impl Control {
             if let Some(stats) = self.stats(p, b) {
                 stats.state_changes.fetch_add(1, Ordering::Relaxed);
             }
-            if after.takes_new_flows() {
+            // Only a change of what the backend serves is news: a single
+            // failed check (up to falling, and back) on a lossy link would
+            // otherwise log two lines per backend each time.
+            if before.takes_new_flows() == after.takes_new_flows() {
+                debug!(%pool, backend = %address, from = %before.state(), to = %after.state(), %cause, "backend state changed");
+            } else if after.takes_new_flows() {
                 info!(%pool, backend = %address, from = %before.state(), to = %after.state(), %cause, "backend state changed");
             } else {
                 warn!(%pool, backend = %address, from = %before.state(), to = %after.state(), %cause, "backend state changed");
@@ -331,6 +336,7 @@ impl Control {
         }
         self.lists = lists;
         self.file = file;
+        self.keep_lists();
         self.schedule_leaving(&config, &old_pools);
         for (p, (live, stats)) in pools.iter().zip(&counters).enumerate() {
             let status: Vec<Status> = backends.pool(p).iter().map(|t| t.status).collect();
@@ -361,10 +367,51 @@ impl Control {
         info!(?change, "operator changed the guard lists");
         self.lists = next;
         self.config = config;
+        self.keep_lists();
         Ok(GuardAnswer {
             changed: true,
             lists: self.lists.view(&self.file),
         })
+    }
+
+    /// Keeps the admin API's entries where a daemon that upgrades this one
+    /// finds them (see [`carry`]).
+    fn keep_lists(&self) {
+        let path = carry::path(&self.file.state_dir);
+        if self.lists.added().is_empty() {
+            let _ = std::fs::remove_file(&path);
+            return;
+        }
+        if let Err(e) = carry::save(&self.lists, &path) {
+            warn!(path = %path.display(), error = %e,
+                "cannot keep the admin API's guard entries; an upgrade now would lose them");
+        }
+    }
+
+    /// Adds the admin API's entries of the daemon this one upgrades (read
+    /// from `state_dir`); one the config now refuses is dropped with a
+    /// warning, as a reload drops it.
+    pub fn adopt_lists(&mut self) {
+        let path = carry::path(&self.file.state_dir);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return;
+        };
+        let (entries, bad) = carry::parse(&text);
+        for why in bad {
+            warn!(path = %path.display(), "skipped a carried guard entry: {why}");
+        }
+        let mut kept = 0;
+        for entry in entries {
+            let what = format!("{} `{}`", path_of(&entry), entry.cidr);
+            match self.guard(&ListChange::Add(entry)) {
+                Ok(_) => kept += 1,
+                Err(e) => warn!("dropped the admin API's {what} of the upgraded daemon: {e}"),
+            }
+        }
+        info!(
+            kept,
+            "carried the admin API's guard entries over from the upgraded daemon"
+        );
     }
 
     /// Writes `config` with backends in `status` to every plane. When one
@@ -440,3 +487,8 @@ enum Write {
 
 #[cfg(test)]
 mod tests;
+
+/// Where an entry sits, as the config names it (`guard.deny`, ...).
+fn path_of(a: &Added) -> String {
+    crate::runtime::guard_lists::path(&a.scope, a.list)
+}

@@ -2,8 +2,10 @@
 //! config file's lists and obey the same rules (no overlap that makes an
 //! entry meaningless), so the XDP program sees one consistent set. They
 //! survive reloads, where an entry the new file contradicts or now holds
-//! itself is dropped with a warning, and are lost at a restart: the file
-//! is where permanent entries belong.
+//! itself is dropped with a warning, and upgrades ([`carry`]), and are
+//! lost at a restart: the file is where permanent entries belong.
+
+pub mod carry;
 
 use serde::Serialize;
 
