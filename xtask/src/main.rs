@@ -1,13 +1,14 @@
 //! `cargo xtask`: what cargo alone cannot do. `setup` installs the eBPF
 //! toolchain and the test peers (idempotently), `run` serves the demo,
 //! `test` runs unit, packet and namespace tests (replaying the fuzz
-//! corpora), `fuzz` fuzzes the input parsers, `bench` measures against
-//! peers.
+//! corpora), `fuzz` fuzzes the input parsers, `soak` runs every plane for
+//! long under flaps, reloads and upgrades, `bench` measures against peers.
 
 mod bench;
 mod fuzz;
 mod setup;
 mod shell;
+mod soak;
 
 use std::path::PathBuf;
 
@@ -44,6 +45,17 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         secs: u32,
     },
+    /// Every plane under load for N minutes while backends flap, the config
+    /// reloads and the daemon upgrades; writes docs/soak.{md,json,png}.
+    Soak {
+        /// Length of the run.
+        #[arg(long, default_value_t = 60.0)]
+        minutes: f64,
+        /// Frames dropped per thousand, each way, on the backend links
+        /// (default 20).
+        #[arg(long)]
+        loss_permille: Option<u32>,
+    },
     /// Benchmarks against peers; writes docs/bench/.
     Bench {
         /// Which benchmark.
@@ -73,6 +85,13 @@ fn main() -> Result<()> {
         Task::Fuzz { target, secs } => {
             setup::toolchain()?;
             fuzz::run(&root, target.as_deref(), secs)
+        }
+        Task::Soak {
+            minutes,
+            loss_permille,
+        } => {
+            setup::all()?;
+            soak::run(&root, minutes, loss_permille)
         }
         Task::Bench { which } => {
             setup::all()?;

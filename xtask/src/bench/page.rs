@@ -24,7 +24,12 @@ impl Page {
     /// The files of benchmark `name` under `root`'s `docs/bench/`, which is
     /// created if missing.
     pub fn new(root: &Path, name: &'static str) -> Result<Self> {
-        let dir = root.join("docs/bench");
+        Self::at(root.join("docs/bench"), name)
+    }
+
+    /// The files of `name` in `dir` (created if missing): for pages that
+    /// are not benchmarks, such as `docs/soak.md`.
+    pub fn at(dir: PathBuf, name: &'static str) -> Result<Self> {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(Self { dir, name })

@@ -196,7 +196,7 @@ fn measure(topo: &Topology, bin: &Path, m: &mut Measured, idle: bool) -> Result<
 
 /// Debian's interpreter, which the `python3-matplotlib` package installs
 /// for, ahead of whatever `python3` a version manager puts first on PATH.
-pub(super) fn python() -> &'static str {
+pub(crate) fn python() -> &'static str {
     if Path::new("/usr/bin/python3").exists() {
         "/usr/bin/python3"
     } else {
