@@ -1,7 +1,7 @@
 //! The file as bytes, before YAML: size, encoding and names too long to
 //! show, each refused with the file and a `line:column`.
 
-use std::io::Write as _;
+use std::{fmt::Write as _, io::Write as _};
 
 use super::{ConfigError, limits, load, parse};
 
@@ -82,4 +82,34 @@ fn a_document_nested_past_the_parser_limit_is_located() {
         "{}",
         issues[0]
     );
+}
+
+#[test]
+fn a_backend_list_multiplied_by_aliases_is_refused_at_the_alias_that_passes_the_bound() {
+    // 3,000 backends (9,001 nodes: the list, and a map, a key and a value
+    // each) written once, then named by 120 pools: the 112th copy passes a
+    // million nodes.
+    let mut text = String::from("version: 1\nshared: &shared\n");
+    for i in 0..3000 {
+        let _ = writeln!(
+            text,
+            "  - {{ address: \"198.18.{}.{}:80\" }}",
+            i / 250,
+            i % 250 + 1
+        );
+    }
+    text.push_str("pools:\n");
+    for p in 0..120 {
+        let _ = writeln!(text, "  - {{ name: p{p}, backends: *shared }}");
+    }
+    let issues = match parse(&text, "big.yaml") {
+        Err(ConfigError::Invalid(issues)) => issues,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let i = &issues[0];
+    // Lines 1 + 1 + 3,000 + 1, then the pools: the 112th (`p111`) is line
+    // 3,115, its alias at column 29.
+    assert_eq!((i.line, i.column), (3115, 29), "{i}");
+    assert!(i.message.contains("aliases"), "{i}");
+    assert!(i.to_string().starts_with("big.yaml:3115:29: "), "{i}");
 }

@@ -3,6 +3,7 @@
 //! nothing here touches running state: a file that fails to load changes
 //! nothing.
 
+mod aliases;
 pub mod defaults;
 mod error;
 pub mod guard;
@@ -111,6 +112,18 @@ pub fn embedded_default() -> Result<Config, ConfigError> {
 
 /// Validates `text`; `file` names it in errors.
 pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+    aliases::check(text).map_err(|too| {
+        one_issue(
+            file,
+            (too.line, too.column),
+            String::new(),
+            format!(
+                "aliases here and before copy {} nodes, more than the {} a config may add this way; write the repeated parts out or share fewer of them",
+                too.nodes,
+                aliases::MAX_ALIAS_NODES
+            ),
+        )
+    })?;
     let raw: RawConfig = serde_yaml_ng::from_str(text).map_err(|e| syntax_error(&e, file))?;
     validate::validate(&raw).map_err(|problems| {
         let locator = Locator::new(text);
