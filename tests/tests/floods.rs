@@ -118,8 +118,51 @@ pools:
     std::thread::sleep(Duration::from_millis(500));
     let (fds_before, rss_before) = (open_fds(lb.pid()), rss_kib(lb.pid()).expect("RSS"));
 
-    // Spoofed SYNs at each listener in turn (1.5 million, or 6 s, each),
-    // while real clients open 20 connections a second to both.
+    let (ok, failed, sent) = flood_while_clients_connect(&t, proxy, web);
+    eprintln!("SYN floods {sent:?}; real clients {ok} served, {failed} failed");
+    assert!(ok > 50, "{ok} real requests in the floods");
+    assert!(
+        failed * 100 <= ok,
+        "{failed} of {} real requests failed in the floods",
+        ok + failed
+    );
+
+    reset_storm(&t, proxy, web);
+    for to in [proxy, web] {
+        t.client
+            .enter(|| http_get(to, None))
+            .expect("served after the storm");
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || active(&t.lb) == 0),
+        "connections still open after the storm: {}",
+        active(&t.lb)
+    );
+    let fds = || open_fds(lb.pid());
+    assert!(
+        eventually(Duration::from_secs(10), || fds() <= fds_before + 4),
+        "descriptors: {fds_before} before, {} after",
+        fds()
+    );
+    let rss_after = rss_kib(lb.pid()).expect("RSS");
+    eprintln!(
+        "daemon RSS {rss_before} KiB before, {rss_after} KiB after; descriptors {fds_before} before, {} after",
+        fds()
+    );
+    assert!(
+        rss_after < rss_before + 16 * 1024,
+        "memory grew from {rss_before} to {rss_after} KiB"
+    );
+}
+
+/// Spoofed SYNs at each listener in turn (1.5 million, or 6 s, each),
+/// while real clients open 20 connections a second to both: how many real
+/// requests were served and failed, and what the generator said.
+fn flood_while_clients_connect(
+    t: &L2,
+    proxy: SocketAddr,
+    web: SocketAddr,
+) -> (u64, u64, Vec<String>) {
     let done = AtomicBool::new(false);
     let (ok, failed) = (AtomicU64::new(0), AtomicU64::new(0));
     let mut sent = Vec::new();
@@ -128,7 +171,7 @@ pools:
             t.client.enter(|| {
                 let mut i = 0u64;
                 while !done.load(Ordering::Relaxed) && i < 1000 {
-                    let to = if i % 2 == 0 { proxy } else { web };
+                    let to = if i.is_multiple_of(2) { proxy } else { web };
                     let counter = if http_get(to, None).is_ok() {
                         &ok
                     } else {
@@ -165,54 +208,24 @@ pools:
         }
         done.store(true, Ordering::Relaxed);
     });
-    let (ok, failed) = (ok.into_inner(), failed.into_inner());
-    eprintln!("SYN floods {sent:?}; real clients {ok} served, {failed} failed");
-    assert!(ok > 50, "{ok} real requests in the floods");
-    assert!(
-        failed * 100 <= ok,
-        "{failed} of {} real requests failed in the floods",
-        ok + failed
-    );
+    (ok.into_inner(), failed.into_inner(), sent)
+}
 
-    // A thousand connections to each listener, reset at every stage of a
-    // request, from four threads.
+/// A thousand connections to each listener, reset at every stage of a
+/// request, from four threads.
+fn reset_storm(t: &L2, proxy: SocketAddr, web: SocketAddr) {
     std::thread::scope(|s| {
         for w in 0..4 {
             let client = &t.client;
             s.spawn(move || {
                 client.enter(|| {
-                    for i in 0..500 {
-                        reset_at(if i % 2 == 0 { proxy } else { web }, i / 2 + w);
+                    for i in 0..500usize {
+                        reset_at(if i.is_multiple_of(2) { proxy } else { web }, i / 2 + w);
                     }
                 });
             });
         }
     });
-    for to in [proxy, web] {
-        t.client
-            .enter(|| http_get(to, None))
-            .expect("served after the storm");
-    }
-    assert!(
-        eventually(Duration::from_secs(10), || active(&t.lb) == 0),
-        "connections still open after the storm: {}",
-        active(&t.lb)
-    );
-    let fds = || open_fds(lb.pid());
-    assert!(
-        eventually(Duration::from_secs(10), || fds() <= fds_before + 4),
-        "descriptors: {fds_before} before, {} after",
-        fds()
-    );
-    let rss_after = rss_kib(lb.pid()).expect("RSS");
-    eprintln!(
-        "daemon RSS {rss_before} KiB before, {rss_after} KiB after; descriptors {fds_before} before, {} after",
-        fds()
-    );
-    assert!(
-        rss_after < rss_before + 16 * 1024,
-        "memory grew from {rss_before} to {rss_after} KiB"
-    );
 }
 
 /// Slow readers: each asks for a 64 MiB file and reads nothing. What the
