@@ -11,13 +11,16 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::shell::{output, status};
 
-/// The targets, as `balancer::fuzzing::TARGETS` names them.
-pub const TARGETS: [&str; 5] = [
+/// The targets, as `balancer::fuzzing::TARGETS` names them, and the XDP
+/// program's (`balancer::fuzzing::xdp_frame`, which loads the program:
+/// root only).
+pub const TARGETS: [&str; 6] = [
     "config",
     "proxy_header",
     "client_hello",
     "admin_route",
     "route_table",
+    "xdp_frame",
 ];
 
 /// Runs `target` (every target when `None`) for `secs` seconds each.

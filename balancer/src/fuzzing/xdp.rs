@@ -7,8 +7,17 @@
 //! allow, so the fuzzer's mutations reach the program as a real network's
 //! frames would, and not only as frames with broken checksums, which the
 //! program forwards as they came.
+//!
+//! libFuzzer sees only code in this process, not the program's branches in
+//! the kernel, so each run also reads the program's counters (verdicts,
+//! parse outcomes, balancing paths, drop reasons) and passes through one
+//! distinct function per counter that moved: a frame that takes the
+//! program down a path no earlier frame took is new coverage to the
+//! fuzzer, and is kept.
 
 use std::sync::{Mutex, OnceLock, PoisonError};
+
+use balancer_common::Counter;
 
 use crate::dataplane::xdp::{
     Verdict,
@@ -27,6 +36,8 @@ const MIN_FRAME: usize = 14;
 struct Programs {
     dsr: Lb,
     ipip: Lb,
+    /// Each program's counters after the last run.
+    seen: [[u64; Counter::COUNT as usize]; 2],
 }
 
 static PROGRAMS: OnceLock<Mutex<Programs>> = OnceLock::new();
@@ -58,21 +69,54 @@ pub fn xdp_frame(data: &[u8]) {
     }
 }
 
-/// `frame` through the program of `mode` (even: DSR, odd: IP-in-IP).
+/// `frame` through the program of `mode` (even: DSR, odd: IP-in-IP), its
+/// counters' moves made visible as coverage.
 fn run(mode: u8, frame: &[u8]) -> Option<(Verdict, Vec<u8>)> {
     let programs = PROGRAMS.get_or_init(|| {
         Mutex::new(Programs {
             dsr: setup("dsr"),
             ipip: setup("ipip"),
+            seen: [[0; Counter::COUNT as usize]; 2],
         })
     });
-    let programs = programs.lock().unwrap_or_else(PoisonError::into_inner);
-    let lb = if mode & 1 == 0 {
+    let mut programs = programs.lock().unwrap_or_else(PoisonError::into_inner);
+    let m = usize::from(mode & 1);
+    let lb = if m == 0 {
         &programs.dsr
     } else {
         &programs.ipip
     };
-    lb.prog.run(frame).ok()
+    let outcome = lb.prog.run(frame).ok();
+    if let Ok(now) = lb.prog.counters() {
+        for (i, (after, before)) in now.iter().zip(programs.seen[m]).enumerate() {
+            if *after != before {
+                reached(i);
+            }
+        }
+        programs.seen[m] = now;
+    }
+    outcome
+}
+
+/// One function per program counter, so each is an edge of its own.
+#[inline(never)]
+fn path<const N: usize>() {
+    std::hint::black_box(N);
+}
+
+macro_rules! paths {
+    ($i:expr; $($n:literal)*) => {
+        match $i {
+            $($n => path::<$n>(),)*
+            _ => {}
+        }
+    };
+}
+
+fn reached(counter: usize) {
+    const _: () = assert!(Counter::COUNT == 39, "one arm per counter below");
+    paths!(counter; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20
+        21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38);
 }
 
 /// What a frame's checksums say.
