@@ -154,7 +154,8 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
     let xdp = xdp.map(|p| Arc::new(Mutex::new(p)));
     follow_neighbours(xdp.as_ref(), &events);
     let (planes, announcements, announce) = planes(&config, xdp.as_ref()).await?;
-    let control = control(&config, &by_index, planes, handover.is_some());
+    let mut control = Control::new(config.clone(), by_index.clone(), planes);
+    control.begin_lists(handover.is_some());
     let control = tokio::spawn(control.run(inbox));
     let upstream_tls = bound.upstream_tls.clone();
     let started = started(
@@ -214,24 +215,6 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
     drop(xdp);
     info!("stopped");
     Ok(())
-}
-
-/// The control loop over `pools`; after an upgrade it adds the guard
-/// entries the old daemon's admin API held.
-fn control(
-    config: &Arc<Config>,
-    pools: &[Arc<crate::runtime::LivePool>],
-    planes: Vec<Box<dyn crate::runtime::plane::Plane>>,
-    upgraded: bool,
-) -> Control {
-    let mut control = Control::new(config.clone(), pools.to_vec(), planes);
-    if upgraded {
-        control.adopt_lists();
-    } else {
-        // A restart begins from the config file's lists alone.
-        let _ = std::fs::remove_file(crate::runtime::guard_lists::carry::path(&config.state_dir));
-    }
-    control
 }
 
 /// Serves until SIGINT, SIGTERM or a new daemon that took the sockets

@@ -388,11 +388,16 @@ impl Control {
         }
     }
 
-    /// Adds the admin API's entries of the daemon this one upgrades (read
-    /// from `state_dir`); one the config now refuses is dropped with a
-    /// warning, as a reload drops it.
-    pub fn adopt_lists(&mut self) {
+    /// At start: after an upgrade, adds the admin API's entries of the
+    /// daemon this one upgrades (read from `state_dir`; one the config now
+    /// refuses is dropped with a warning, as a reload drops it); otherwise
+    /// forgets them, so a restart begins from the config file's lists.
+    pub fn begin_lists(&mut self, upgraded: bool) {
         let path = carry::path(&self.file.state_dir);
+        if !upgraded {
+            let _ = std::fs::remove_file(&path);
+            return;
+        }
         let Ok(text) = std::fs::read_to_string(&path) else {
             return;
         };
