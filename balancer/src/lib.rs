@@ -10,6 +10,7 @@ pub mod config;
 pub mod dataplane;
 pub mod decap;
 pub mod demo;
+pub mod discover;
 pub mod explain;
 pub mod fuzzing;
 pub mod health;

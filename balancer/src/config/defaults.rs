@@ -146,3 +146,12 @@ impl Default for HttpLimits {
 pub const DEFAULT_ANNOUNCE_INTERFACE: &str = "vip0";
 /// `announce.min_healthy` when unset.
 pub const DEFAULT_MIN_HEALTHY: u64 = 1;
+
+/// `discover.dns.min_interval`: the soonest a name is asked again.
+pub const DEFAULT_DNS_MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// `discover.dns.max_interval`: the latest a name is asked again.
+pub const DEFAULT_DNS_MAX_INTERVAL: Duration = Duration::from_mins(5);
+/// `discover.dns.timeout`: per server and attempt.
+pub const DEFAULT_DNS_TIMEOUT: Duration = Duration::from_secs(2);
+/// `discover.max_backends`.
+pub const DEFAULT_DISCOVERED_BACKENDS: u64 = 256;

@@ -4,7 +4,9 @@
 //! nothing.
 
 mod aliases;
+pub mod backends_file;
 pub mod defaults;
+pub mod discover;
 mod error;
 pub mod guard;
 pub mod http;
@@ -32,6 +34,13 @@ pub const DEFAULT_NAME: &str = "<embedded default.yaml>";
 /// Reads and validates the file at `path`: at most
 /// [`limits::MAX_FILE_BYTES`] of UTF-8 text.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let bytes = read_bounded(path)?;
+    from_bytes(bytes, &path.display().to_string())
+}
+
+/// The bytes of the file at `path`, refused past
+/// [`limits::MAX_FILE_BYTES`].
+fn read_bounded(path: &Path) -> Result<Vec<u8>, ConfigError> {
     let read_err = |source| ConfigError::Read {
         path: path.to_owned(),
         source,
@@ -45,7 +54,18 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         &mut bytes,
     )
     .map_err(read_err)?;
-    from_bytes(bytes, &path.display().to_string())
+    if bytes.len() as u64 > limits::MAX_FILE_BYTES {
+        return Err(one_issue(
+            &path.display().to_string(),
+            (1, 1),
+            String::new(),
+            format!(
+                "the file is larger than {} MiB, the most a config may be; is this the right file?",
+                limits::MAX_FILE_BYTES >> 20
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Validates a file's `bytes`; `name` names it in errors.

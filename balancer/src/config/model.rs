@@ -167,7 +167,8 @@ pub struct Pool {
     /// How long a drained or removed backend's connections may go on;
     /// `None` lets them end by themselves.
     pub drain_timeout: Option<Duration>,
-    /// Backends in file order; never empty.
+    /// Backends: the file's, in file order, then the discovered ones.
+    /// Empty only for a pool with `discover` that has found none yet.
     pub backends: Vec<Backend>,
     /// How the HTTP layer speaks to the backends.
     pub http: PoolHttp,
@@ -175,6 +176,9 @@ pub struct Pool {
     pub proxy_protocol: Option<ProxyVersion>,
     /// TLS to the backends, from the HTTP layer.
     pub tls: Option<super::tls::PoolTls>,
+    /// Where more backends come from; they are added to `backends` as
+    /// they are found ([`crate::discover`]).
+    pub discover: Option<super::discover::Discover>,
 }
 
 /// `pools[].proxy_protocol`: the version of the PROXY header sent.
@@ -194,6 +198,8 @@ pub struct Backend {
     pub address: SocketAddr,
     /// Relative weight; 0 drains (no new flows).
     pub weight: u32,
+    /// The config file, or the discovery source that found it.
+    pub origin: super::discover::Origin,
 }
 
 /// Active health-check settings: the timing every kind shares, and the

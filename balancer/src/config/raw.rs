@@ -141,6 +141,51 @@ pub struct RawPool {
     pub proxy_protocol: Option<ProxyVersion>,
     #[serde(default)]
     pub tls: Option<RawPoolTls>,
+    #[serde(default)]
+    pub discover: Option<RawDiscover>,
+}
+
+/// A pool's `discover:` block.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDiscover {
+    #[serde(default)]
+    pub dns: Option<RawDns>,
+    #[serde(default)]
+    pub file: Option<String>,
+    #[serde(default)]
+    pub max_backends: Option<u64>,
+}
+
+/// `discover.dns`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDns {
+    pub name: String,
+    #[serde(default, rename = "type")]
+    pub record: Option<super::discover::RecordKind>,
+    #[serde(default)]
+    pub port: Option<u64>,
+    #[serde(default)]
+    pub weight: Option<i64>,
+    #[serde(default)]
+    pub resolvers: Option<Vec<String>>,
+    #[serde(default)]
+    pub min_interval: Option<String>,
+    #[serde(default)]
+    pub max_interval: Option<String>,
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub allow_empty: Option<bool>,
+}
+
+/// A discovery file: the backends a pool with `discover.file` follows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackendsFile {
+    #[serde(default)]
+    pub backends: Vec<RawBackend>,
 }
 
 /// A pool's `tls:` block: TLS from the HTTP layer to its backends.

@@ -9,6 +9,7 @@
 //! [`super::limits`].
 
 mod announce;
+mod discover;
 mod guard;
 mod health;
 mod http;
@@ -88,6 +89,15 @@ impl Problems {
         NonZeroU32::new(u32::try_from(v.clamp(1, max)).unwrap_or(u32::MAX))
             .unwrap_or(NonZeroU32::MIN)
     }
+}
+
+/// A discovery file's backends (see [`crate::config::backends_file`]).
+pub fn backends_file(
+    raw: &super::raw::RawBackendsFile,
+) -> Result<Vec<super::model::Backend>, Problems> {
+    let mut p = Problems::default();
+    let out = pools::backends(&raw.backends, "backends", true, &mut p);
+    if p.0.is_empty() { Ok(out) } else { Err(p) }
 }
 
 /// Validates `raw`; on failure returns every problem found.

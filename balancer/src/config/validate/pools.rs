@@ -4,9 +4,10 @@
 
 use std::collections::HashSet;
 
-use super::{Problems, health, http, pool_tls};
+use super::{Problems, discover, health, http, pool_tls};
 use crate::config::{
     defaults::{DEFAULT_ALGORITHM, DEFAULT_MAGLEV_TABLE, DEFAULT_WEIGHT},
+    discover::Origin,
     limits::{MAX_BACKENDS, MAX_MAGLEV_TABLE, MAX_POOLS, MAX_WEIGHT},
     model::{Backend, Pool},
     raw::{RawBackend, RawPool},
@@ -57,18 +58,32 @@ pub(super) fn pools(raw: &[RawPool], p: &mut Problems) -> Vec<Pool> {
                 .drain_timeout
                 .as_ref()
                 .and_then(|s| p.check(&at("drain_timeout"), values::duration(s))),
-            backends: backends(&pool.backends, &at("backends"), p),
+            backends: backends(&pool.backends, &at("backends"), pool.discover.is_some(), p),
             http,
             proxy_protocol: pool.proxy_protocol,
             tls,
+            discover: pool
+                .discover
+                .as_ref()
+                .map(|d| discover::discover(d, &at("discover"), (pool.backends.len(), table), p)),
         });
     }
     out
 }
 
-fn backends(raw: &[RawBackend], at: &str, p: &mut Problems) -> Vec<Backend> {
-    if raw.is_empty() {
-        p.add(at, "pool has no backends (expected at least one)");
+/// The backends at `at`; none is a problem unless the pool `discovers`
+/// them.
+pub(super) fn backends(
+    raw: &[RawBackend],
+    at: &str,
+    discovers: bool,
+    p: &mut Problems,
+) -> Vec<Backend> {
+    if raw.is_empty() && !discovers {
+        p.add(
+            at,
+            "pool has no backends (expected at least one, or a `discover` source)",
+        );
     }
     p.at_most(at, raw.len(), MAX_BACKENDS, "backends");
     let mut seen = HashSet::new();
@@ -88,7 +103,11 @@ fn backends(raw: &[RawBackend], at: &str, p: &mut Problems) -> Vec<Backend> {
         }
         let weight = weight(b.weight, &format!("{at}[{i}].weight"), p);
         if let Some(address) = address {
-            out.push(Backend { address, weight });
+            out.push(Backend {
+                address,
+                weight,
+                origin: Origin::Static,
+            });
         }
     }
     out
@@ -96,7 +115,7 @@ fn backends(raw: &[RawBackend], at: &str, p: &mut Problems) -> Vec<Backend> {
 
 /// The file may write any integer; out-of-range ones are reported and
 /// clamped so validation can go on.
-fn weight(raw: Option<i64>, at: &str, p: &mut Problems) -> u32 {
+pub(super) fn weight(raw: Option<i64>, at: &str, p: &mut Problems) -> u32 {
     let Some(weight) = raw else {
         return DEFAULT_WEIGHT;
     };

@@ -77,6 +77,22 @@ pub(super) fn listeners(listeners: &[Listener], pools: &[Pool], p: &mut Problems
                 format!("`xdp` forwards packets and cannot send the PROXY header pool `{}` wants (use `proxy` or `auto`)", pool.name),
             );
         }
+        if let Some(port) = pool
+            .discover
+            .as_ref()
+            .and_then(|d| d.dns.as_ref())
+            .and_then(|d| d.port)
+            .filter(|port| *port != l.address.port())
+        {
+            p.add(
+                format!("listeners[{i}].mode"),
+                format!(
+                    "`xdp` forwards packets unchanged, so backends must serve the listener's port {}; pool `{}` discovers backends on port {port}",
+                    l.address.port(),
+                    pool.name
+                ),
+            );
+        }
         if let Some(b) = pool
             .backends
             .iter()

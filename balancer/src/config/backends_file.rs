@@ -1,0 +1,122 @@
+//! A discovery file (`pools[].discover.file`): a `backends:` list in the
+//! config's own form, checked by the same rules and refused with the same
+//! `file:line:column` positions.
+
+use std::path::Path;
+
+use super::{
+    ConfigError, Issue, aliases, discover::Origin, locate::Locator, model::Backend,
+    raw::RawBackendsFile, validate,
+};
+
+/// Reads and checks the discovery file at `path`; its backends carry
+/// [`Origin::File`].
+pub fn load(path: &Path) -> Result<Vec<Backend>, ConfigError> {
+    let bytes = super::read_bounded(path)?;
+    let name = path.display().to_string();
+    let text = String::from_utf8(bytes).map_err(|e| super::not_utf8(&e, &name))?;
+    parse(&text, &name)
+}
+
+/// Checks a discovery file's `text`; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<Vec<Backend>, ConfigError> {
+    aliases::check(text).map_err(|too| {
+        super::one_issue(
+            file,
+            (too.line, too.column),
+            String::new(),
+            format!(
+                "aliases here and before copy {} nodes, more than the {} a file may add this way",
+                too.nodes,
+                aliases::MAX_ALIAS_NODES
+            ),
+        )
+    })?;
+    // An empty file (or one of comments only) is an empty list, as a
+    // tool that clears the set writes it.
+    let raw: RawBackendsFile = if text.trim().lines().all(|l| {
+        let l = l.trim();
+        l.is_empty() || l.starts_with('#')
+    }) {
+        RawBackendsFile {
+            backends: Vec::new(),
+        }
+    } else {
+        serde_yaml_ng::from_str(text).map_err(|e| super::syntax_error(&e, file))?
+    };
+    let backends = validate::backends_file(&raw).map_err(|problems| {
+        let locator = Locator::new(text);
+        ConfigError::Invalid(
+            problems
+                .0
+                .into_iter()
+                .map(|(field, message)| {
+                    let (line, column) = locator.position(&field);
+                    Issue {
+                        file: file.to_owned(),
+                        line,
+                        column,
+                        field,
+                        message,
+                    }
+                })
+                .collect(),
+        )
+    })?;
+    Ok(backends
+        .into_iter()
+        .map(|b| Backend {
+            origin: Origin::File,
+            ..b
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn reads_backends_with_weights() {
+        let set = parse(
+            "backends:\n  - address: 198.18.0.1:80\n  - address: '[fd00::2]:80'\n    weight: 5\n",
+            "web.yaml",
+        )
+        .expect("valid");
+        assert_eq!(set.len(), 2);
+        assert_eq!(set[0].weight, 100);
+        assert_eq!(set[1].weight, 5);
+        assert_eq!(set[1].address, "[fd00::2]:80".parse().unwrap());
+    }
+
+    #[test]
+    fn an_empty_file_is_an_empty_set() {
+        assert!(parse("", "f").expect("empty").is_empty());
+        assert!(parse("# nothing yet\n", "f").expect("empty").is_empty());
+        assert!(parse("backends: []\n", "f").expect("empty").is_empty());
+    }
+
+    #[test]
+    fn a_bad_entry_is_refused_with_its_position() {
+        let err = parse(
+            "backends:\n  - address: 198.18.0.1:80\n  - address: nowhere\n",
+            "web.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("web.yaml:3:"), "{err}");
+        assert!(err.contains("backends[1].address"), "{err}");
+        let err = parse("backends:\n  - adress: 198.18.0.1:80\n", "web.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("web.yaml:2:"), "{err}");
+        assert!(err.contains("adress"), "{err}");
+        let err = parse(
+            "backends:\n  - address: 198.18.0.1:80\n  - address: 198.18.0.1:80\n",
+            "web.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("appears twice"), "{err}");
+    }
+}

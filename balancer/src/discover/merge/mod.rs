@@ -1,0 +1,109 @@
+//! The config the daemon serves: the file's config with each discovering
+//! pool's backends extended by what its sources last found. Static
+//! backends come first and win over a discovered one at the same address;
+//! the discovered ones follow in address order (so a reordered answer
+//! changes nothing), cut at the pool's `max_backends`. A pool that an XDP
+//! listener serves takes only backends on that listener's port, as the
+//! kernel plane forwards packets unchanged.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+
+use super::{Found, SourceKey};
+use crate::config::{
+    Config,
+    discover::{Origin, RecordKind},
+    model::{Backend, Pool},
+};
+
+/// What merging left out of one pool.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Left {
+    /// Backends over `max_backends`.
+    pub cut: usize,
+    /// Backends on another port than the pool's XDP listener's.
+    pub wrong_port: usize,
+}
+
+/// `file` with every discovering pool's backends from `found`. `xdp_ports`
+/// gives, by pool index, the port of an XDP listener the pool serves.
+/// Returns the config and, by pool name, what was left out.
+#[must_use]
+pub fn merge(
+    file: &Config,
+    found: &HashMap<SourceKey, Found>,
+    xdp_ports: &[Option<u16>],
+) -> (Config, BTreeMap<String, Left>) {
+    let mut config = file.clone();
+    let mut left = BTreeMap::new();
+    for (i, pool) in config.pools.iter_mut().enumerate() {
+        if pool.discover.is_none() {
+            continue;
+        }
+        let (backends, l) = pool_backends(pool, found, xdp_ports.get(i).copied().flatten());
+        pool.backends = backends;
+        left.insert(pool.name.clone(), l);
+    }
+    (config, left)
+}
+
+fn pool_backends(
+    pool: &Pool,
+    found: &HashMap<SourceKey, Found>,
+    xdp_port: Option<u16>,
+) -> (Vec<Backend>, Left) {
+    let Some(discover) = &pool.discover else {
+        return (pool.backends.clone(), Left::default());
+    };
+    let statics: HashSet<SocketAddr> = pool.backends.iter().map(|b| b.address).collect();
+    // By address, the file's first, then DNS's.
+    let mut discovered: BTreeMap<SocketAddr, Backend> = BTreeMap::new();
+    if let Some(Found::File(set)) = discover
+        .file
+        .clone()
+        .and_then(|p| found.get(&SourceKey::File(p)))
+    {
+        for b in set {
+            discovered.entry(b.address).or_insert(*b);
+        }
+    }
+    if let Some(dns) = &discover.dns
+        && let Some(Found::Dns(answer)) = found.get(&SourceKey::Dns(dns.query.clone()))
+    {
+        for t in &answer.targets {
+            let port = match dns.query.record {
+                RecordKind::SRV => t.port,
+                RecordKind::A | RecordKind::AAAA => dns.port,
+            };
+            let Some(port) = port else { continue };
+            let address = SocketAddr::new(t.ip, port);
+            discovered.entry(address).or_insert(Backend {
+                address,
+                weight: t.weight.unwrap_or(dns.weight),
+                origin: Origin::Dns,
+            });
+        }
+    }
+    let mut left = Left::default();
+    let mut out = pool.backends.clone();
+    let mut taken = 0;
+    for (address, b) in discovered {
+        if statics.contains(&address) {
+            continue;
+        }
+        if xdp_port.is_some_and(|p| p != address.port()) {
+            left.wrong_port += 1;
+            continue;
+        }
+        if taken == discover.max_backends {
+            left.cut += 1;
+            continue;
+        }
+        taken += 1;
+        out.push(b);
+    }
+    (out, left)
+}
+
+#[cfg(test)]
+mod tests;
