@@ -13,7 +13,7 @@ use balancer_common::Counter;
 use tracing::warn;
 
 use crate::{
-    config::Config,
+    config::{Config, discover::Origin},
     dataplane::xdp::plane::XdpPlane,
     runtime::{BackendState, ListenerStats, LivePool},
     status::{
@@ -52,6 +52,8 @@ pub struct Sources {
     pub started: String,
     /// The announcements, when configured.
     pub announce: Option<crate::announce::control::Handle>,
+    /// Backend discovery, as the daemon last saw it.
+    pub discovery: arc_swap::ArcSwap<crate::discover::DiscoveryStatus>,
 }
 
 /// A TLS listener's handshakes and certificates, as of now.
@@ -159,18 +161,7 @@ pub fn snapshot(sources: &Sources) -> Snapshot {
                 },
             ),
         });
-    let pools = view
-        .pools
-        .iter()
-        .map(|live| {
-            let pool = live.load();
-            PoolStatus {
-                name: pool.name.clone(),
-                algorithm: pool.algorithm.to_string(),
-                backends: pool.backends.iter().map(backend_status).collect(),
-            }
-        })
-        .collect();
+    let pools = pools(&view);
     Snapshot {
         pid: std::process::id(),
         started: sources.started.clone(),
@@ -182,16 +173,47 @@ pub fn snapshot(sources: &Sources) -> Snapshot {
             .announce
             .as_ref()
             .map(crate::announce::control::Handle::report),
+        discovery: (**sources.discovery.load()).clone(),
     }
 }
 
-fn backend_status(b: &BackendState) -> BackendStatus {
+/// Every pool with its backends' states, and where each backend came from.
+fn pools(view: &View) -> Vec<PoolStatus> {
+    view.pools
+        .iter()
+        .map(|live| {
+            let pool = live.load();
+            let origins: BTreeMap<std::net::SocketAddr, Origin> = view
+                .config
+                .pools
+                .iter()
+                .find(|p| p.name == pool.name)
+                .map(|p| p.backends.iter().map(|b| (b.address, b.origin)).collect())
+                .unwrap_or_default();
+            PoolStatus {
+                name: pool.name.clone(),
+                algorithm: pool.algorithm.to_string(),
+                backends: pool
+                    .backends
+                    .iter()
+                    .map(|b| {
+                        let origin = origins.get(&b.address).copied().unwrap_or_default();
+                        backend_status(b, origin)
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+fn backend_status(b: &BackendState, origin: Origin) -> BackendStatus {
     let s = &b.stats;
     let last = s.last_check.lock().ok().and_then(|l| l.clone());
     BackendStatus {
         address: b.address.to_string(),
         state: b.status.state().to_string(),
         weight: b.weight,
+        origin: origin.label().to_owned(),
         active: s.active(),
         total: s.total.load(Ordering::Relaxed),
         connect_failures: s.connect_failures.load(Ordering::Relaxed),

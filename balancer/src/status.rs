@@ -38,6 +38,12 @@ pub struct Snapshot {
     /// The VIP announcements, when configured.
     #[serde(default)]
     pub announce: Option<crate::announce::report::Report>,
+    /// Backend discovery, when a pool discovers backends.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::discover::DiscoveryStatus::is_empty"
+    )]
+    pub discovery: crate::discover::DiscoveryStatus,
 }
 
 /// One listener.
@@ -116,6 +122,9 @@ pub struct BackendStatus {
     pub state: String,
     /// Weight for new flows now (0 while it takes none).
     pub weight: u32,
+    /// `static` (the config file), `dns` or `file` (discovered).
+    #[serde(default)]
+    pub origin: String,
     /// Proxied connections or sessions open now.
     pub active: u64,
     /// Proxied connections or sessions, ever.
@@ -288,13 +297,18 @@ pub fn render(s: &Snapshot, now_ms: u64) -> String {
                 (None, Some(e)) => format!("check failed: {e}"),
                 (None, None) => String::new(),
             };
+            let found = match b.origin.as_str() {
+                "" | "static" => String::new(),
+                o => format!("({o}) "),
+            };
             let _ = writeln!(
                 out,
-                "  {:<28} {:<9} weight {:<5} active {:<6} total {:<8} failures {:<5} {check}",
+                "  {:<28} {:<9} weight {:<5} active {:<6} total {:<8} failures {:<5} {found}{check}",
                 b.address, b.state, b.weight, b.active, b.total, b.connect_failures
             );
         }
     }
+    render_discovery(&mut out, &s.discovery, now_ms / 1000);
     if let Some(a) = &s.announce {
         let _ = write!(out, "\n{}", a.render());
     }
@@ -321,6 +335,46 @@ pub fn render(s: &Snapshot, now_ms: u64) -> String {
         }
     }
     out
+}
+
+/// The discovery sources: what each follows, its set, and its failures.
+fn render_discovery(out: &mut String, d: &crate::discover::DiscoveryStatus, now_s: u64) {
+    if d.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\ndiscovery:");
+    let ago = |t: Option<u64>| {
+        t.map_or("never".to_owned(), |t| {
+            format!("{} s ago", now_s.saturating_sub(t))
+        })
+    };
+    for src in &d.sources {
+        let _ = writeln!(
+            out,
+            "  {:<4} {:<40} pools {:<16} backends {:<4} changes {:<4} last change {}, last success {}",
+            src.source,
+            src.target,
+            src.pools.join(","),
+            src.backends,
+            src.changes,
+            ago(src.last_change_unix),
+            ago(src.last_success_unix),
+        );
+        if let Some(e) = &src.last_error {
+            let _ = writeln!(
+                out,
+                "       failing ({} in a row, {} in all; the last good set serves): {e}",
+                src.failing, src.failures
+            );
+        }
+    }
+    for n in &d.left_out {
+        let _ = writeln!(
+            out,
+            "  pool {}: {} discovered backends over max_backends left out, {} on another port than its XDP listener's",
+            n.pool, n.cut, n.wrong_port
+        );
+    }
 }
 
 /// A TLS listener's handshakes and certificates, indented under it.
@@ -353,6 +407,25 @@ mod tests {
         read, render, write,
     };
 
+    fn discovery_sample() -> crate::discover::DiscoveryStatus {
+        crate::discover::DiscoveryStatus {
+            sources: vec![crate::discover::SourceStatus {
+                source: "dns".into(),
+                target: "web.example.test. A".into(),
+                pools: vec!["web".into()],
+                backends: 3,
+                changes: 2,
+                failures: 4,
+                failing: 1,
+                last_error: Some("request timed out".into()),
+                last_change_unix: Some(1),
+                last_success_unix: Some(1),
+                cut: 0,
+            }],
+            left_out: Vec::new(),
+        }
+    }
+
     #[test]
     fn round_trips_through_the_state_dir_and_renders() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -381,6 +454,7 @@ mod tests {
                     address: "198.18.1.11:80".into(),
                     state: "down".into(),
                     weight: 0,
+                    origin: "dns".into(),
                     active: 0,
                     total: 3,
                     connect_failures: 2,
@@ -417,6 +491,7 @@ mod tests {
                     reason: crate::announce::report::Reason::Withdrawn,
                 }],
             }),
+            discovery: discovery_sample(),
         };
         write(dir.path(), &s).expect("write");
         assert_eq!(read(dir.path()).expect("read"), s);
@@ -425,6 +500,11 @@ mod tests {
         assert!(text.contains("forward_dsr"));
         assert!(text.contains("198.18.1.11:80") && text.contains("down"));
         assert!(text.contains("check failed: connect: refused"));
+        assert!(text.contains("(dns) check failed"), "{text}");
+        assert!(
+            text.contains("web.example.test. A") && text.contains("failing (1 in a row, 4 in all"),
+            "{text}"
+        );
         assert!(
             text.contains("announcements on vip0: host withdrawn by the operator"),
             "{text}"

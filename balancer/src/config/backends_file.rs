@@ -32,18 +32,22 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Backend>, ConfigError> {
             ),
         )
     })?;
-    // An empty file (or one of comments only) is an empty list, as a
-    // tool that clears the set writes it.
-    let raw: RawBackendsFile = if text.trim().lines().all(|l| {
+    // A file with nothing in it is more often one being written (or
+    // truncated by mistake) than a wish to empty the pool, which
+    // `backends: []` says.
+    if text.lines().all(|l| {
         let l = l.trim();
         l.is_empty() || l.starts_with('#')
     }) {
-        RawBackendsFile {
-            backends: Vec::new(),
-        }
-    } else {
-        serde_yaml_ng::from_str(text).map_err(|e| super::syntax_error(&e, file))?
-    };
+        return Err(super::one_issue(
+            file,
+            (1, 1),
+            String::new(),
+            "the file is empty; write `backends: []` to empty the pool".to_owned(),
+        ));
+    }
+    let raw: RawBackendsFile =
+        serde_yaml_ng::from_str(text).map_err(|e| super::syntax_error(&e, file))?;
     let backends = validate::backends_file(&raw).map_err(|problems| {
         let locator = Locator::new(text);
         ConfigError::Invalid(
@@ -90,10 +94,12 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_file_is_an_empty_set() {
-        assert!(parse("", "f").expect("empty").is_empty());
-        assert!(parse("# nothing yet\n", "f").expect("empty").is_empty());
+    fn only_an_explicit_empty_list_empties_the_set() {
         assert!(parse("backends: []\n", "f").expect("empty").is_empty());
+        for blank in ["", "\n", "# nothing yet\n"] {
+            let err = parse(blank, "f").unwrap_err().to_string();
+            assert!(err.contains("backends: []"), "{err}");
+        }
     }
 
     #[test]

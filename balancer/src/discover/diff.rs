@@ -93,14 +93,16 @@ pub fn pools(old: &Config, new: &Config) -> Vec<PoolDiff> {
 
 #[cfg(test)]
 mod tests {
+    use std::fmt::Write as _;
+
     use super::pools;
     use crate::config::{self, Config};
 
     fn config(backends: &[(&str, u32)]) -> Config {
-        let list: String = backends
-            .iter()
-            .map(|(a, w)| format!("      - {{ address: \"{a}\", weight: {w} }}\n"))
-            .collect();
+        let list = backends.iter().fold(String::new(), |mut out, (a, w)| {
+            let _ = writeln!(out, "      - {{ address: \"{a}\", weight: {w} }}");
+            out
+        });
         config::parse(
             &format!(
                 "version: 1\nlisteners:\n  - {{ name: l, protocol: tcp, address: \"127.0.0.1:8080\", pool: web }}\npools:\n  - name: web\n    backends:\n{list}"

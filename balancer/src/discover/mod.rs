@@ -18,7 +18,7 @@ mod registry;
 
 use std::path::PathBuf;
 
-pub use self::registry::{PoolNote, Registry, SourceStatus};
+pub use self::registry::{DiscoveryStatus, PoolNote, Registry, SourceStatus};
 use crate::config::{Config, discover::DnsQuery, model::Backend};
 
 /// One source of backends, as the runtime keys it.

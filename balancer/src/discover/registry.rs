@@ -53,6 +53,24 @@ pub struct PoolNote {
     pub wrong_port: usize,
 }
 
+/// Discovery as status shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveryStatus {
+    /// Every source the config names.
+    pub sources: Vec<SourceStatus>,
+    /// Pools that merging left backends out of.
+    #[serde(default)]
+    pub left_out: Vec<PoolNote>,
+}
+
+impl DiscoveryStatus {
+    /// Whether no pool discovers anything.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+}
+
 struct Source {
     task: JoinHandle<()>,
     last: Option<Found>,
@@ -210,15 +228,16 @@ impl Registry {
         config
     }
 
-    /// Every source, for status.
+    /// Every source and what merging left out, for status.
     #[must_use]
-    pub fn status(&self) -> Vec<SourceStatus> {
-        self.sources.values().map(|s| s.status.clone()).collect()
+    pub fn status(&self) -> DiscoveryStatus {
+        DiscoveryStatus {
+            sources: self.sources.values().map(|s| s.status.clone()).collect(),
+            left_out: self.notes(),
+        }
     }
 
-    /// What merging left out, by pool, for status.
-    #[must_use]
-    pub fn notes(&self) -> Vec<PoolNote> {
+    fn notes(&self) -> Vec<PoolNote> {
         self.left
             .iter()
             .filter(|(_, l)| l.cut > 0 || l.wrong_port > 0)

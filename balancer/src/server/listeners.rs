@@ -382,6 +382,37 @@ impl Listeners {
         Ok(swapped)
     }
 
+    /// What [`Listeners::commit`] needs to serve `config`, whose listeners
+    /// all run already (a change of discovered backends): no sockets to
+    /// bind, and the TLS each serves now, its files not read again.
+    pub fn rebound(&self, config: &Config, upstream_tls: Vec<Option<Arc<Connector>>>) -> Bound {
+        let tls = config
+            .listeners
+            .iter()
+            .map(|l| {
+                let key = Key::of(l);
+                match self
+                    .running
+                    .iter()
+                    .find(|r| r.key == key)
+                    .map(|r| &r.service)
+                {
+                    Some(Service::Http(live)) => live
+                        .load()
+                        .tls
+                        .as_ref()
+                        .map(arc_swap::ArcSwapAny::load_full),
+                    _ => None,
+                }
+            })
+            .collect();
+        Bound {
+            sockets: Vec::new(),
+            tls,
+            upstream_tls,
+        }
+    }
+
     /// The TLS of every listener that terminates it, its certificate
     /// files read now: a file that cannot be served stops the start or
     /// refuses the reload here. A listener already running keeps its

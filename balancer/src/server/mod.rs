@@ -5,9 +5,11 @@
 //! the grace period.
 
 mod activation;
+mod discovered;
 mod listeners;
 mod notify;
 mod reload;
+mod serve;
 mod services;
 mod system;
 pub mod upgrade;
@@ -31,6 +33,7 @@ use self::{
     reload::{Daemon, Pools},
 };
 use crate::dataplane::xdp::plane::served_flags;
+use crate::discover::{Registry, Report, once::xdp_ports};
 use crate::{
     admin,
     config::{Config, model::Mode},
@@ -117,19 +120,14 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
     system::raise_fd_limit();
     system::check_syncookies(&config);
     let signals = signals()?;
-    let (mut received, handover) = if upgrade {
-        let (received, conversation, old) = upgrade::take_over(&config.state_dir)?;
-        (received, Some((conversation, old)))
-    } else {
-        (upgrade::Received::default(), None)
-    };
+    let (mut received, handover) = handed(&config, upgrade)?;
     let config = Arc::new(config);
-    let grace = config.shutdown_grace;
     let tracker = Tracker::default();
 
     let (admin_socket, admin_fd, token) = bind_admin(&config, received.admin.take()).await?;
     // Held until shutdown; its pinned link keeps the program attached after.
     let xdp = start_xdp(&config, received.pins.take().map(|(_, lock)| lock))?;
+    let (read, config, discovery, mut reports) = discover(config, xdp.is_some()).await;
     let xdp_served = served_flags(xdp.is_some(), &config);
     let (events, inbox) = mpsc::channel(EVENT_QUEUE);
     let upstreams = crate::http::upstream::Upstreams::start();
@@ -179,6 +177,7 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
         access_logs,
         started,
         announce,
+        discovery: ArcSwap::from_pointee(discovery.status()),
     });
     let publisher = tokio::spawn(publish::run(sources.clone()));
     let trimmer = tokio::spawn(system::trim_after_bursts(tracker.clone()));
@@ -196,6 +195,10 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
         certificates: crate::tls::watch::Watch::new(stamps),
         monitor: Monitor::start(&config, 0, &events, &upstream_tls),
         config,
+        read,
+        discovery,
+        upstream_tls,
+        discovery_pending: false,
         file,
         generation: 0,
         pools,
@@ -204,10 +207,10 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
         events,
         admin: admin_fd,
     };
-    let which = serve(&mut daemon, signals, &mut reload_rx, handover).await;
+    let which = serve::serve(&mut daemon, signals, &mut reload_rx, &mut reports, handover).await;
     shut_down(
         daemon,
-        (&tracker, grace, which),
+        (&tracker, which),
         announcements,
         [publisher, admin, control, trimmer],
     )
@@ -217,129 +220,46 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
     Ok(())
 }
 
-/// Serves until SIGINT, SIGTERM or a new daemon that took the sockets
-/// over (whose name it returns): reloads on SIGHUP and admin requests,
-/// swaps certificate files changed on disk, pings the systemd watchdog,
-/// tells systemd each step, offers the listening sockets to `run
-/// --upgrade`, and starts such a successor itself on SIGUSR2. `handover`
-/// is the conversation with the daemon this one took the sockets from:
-/// told `SERVING` once this one serves.
-async fn serve(
-    daemon: &mut Daemon,
-    [mut sigint, mut sigterm, mut sighup, mut sigusr2]: [Signal; 4],
-    reload_rx: &mut mpsc::Receiver<ReloadRequest>,
-    handover: Option<(std::os::unix::net::UnixStream, u32)>,
-) -> &'static str {
-    let mut certificates = tokio::time::interval(crate::tls::watch::EVERY);
-    certificates.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let systemd = notify::Notifier::from_env();
-    let mut watchdog = tokio::time::interval(
-        systemd
-            .watchdog
-            .unwrap_or(std::time::Duration::from_hours(1)),
-    );
-    watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let serving = format!("serving {} listeners", daemon.config.listeners.len());
-    if handover.is_some() {
-        // Under systemd the new process is the service's main one now,
-        // said in the same message as its readiness.
-        systemd.send(&format!(
-            "MAINPID={}\nREADY=1\nSTATUS={serving}",
-            std::process::id()
-        ));
-    } else {
-        systemd.ready(&serving);
+/// With `upgrade`, the sockets of the daemon running with `config`'s
+/// `state_dir`, and the conversation with it; otherwise nothing.
+fn handed(
+    config: &Config,
+    upgrade: bool,
+) -> Result<
+    (
+        upgrade::Received,
+        Option<(std::os::unix::net::UnixStream, u32)>,
+    ),
+    RunError,
+> {
+    if !upgrade {
+        return Ok((upgrade::Received::default(), None));
     }
-    if let Some((conversation, old)) = handover {
-        match upgrade::serving(conversation) {
-            Ok(()) => info!(
-                from_pid = old,
-                "serving the inherited sockets; the old daemon stops accepting and drains"
-            ),
-            Err(e) => {
-                warn!(from_pid = old, error = %e, "cannot tell the old daemon this one serves; it keeps accepting too");
-            }
-        }
-    }
-    let offers = upgrade::Offers::bind(&daemon.config.state_dir);
-    // Where this binary was started from, read now: once a new version is
-    // installed there, the running one's own path reads `(deleted)`.
-    let exe = std::env::current_exe();
-    let (upgraded_tx, mut upgraded) = mpsc::channel(1);
-    let which = loop {
-        tokio::select! {
-            _ = sigint.recv() => break "SIGINT",
-            _ = sigterm.recv() => break "SIGTERM",
-            _ = sighup.recv() => {
-                systemd.reloading();
-                let done = daemon.reload().await;
-                systemd.ready(&reloaded(&done));
-            }
-            _ = sigusr2.recv() => successor(exe.as_deref()),
-            _ = certificates.tick() => daemon.watch_certificates(),
-            _ = watchdog.tick(), if systemd.watchdog.is_some() => systemd.watchdog(&daemon.events).await,
-            Some(reply) = reload_rx.recv() => {
-                systemd.reloading();
-                let done = daemon.reload().await;
-                systemd.ready(&reloaded(&done));
-                let _ = reply.send(done);
-            }
-            stream = offers.next() => {
-                let sockets = offered(daemon);
-                let tx = upgraded_tx.clone();
-                tokio::task::spawn_blocking(move || {
-                    let _ = tx.blocking_send(upgrade::offer(&stream, &sockets));
-                });
-            }
-            Some(outcome) = upgraded.recv() => match outcome {
-                Ok(pid) => {
-                    info!(new_pid = pid, "a new daemon serves the listening sockets: handing over");
-                    break "upgrade";
-                }
-                Err(e) => {
-                    warn!(error = %e, "an upgrade was abandoned; serving on");
-                    take_back(&daemon.events).await;
-                    if let Some(announce) = &daemon.sources.announce {
-                        announce.freeze(false);
-                    }
-                }
-            },
-        }
-    };
-    // After a handover the service goes on in the new process: a
-    // STOPPING=1 from this one would tell systemd the service stops.
-    if which != "upgrade" {
-        systemd.stopping();
-    }
-    which
+    let (received, conversation, old) = upgrade::take_over(&config.state_dir)?;
+    Ok((received, Some((conversation, old))))
 }
 
-/// SIGUSR2: starts the successor that upgrades this daemon (see
-/// [`upgrade::start_successor`]); its failure is logged, and this one
-/// serves on.
-fn successor(exe: Result<&std::path::Path, &io::Error>) {
-    let started = exe
-        .map_err(|e| io::Error::new(e.kind(), e.to_string()))
-        .and_then(upgrade::start_successor);
-    match started {
-        Ok(mut child) => {
-            info!(
-                pid = child.id(),
-                "SIGUSR2: started the new daemon, which takes over once it serves"
-            );
-            // A plain thread: the runtime would wait for a blocking task at
-            // exit, and this one ends only with the successor.
-            std::thread::spawn(move || {
-                if let Ok(status) = child.wait()
-                    && !status.success()
-                {
-                    warn!(%status, "the new daemon did not take over; serving on");
-                }
-            });
-        }
-        Err(e) => warn!(error = %e, "SIGUSR2: cannot start the new daemon; serving on"),
-    }
+/// Starts the discovery sources `read` names and waits (up to
+/// [`FIRST_ROUNDS`]) for their first sets. Returns the config as read, the
+/// config to serve (with those sets), the sources and their reports.
+async fn discover(
+    read: Arc<Config>,
+    xdp_running: bool,
+) -> (Arc<Config>, Arc<Config>, Registry, mpsc::Receiver<Report>) {
+    let (tx, mut reports) = mpsc::channel(REPORTS);
+    let mut registry = Registry::new(tx);
+    registry.follow(&read);
+    registry.first_rounds(&mut reports, FIRST_ROUNDS).await;
+    let config = Arc::new(registry.merge(&read, &xdp_ports(&read, xdp_running)));
+    (read, config, registry, reports)
 }
+
+/// The longest a start waits for the discovery sources' first answers;
+/// a pool whose source has not answered by then starts with its static
+/// backends and takes the others when they come.
+const FIRST_ROUNDS: std::time::Duration = std::time::Duration::from_secs(5);
+/// Reports queued from the discovery tasks.
+const REPORTS: usize = 64;
 
 /// Keeps the XDP plane's backend MACs current (see
 /// [`crate::dataplane::xdp::follow`]); a failure to start is logged.
@@ -388,52 +308,6 @@ async fn planes(
     Ok((planes, stopper, handle))
 }
 
-/// What this daemon hands a new one: its listeners' sockets, the admin
-/// API's, and its XDP pin directory's lock, after which it writes no map.
-fn offered(daemon: &Daemon) -> Vec<(upgrade::Kind, std::os::fd::OwnedFd)> {
-    let mut sockets = daemon.listeners.handover_sockets();
-    // The new daemon adopts the addresses as they are now.
-    if let Some(announce) = &daemon.sources.announce {
-        announce.freeze(true);
-    }
-    if let (Ok(address), Ok(fd)) = (
-        // The admin address may be port 0 in the config: offer the bound one.
-        admin_address(&daemon.admin),
-        daemon.admin.try_clone(),
-    ) {
-        sockets.push((upgrade::Kind::Admin(address), fd));
-    }
-    if let Some(xdp) = &daemon.sources.xdp
-        && let Ok(mut plane) = xdp.lock()
-    {
-        match plane.hand_over() {
-            Ok((dir, lock)) => sockets.push((upgrade::Kind::Pins(dir), lock)),
-            Err(e) => {
-                warn!(error = %e, "cannot hand the XDP pin directory over; the new daemon's XDP plane will find it in use");
-            }
-        }
-    }
-    sockets
-}
-
-/// The local address of the admin API's socket.
-fn admin_address(fd: &std::os::fd::OwnedFd) -> io::Result<SocketAddr> {
-    let socket = std::net::TcpListener::from(fd.try_clone()?);
-    socket.local_addr()
-}
-
-/// Resumes the planes handed to a new daemon that did not finish.
-async fn take_back(events: &mpsc::Sender<crate::runtime::events::Event>) {
-    let (reply, done) = tokio::sync::oneshot::channel();
-    if events
-        .send(crate::runtime::events::Event::TakeBack { reply })
-        .await
-        .is_ok()
-    {
-        let _ = done.await;
-    }
-}
-
 /// How this start began, for status and the log: what the XDP plane
 /// found, the daemon it took the sockets from, and how many listening
 /// sockets systemd passed.
@@ -463,23 +337,17 @@ fn started(
     }
 }
 
-/// The status line systemd shows after a reload.
-fn reloaded<E: std::fmt::Display>(done: &Result<String, E>) -> String {
-    match done {
-        Ok(_) => "serving; the last reload took effect".to_owned(),
-        Err(e) => format!("serving the previous config; the last reload was refused: {e}"),
-    }
-}
-
 /// Withdraws the announcements only this daemon answers (unless a new
 /// daemon took over), stops accepting, lets open connections finish within
-/// `grace`, then ends the daemon's tasks and removes the status file.
+/// `shutdown_grace` (of the config serving now), then ends the daemon's
+/// tasks and removes the status file.
 async fn shut_down(
     mut daemon: Daemon,
-    (tracker, grace, which): (&Tracker, std::time::Duration, &str),
+    (tracker, which): (&Tracker, &str),
     announcements: Option<crate::announce::control::Stopper>,
     tasks: [tokio::task::JoinHandle<()>; 4],
 ) {
+    let grace = daemon.config.shutdown_grace;
     // Withdraw before the listeners stop, so the router moves new flows
     // away first; after an upgrade the new daemon keeps them announced.
     if which != "upgrade"

@@ -19,15 +19,19 @@ use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
-use super::listeners::Listeners;
+use super::listeners::{Bound, Listeners};
 use crate::dataplane::xdp::plane::served_flags;
 use crate::{
     config::{self, Config, model::Mode},
+    discover::{Registry, once::xdp_ports},
     health::Monitor,
     publish::{Sources, View},
     reload::ReloadError,
     runtime::{LivePool, PoolState, control::Event},
-    tls::watch::{Look, Stamps, Watch},
+    tls::{
+        upstream::Connector,
+        watch::{Look, Stamps, Watch},
+    },
 };
 
 /// Live pools by name; a pool kept across a reload is the same `Arc`, so
@@ -61,8 +65,16 @@ impl Pools {
 
 /// What a reload changes, besides the control loop's own state.
 pub struct Daemon {
-    /// The config serving now.
+    /// The config serving now: the file's, with discovered backends.
     pub config: Arc<Config>,
+    /// The config as the file gives it.
+    pub read: Arc<Config>,
+    /// The discovery sources and their last good sets.
+    pub discovery: Registry,
+    /// TLS to each pool's backends, by pool index, as last read.
+    pub upstream_tls: Vec<Option<Arc<Connector>>>,
+    /// A discovered change the planes refused, to try again.
+    pub discovery_pending: bool,
     /// The file it came from; `None` for the embedded demo.
     pub file: Option<PathBuf>,
     /// Bumped by every reload; events of older generations are ignored.
@@ -121,16 +133,50 @@ impl Daemon {
 
     async fn try_reload(&mut self) -> Result<String, ReloadError> {
         let file = self.file.clone().ok_or(ReloadError::NoFile)?;
-        let new = Arc::new(config::load(&file)?);
+        let read = Arc::new(config::load(&file)?);
         // Stamped before the files are read for the listeners, so a change
         // made meanwhile is seen at the next look.
-        let stamps = Stamps::of(&new);
+        let stamps = Stamps::of(&read);
         let xdp_running = self.sources.xdp.is_some();
-        if !xdp_running && let Some(l) = new.listeners.iter().find(|l| l.mode == Mode::Xdp) {
+        if !xdp_running && let Some(l) = read.listeners.iter().find(|l| l.mode == Mode::Xdp) {
             return Err(ReloadError::NeedsXdp(l.name.clone()));
         }
+        // Sources the file keeps bring their sets along; new ones report
+        // once they run (started below, when the reload is in).
+        let new = Arc::new(self.discovery.merge(&read, &xdp_ports(&read, xdp_running)));
         let xdp_served = served_flags(xdp_running, &new);
         let bound = self.listeners.bind(&new, &xdp_served)?;
+        let later = restart_only(&self.config, &new);
+        self.apply(read, new, xdp_served, bound).await?;
+        self.discovery.follow(&self.read);
+        self.publish_discovery();
+        if !later.is_empty() {
+            warn!(keys = ?later, "these settings take effect at the next restart");
+        }
+        self.certificates = Watch::new(stamps);
+        let mut text = format!(
+            "reloaded `{}`: {} listeners, {} pools",
+            file.display(),
+            self.config.listeners.len(),
+            self.config.pools.len()
+        );
+        if !later.is_empty() {
+            let _ = write!(text, "; at the next restart only: {}", later.join(", "));
+        }
+        Ok(text)
+    }
+
+    /// Serves `new` (the config `read` from the file, with the discovered
+    /// backends merged in): the control loop carries the backend states
+    /// over and rewrites the XDP maps, which may refuse and change
+    /// nothing; then the listeners, health checks and status views switch.
+    pub(super) async fn apply(
+        &mut self,
+        read: Arc<Config>,
+        new: Arc<Config>,
+        xdp_served: Vec<bool>,
+        bound: Bound,
+    ) -> Result<(), ReloadError> {
         let (pools, by_index) = self.pools.plan(&new);
         let generation = self.generation + 1;
         let (reply, answer) = oneshot::channel();
@@ -150,33 +196,27 @@ impl Daemon {
         // Nothing below can fail: the new config is in.
         self.generation = generation;
         self.pools = pools;
-        let upstream_tls = bound.upstream_tls.clone();
+        self.upstream_tls.clone_from(&bound.upstream_tls);
         let stats = self
             .listeners
             .commit(&new, &by_index, generation, &xdp_served, bound);
-        self.monitor = Monitor::start(&new, generation, &self.events, &upstream_tls);
+        self.monitor = Monitor::start(&new, generation, &self.events, &self.upstream_tls);
         self.sources.view.store(Arc::new(View {
             config: new.clone(),
             listeners: stats,
             xdp_served,
             pools: by_index,
         }));
-        let later = restart_only(&self.config, &new);
-        if !later.is_empty() {
-            warn!(keys = ?later, "these settings take effect at the next restart");
-        }
         self.config = new;
-        self.certificates = Watch::new(stamps);
-        let mut text = format!(
-            "reloaded `{}`: {} listeners, {} pools",
-            file.display(),
-            self.config.listeners.len(),
-            self.config.pools.len()
-        );
-        if !later.is_empty() {
-            let _ = write!(text, "; at the next restart only: {}", later.join(", "));
-        }
-        Ok(text)
+        self.read = read;
+        Ok(())
+    }
+
+    /// Shows the discovery sources as they are now in status and metrics.
+    pub(super) fn publish_discovery(&self) {
+        self.sources
+            .discovery
+            .store(Arc::new(self.discovery.status()));
     }
 }
 

@@ -163,7 +163,7 @@ async fn services(resolver: &TokioResolver, query: &DnsQuery) -> Result<Answer, 
                         .answers()
                         .iter()
                         .filter_map(|r| ip_of(r).map(|ip| (ip, r.ttl)))
-                        .collect()
+                        .collect();
                 }
                 Err(e) if e.is_no_records_found() => {}
                 Err(e) => {

@@ -7,6 +7,7 @@
 //! kernel plane forwards packets unchanged.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
 
 use super::{Found, SourceKey};
@@ -29,9 +30,9 @@ pub struct Left {
 /// gives, by pool index, the port of an XDP listener the pool serves.
 /// Returns the config and, by pool name, what was left out.
 #[must_use]
-pub fn merge(
+pub fn merge<S: BuildHasher>(
     file: &Config,
-    found: &HashMap<SourceKey, Found>,
+    found: &HashMap<SourceKey, Found, S>,
     xdp_ports: &[Option<u16>],
 ) -> (Config, BTreeMap<String, Left>) {
     let mut config = file.clone();
@@ -47,9 +48,9 @@ pub fn merge(
     (config, left)
 }
 
-fn pool_backends(
+fn pool_backends<S: BuildHasher>(
     pool: &Pool,
-    found: &HashMap<SourceKey, Found>,
+    found: &HashMap<SourceKey, Found, S>,
     xdp_port: Option<u16>,
 ) -> (Vec<Backend>, Left) {
     let Some(discover) = &pool.discover else {

@@ -3,13 +3,18 @@
 //! when its drain timeout passes. Records are kept by pool, then backend,
 //! in config order, and carried across a reload by pool name and address.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Instant};
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+    sync::Arc,
+    time::Instant,
+};
 
 use crate::{
     config::Config,
     runtime::{
         BackendStats, PoolState,
-        state::{FULL, Status},
+        state::{FULL, Health, Status},
     },
 };
 
@@ -79,8 +84,13 @@ impl Backends {
 
     /// The records and counters for `new`, carried over from these (of
     /// `old`, whose live pools are `old_pools`) by pool name and address.
-    /// A new backend starts up with fresh counters; a ramp under way ends
-    /// (the backend gets its full weight); a drain keeps its deadline.
+    /// A new backend gets fresh counters and starts up, except in a pool
+    /// that has health checks and already had backends: there it starts
+    /// down and takes traffic once its checks pass `rise` times, so a
+    /// backend added by a reload or found by discovery is checked first (a
+    /// new or empty pool starts up, as at start: nothing serves it yet).
+    /// A ramp under way ends (the backend gets its full weight); a drain
+    /// keeps its deadline.
     #[must_use]
     pub fn carry(
         &self,
@@ -94,17 +104,30 @@ impl Backends {
                 carried.insert((p.name.as_str(), b.address), (*t, b.stats.clone()));
             }
         }
+        let served: HashSet<&str> = old
+            .pools
+            .iter()
+            .filter(|p| !p.backends.is_empty())
+            .map(|p| p.name.as_str())
+            .collect();
         let (records, counters) = new
             .pools
             .iter()
             .map(|p| {
+                let checked_first = p.health.is_some() && served.contains(p.name.as_str());
                 p.backends
                     .iter()
                     .map(|b| {
                         let (t, stats) = carried
                             .get(&(p.name.as_str(), b.address))
                             .cloned()
-                            .unwrap_or_default();
+                            .unwrap_or_else(|| {
+                                let mut t = Tracked::default();
+                                if checked_first {
+                                    t.status.health = Health::Down;
+                                }
+                                (t, Arc::default())
+                            });
                         let t = Tracked {
                             status: Status {
                                 ramp: FULL,

@@ -431,13 +431,90 @@ fn when_one_plane_refuses_a_reload_the_others_are_put_back() {
     third.address = "127.0.0.1:9003".parse().expect("addr");
     bigger.pools[0].backends.push(third);
     assert!(c.reload(Arc::new(bigger), vec![pool], 1).is_err());
-    let up = State::Up;
+    let (up, down) = (State::Up, State::Down);
     assert_eq!(
         first.asked(),
-        [("reload", 0, vec![up, up, up]), ("reload", 0, vec![up, up])],
+        [
+            ("reload", 0, vec![up, up, down]),
+            ("reload", 0, vec![up, up])
+        ],
         "the first plane gets the running config back"
     );
-    assert_eq!(second.asked(), [("reload", 0, vec![up, up, up])]);
+    assert_eq!(second.asked(), [("reload", 0, vec![up, up, down])]);
+}
+
+/// `setup`'s config with `backends`, the pool checked or not.
+fn pool_of(backends: &[&str], checked: bool) -> Arc<config::Config> {
+    let health = if checked {
+        "    health: { kind: tcp, rise: 2, fall: 2 }\n"
+    } else {
+        ""
+    };
+    let list: Vec<String> = backends
+        .iter()
+        .map(|a| format!("{{ address: {a} }}"))
+        .collect();
+    let (discover, list) = if backends.is_empty() {
+        (
+            "    discover: { file: /nonexistent/web.yaml }\n",
+            String::new(),
+        )
+    } else {
+        ("", list.join(", "))
+    };
+    Arc::new(
+        config::parse(
+            &format!(
+                "version: 1
+listeners:
+  - {{ name: web, address: 127.0.0.1:8080, protocol: tcp, pool: web }}
+pools:
+  - name: web
+    algorithm: maglev
+{health}{discover}    backends: [{list}]
+"
+            ),
+            "t.yaml",
+        )
+        .expect("config"),
+    )
+}
+
+#[test]
+fn a_backend_added_to_a_checked_pool_waits_for_its_checks() {
+    let (mut c, pool) = setup(true);
+    let three = ["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"];
+    c.reload(pool_of(&three, true), vec![pool.clone()], 1)
+        .expect("reload");
+    assert_eq!(c.status()[0][2].state(), State::Down);
+    assert_eq!(reachable(&pool), [0, 1], "no traffic before its checks");
+    let passed = |b| Event::Check {
+        generation: 1,
+        pool: 0,
+        backend: b,
+        outcome: Ok(Duration::from_millis(1)),
+    };
+    c.handle(passed(2));
+    assert_eq!(reachable(&pool), [0, 1], "one pass of rise 2 is not enough");
+    c.handle(passed(2));
+    assert_eq!(reachable(&pool), [0, 1, 2]);
+}
+
+#[test]
+fn a_backend_added_without_checks_or_to_an_empty_pool_serves_at_once() {
+    let (mut c, pool) = setup(true);
+    let three = ["127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:9003"];
+    c.reload(pool_of(&three, false), vec![pool.clone()], 1)
+        .expect("reload");
+    assert_eq!(reachable(&pool), [0, 1, 2]);
+    // Emptied (a discovered pool whose source found nothing), then given
+    // backends again: nothing serves it, so they start up, as at start.
+    c.reload(pool_of(&[], true), vec![pool.clone()], 2)
+        .expect("reload");
+    assert!(reachable(&pool).is_empty());
+    c.reload(pool_of(&three[..2], true), vec![pool.clone()], 3)
+        .expect("reload");
+    assert_eq!(reachable(&pool), [0, 1]);
 }
 
 #[test]

@@ -39,6 +39,13 @@
 //! | `balancer_tls_certificate_expiry_seconds` | gauge | listener, file (Unix time of `notAfter`) |
 //! | `balancer_http_upstream_connections_total` | counter | kind (`new`, `reused`) |
 //! | `balancer_http_access_log_dropped_total` | counter | (lines the full queue refused) |
+//! | `balancer_discovery_backends` | gauge | source (`dns`, `file`), target |
+//! | `balancer_discovery_changes_total`, `_failures_total` | counter | source, target |
+//! | `balancer_discovery_failing` | gauge (failed rounds in a row) | source, target |
+//! | `balancer_discovery_last_change_timestamp_seconds` | gauge | source, target |
+//! | `balancer_discovery_left_out` | gauge | pool, reason (`max_backends`, `port`) |
+
+mod discovery;
 
 use std::{
     fmt,
@@ -147,6 +154,7 @@ impl Collector for Live {
             MetricType::Counter,
             reloads,
         )?;
+        discovery::discovery(&mut encoder, &self.0.discovery.load())?;
         xdp(&mut encoder, &self.0)
     }
 }
