@@ -9,6 +9,7 @@ pub mod bpffs;
 pub mod certs;
 pub mod client;
 pub mod config;
+pub mod dns;
 pub mod echo;
 pub mod fabric;
 pub mod l2;

@@ -53,6 +53,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("bird2", "/usr/sbin/bird"),
     // Packet filters the scale-out tests set inside namespaces.
     ("nftables", "/usr/sbin/nft"),
+    // The authoritative DNS server of the discovery tests (knotd, knotc).
+    ("knot", "/usr/sbin/knotd"),
 ];
 
 /// Everything: toolchain and packages.
@@ -171,7 +173,7 @@ pub fn packages() -> Result<()> {
     )?;
     // Debian starts the daemons on install; the tests run their own copies
     // inside namespaces, and a system nginx on :80 would only get in the way.
-    for svc in ["nginx", "haproxy", "bird"] {
+    for svc in ["nginx", "haproxy", "bird", "knot"] {
         let _ = Command::new("systemctl")
             .args(["disable", "--now", svc])
             .status();

@@ -126,8 +126,16 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
 
     let (admin_socket, admin_fd, token) = bind_admin(&config, received.admin.take()).await?;
     // Held until shutdown; its pinned link keeps the program attached after.
+    let (read, mut discovery, mut reports) = discover(config).await;
+    // The XDP maps start with the discovered backends too.
+    let planned = |d: &mut Registry, xdp| Arc::new(d.merge(&read, &xdp_ports(&read, xdp)));
+    let config = planned(&mut discovery, read.xdp.is_some());
     let xdp = start_xdp(&config, received.pins.take().map(|(_, lock)| lock))?;
-    let (read, config, discovery, mut reports) = discover(config, xdp.is_some()).await;
+    let config = if xdp.is_some() == read.xdp.is_some() {
+        config
+    } else {
+        planned(&mut discovery, xdp.is_some())
+    };
     let xdp_served = served_flags(xdp.is_some(), &config);
     let (events, inbox) = mpsc::channel(EVENT_QUEUE);
     let upstreams = crate::http::upstream::Upstreams::start();
@@ -241,17 +249,13 @@ fn handed(
 
 /// Starts the discovery sources `read` names and waits (up to
 /// [`FIRST_ROUNDS`]) for their first sets. Returns the config as read, the
-/// config to serve (with those sets), the sources and their reports.
-async fn discover(
-    read: Arc<Config>,
-    xdp_running: bool,
-) -> (Arc<Config>, Arc<Config>, Registry, mpsc::Receiver<Report>) {
+/// sources and their reports.
+async fn discover(read: Arc<Config>) -> (Arc<Config>, Registry, mpsc::Receiver<Report>) {
     let (tx, mut reports) = mpsc::channel(REPORTS);
     let mut registry = Registry::new(tx);
     registry.follow(&read);
     registry.first_rounds(&mut reports, FIRST_ROUNDS).await;
-    let config = Arc::new(registry.merge(&read, &xdp_ports(&read, xdp_running)));
-    (read, config, registry, reports)
+    (read, registry, reports)
 }
 
 /// The longest a start waits for the discovery sources' first answers;
