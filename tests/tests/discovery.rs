@@ -9,6 +9,7 @@
 
 use std::{
     collections::BTreeMap,
+    fmt::Write as _,
     net::{IpAddr, SocketAddr},
     time::{Duration, Instant},
 };
@@ -51,10 +52,10 @@ fn backends(t: &L2, n: usize) -> Vec<Process> {
 
 /// A records for backends `which` under `name`.
 fn a_records(name: &str, which: &[usize]) -> String {
-    which
-        .iter()
-        .map(|i| format!("{name} IN A {}\n", backend(*i)))
-        .collect()
+    which.iter().fold(String::new(), |mut out, i| {
+        let _ = writeln!(out, "{name} IN A {}", backend(*i));
+        out
+    })
 }
 
 /// The DNS server runs on the last backend's namespace.
@@ -213,7 +214,7 @@ fn srv_priorities_and_weights_decide_the_spread_and_aaaa_records_serve_ipv6() {
             r += "_http._tcp IN SRV 10 60 80 b1\n_http._tcp IN SRV 10 20 80 b2\n";
         }
         for i in 0..3 {
-            r += &format!("web6 IN AAAA {}\n", backend6(i));
+            let _ = writeln!(r, "web6 IN AAAA {}", backend6(i));
         }
         r
     };

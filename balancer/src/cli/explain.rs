@@ -23,9 +23,9 @@ pub(crate) fn explain(
     flow: Option<Flow>,
 ) -> anyhow::Result<String> {
     let mut notes = String::new();
-    let config = discovered(config::load(file)?, &mut notes)?;
+    let config = discovered(config::load(file)?, file, &mut notes)?;
     if let Some(new) = against {
-        let new = discovered(config::load(new)?, &mut notes)?;
+        let new = discovered(config::load(new)?, new, &mut notes)?;
         return Ok(notes + &explain::ring_changes(&config, &new));
     }
     let ((protocol, source), destination) =
@@ -35,7 +35,7 @@ pub(crate) fn explain(
 
 /// `config` with its discovery sources asked once; what they found, or
 /// why they failed, goes into `notes`.
-fn discovered(config: Config, notes: &mut String) -> anyhow::Result<Config> {
+fn discovered(config: Config, file: &Path, notes: &mut String) -> anyhow::Result<Config> {
     if discover::SourceKey::all(&config).is_empty() {
         return Ok(config);
     }
@@ -45,7 +45,11 @@ fn discovered(config: Config, notes: &mut String) -> anyhow::Result<Config> {
         .context("cannot start the async runtime")?;
     let (resolved, failed) = runtime.block_on(discover::once::resolve(&config));
     for why in failed {
-        let _ = writeln!(notes, "discovery failed, static backends only: {why}");
+        let _ = writeln!(
+            notes,
+            "{}: discovery failed, static backends only: {why}",
+            file.display()
+        );
     }
     for p in resolved.pools.iter().filter(|p| p.discover.is_some()) {
         let found = p
@@ -53,7 +57,12 @@ fn discovered(config: Config, notes: &mut String) -> anyhow::Result<Config> {
             .iter()
             .filter(|b| b.origin != config::discover::Origin::Static)
             .count();
-        let _ = writeln!(notes, "pool `{}`: {found} discovered backends", p.name);
+        let _ = writeln!(
+            notes,
+            "{}: pool `{}` has {found} discovered backends",
+            file.display(),
+            p.name
+        );
     }
     Ok(resolved)
 }

@@ -125,17 +125,9 @@ pub async fn run(config: Config, file: Option<PathBuf>, upgrade: bool) -> Result
     let tracker = Tracker::default();
 
     let (admin_socket, admin_fd, token) = bind_admin(&config, received.admin.take()).await?;
-    // Held until shutdown; its pinned link keeps the program attached after.
     let (read, mut discovery, mut reports) = discover(config).await;
-    // The XDP maps start with the discovered backends too.
-    let planned = |d: &mut Registry, xdp| Arc::new(d.merge(&read, &xdp_ports(&read, xdp)));
-    let config = planned(&mut discovery, read.xdp.is_some());
-    let xdp = start_xdp(&config, received.pins.take().map(|(_, lock)| lock))?;
-    let config = if xdp.is_some() == read.xdp.is_some() {
-        config
-    } else {
-        planned(&mut discovery, xdp.is_some())
-    };
+    // Held until shutdown; its pinned link keeps the program attached after.
+    let (config, xdp) = discovered_xdp(&read, &mut discovery, received.pins.take())?;
     let xdp_served = served_flags(xdp.is_some(), &config);
     let (events, inbox) = mpsc::channel(EVENT_QUEUE);
     let upstreams = crate::http::upstream::Upstreams::start();
@@ -256,6 +248,24 @@ async fn discover(read: Arc<Config>) -> (Arc<Config>, Registry, mpsc::Receiver<R
     registry.follow(&read);
     registry.first_rounds(&mut reports, FIRST_ROUNDS).await;
     (read, registry, reports)
+}
+
+/// The config to serve (`read` with what `discovery` found) and the XDP
+/// plane started with it, so its maps begin with the discovered backends
+/// too. `pins` is the pin directory's lock an upgraded daemon handed over.
+fn discovered_xdp(
+    read: &Arc<Config>,
+    discovery: &mut Registry,
+    pins: Option<(std::path::PathBuf, std::os::fd::OwnedFd)>,
+) -> Result<(Arc<Config>, Option<XdpPlane>), RunError> {
+    let mut planned = |xdp| Arc::new(discovery.merge(read, &xdp_ports(read, xdp)));
+    let config = planned(read.xdp.is_some());
+    let xdp = start_xdp(&config, pins.map(|(_, lock)| lock))?;
+    if xdp.is_some() == read.xdp.is_some() {
+        Ok((config, xdp))
+    } else {
+        Ok((planned(xdp.is_some()), xdp))
+    }
 }
 
 /// The longest a start waits for the discovery sources' first answers;
