@@ -32,9 +32,18 @@ pub fn render(config: &Config) -> String {
             .iter()
             .map(|b| format!("{} (w{})", b.address, b.weight))
             .collect();
+        let found = p.discover.as_ref().map_or_else(String::new, |d| {
+            let mut sources: Vec<String> = d
+                .dns
+                .iter()
+                .map(|d| format!("dns {} {}", d.query.name, d.query.record))
+                .collect();
+            sources.extend(d.file.iter().map(|f| format!("file {}", f.display())));
+            format!(" + discovered from {}", sources.join(" and "))
+        });
         let _ = writeln!(
             out,
-            "  {} {} [{}]",
+            "  {} {} [{}]{found}",
             p.name,
             p.algorithm,
             backends.join(", ")

@@ -130,11 +130,47 @@ fn change(lb: &Process, knot: &mut Knot, records: &str, needle: &str) -> f64 {
 fn a_pool_follows_a_records_on_both_planes_and_keeps_its_set_when_dns_stops() {
     let t = L2::new(4);
     let _nginx = backends(&t, 3);
-    let mut knot = dns_server(&t, &a_records("web", &[0, 1]));
+    let mut knot = dns_server(
+        &t,
+        &(a_records("web", &[0, 1]) + &a_records("web2", &[0, 1, 2])),
+    );
     let lb = t.start_balancer(&config("", 3), 2);
     let (xdp, proxy) = spread(&t, 60);
     assert_eq!(names(&xdp), ["backend-1", "backend-2"], "{xdp:?}");
     assert_eq!(names(&proxy), ["backend-1", "backend-2"], "{proxy:?}");
+
+    // `explain --against` asks both configs' sources: what a move to the
+    // other name would do to the ring.
+    let next = t.dir.path().join("next.yaml");
+    std::fs::write(
+        &next,
+        config("", 3).replace("web.disc.test", "web2.disc.test"),
+    )
+    .expect("write");
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8").to_owned();
+    let explained = t.lb.run(
+        balancer_tests::balancer_bin().to_str().expect("utf-8"),
+        &[
+            "explain",
+            "-c",
+            &path(&t.dir.path().join("balancer.yaml")),
+            "--against",
+            &path(&next),
+        ],
+    );
+    assert!(
+        explained.contains("pool `web` has 2 discovered backends"),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("pool `web` has 3 discovered backends"),
+        "{explained}"
+    );
+    let gains = explained
+        .lines()
+        .find(|l| l.trim_start().starts_with("198.18.0.13:80"))
+        .unwrap_or_else(|| panic!("{explained}"));
+    assert!(gains.contains("loses      0"), "{explained}");
 
     // Added: within the TTL plus one second, on both planes.
     let took = change(

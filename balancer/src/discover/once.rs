@@ -34,7 +34,7 @@ pub async fn resolve(config: &Config) -> (Config, Vec<String>) {
         }
     }
     let ports = xdp_ports(config, true);
-    (merge::merge(config, &found, &ports).0, failed)
+    (merge::merge(config, &found, &ports, None).0, failed)
 }
 
 /// By pool index, the port of an XDP listener that serves the pool, when

@@ -27,7 +27,7 @@ impl Daemon {
     async fn rebuild(&mut self) {
         let xdp_running = self.sources.xdp.is_some();
         let ports = xdp_ports(&self.read, xdp_running);
-        let new = Arc::new(self.discovery.merge(&self.read, &ports));
+        let new = Arc::new(self.discovery.merge(&self.read, &ports, Some(&self.config)));
         let changes = diff::pools(&self.config, &new);
         if changes.is_empty() {
             self.discovery_pending = false;

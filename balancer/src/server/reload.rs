@@ -142,8 +142,10 @@ impl Daemon {
             return Err(ReloadError::NeedsXdp(l.name.clone()));
         }
         // Sources the file keeps bring their sets along; new ones report
-        // once they run (started below, when the reload is in).
-        let new = Arc::new(self.discovery.merge(&read, &xdp_ports(&read, xdp_running)));
+        // once they run (started below, when the reload is in), and until
+        // then their pools keep the discovered backends they serve.
+        let ports = xdp_ports(&read, xdp_running);
+        let new = Arc::new(self.discovery.merge(&read, &ports, Some(&self.config)));
         let xdp_served = served_flags(xdp_running, &new);
         let bound = self.listeners.bind(&new, &xdp_served)?;
         let later = restart_only(&self.config, &new);

@@ -4,7 +4,10 @@
 //! the discovered ones follow in address order (so a reordered answer
 //! changes nothing), cut at the pool's `max_backends`. A pool that an XDP
 //! listener serves takes only backends on that listener's port, as the
-//! kernel plane forwards packets unchanged.
+//! kernel plane forwards packets unchanged. A source that has not
+//! answered yet (one a reload just named) leaves the pool the backends of
+//! that kind it was serving, so a changed setting does not empty the pool
+//! while the new task asks for the first time.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::BuildHasher;
@@ -27,13 +30,16 @@ pub struct Left {
 }
 
 /// `file` with every discovering pool's backends from `found`. `xdp_ports`
-/// gives, by pool index, the port of an XDP listener the pool serves.
-/// Returns the config and, by pool name, what was left out.
+/// gives, by pool index, the port of an XDP listener the pool serves;
+/// `serving` is the config served now, whose discovered backends stand in
+/// for a source with nothing in `found` yet. Returns the config and, by
+/// pool name, what was left out.
 #[must_use]
 pub fn merge<S: BuildHasher>(
     file: &Config,
     found: &HashMap<SourceKey, Found, S>,
     xdp_ports: &[Option<u16>],
+    serving: Option<&Config>,
 ) -> (Config, BTreeMap<String, Left>) {
     let mut config = file.clone();
     let mut left = BTreeMap::new();
@@ -41,7 +47,11 @@ pub fn merge<S: BuildHasher>(
         if pool.discover.is_none() {
             continue;
         }
-        let (backends, l) = pool_backends(pool, found, xdp_ports.get(i).copied().flatten());
+        let before = serving
+            .and_then(|c| c.pools.iter().find(|p| p.name == pool.name))
+            .map_or(&[][..], |p| p.backends.as_slice());
+        let (backends, l) =
+            pool_backends(pool, (found, before), xdp_ports.get(i).copied().flatten());
         pool.backends = backends;
         left.insert(pool.name.clone(), l);
     }
@@ -50,27 +60,36 @@ pub fn merge<S: BuildHasher>(
 
 fn pool_backends<S: BuildHasher>(
     pool: &Pool,
-    found: &HashMap<SourceKey, Found, S>,
+    (found, before): (&HashMap<SourceKey, Found, S>, &[Backend]),
     xdp_port: Option<u16>,
 ) -> (Vec<Backend>, Left) {
+    let kept = |origin: Origin| before.iter().filter(move |b| b.origin == origin);
     let Some(discover) = &pool.discover else {
         return (pool.backends.clone(), Left::default());
     };
-    let statics: HashSet<SocketAddr> = pool.backends.iter().map(|b| b.address).collect();
     // By address, the file's first, then DNS's.
     let mut discovered: BTreeMap<SocketAddr, Backend> = BTreeMap::new();
-    if let Some(Found::File(set)) = discover
-        .file
-        .clone()
-        .and_then(|p| found.get(&SourceKey::File(p)))
-    {
-        for b in set {
-            discovered.entry(b.address).or_insert(*b);
+    if let Some(path) = &discover.file {
+        match found.get(&SourceKey::File(path.clone())) {
+            Some(Found::File(set)) => {
+                for b in set {
+                    discovered.entry(b.address).or_insert(*b);
+                }
+            }
+            _ => {
+                for b in kept(Origin::File) {
+                    discovered.entry(b.address).or_insert(*b);
+                }
+            }
         }
     }
-    if let Some(dns) = &discover.dns
-        && let Some(Found::Dns(answer)) = found.get(&SourceKey::Dns(dns.query.clone()))
-    {
+    if let Some(dns) = &discover.dns {
+        let Some(Found::Dns(answer)) = found.get(&SourceKey::Dns(dns.query.clone())) else {
+            for b in kept(Origin::Dns) {
+                discovered.entry(b.address).or_insert(*b);
+            }
+            return finish(pool, discovered, discover.max_backends, xdp_port);
+        };
         for t in &answer.targets {
             let port = match dns.query.record {
                 RecordKind::SRV => t.port,
@@ -85,6 +104,18 @@ fn pool_backends<S: BuildHasher>(
             });
         }
     }
+    finish(pool, discovered, discover.max_backends, xdp_port)
+}
+
+/// The pool's static backends, then `discovered` as far as the port and
+/// the cap allow.
+fn finish(
+    pool: &Pool,
+    discovered: BTreeMap<SocketAddr, Backend>,
+    max: usize,
+    xdp_port: Option<u16>,
+) -> (Vec<Backend>, Left) {
+    let statics: HashSet<SocketAddr> = pool.backends.iter().map(|b| b.address).collect();
     let mut left = Left::default();
     let mut out = pool.backends.clone();
     let mut taken = 0;
@@ -96,7 +127,7 @@ fn pool_backends<S: BuildHasher>(
             left.wrong_port += 1;
             continue;
         }
-        if taken == discover.max_backends {
+        if taken == max {
             left.cut += 1;
             continue;
         }

@@ -65,7 +65,7 @@ fn statics_come_first_then_discovered_in_address_order() {
         dns_key(&c),
         answer(&["198.18.0.9", "198.18.0.1", "198.18.0.3"]),
     )]);
-    let (merged, left) = merge(&c, &found, &[None]);
+    let (merged, left) = merge(&c, &found, &[None], None);
     assert_eq!(
         addresses(&merged),
         [
@@ -80,7 +80,7 @@ fn statics_come_first_then_discovered_in_address_order() {
 #[test]
 fn nothing_found_yet_leaves_the_statics() {
     let c = config("      dns: { name: web.test, port: 80 }");
-    let (merged, _) = merge(&c, &HashMap::new(), &[None]);
+    let (merged, _) = merge(&c, &HashMap::new(), &[None], None);
     assert_eq!(addresses(&merged), ["198.18.0.1:80/100/static"]);
 }
 
@@ -99,7 +99,7 @@ fn srv_targets_bring_their_ports_and_weights() {
             cut: 0,
         }),
     )]);
-    let (merged, _) = merge(&c, &found, &[None]);
+    let (merged, _) = merge(&c, &found, &[None], None);
     assert_eq!(
         addresses(&merged),
         ["198.18.0.1:80/100/static", "198.18.0.5:8080/30/dns"]
@@ -126,7 +126,7 @@ fn the_file_wins_over_dns_and_the_cap_cuts_the_rest() {
             }]),
         ),
     ]);
-    let (merged, left) = merge(&c, &found, &[None]);
+    let (merged, left) = merge(&c, &found, &[None], None);
     assert_eq!(
         addresses(&merged),
         [
@@ -154,10 +154,34 @@ fn an_xdp_pool_takes_only_its_listeners_port() {
                 .collect(),
         ),
     )]);
-    let (merged, left) = merge(&c, &found, &[Some(80)]);
+    let (merged, left) = merge(&c, &found, &[Some(80)], None);
     assert_eq!(
         addresses(&merged),
         ["198.18.0.1:80/100/static", "198.18.0.2:80/1/file"]
     );
     assert_eq!(left["web"].wrong_port, 1);
+}
+
+#[test]
+fn a_source_with_no_answer_yet_keeps_what_the_pool_serves() {
+    // A reload changed the DNS settings: the new query has not answered,
+    // so the discovered backends served now stay until it does.
+    let c = config("      dns: { name: web.test, port: 80, min_interval: 2s }");
+    let serving = {
+        let old = config("      dns: { name: web.test, port: 80 }");
+        let found = HashMap::from([(dns_key(&old), answer(&["198.18.0.7"]))]);
+        merge(&old, &found, &[None], None).0
+    };
+    let (merged, _) = merge(&c, &HashMap::new(), &[None], Some(&serving));
+    assert_eq!(
+        addresses(&merged),
+        ["198.18.0.1:80/100/static", "198.18.0.7:80/100/dns"]
+    );
+    // Once it answers, its set replaces them.
+    let found = HashMap::from([(dns_key(&c), answer(&["198.18.0.8"]))]);
+    let (merged, _) = merge(&c, &found, &[None], Some(&serving));
+    assert_eq!(
+        addresses(&merged),
+        ["198.18.0.1:80/100/static", "198.18.0.8:80/100/dns"]
+    );
 }

@@ -203,15 +203,20 @@ impl Registry {
     }
 
     /// The config to serve: `file` with the last good sets merged in (see
-    /// [`merge::merge`]). What merging leaves out of a pool is logged when
-    /// it changes.
-    pub fn merge(&mut self, file: &Config, xdp_ports: &[Option<u16>]) -> Config {
+    /// [`merge::merge`]; `serving` stands in for sources with no answer
+    /// yet). What merging leaves out of a pool is logged when it changes.
+    pub fn merge(
+        &mut self,
+        file: &Config,
+        xdp_ports: &[Option<u16>],
+        serving: Option<&Config>,
+    ) -> Config {
         let found: HashMap<SourceKey, Found> = self
             .sources
             .iter()
             .filter_map(|(k, s)| s.last.clone().map(|f| (k.clone(), f)))
             .collect();
-        let (config, left) = merge::merge(file, &found, xdp_ports);
+        let (config, left) = merge::merge(file, &found, xdp_ports, serving);
         for (pool, l) in &left {
             if self.left.get(pool) != Some(l) && (l.cut > 0 || l.wrong_port > 0) {
                 let max = file
@@ -255,3 +260,6 @@ fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests;
