@@ -1,7 +1,7 @@
 //! The registry over a real file source: one task for the pools that
 //! share it, the cap, and a bad write that keeps the last good set.
 
-use std::time::Duration;
+use std::{fmt::Write as _, time::Duration};
 
 use tokio::sync::mpsc;
 
@@ -29,9 +29,10 @@ pools:
 }
 
 fn write(file: &std::path::Path, hosts: std::ops::RangeInclusive<u8>) {
-    let list: String = hosts
-        .map(|h| format!("  - address: 198.18.0.{h}:80\n"))
-        .collect();
+    let list = hosts.fold(String::new(), |mut out, h| {
+        let _ = writeln!(out, "  - address: 198.18.0.{h}:80");
+        out
+    });
     let tmp = file.with_extension("tmp");
     std::fs::write(&tmp, format!("backends:\n{list}")).expect("write");
     std::fs::rename(&tmp, file).expect("rename");
