@@ -202,6 +202,27 @@ impl L2 {
             .collect()
     }
 
+    /// nginx on backends `0..n`, on the VIP (for DSR) and on the backend's
+    /// own IPv4 address, and its IPv6 one with `v6` (where the proxy plane
+    /// and health checks reach it), answering `backend-<i+1>`.
+    #[must_use]
+    pub fn nginx_on_vip_and_addresses(&self, n: usize, v6: bool) -> Vec<Process> {
+        (0..n)
+            .map(|i| {
+                let mut listen = vec![Self::vip(80), SocketAddr::from((backend(i), 80))];
+                if v6 {
+                    listen.push(SocketAddr::from((IpAddr::V6(backend6(i)), 80)));
+                }
+                crate::nginx::start(
+                    &self.backends[i],
+                    self.dir.path(),
+                    &format!("backend-{}", i + 1),
+                    &listen,
+                )
+            })
+            .collect()
+    }
+
     /// Gives the switch port facing the client NAPI, so frames the client
     /// sends as XDP live frames (a flood generator) are taken in.
     pub fn napi_on_client_port(&mut self) {

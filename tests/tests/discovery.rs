@@ -30,26 +30,6 @@ const PROXY: ([u8; 4], u16) = ([198, 18, 0, 2], 8080);
 /// The records' TTL (the zone's default).
 const TTL_MS: f64 = 1000.0;
 
-/// nginx on backends `0..n`, on the VIP (for DSR), the backend's own IPv4
-/// and IPv6 addresses (for the proxy plane), answering `backend-<i+1>`.
-fn backends(t: &L2, n: usize) -> Vec<Process> {
-    (0..n)
-        .map(|i| {
-            let listen = [
-                L2::vip(80),
-                SocketAddr::from((backend(i), 80)),
-                SocketAddr::from((IpAddr::V6(backend6(i)), 80)),
-            ];
-            nginx::start(
-                &t.backends[i],
-                t.dir.path(),
-                &format!("backend-{}", i + 1),
-                &listen,
-            )
-        })
-        .collect()
-}
-
 /// A records for backends `which` under `name`.
 fn a_records(name: &str, which: &[usize]) -> String {
     which.iter().fold(String::new(), |mut out, i| {
@@ -129,7 +109,7 @@ fn change(lb: &Process, knot: &mut Knot, records: &str, needle: &str) -> f64 {
 #[test]
 fn a_pool_follows_a_records_on_both_planes_and_keeps_its_set_when_dns_stops() {
     let t = L2::new(4);
-    let _nginx = backends(&t, 3);
+    let _nginx = t.nginx_on_vip_and_addresses(3, true);
     let mut knot = dns_server(
         &t,
         &(a_records("web", &[0, 1]) + &a_records("web2", &[0, 1, 2])),
@@ -238,7 +218,7 @@ fn a_pool_follows_a_records_on_both_planes_and_keeps_its_set_when_dns_stops() {
 #[test]
 fn srv_priorities_and_weights_decide_the_spread_and_aaaa_records_serve_ipv6() {
     let t = L2::new(4);
-    let _nginx = backends(&t, 3);
+    let _nginx = t.nginx_on_vip_and_addresses(3, true);
     let records = |preferred: bool| {
         let mut r = format!(
             "b1 IN A {}\nb2 IN A {}\nb3 IN A {}\n_http._tcp IN SRV 20 10 80 b3\n",
@@ -310,7 +290,7 @@ xdp: {{ interface: eth0, forwarding: dsr }}
 #[test]
 fn a_discovered_backend_of_a_checked_pool_gets_no_traffic_before_its_checks_pass() {
     let t = L2::new(4);
-    let _nginx = backends(&t, 3);
+    let _nginx = t.nginx_on_vip_and_addresses(3, true);
     let mut knot = dns_server(&t, &a_records("web", &[0, 1]));
     let health = "    health: { kind: http, path: /, interval: 400ms, timeout: 200ms, rise: 3, fall: 2, passive: false }\n";
     let lb = t.start_balancer(&config(health, 3), 2);

@@ -37,22 +37,6 @@ xdp: {{ interface: eth0, forwarding: {forwarding} }}
     )
 }
 
-/// nginx on every backend, on the VIP and on the backend's own address
-/// (where the proxy plane and health checks reach it).
-fn nginx_on_vip_and_address(t: &L2) -> Vec<Process> {
-    (0..3)
-        .map(|i| {
-            let listen = [L2::vip(80), SocketAddr::from((backend(i), 80))];
-            nginx::start(
-                &t.backends[i],
-                t.dir.path(),
-                &format!("backend-{}", i + 1),
-                &listen,
-            )
-        })
-        .collect()
-}
-
 /// 90 connections from the client, each a full HTTP exchange: all complete,
 /// all three backends answer, and a connection that carries several
 /// requests keeps its backend (else it would break mid-way).
@@ -236,7 +220,7 @@ fn dsr_balances_ipv6_tcp() {
 #[test]
 fn xdp_and_proxy_planes_place_each_flow_on_the_same_backend() {
     let t = L2::new(3);
-    let _nginx = nginx_on_vip_and_address(&t);
+    let _nginx = t.nginx_on_vip_and_addresses(3, false);
     let vip = L2::vip(80);
     let ports = 41_000..41_040u16;
     let place = || -> Vec<String> {
@@ -497,7 +481,7 @@ fn iperf3_bulk_tcp_and_udp_through_dsr_and_ipip() {
 #[test]
 fn health_and_reload_rewrite_the_xdp_maps() {
     let t = L2::new(3);
-    let mut servers = nginx_on_vip_and_address(&t);
+    let mut servers = t.nginx_on_vip_and_addresses(3, false);
     let health = "    health: { kind: tcp, interval: 200ms, timeout: 100ms, jitter: 1ms, rise: 2, fall: 2 }\n";
     let cfg = config("dsr", 80, "tcp").replace(
         "    algorithm: maglev\n",

@@ -5,8 +5,7 @@
 use std::path::Path;
 
 use super::{
-    ConfigError, Issue, aliases, discover::Origin, locate::Locator, model::Backend,
-    raw::RawBackendsFile, validate,
+    ConfigError, aliases, discover::Origin, model::Backend, raw::RawBackendsFile, validate,
 };
 
 /// Reads and checks the discovery file at `path`; its backends carry
@@ -48,25 +47,8 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Backend>, ConfigError> {
     }
     let raw: RawBackendsFile =
         serde_yaml_ng::from_str(text).map_err(|e| super::syntax_error(&e, file))?;
-    let backends = validate::backends_file(&raw).map_err(|problems| {
-        let locator = Locator::new(text);
-        ConfigError::Invalid(
-            problems
-                .0
-                .into_iter()
-                .map(|(field, message)| {
-                    let (line, column) = locator.position(&field);
-                    Issue {
-                        file: file.to_owned(),
-                        line,
-                        column,
-                        field,
-                        message,
-                    }
-                })
-                .collect(),
-        )
-    })?;
+    let backends =
+        validate::backends_file(&raw).map_err(|problems| super::located(problems, text, file))?;
     Ok(backends
         .into_iter()
         .map(|b| Backend {

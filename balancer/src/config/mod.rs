@@ -145,24 +145,28 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         )
     })?;
     let raw: RawConfig = serde_yaml_ng::from_str(text).map_err(|e| syntax_error(&e, file))?;
-    validate::validate(&raw).map_err(|problems| {
-        let locator = Locator::new(text);
-        let issues = problems
-            .0
-            .into_iter()
-            .map(|(field, message)| {
-                let (line, column) = locator.position(&field);
-                Issue {
-                    file: file.to_owned(),
-                    line,
-                    column,
-                    field,
-                    message,
-                }
-            })
-            .collect();
-        ConfigError::Invalid(issues)
-    })
+    validate::validate(&raw).map_err(|problems| located(problems, text, file))
+}
+
+/// `problems` found in `text` (of `file`), each at the line and column of
+/// its field.
+fn located(problems: validate::Problems, text: &str, file: &str) -> ConfigError {
+    let locator = Locator::new(text);
+    let issues = problems
+        .0
+        .into_iter()
+        .map(|(field, message)| {
+            let (line, column) = locator.position(&field);
+            Issue {
+                file: file.to_owned(),
+                line,
+                column,
+                field,
+                message,
+            }
+        })
+        .collect();
+    ConfigError::Invalid(issues)
 }
 
 /// `serde_yaml_ng` renders `path: message at line L column C`; we move the
