@@ -6,7 +6,7 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use cli::{Cli, Command, admin, check, explain, printed, run, status};
+use cli::{Cli, Command, admin, check, explain, generate, printed, run, status};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -65,5 +65,6 @@ fn main() -> ExitCode {
             endpoint,
         } => run::decap(&interface, &endpoint, cli.log_format),
         Command::Run { config, upgrade } => run::run(config.as_deref(), upgrade, cli.log_format),
+        Command::Generate { what, out } => printed(generate::generate(what, &out)),
     }
 }

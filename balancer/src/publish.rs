@@ -99,12 +99,7 @@ pub fn snapshot(sources: &Sources) -> Snapshot {
             address: l.address.to_string(),
             protocol: l.protocol.to_string(),
             mode: l.mode.to_string(),
-            plane: match (xdp, l.http.is_some()) {
-                (true, _) => "xdp",
-                (false, true) => "http",
-                (false, false) => "proxy",
-            }
-            .to_owned(),
+            plane: plane_of(l, xdp).to_owned(),
             counters: stats.snapshot(),
             routes: stats
                 .http
@@ -174,6 +169,17 @@ pub fn snapshot(sources: &Sources) -> Snapshot {
             .as_ref()
             .map(crate::announce::control::Handle::report),
         discovery: (**sources.discovery.load()).clone(),
+    }
+}
+
+/// The plane serving `l`: `xdp` when the kernel serves it (`xdp`),
+/// else `http` or `proxy`.
+#[must_use]
+pub fn plane_of(l: &crate::config::model::Listener, xdp: bool) -> &'static str {
+    match (xdp, l.http.is_some()) {
+        (true, _) => "xdp",
+        (false, true) => "http",
+        (false, false) => "proxy",
     }
 }
 

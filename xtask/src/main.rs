@@ -1,10 +1,11 @@
 //! `cargo xtask`: what cargo alone cannot do. `setup` installs the eBPF
 //! toolchain and the test peers (idempotently), `run` serves the demo,
 //! `test` runs unit, packet and namespace tests (replaying the fuzz
-//! corpora), `fuzz` fuzzes the input parsers, `soak` runs every plane for
+//! corpora), `dist` builds the Debian package, `fuzz` fuzzes the input parsers, `soak` runs every plane for
 //! long under flaps, reloads and upgrades, `bench` measures against peers.
 
 mod bench;
+mod dist;
 mod fuzz;
 mod setup;
 mod shell;
@@ -36,6 +37,13 @@ enum Task {
     },
     /// Set up, then run every test: unit, BPF packet and namespace end-to-end.
     Test,
+    /// Build the Debian package (binary, unit, man pages, completions,
+    /// examples) into target/dist/ and check it with lintian.
+    Dist {
+        /// Package the debug build instead of the release one.
+        #[arg(long)]
+        debug: bool,
+    },
     /// Fuzz the input parsers (cargo-fuzz, nightly) from their committed
     /// corpora; prints runs, executions per second and coverage.
     Fuzz {
@@ -81,6 +89,10 @@ fn main() -> Result<()> {
         Task::Test => {
             setup::all()?;
             test(&root)
+        }
+        Task::Dist { debug } => {
+            setup::all()?;
+            dist::build(&root, debug).map(|_| ())
         }
         Task::Fuzz { target, secs } => {
             setup::toolchain()?;
@@ -128,10 +140,15 @@ fn test(root: &std::path::Path) -> Result<()> {
         ],
     )?;
     let bin = root.join("target/debug/balancer");
+    // The package test installs what `dist` builds, from the same binary.
+    let deb = dist::build(root, true)?;
     shell::cargo_env(
         root,
         &["test", "-p", "balancer-tests", "--", "--test-threads=2"],
-        &[("BALANCER_BIN", bin.as_os_str())],
+        &[
+            ("BALANCER_BIN", bin.as_os_str()),
+            ("BALANCER_DEB", deb.as_os_str()),
+        ],
     )
 }
 

@@ -55,6 +55,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("nftables", "/usr/sbin/nft"),
     // The authoritative DNS server of the discovery tests (knotd, knotc).
     ("knot", "/usr/sbin/knotd"),
+    // `cargo xtask dist` checks the Debian package with it.
+    ("lintian", "/usr/bin/lintian"),
+    ("dpkg-dev", "/usr/bin/dpkg-shlibdeps"),
 ];
 
 /// Everything: toolchain and packages.

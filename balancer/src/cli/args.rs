@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use balancer::logging::LogFormat;
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// Layer-4 TCP/UDP load balancer with an XDP fast path.
+/// L4/L7 load balancer with an XDP fast path.
 #[derive(Debug, Parser)]
 #[command(name = "balancer", version, about)]
 pub(crate) struct Cli {
@@ -149,6 +149,16 @@ pub(crate) enum Command {
         #[arg(long)]
         endpoint: Vec<std::net::IpAddr>,
     },
+    /// Write the man pages or a shell's completions, made from this very
+    /// command line (`cargo xtask dist` packages them).
+    #[command(hide = true)]
+    Generate {
+        /// `man`, or the shell to complete for.
+        what: Generated,
+        /// Directory to write into (made if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// What `balancer backend` does.
@@ -193,4 +203,17 @@ pub(crate) enum GuardList {
     Deny,
     /// The only sources admitted, once the list has an entry.
     Allow,
+}
+
+/// What `balancer generate` writes.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum Generated {
+    /// `balancer.1` and a page per subcommand (`balancer-run.1`, ...).
+    Man,
+    /// bash completions (`balancer.bash`).
+    Bash,
+    /// zsh completions (`_balancer`).
+    Zsh,
+    /// fish completions (`balancer.fish`).
+    Fish,
 }

@@ -9,12 +9,15 @@ pub(crate) mod admin;
 mod args;
 pub(crate) mod check;
 pub(crate) mod explain;
+pub(crate) mod generate;
 pub(crate) mod run;
 pub(crate) mod status;
 
 use std::{fmt::Display, process::ExitCode};
 
-pub(crate) use self::args::{AnnounceAction, BackendAction, Cli, Command, GuardAction, GuardList};
+pub(crate) use self::args::{
+    AnnounceAction, BackendAction, Cli, Command, Generated, GuardAction, GuardList,
+};
 
 /// Prints a command's text as it is, or its error (with its causes); the
 /// exit code says which.

@@ -4,6 +4,7 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
+//! | `balancer_listener_info` | gauge (1) | listener, mode, plane |
 //! | `balancer_listener_accepted_total` | counter | listener |
 //! | `balancer_listener_rejected_limit_total` | counter | listener |
 //! | `balancer_listener_no_backend_total` | counter | listener |
@@ -160,6 +161,26 @@ impl Collector for Live {
 }
 
 fn listeners(encoder: &mut DescriptorEncoder, s: &View) -> Result<(), fmt::Error> {
+    let info = s
+        .config
+        .listeners
+        .iter()
+        .zip(&s.xdp_served)
+        .map(|(l, &xdp)| {
+            let labels = [
+                ("listener", l.name.clone()),
+                ("mode", l.mode.to_string()),
+                ("plane", crate::publish::plane_of(l, xdp).to_owned()),
+            ];
+            (labels, 1)
+        });
+    family(
+        encoder,
+        "balancer_listener_info",
+        "1 per listener, with its configured mode and the plane serving it (an `auto` listener on `proxy` fell back from XDP)",
+        MetricType::Gauge,
+        info,
+    )?;
     let counters: Vec<_> = s.listeners.iter().map(|st| st.snapshot()).collect();
     for key in [
         "accepted",
