@@ -318,7 +318,10 @@ fn every_dashboard_query_and_alert_returns_data_from_a_real_prometheus() {
     // it scrapes, so the changes it makes are seen.
     let deadline = Instant::now() + Duration::from_secs(20);
     while query(&t, "up{job=\"balancer\"} == 1").is_empty() {
-        assert!(Instant::now() < deadline, "Prometheus never scraped the balancer");
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never scraped the balancer"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     traffic(&t);

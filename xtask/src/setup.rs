@@ -55,6 +55,13 @@ const PACKAGES: &[(&str, &str)] = &[
     ("nftables", "/usr/sbin/nft"),
     // The authoritative DNS server of the discovery tests (knotd, knotc).
     ("knot", "/usr/sbin/knotd"),
+    // The dashboard's browser test: headless Chromium through WebDriver.
+    ("chromium", "/usr/bin/chromium"),
+    ("chromium-driver", "/usr/bin/chromedriver"),
+    (
+        "python3-selenium",
+        "/usr/lib/python3/dist-packages/selenium/__init__.py",
+    ),
     // `cargo xtask dist` checks the Debian package with it.
     ("lintian", "/usr/bin/lintian"),
     ("dpkg-dev", "/usr/bin/dpkg-shlibdeps"),

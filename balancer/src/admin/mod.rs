@@ -7,6 +7,7 @@
 //! in at all is bounded ([`gate`]).
 
 pub mod client;
+pub mod dashboard;
 pub mod gate;
 pub mod metrics;
 pub mod routes;
@@ -143,28 +144,15 @@ async fn handle(req: &Request<Incoming>, api: &Api, peer: SocketAddr) -> Respons
             ),
         );
     }
-    let public =
-        api.public_metrics && req.method() == Method::GET && req.uri().path() == "/metrics";
-    if let Some(token) = &api.token
-        && !public
+    // The dashboard's files hold no data: the page asks the API itself,
+    // with the token.
+    if req.method() == Method::GET
+        && let Some(asset) = dashboard::asset(req.uri().path())
     {
-        let given = req
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match given {
-            None => {
-                return error(
-                    StatusCode::UNAUTHORIZED,
-                    "missing `Authorization: Bearer <token>`",
-                );
-            }
-            Some(t) if !gate::same_token(t.as_bytes(), token.as_bytes()) => {
-                return error(StatusCode::UNAUTHORIZED, "wrong bearer token");
-            }
-            Some(_) => {}
-        }
+        return dashboard::serve(asset, req.headers());
+    }
+    if let Some(refused) = unauthorized(req, api) {
+        return refused;
     }
     // Every action is in the method and path; a body is refused unread.
     if req.headers().contains_key(TRANSFER_ENCODING)
@@ -231,6 +219,29 @@ async fn handle(req: &Request<Incoming>, api: &Api, peer: SocketAddr) -> Respons
             }
         }
         Err(e) => error(status(e.status()), &e.to_string()),
+    }
+}
+
+/// The refusal of a request without the right bearer token, when the API
+/// has one (`/metrics` goes without it with `admin.public_metrics`).
+fn unauthorized(req: &Request<Incoming>, api: &Api) -> Option<Response<Full<Bytes>>> {
+    let public =
+        api.public_metrics && req.method() == Method::GET && req.uri().path() == "/metrics";
+    let token = api.token.as_ref().filter(|_| !public)?;
+    let given = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        None => Some(error(
+            StatusCode::UNAUTHORIZED,
+            "missing `Authorization: Bearer <token>`",
+        )),
+        Some(t) if !gate::same_token(t.as_bytes(), token.as_bytes()) => {
+            Some(error(StatusCode::UNAUTHORIZED, "wrong bearer token"))
+        }
+        Some(_) => None,
     }
 }
 
