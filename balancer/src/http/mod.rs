@@ -171,12 +171,16 @@ impl HttpService {
 /// Accepts until `shutdown` turns true; connections already accepted are
 /// told to finish their requests and close.
 pub async fn serve(socket: TcpListener, live: Arc<LiveHttp>, shutdown: watch::Receiver<bool>) {
-    let stop = shutdown.clone();
+    // Connections are told to finish (HTTP/2 gets its GOAWAY) only once this
+    // loop accepts no more: a client that reconnects at once must reach the
+    // daemon that goes on (after an upgrade, the new one), not this one.
+    let (drain, draining) = watch::channel(false);
     let service = live.clone();
     crate::proxy::accept::serve(socket, live, shutdown, move |stream, peer, _| {
-        conn::serve(stream, peer, service.clone(), stop.clone())
+        conn::serve(stream, peer, service.clone(), draining.clone())
     })
     .await;
+    let _ = drain.send(true);
 }
 
 impl crate::proxy::accept::Admitting for HttpService {
