@@ -160,6 +160,40 @@ impl Ca {
     }
 }
 
+/// A self-signed certificate for `name` valid `days` days, saved in `dir`
+/// as `stem.pem` and `stem.key` (a test that needs an expiry date of its
+/// own, like the certificate alert's).
+#[must_use]
+pub fn self_signed(dir: &Path, stem: &str, name: &str, days: u32) -> Pair {
+    let (cert, key) = (format!("{stem}.pem"), format!("{stem}.key"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            &days.to_string(),
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            &format!("subjectAltName=DNS:{name}"),
+            "-keyout",
+            &key,
+            "-out",
+            &cert,
+        ],
+    );
+    Pair {
+        cert: dir.join(cert),
+        key: dir.join(key),
+    }
+}
+
 /// A config with one TLS listener on the VIP's port 443 serving `pair`,
 /// whose only route answers 200 with `body` from the balancer itself (the
 /// TLS tests that need no backend).

@@ -19,7 +19,7 @@ use std::{
 };
 
 use balancer_tests::{
-    Process,
+    Process, certs,
     client::http_get,
     l2::{L2, VIP, backend},
 };
@@ -158,39 +158,6 @@ announce: {{ interface: vip0, min_healthy: 1 }}
     )
 }
 
-/// A certificate for `lb.test` that expires in 10 days.
-fn short_certificate(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("short.pem"), dir.join("short.key"));
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "10",
-            "-subj",
-            "/CN=lb.test",
-            "-addext",
-            "subjectAltName=DNS:lb.test",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (cert, key)
-}
-
 /// Prometheus in the balancer's namespace, scraping its admin API each
 /// second and loading the alert rules.
 fn prometheus(t: &L2) -> Process {
@@ -301,7 +268,9 @@ fn syn_burst(t: &L2) {
 fn every_dashboard_query_and_alert_returns_data_from_a_real_prometheus() {
     let t = L2::new(3);
     let _nginx = t.nginx_on_vip_and_addresses(3, false);
-    let (cert, key) = short_certificate(t.dir.path());
+    // Expires in 10 days: the certificate alert holds.
+    let short = certs::self_signed(t.dir.path(), "short", "lb.test", 10);
+    let (cert, key) = (short.cert, short.key);
     let file = t.dir.path().join("files.yaml");
     std::fs::write(
         &file,

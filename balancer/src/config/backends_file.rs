@@ -4,33 +4,18 @@
 
 use std::path::Path;
 
-use super::{
-    ConfigError, aliases, discover::Origin, model::Backend, raw::RawBackendsFile, validate,
-};
+use super::{ConfigError, discover::Origin, model::Backend, raw::RawBackendsFile, validate};
 
 /// Reads and checks the discovery file at `path`; its backends carry
 /// [`Origin::File`].
 pub fn load(path: &Path) -> Result<Vec<Backend>, ConfigError> {
-    let bytes = super::read_bounded(path)?;
     let name = path.display().to_string();
-    let text = String::from_utf8(bytes).map_err(|e| super::not_utf8(&e, &name))?;
+    let text = super::text_of(super::read_bounded(path)?, &name)?;
     parse(&text, &name)
 }
 
 /// Checks a discovery file's `text`; `file` names it in errors.
 pub fn parse(text: &str, file: &str) -> Result<Vec<Backend>, ConfigError> {
-    aliases::check(text).map_err(|too| {
-        super::one_issue(
-            file,
-            (too.line, too.column),
-            String::new(),
-            format!(
-                "aliases here and before copy {} nodes, more than the {} a file may add this way",
-                too.nodes,
-                aliases::MAX_ALIAS_NODES
-            ),
-        )
-    })?;
     // A file with nothing in it is more often one being written (or
     // truncated by mistake) than a wish to empty the pool, which
     // `backends: []` says.
@@ -45,8 +30,7 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Backend>, ConfigError> {
             "the file is empty; write `backends: []` to empty the pool".to_owned(),
         ));
     }
-    let raw: RawBackendsFile =
-        serde_yaml_ng::from_str(text).map_err(|e| super::syntax_error(&e, file))?;
+    let raw: RawBackendsFile = super::yaml(text, file)?;
     let backends =
         validate::backends_file(&raw).map_err(|problems| super::located(problems, text, file))?;
     Ok(backends

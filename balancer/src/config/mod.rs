@@ -34,12 +34,19 @@ pub const DEFAULT_NAME: &str = "<embedded default.yaml>";
 /// Reads and validates the file at `path`: at most
 /// [`limits::MAX_FILE_BYTES`] of UTF-8 text.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let bytes = read_bounded(path)?;
-    from_bytes(bytes, &path.display().to_string())
+    let name = path.display().to_string();
+    let text = text_of(read_bounded(path)?, &name)?;
+    parse(&text, &name)
 }
 
-/// The bytes of the file at `path`, refused past
-/// [`limits::MAX_FILE_BYTES`].
+/// Validates a file's `bytes`; `name` names it in errors.
+pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<Config, ConfigError> {
+    parse(&text_of(bytes, name)?, name)
+}
+
+/// The bytes of the file at `path`, and one more when it is larger than
+/// [`limits::MAX_FILE_BYTES`] (which [`text_of`] refuses), without reading
+/// all of a huge one.
 fn read_bounded(path: &Path) -> Result<Vec<u8>, ConfigError> {
     let read_err = |source| ConfigError::Read {
         path: path.to_owned(),
@@ -47,29 +54,17 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, ConfigError> {
     };
     let file = std::fs::File::open(path).map_err(read_err)?;
     let mut bytes = Vec::new();
-    // One byte past the limit tells a file that is too large, without
-    // reading all of it.
     std::io::Read::read_to_end(
         &mut std::io::Read::take(file, limits::MAX_FILE_BYTES + 1),
         &mut bytes,
     )
     .map_err(read_err)?;
-    if bytes.len() as u64 > limits::MAX_FILE_BYTES {
-        return Err(one_issue(
-            &path.display().to_string(),
-            (1, 1),
-            String::new(),
-            format!(
-                "the file is larger than {} MiB, the most a config may be; is this the right file?",
-                limits::MAX_FILE_BYTES >> 20
-            ),
-        ));
-    }
     Ok(bytes)
 }
 
-/// Validates a file's `bytes`; `name` names it in errors.
-pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<Config, ConfigError> {
+/// `bytes` (of the file `name`) as text: at most
+/// [`limits::MAX_FILE_BYTES`], and UTF-8.
+fn text_of(bytes: Vec<u8>, name: &str) -> Result<String, ConfigError> {
     if bytes.len() as u64 > limits::MAX_FILE_BYTES {
         return Err(one_issue(
             name,
@@ -81,8 +76,7 @@ pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<Config, ConfigError> {
             ),
         ));
     }
-    let text = String::from_utf8(bytes).map_err(|e| not_utf8(&e, name))?;
-    parse(&text, name)
+    String::from_utf8(bytes).map_err(|e| not_utf8(&e, name))
 }
 
 /// A refusal for one problem in `file`, at `(line, column)`.
@@ -132,20 +126,26 @@ pub fn embedded_default() -> Result<Config, ConfigError> {
 
 /// Validates `text`; `file` names it in errors.
 pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = yaml(text, file)?;
+    validate::validate(&raw).map_err(|problems| located(problems, text, file))
+}
+
+/// The raw form of `text` (of `file`): the alias bound first, then serde.
+/// Config files and discovery files are read alike.
+fn yaml<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T, ConfigError> {
     aliases::check(text).map_err(|too| {
         one_issue(
             file,
             (too.line, too.column),
             String::new(),
             format!(
-                "aliases here and before copy {} nodes, more than the {} a config may add this way; write the repeated parts out or share fewer of them",
+                "aliases here and before copy {} nodes, more than the {} a file may add this way; write the repeated parts out or share fewer of them",
                 too.nodes,
                 aliases::MAX_ALIAS_NODES
             ),
         )
     })?;
-    let raw: RawConfig = serde_yaml_ng::from_str(text).map_err(|e| syntax_error(&e, file))?;
-    validate::validate(&raw).map_err(|problems| located(problems, text, file))
+    serde_yaml_ng::from_str(text).map_err(|e| syntax_error(&e, file))
 }
 
 /// `problems` found in `text` (of `file`), each at the line and column of

@@ -33,20 +33,6 @@ pub async fn resolve(config: &Config) -> (Config, Vec<String>) {
             Err(e) => failed.push(format!("{} `{}`: {e}", key.kind(), key.target())),
         }
     }
-    let ports = xdp_ports(config, true);
+    let ports = merge::xdp_ports(config, true);
     (merge::merge(config, &found, &ports, None).0, failed)
-}
-
-/// By pool index, the port of an XDP listener that serves the pool, when
-/// the XDP plane runs (`xdp_running`).
-#[must_use]
-pub fn xdp_ports(config: &Config, xdp_running: bool) -> Vec<Option<u16>> {
-    let served = crate::dataplane::xdp::plane::served_flags(xdp_running, config);
-    let mut ports = vec![None; config.pools.len()];
-    for (l, served) in config.listeners.iter().zip(served) {
-        if served && let Some(p) = l.pool {
-            ports[p] = Some(l.address.port());
-        }
-    }
-    ports
 }

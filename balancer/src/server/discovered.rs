@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tracing::{error, info};
 
 use super::reload::Daemon;
-use crate::discover::{Report, diff, once::xdp_ports};
+use crate::discover::{Report, diff};
 
 impl Daemon {
     /// Takes `report`; applies the change it brings, if any. A change the
@@ -26,8 +26,10 @@ impl Daemon {
 
     async fn rebuild(&mut self) {
         let xdp_running = self.sources.xdp.is_some();
-        let ports = xdp_ports(&self.read, xdp_running);
-        let new = Arc::new(self.discovery.merge(&self.read, &ports, Some(&self.config)));
+        let new = Arc::new(
+            self.discovery
+                .merge(&self.read, xdp_running, Some(&self.config)),
+        );
         let changes = diff::pools(&self.config, &new);
         if changes.is_empty() {
             self.discovery_pending = false;

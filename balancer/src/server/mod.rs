@@ -33,7 +33,7 @@ use self::{
     reload::{Daemon, Pools},
 };
 use crate::dataplane::xdp::plane::served_flags;
-use crate::discover::{Registry, Report, once::xdp_ports};
+use crate::discover::{Registry, Report};
 use crate::{
     admin,
     config::{Config, model::Mode},
@@ -258,7 +258,7 @@ fn discovered_xdp(
     discovery: &mut Registry,
     pins: Option<(std::path::PathBuf, std::os::fd::OwnedFd)>,
 ) -> Result<(Arc<Config>, Option<XdpPlane>), RunError> {
-    let mut planned = |xdp| Arc::new(discovery.merge(read, &xdp_ports(read, xdp), None));
+    let mut planned = |xdp| Arc::new(discovery.merge(read, xdp, None));
     let config = planned(read.xdp.is_some());
     let xdp = start_xdp(&config, pins.map(|(_, lock)| lock))?;
     if xdp.is_some() == read.xdp.is_some() {

@@ -23,7 +23,7 @@ use super::listeners::{Bound, Listeners};
 use crate::dataplane::xdp::plane::served_flags;
 use crate::{
     config::{self, Config, model::Mode},
-    discover::{Registry, once::xdp_ports},
+    discover::Registry,
     health::Monitor,
     publish::{Sources, View},
     reload::ReloadError,
@@ -144,8 +144,7 @@ impl Daemon {
         // Sources the file keeps bring their sets along; new ones report
         // once they run (started below, when the reload is in), and until
         // then their pools keep the discovered backends they serve.
-        let ports = xdp_ports(&read, xdp_running);
-        let new = Arc::new(self.discovery.merge(&read, &ports, Some(&self.config)));
+        let new = Arc::new(self.discovery.merge(&read, xdp_running, Some(&self.config)));
         let xdp_served = served_flags(xdp_running, &new);
         let bound = self.listeners.bind(&new, &xdp_served)?;
         let later = restart_only(&self.config, &new);

@@ -16,9 +16,10 @@ use std::net::SocketAddr;
 use super::{Found, SourceKey};
 use crate::config::{
     Config,
-    discover::{Origin, RecordKind},
+    discover::{Discover, Origin, RecordKind},
     model::{Backend, Pool},
 };
+use crate::dataplane::xdp::plane::served_flags;
 
 /// What merging left out of one pool.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,67 +45,61 @@ pub fn merge<S: BuildHasher>(
     let mut config = file.clone();
     let mut left = BTreeMap::new();
     for (i, pool) in config.pools.iter_mut().enumerate() {
-        if pool.discover.is_none() {
+        let Some(discover) = &pool.discover else {
             continue;
-        }
+        };
         let before = serving
             .and_then(|c| c.pools.iter().find(|p| p.name == pool.name))
             .map_or(&[][..], |p| p.backends.as_slice());
-        let (backends, l) =
-            pool_backends(pool, (found, before), xdp_ports.get(i).copied().flatten());
+        let discovered = discovered(discover, found, before);
+        let xdp_port = xdp_ports.get(i).copied().flatten();
+        let (backends, l) = finish(pool, discovered, discover.max_backends, xdp_port);
         pool.backends = backends;
         left.insert(pool.name.clone(), l);
     }
     (config, left)
 }
 
-fn pool_backends<S: BuildHasher>(
-    pool: &Pool,
-    (found, before): (&HashMap<SourceKey, Found, S>, &[Backend]),
-    xdp_port: Option<u16>,
-) -> (Vec<Backend>, Left) {
-    let kept = |origin: Origin| before.iter().filter(move |b| b.origin == origin);
-    let Some(discover) = &pool.discover else {
-        return (pool.backends.clone(), Left::default());
+/// What `discover`'s sources found, by address, the file's first, then
+/// DNS's; a source with nothing in `found` yet gives the backends of its
+/// kind in `before` (what the pool serves now).
+fn discovered<S: BuildHasher>(
+    discover: &Discover,
+    found: &HashMap<SourceKey, Found, S>,
+    before: &[Backend],
+) -> BTreeMap<SocketAddr, Backend> {
+    let mut out: BTreeMap<SocketAddr, Backend> = BTreeMap::new();
+    let mut add = |b: Backend| {
+        out.entry(b.address).or_insert(b);
     };
-    // By address, the file's first, then DNS's.
-    let mut discovered: BTreeMap<SocketAddr, Backend> = BTreeMap::new();
+    let kept = |origin: Origin| before.iter().filter(move |b| b.origin == origin).copied();
     if let Some(path) = &discover.file {
         match found.get(&SourceKey::File(path.clone())) {
-            Some(Found::File(set)) => {
-                for b in set {
-                    discovered.entry(b.address).or_insert(*b);
-                }
-            }
-            _ => {
-                for b in kept(Origin::File) {
-                    discovered.entry(b.address).or_insert(*b);
-                }
-            }
+            Some(Found::File(set)) => set.iter().copied().for_each(&mut add),
+            _ => kept(Origin::File).for_each(&mut add),
         }
     }
     if let Some(dns) = &discover.dns {
-        let Some(Found::Dns(answer)) = found.get(&SourceKey::Dns(dns.query.clone())) else {
-            for b in kept(Origin::Dns) {
-                discovered.entry(b.address).or_insert(*b);
+        match found.get(&SourceKey::Dns(dns.query.clone())) {
+            Some(Found::Dns(answer)) => {
+                for t in &answer.targets {
+                    let port = match dns.query.record {
+                        RecordKind::SRV => t.port,
+                        RecordKind::A | RecordKind::AAAA => dns.port,
+                    };
+                    if let Some(port) = port {
+                        add(Backend {
+                            address: SocketAddr::new(t.ip, port),
+                            weight: t.weight.unwrap_or(dns.weight),
+                            origin: Origin::Dns,
+                        });
+                    }
+                }
             }
-            return finish(pool, discovered, discover.max_backends, xdp_port);
-        };
-        for t in &answer.targets {
-            let port = match dns.query.record {
-                RecordKind::SRV => t.port,
-                RecordKind::A | RecordKind::AAAA => dns.port,
-            };
-            let Some(port) = port else { continue };
-            let address = SocketAddr::new(t.ip, port);
-            discovered.entry(address).or_insert(Backend {
-                address,
-                weight: t.weight.unwrap_or(dns.weight),
-                origin: Origin::Dns,
-            });
+            _ => kept(Origin::Dns).for_each(&mut add),
         }
     }
-    finish(pool, discovered, discover.max_backends, xdp_port)
+    out
 }
 
 /// The pool's static backends, then `discovered` as far as the port and
@@ -135,6 +130,21 @@ fn finish(
         out.push(b);
     }
     (out, left)
+}
+
+/// By pool index, the port of an XDP listener that serves the pool, when
+/// the XDP plane runs (`xdp_running`): what [`merge`] holds a pool's
+/// discovered backends to.
+#[must_use]
+pub fn xdp_ports(config: &Config, xdp_running: bool) -> Vec<Option<u16>> {
+    let served = served_flags(xdp_running, config);
+    let mut ports = vec![None; config.pools.len()];
+    for (l, served) in config.listeners.iter().zip(served) {
+        if served && let Some(p) = l.pool {
+            ports[p] = Some(l.address.port());
+        }
+    }
+    ports
 }
 
 #[cfg(test)]

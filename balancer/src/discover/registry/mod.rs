@@ -203,20 +203,17 @@ impl Registry {
     }
 
     /// The config to serve: `file` with the last good sets merged in (see
-    /// [`merge::merge`]; `serving` stands in for sources with no answer
+    /// [`merge::merge`]; pools of XDP listeners, when `xdp_running`, take
+    /// only their ports; `serving` stands in for sources with no answer
     /// yet). What merging leaves out of a pool is logged when it changes.
-    pub fn merge(
-        &mut self,
-        file: &Config,
-        xdp_ports: &[Option<u16>],
-        serving: Option<&Config>,
-    ) -> Config {
+    pub fn merge(&mut self, file: &Config, xdp_running: bool, serving: Option<&Config>) -> Config {
         let found: HashMap<SourceKey, Found> = self
             .sources
             .iter()
             .filter_map(|(k, s)| s.last.clone().map(|f| (k.clone(), f)))
             .collect();
-        let (config, left) = merge::merge(file, &found, xdp_ports, serving);
+        let ports = merge::xdp_ports(file, xdp_running);
+        let (config, left) = merge::merge(file, &found, &ports, serving);
         for (pool, l) in &left {
             if self.left.get(pool) != Some(l) && (l.cut > 0 || l.wrong_port > 0) {
                 let max = file

@@ -63,7 +63,7 @@ async fn a_shared_file_source_is_cut_per_pool_and_a_bad_write_keeps_the_last_set
     assert_eq!(status.sources[0].pools, ["a", "b"]);
 
     r.first_rounds(&mut reports, Duration::from_secs(5)).await;
-    assert_eq!(sizes(&r.merge(&read, &[None, None], None)), [3, 5]);
+    assert_eq!(sizes(&r.merge(&read, false, None)), [3, 5]);
     assert_eq!(
         r.status().left_out,
         [PoolNote {
@@ -82,11 +82,11 @@ async fn a_shared_file_source_is_cut_per_pool_and_a_bad_write_keeps_the_last_set
     assert_eq!((s.failing, s.failures, s.backends), (1, 1, 5));
     let error = s.last_error.clone().unwrap_or_default();
     assert!(error.contains("backends.yaml:2:"), "{error}");
-    assert_eq!(sizes(&r.merge(&read, &[None, None], None)), [3, 5]);
+    assert_eq!(sizes(&r.merge(&read, false, None)), [3, 5]);
 
     write(&file, 1..=2);
     assert!(r.take(next(&mut reports).await));
-    assert_eq!(sizes(&r.merge(&read, &[None, None], None)), [2, 2]);
+    assert_eq!(sizes(&r.merge(&read, false, None)), [2, 2]);
     let s = &r.status().sources[0];
     assert_eq!(
         (s.failing, s.changes, s.last_error.as_deref()),

@@ -17,18 +17,36 @@ use crate::{
 };
 
 fn setup(passive: bool) -> (Control, Arc<super::LivePool>) {
-    let yaml = format!(
+    control(&pool_yaml(
+        &["127.0.0.1:9001", "127.0.0.1:9002"],
+        Some(&format!("kind: tcp, rise: 2, fall: 2, passive: {passive}")),
+    ))
+}
+
+/// The one-pool config of these tests, with `backends` (none: the pool
+/// discovers them instead) and `health` (what goes between its braces).
+fn pool_yaml(backends: &[&str], health: Option<&str>) -> String {
+    let health = health.map_or_else(String::new, |h| format!("    health: {{ {h} }}\n"));
+    let list: Vec<String> = backends
+        .iter()
+        .map(|a| format!("{{ address: {a} }}"))
+        .collect();
+    let discover = if backends.is_empty() {
+        "    discover: { file: /nonexistent/web.yaml }\n"
+    } else {
+        ""
+    };
+    format!(
         "version: 1
 listeners:
   - {{ name: web, address: 127.0.0.1:8080, protocol: tcp, pool: web }}
 pools:
   - name: web
     algorithm: maglev
-    health: {{ kind: tcp, rise: 2, fall: 2, passive: {passive} }}
-    backends: [{{ address: 127.0.0.1:9001 }}, {{ address: 127.0.0.1:9002 }}]
-"
-    );
-    control(&yaml)
+{health}{discover}    backends: [{}]
+",
+        list.join(", ")
+    )
 }
 
 /// A control loop over the one pool of `yaml`.
@@ -388,15 +406,10 @@ fn a_reload_the_plane_refuses_changes_nothing() {
     let (mut c, pool) = with_planes(std::slice::from_ref(&plane));
     let smaller = Arc::new(
         config::parse(
-            "version: 1
-listeners:
-  - { name: web, address: 127.0.0.1:8080, protocol: tcp, pool: web }
-pools:
-  - name: web
-    algorithm: maglev
-    health: { kind: tcp, rise: 2, fall: 2, passive: true }
-    backends: [{ address: 127.0.0.1:9001 }]
-",
+            &pool_yaml(
+                &["127.0.0.1:9001"],
+                Some("kind: tcp, rise: 2, fall: 2, passive: true"),
+            ),
             "t.yaml",
         )
         .expect("config"),
@@ -445,39 +458,8 @@ fn when_one_plane_refuses_a_reload_the_others_are_put_back() {
 
 /// `setup`'s config with `backends`, the pool checked or not.
 fn pool_of(backends: &[&str], checked: bool) -> Arc<config::Config> {
-    let health = if checked {
-        "    health: { kind: tcp, rise: 2, fall: 2 }\n"
-    } else {
-        ""
-    };
-    let list: Vec<String> = backends
-        .iter()
-        .map(|a| format!("{{ address: {a} }}"))
-        .collect();
-    let (discover, list) = if backends.is_empty() {
-        (
-            "    discover: { file: /nonexistent/web.yaml }\n",
-            String::new(),
-        )
-    } else {
-        ("", list.join(", "))
-    };
-    Arc::new(
-        config::parse(
-            &format!(
-                "version: 1
-listeners:
-  - {{ name: web, address: 127.0.0.1:8080, protocol: tcp, pool: web }}
-pools:
-  - name: web
-    algorithm: maglev
-{health}{discover}    backends: [{list}]
-"
-            ),
-            "t.yaml",
-        )
-        .expect("config"),
-    )
+    let health = checked.then_some("kind: tcp, rise: 2, fall: 2");
+    Arc::new(config::parse(&pool_yaml(backends, health), "t.yaml").expect("config"))
 }
 
 #[test]
