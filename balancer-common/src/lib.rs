@@ -5,6 +5,7 @@
 #![no_std]
 
 pub mod bench;
+pub mod diag;
 pub mod guard;
 pub mod hash;
 pub mod maps;

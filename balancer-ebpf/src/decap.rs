@@ -13,6 +13,7 @@ use aya_ebpf::{
 use balancer_common::{Counter, FlowTuple};
 
 use crate::{
+    diag::report_warn,
     parse::ETH_LEN,
     ptr::{read, write},
     stats::count,
@@ -54,6 +55,11 @@ pub fn decap(ctx: &XdpContext) -> u32 {
     let shrink = if outer == 40 { 40 } else { 20 };
     // SAFETY: a plain helper call on this program's own context.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, shrink) } != 0 {
+        report_warn!(
+            ctx,
+            "cannot strip the {}-byte tunnel header; packet dropped",
+            shrink
+        );
         count(Counter::DropEncapFailed);
         return xdp_action::XDP_DROP;
     }

@@ -24,6 +24,7 @@ use balancer_common::{
 
 use crate::{
     csum,
+    diag::report_warn,
     maps::{SETTINGS, TX_PORTS},
     parse::{ETH_LEN, Packet},
     ptr::write,
@@ -40,11 +41,13 @@ const OUTER_TTL: u8 = 64;
 /// error is the drop reason.
 #[inline(always)]
 pub fn forward(ctx: &XdpContext, pkt: &Packet, backend: &BackendEntry) -> Result<u32, Counter> {
-    let Some(settings) = SETTINGS.get(0).copied() else {
+    // By reference: the entry stays valid for this run, and a copy would
+    // cost stack the program has little of.
+    let Some(settings) = SETTINGS.get(0) else {
         return Err(Counter::DropEncapFailed);
     };
     if settings.forwarding == FORWARD_IPIP {
-        ipip(ctx, pkt, backend, &settings)
+        ipip(ctx, pkt, backend, settings)
     } else {
         dsr(ctx, backend)
     }
@@ -52,20 +55,26 @@ pub fn forward(ctx: &XdpContext, pkt: &Packet, backend: &BackendEntry) -> Result
 
 /// Out of the ingress interface, or of the backend's own egress interface.
 #[inline(always)]
-fn send(backend: &BackendEntry) -> Result<u32, Counter> {
+fn send(ctx: &XdpContext, backend: &BackendEntry) -> Result<u32, Counter> {
     if backend.tx_port == 0 {
         return Ok(xdp_action::XDP_TX);
     }
-    TX_PORTS
-        .redirect(backend.tx_port, 0)
-        .map_err(|_| Counter::DropNoTxPort)
+    TX_PORTS.redirect(backend.tx_port, 0).map_err(|_| {
+        report_warn!(
+            ctx,
+            "backend {:i} leaves through egress port {}, which has no interface; packet dropped",
+            backend.addr,
+            backend.tx_port
+        );
+        Counter::DropNoTxPort
+    })
 }
 
 #[inline(always)]
 fn dsr(ctx: &XdpContext, backend: &BackendEntry) -> Result<u32, Counter> {
     write(ctx, 0, backend.mac).map_err(|_| Counter::DropEncapFailed)?;
     write(ctx, 6, backend.src_mac).map_err(|_| Counter::DropEncapFailed)?;
-    let action = send(backend)?;
+    let action = send(ctx, backend)?;
     count(Counter::ForwardDsr);
     Ok(action)
 }
@@ -78,6 +87,11 @@ fn ipip(
     s: &Settings,
 ) -> Result<u32, Counter> {
     if (backend.family == FAMILY_V6) != pkt.ipv6 {
+        report_warn!(
+            ctx,
+            "backend {:i} is of the other address family than the packet; it cannot be tunnelled, dropped",
+            backend.addr
+        );
         return Err(Counter::DropFamilyMismatch);
     }
     let outer = if pkt.ipv6 { IPV6_LEN } else { IPV4_LEN };
@@ -89,6 +103,11 @@ fn ipip(
     let grow = i32::try_from(ETH_LEN + outer - pkt.l3).map_err(|_| Counter::DropEncapFailed)?;
     // SAFETY: a plain helper call on this program's own context.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -grow) } != 0 {
+        report_warn!(
+            ctx,
+            "no headroom for the {}-byte tunnel header; packet dropped",
+            grow
+        );
         return Err(Counter::DropEncapFailed);
     }
     let fail = |_| Counter::DropEncapFailed;
@@ -96,15 +115,23 @@ fn ipip(
     write(ctx, 6, backend.src_mac).map_err(fail)?;
     if pkt.ipv6 {
         write(ctx, 12, 0x86ddu16.to_be_bytes()).map_err(fail)?;
-        let mut h = [0u8; IPV6_LEN];
-        h[0] = 0x60 | (pkt.tos >> 4);
-        h[1] = pkt.tos << 4;
-        h[4..6].copy_from_slice(&pkt.ip_len.to_be_bytes());
-        h[6] = IPPROTO_IPV6;
-        h[7] = OUTER_TTL;
-        h[8..24].copy_from_slice(&s.ipip_src6);
-        h[24..40].copy_from_slice(&backend.addr);
-        write(ctx, ETH_LEN, h).map_err(fail)?;
+        // Written in three pieces straight into the frame: a 40-byte
+        // header built on the stack first costs stack the program has
+        // little of.
+        let len = pkt.ip_len.to_be_bytes();
+        let fixed = [
+            0x60 | (pkt.tos >> 4),
+            pkt.tos << 4,
+            0,
+            0,
+            len[0],
+            len[1],
+            IPPROTO_IPV6,
+            OUTER_TTL,
+        ];
+        write(ctx, ETH_LEN, fixed).map_err(fail)?;
+        write(ctx, ETH_LEN + 8, s.ipip_src6).map_err(fail)?;
+        write(ctx, ETH_LEN + 24, backend.addr).map_err(fail)?;
     } else {
         write(ctx, 12, 0x0800u16.to_be_bytes()).map_err(fail)?;
         let mut h = [0u8; IPV4_LEN];
@@ -119,7 +146,7 @@ fn ipip(
         h[10..12].copy_from_slice(&c.to_be_bytes());
         write(ctx, ETH_LEN, h).map_err(fail)?;
     }
-    let action = send(backend)?;
+    let action = send(ctx, backend)?;
     count(Counter::ForwardIpip);
     Ok(action)
 }

@@ -10,8 +10,7 @@
 //! sources a list change refuses. Only the flag check and the per-source
 //! packet limit (when configured) run for them.
 
-use aya_ebpf::helpers::bpf_ktime_get_ns;
-use aya_ebpf::maps::lpm_trie::Key;
+use aya_ebpf::{helpers::bpf_ktime_get_ns, maps::lpm_trie::Key, programs::XdpContext};
 use balancer_common::{
     Counter,
     guard::{
@@ -22,6 +21,7 @@ use balancer_common::{
 };
 
 use crate::{
+    diag::{report_error, report_warn},
     maps::{CEILINGS, GUARD, LIMITED, LISTS, SOURCES},
     parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
     stats::count_guard,
@@ -43,12 +43,17 @@ pub fn refuse(vip_id: u32, reason: Counter) -> Counter {
 
 /// The checks for a packet of a recorded flow of listener `vip_id`.
 #[inline(always)]
-pub fn established(pkt: &Packet, s: &GuardSettings, vip_id: u32) -> Result<(), Counter> {
+pub fn established(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    s: &GuardSettings,
+    vip_id: u32,
+) -> Result<(), Counter> {
     if !flags_ok(pkt) {
         return Err(refuse(vip_id, Counter::GuardBadFlags));
     }
     if s.flags & GUARD_SOURCE_PACKETS != 0 {
-        source(pkt, s, false).map_err(|r| refuse(vip_id, r))?;
+        source(ctx, pkt, s, false).map_err(|r| refuse(vip_id, r))?;
     }
     Ok(())
 }
@@ -57,6 +62,7 @@ pub fn established(pkt: &Packet, s: &GuardSettings, vip_id: u32) -> Result<(), C
 /// whether it would start a flow (a SYN, or a UDP packet with no flow).
 #[inline(always)]
 pub fn admit(
+    ctx: &XdpContext,
     pkt: &Packet,
     s: &GuardSettings,
     vip: &VipMeta,
@@ -71,10 +77,10 @@ pub fn admit(
     }
     lists(pkt, s, vip).map_err(|r| refuse(id, r))?;
     if s.flags & (GUARD_SOURCE_PACKETS | GUARD_SOURCE_SYN) != 0 {
-        source(pkt, s, new_flow).map_err(|r| refuse(id, r))?;
+        source(ctx, pkt, s, new_flow).map_err(|r| refuse(id, r))?;
     }
     if new_flow && vip.flags & VIP_CEILING != 0 {
-        ceiling(id).map_err(|r| refuse(id, r))?;
+        ceiling(ctx, id).map_err(|r| refuse(id, r))?;
     }
     Ok(())
 }
@@ -142,7 +148,12 @@ fn lookup(scope: u32, pkt: &Packet) -> u32 {
 /// flow also against its SYN rate. A refusal is remembered in the small
 /// `LIMITED` map, which userspace lists as the top limited sources.
 #[inline(always)]
-fn source(pkt: &Packet, s: &GuardSettings, new_flow: bool) -> Result<(), Counter> {
+fn source(
+    ctx: &XdpContext,
+    pkt: &Packet,
+    s: &GuardSettings,
+    new_flow: bool,
+) -> Result<(), Counter> {
     let key = source_key(&pkt.flow.src, pkt.ipv6);
     // SAFETY: bpf_ktime_get_ns has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
@@ -156,11 +167,18 @@ fn source(pkt: &Packet, s: &GuardSettings, new_flow: bool) -> Result<(), Counter
         let verdict = buckets(&mut state, s, new_flow, now);
         // An insert fails only without memory; the packet's verdict stands
         // either way.
-        let _ = SOURCES.insert(key, state, 0);
+        if let Err(e) = SOURCES.insert(key, state, 0) {
+            report_warn!(
+                ctx,
+                "per-source table insert failed (error {}); {:i} is limited without memory of its rate",
+                e,
+                key
+            );
+        }
         verdict
     };
     if let Err(reason) = verdict {
-        remember(&key, now);
+        remember(ctx, &key, now);
         return Err(reason);
     }
     Ok(())
@@ -183,7 +201,7 @@ fn buckets(
 }
 
 #[inline(always)]
-fn remember(key: &[u8; 16], now: u64) {
+fn remember(ctx: &XdpContext, key: &[u8; 16], now: u64) {
     match LIMITED.get_ptr_mut(key) {
         Some(l) => {
             // SAFETY: as in `source`.
@@ -192,7 +210,7 @@ fn remember(key: &[u8; 16], now: u64) {
             l.last_ns = now;
         }
         None => {
-            let _ = LIMITED.insert(
+            let inserted = LIMITED.insert(
                 key,
                 Limited {
                     drops: 1,
@@ -200,14 +218,22 @@ fn remember(key: &[u8; 16], now: u64) {
                 },
                 0,
             );
+            if let Err(e) = inserted {
+                report_warn!(
+                    ctx,
+                    "limited-source table insert failed (error {}); {:i} is dropped but not listed",
+                    e,
+                    *key
+                );
+            }
         }
     }
 }
 
 /// The listener's new-flow ceiling, one bucket shared by all CPUs.
 #[inline(always)]
-fn ceiling(vip_id: u32) -> Result<(), Counter> {
-    if within_rate(vip_id) {
+fn ceiling(ctx: &XdpContext, vip_id: u32) -> Result<(), Counter> {
+    if within_rate(ctx, vip_id) {
         Ok(())
     } else {
         Err(Counter::GuardListenerSyn)
@@ -217,8 +243,13 @@ fn ceiling(vip_id: u32) -> Result<(), Counter> {
 /// Whether one more new flow fits listener `vip_id`'s bucket (its ceiling,
 /// or its SYN cookie threshold), taking it if so.
 #[inline(always)]
-pub fn within_rate(vip_id: u32) -> bool {
+pub fn within_rate(ctx: &XdpContext, vip_id: u32) -> bool {
     let Some(c) = CEILINGS.get_ptr_mut(vip_id) else {
+        report_error!(
+            ctx,
+            "listener {} is beyond the ceilings map; its new flows go unlimited",
+            vip_id
+        );
         return true;
     };
     // SAFETY: as in `source`.

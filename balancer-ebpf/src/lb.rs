@@ -4,13 +4,14 @@
 //! both planes agree.
 //! A flow whose backend has been removed is placed again by the ring.
 
-use aya_ebpf::helpers::generated::bpf_ktime_get_coarse_ns;
+use aya_ebpf::{helpers::generated::bpf_ktime_get_coarse_ns, programs::XdpContext};
 use balancer_common::{
     Counter, FlowTuple, flow_hash,
     maps::{BackendEntry, FlowValue, UDP_FLOW_IDLE_NS, UDP_SEEN_EVERY_NS, VipKey, VipMeta},
 };
 
 use crate::{
+    diag::{report_debug, report_error, report_warn},
     maps::{BACKENDS, FLOWS, RING, VIPS},
     parse::IPPROTO_UDP,
     stats::count,
@@ -23,7 +24,10 @@ pub struct NoBackend;
 /// unknown), if the flow is in the table, its backend still exists, and
 /// (UDP) it has not been idle for [`UDP_FLOW_IDLE_NS`].
 #[inline(always)]
-pub fn established(flow: &FlowTuple) -> Option<(BackendEntry, u32)> {
+pub fn established(
+    ctx: &XdpContext,
+    flow: &FlowTuple,
+) -> Option<(&'static BackendEntry, u32)> {
     // The flow table first: an established flow costs one hash lookup, not
     // two. Only flows of configured VIPs are ever recorded, and userspace
     // purges a VIP's flows when it removes the VIP, so a hit is a VIP hit.
@@ -47,7 +51,15 @@ pub fn established(flow: &FlowTuple) -> Option<(BackendEntry, u32)> {
         }
         ((*placed).backend, (*placed).vip)
     };
-    backend(id).map(|b| (b, vip))
+    let found = backend(id);
+    if found.is_none() {
+        report_debug!(
+            ctx,
+            "a flow outlived its backend {}; the ring places it again",
+            id
+        );
+    }
+    found.map(|b| (b, vip))
 }
 
 /// The listener `flow` is addressed to. With `wildcard`, a miss is looked up
@@ -89,18 +101,42 @@ fn lookup(addr: [u8; 16], port: u16, protocol: u8) -> Option<VipMeta> {
 /// Places a flow of `vip` by its Maglev ring, recording it in the flow table
 /// when `record` is set.
 #[inline(always)]
-pub fn choose(flow: &FlowTuple, vip: &VipMeta, record: bool) -> Result<BackendEntry, NoBackend> {
+pub fn choose(
+    ctx: &XdpContext,
+    flow: &FlowTuple,
+    vip: &VipMeta,
+    record: bool,
+) -> Result<&'static BackendEntry, NoBackend> {
     if vip.ring_size == 0 {
         return Err(NoBackend);
     }
     let slot = vip.ring_offset + flow_hash(flow, 0) % vip.ring_size;
-    let id = *RING.get(slot).ok_or(NoBackend)?;
-    let b = backend(id).ok_or(NoBackend)?;
+    let Some(id) = RING.get(slot).copied() else {
+        report_error!(
+            ctx,
+            "listener {} has ring slot {} beyond the ring map; packet dropped",
+            vip.vip_id,
+            slot
+        );
+        return Err(NoBackend);
+    };
+    let Some(b) = backend(id) else {
+        // The daemon writes a backend before any ring names it and clears
+        // it only after no ring does.
+        report_error!(
+            ctx,
+            "listener {} ring slot {} names backend {}, which is empty; packet dropped",
+            vip.vip_id,
+            slot,
+            id
+        );
+        return Err(NoBackend);
+    };
     if record {
         // A full table evicts its least recently used flow; an insert can
         // only fail for lack of memory, and then the ring still places
         // this packet.
-        let _ = FLOWS.insert(
+        let inserted = FLOWS.insert(
             flow,
             FlowValue {
                 backend: id,
@@ -111,12 +147,22 @@ pub fn choose(flow: &FlowTuple, vip: &VipMeta, record: bool) -> Result<BackendEn
             },
             0,
         );
+        if let Err(e) = inserted {
+            report_warn!(
+                ctx,
+                "flow table insert failed (error {}); the ring places this flow on every packet",
+                e
+            );
+        }
         count(Counter::FlowNew);
     }
     Ok(b)
 }
 
 #[inline(always)]
-fn backend(id: u32) -> Option<BackendEntry> {
-    BACKENDS.get(id).copied().filter(|b| b.family != 0)
+fn backend(id: u32) -> Option<&'static BackendEntry> {
+    // By reference: the entry stays valid for this run (a racing rewrite
+    // can tear it as a copy would), and a copy costs stack the program
+    // has little of.
+    BACKENDS.get(id).filter(|b| b.family != 0)
 }

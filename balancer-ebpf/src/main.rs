@@ -8,6 +8,7 @@ mod bench;
 mod cookie;
 mod csum;
 mod decap;
+mod diag;
 mod flood;
 mod forward;
 mod guard;
@@ -161,11 +162,11 @@ fn run(ctx: &XdpContext) -> Result<u32, Counter> {
         return too_big(ctx, &pkt);
     }
     let settings = guard::settings();
-    if let Some((backend, vip)) = lb::established(&pkt.flow) {
+    if let Some((backend, vip)) = lb::established(ctx, &pkt.flow) {
         let vip_id = vip.checked_sub(1).unwrap_or(UNKNOWN_VIP);
-        guard::established(&pkt, &settings, vip_id)?;
+        guard::established(ctx, &pkt, &settings, vip_id)?;
         stats::count(Counter::FlowHit);
-        return forward::forward(ctx, &pkt, &backend);
+        return forward::forward(ctx, &pkt, backend);
     }
     let Some(vip) = lb::vip(&pkt.flow, settings.flags & GUARD_WILDCARD != 0) else {
         stats::count(Counter::NotVip);
@@ -175,15 +176,19 @@ fn run(ctx: &XdpContext) -> Result<u32, Counter> {
     // A UDP packet with no flow starts one on an XDP listener; a proxy
     // listener's UDP packets never have flows here, so none counts as new.
     let new_flow = if pkt.tcp() { pkt.syn() } else { !passed_up };
-    guard::admit(&pkt, &settings, &vip, new_flow)?;
+    guard::admit(ctx, &pkt, &settings, &vip, new_flow)?;
     if passed_up {
         // Beyond the listener's cookie threshold, a SYN is answered here:
         // the flood never reaches the socket, and real clients still
         // connect through the cookie.
-        if vip.flags & VIP_COOKIES != 0 && pkt.syn() && !guard::within_rate(vip.vip_id) {
+        if vip.flags & VIP_COOKIES != 0 && pkt.syn() && !guard::within_rate(ctx, vip.vip_id) {
             // SAFETY: the slot holds `balancer_cookie` or nothing; on
             // success this does not return, and on failure the SYN goes up.
             unsafe { maps::COOKIE_PROGS.tail_call(ctx, 0) };
+            diag::report_error!(
+                ctx,
+                "the SYN cookie answerer is missing from its program array; SYN passed up"
+            );
         }
         stats::count(Counter::PassListener);
         return Ok(xdp_action::XDP_PASS);
@@ -195,18 +200,18 @@ fn run(ctx: &XdpContext) -> Result<u32, Counter> {
     // next packet (the handshake's ACK): spoofed SYNs never complete a
     // handshake, so a SYN flood cannot fill the table or evict real flows.
     let record = !(pkt.syn() && settings.flags & GUARD_FLOW_ON_ACK != 0);
-    let backend = lb::choose(&pkt.flow, &vip, record).map_err(|_| Counter::DropNoBackend)?;
+    let backend = lb::choose(ctx, &pkt.flow, &vip, record).map_err(|_| Counter::DropNoBackend)?;
     if !record {
         stats::count(Counter::FlowSyn);
     }
-    forward::forward(ctx, &pkt, &backend)
+    forward::forward(ctx, &pkt, backend)
 }
 
 /// An ICMP "too big" for a VIP flow goes where the flow it quotes goes; it
 /// never creates a flow (it is easy to forge).
 #[inline(always)]
 fn too_big(ctx: &XdpContext, pkt: &parse::Packet) -> Result<u32, Counter> {
-    let backend = if let Some((b, _)) = lb::established(&pkt.flow) {
+    let backend = if let Some((b, _)) = lb::established(ctx, &pkt.flow) {
         b
     } else {
         let Some(vip) = lb::vip(&pkt.flow, false) else {
@@ -215,10 +220,10 @@ fn too_big(ctx: &XdpContext, pkt: &parse::Packet) -> Result<u32, Counter> {
         if vip.flags & VIP_PASS != 0 {
             return Ok(xdp_action::XDP_PASS);
         }
-        lb::choose(&pkt.flow, &vip, false).map_err(|_| Counter::DropNoBackend)?
+        lb::choose(ctx, &pkt.flow, &vip, false).map_err(|_| Counter::DropNoBackend)?
     };
     stats::count(Counter::IcmpTooBig);
-    forward::forward(ctx, pkt, &backend)
+    forward::forward(ctx, pkt, backend)
 }
 
 /// A non-first fragment carries no ports, so it belongs to no flow: one for
