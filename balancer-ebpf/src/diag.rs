@@ -2,7 +2,9 @@
 //! daemon sets at runtime (`balancer_common::diag`). Every report sits on a
 //! path that is already the exception (a failed write, a state the daemon
 //! never leaves behind), so with the level off the cost is one array read
-//! on those paths and nothing on the others.
+//! on those paths and nothing on the others. Addresses go out in their
+//! 16-byte form (IPv4-mapped for IPv4); the daemon's bridge unmaps them,
+//! as converting here costs stack the balancer has little of.
 
 use aya_ebpf::{macros::map, maps::Array};
 
@@ -15,12 +17,6 @@ static LOG_LEVEL: Array<u32> = Array::with_max_entries(1, 0);
 #[inline(always)]
 pub fn enabled(level: u32) -> bool {
     LOG_LEVEL.get(0).is_some_and(|l| *l >= level)
-}
-
-/// The address a 16-byte key stands for, IPv4 unmapped, for a report.
-#[inline(always)]
-pub fn ip(addr: [u8; 16]) -> core::net::IpAddr {
-    core::net::Ipv6Addr::from(addr).to_canonical()
 }
 
 /// A state the daemon should never leave behind.

@@ -24,10 +24,7 @@ pub struct NoBackend;
 /// unknown), if the flow is in the table, its backend still exists, and
 /// (UDP) it has not been idle for [`UDP_FLOW_IDLE_NS`].
 #[inline(always)]
-pub fn established(
-    ctx: &XdpContext,
-    flow: &FlowTuple,
-) -> Option<(&'static BackendEntry, u32)> {
+pub fn established(ctx: &XdpContext, flow: &FlowTuple) -> Option<(&'static BackendEntry, u32)> {
     // The flow table first: an established flow costs one hash lookup, not
     // two. Only flows of configured VIPs are ever recorded, and userspace
     // purges a VIP's flows when it removes the VIP, so a hit is a VIP hit.

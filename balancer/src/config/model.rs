@@ -111,6 +111,71 @@ pub enum Forwarding {
     Ipip,
 }
 
+/// How much the XDP programs report (`xdp.log`): rare events in the
+/// kernel, bridged into the daemon's log. Levels as aya-log has them.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum KernelLog {
+    /// Nothing (the default).
+    #[default]
+    Off,
+    /// States the daemon should never leave behind.
+    Error,
+    /// Also map writes that failed and packets that could not be forwarded.
+    Warn,
+    /// Also informational events (none yet).
+    Info,
+    /// Also expected but uncommon events (a flow outliving its backend).
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl KernelLog {
+    /// Every level, quietest first.
+    pub const ALL: [KernelLog; 6] = [
+        KernelLog::Off,
+        KernelLog::Error,
+        KernelLog::Warn,
+        KernelLog::Info,
+        KernelLog::Debug,
+        KernelLog::Trace,
+    ];
+
+    /// The value the programs compare against (`balancer_common::diag`).
+    #[must_use]
+    pub const fn gate(self) -> u32 {
+        self as u32
+    }
+
+    /// The name the config, the CLI and the admin API use.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            KernelLog::Off => "off",
+            KernelLog::Error => "error",
+            KernelLog::Warn => "warn",
+            KernelLog::Info => "info",
+            KernelLog::Debug => "debug",
+            KernelLog::Trace => "trace",
+        }
+    }
+
+    /// The level named `name`, if any.
+    #[must_use]
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.name() == name)
+    }
+}
+
+impl std::fmt::Display for KernelLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One listener: a VIP:port, its protocol, plane and pool.
 #[derive(Clone, Debug)]
 pub struct Listener {
@@ -269,6 +334,8 @@ pub struct Xdp {
     /// Directory on a BPF filesystem where the maps are pinned, so a
     /// restarted daemon re-adopts the flow table and counters.
     pub pin_dir: std::path::PathBuf,
+    /// What the programs report into the daemon's log.
+    pub log: KernelLog,
 }
 
 /// Guard settings, enforced in XDP in front of every listener.

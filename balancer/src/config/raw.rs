@@ -9,7 +9,9 @@ use serde::Deserialize;
 
 use super::{
     http::{LogFormat, UpstreamVersion},
-    model::{Algorithm, Forwarding, Mode, Protocol, ProxyEngine, ProxyVersion, StrayTcp},
+    model::{
+        Algorithm, Forwarding, KernelLog, Mode, Protocol, ProxyEngine, ProxyVersion, StrayTcp,
+    },
     tls::ClientAuthMode,
 };
 
@@ -252,6 +254,8 @@ pub struct RawXdp {
     pub flow_table_size: Option<u64>,
     #[serde(default)]
     pub pin_dir: Option<String>,
+    #[serde(default)]
+    pub log: Option<KernelLog>,
 }
 
 #[derive(Debug, Deserialize)]

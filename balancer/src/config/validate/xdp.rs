@@ -40,6 +40,7 @@ pub(super) fn xdp(x: &RawXdp, p: &mut Problems) -> Xdp {
             MAX_FLOW_TABLE,
         ),
         pin_dir: pin_dir(x.pin_dir.as_deref(), p),
+        log: x.log.unwrap_or_default(),
     }
 }
 

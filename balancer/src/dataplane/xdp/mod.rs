@@ -1,12 +1,14 @@
 //! The XDP programs as userspace sees them: the object embedded in this
 //! binary ([`OBJECT`]), its two entry points ([`Entry`]), loading and
 //! attaching them ([`program`]), writing the balancer's maps ([`writer`],
-//! from [`tables`]), and the interface facts they need ([`iface`]).
+//! from [`tables`]), the interface facts they need ([`iface`]), and what
+//! the programs report ([`diag`]).
 
 pub mod adopt;
 #[cfg(any(test, feature = "testkit"))]
 mod bench;
 pub mod cookies;
+pub mod diag;
 pub mod follow;
 pub mod guard;
 pub mod iface;
@@ -153,6 +155,9 @@ pub enum XdpError {
     /// The program returned a value that is no XDP verdict.
     #[error("XDP program returned `{0}`, which is not a verdict")]
     BadVerdict(u32),
+    /// The programs' log ring could not be opened or polled.
+    #[error("cannot read the XDP programs' diagnostics ring `AYA_LOGS`: {0}")]
+    Log(String),
 }
 
 /// Why the XDP plane could not start.

@@ -5,12 +5,13 @@
 //! as root. `parse` has no VIP, so every frame must pass unchanged;
 //! `balance`, `edge`, `state` and `redirect` check where frames go and that
 //! both planes agree; `guard` and `cookie` the drops and SYN cookies;
-//! `decap` the tunnel end; `pin` restarts over pinned maps; `harness` the
+//! `decap` the tunnel end; `diag` what the programs report, and at which level; `pin` restarts over pinned maps; `harness` the
 //! benchmark's frame-restoring harness.
 
 mod balance;
 mod cookie;
 mod decap;
+mod diag;
 mod edge;
 mod guard;
 mod harness;
