@@ -8,9 +8,13 @@ use std::net::IpAddr;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 
-use crate::dataplane::xdp::{
-    Attached, XdpError, XdpProgram,
-    iface::{IfaceError, Interface},
+use crate::{
+    config::model::KernelLog,
+    dataplane::xdp::{
+        Attached, XdpError, XdpProgram,
+        diag::{Diagnostics, Reading, bridge::Bridge},
+        iface::{IfaceError, Interface},
+    },
 };
 
 /// Why the decapsulator could not run.
@@ -30,8 +34,13 @@ pub enum DecapError {
     Signals(#[source] std::io::Error),
 }
 
-/// Attaches the decapsulator to `interface` and waits for a stop signal.
-pub async fn run(interface: &str, endpoints: &[IpAddr]) -> Result<(), DecapError> {
+/// Attaches the decapsulator to `interface`, reporting at `level` into
+/// this process's log, and waits for a stop signal.
+pub async fn run(
+    interface: &str,
+    endpoints: &[IpAddr],
+    level: KernelLog,
+) -> Result<(), DecapError> {
     let iface = Interface::read(interface)?;
     let endpoints: Vec<IpAddr> = if endpoints.is_empty() {
         iface.addrs.clone()
@@ -44,6 +53,12 @@ pub async fn run(interface: &str, endpoints: &[IpAddr]) -> Result<(), DecapError
     let mut sigint = signal(SignalKind::interrupt()).map_err(DecapError::Signals)?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(DecapError::Signals)?;
     let mut program = XdpProgram::load_decap(&endpoints)?;
+    let diag = Diagnostics::take(
+        &mut program,
+        Bridge::to_tracing("balancer_decap", std::sync::Arc::default()),
+        level,
+        Reading::Task,
+    )?;
     let attached = program.attach(interface)?;
     if attached == Attached::Generic {
         warn!(%interface, "decapsulator attached in GENERIC mode (no native XDP in this driver)");
@@ -55,5 +70,6 @@ pub async fn run(interface: &str, endpoints: &[IpAddr]) -> Result<(), DecapError
     }
     info!(%interface, "stopping: detaching the decapsulator");
     drop(program);
+    drop(diag);
     Ok(())
 }

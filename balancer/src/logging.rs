@@ -1,4 +1,6 @@
-//! Tracing setup. `RUST_LOG` overrides the default `info` filter.
+//! Tracing setup. `RUST_LOG` overrides the default filter: `info`, and
+//! every level of the XDP programs' reports (`balancer::kernel`), whose
+//! level is chosen in the kernel (`xdp.log`, `balancer xdp-log`).
 
 use std::io::IsTerminal as _;
 
@@ -13,9 +15,13 @@ pub enum LogFormat {
     Json,
 }
 
+/// The filter without `RUST_LOG`.
+pub const DEFAULT_FILTER: &str = "info,balancer::kernel=trace";
+
 /// Installs the global subscriber writing to stderr.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

@@ -63,7 +63,13 @@ fn main() -> ExitCode {
         Command::Decap {
             interface,
             endpoint,
-        } => run::decap(&interface, &endpoint, cli.log_format),
+            log,
+        } => run::decap(&interface, &endpoint, log, cli.log_format),
+        Command::XdpLog {
+            level,
+            config,
+            admin: to,
+        } => printed(admin::xdp_log(level, config.as_deref(), to)),
         Command::Run { config, upgrade } => run::run(config.as_deref(), upgrade, cli.log_format),
         Command::Generate { what, out } => printed(generate::generate(what, &out)),
     }

@@ -13,12 +13,12 @@ use balancer_common::Counter;
 use tracing::warn;
 
 use crate::{
-    config::{Config, discover::Origin},
+    config::{Config, discover::Origin, model::KernelLog},
     dataplane::xdp::plane::XdpPlane,
     runtime::{BackendState, ListenerStats, LivePool},
     status::{
-        self, BackendStatus, CertificateStatus, LimitedStatus, ListenerStatus, PoolStatus,
-        RouteStatus, Snapshot, TlsStatus, XdpStatus,
+        self, BackendStatus, CertificateStatus, KernelLogStatus, LimitedStatus, ListenerStatus,
+        PoolStatus, RouteStatus, Snapshot, TlsStatus, XdpStatus,
     },
 };
 
@@ -144,6 +144,7 @@ pub fn snapshot(sources: &Sources) -> Snapshot {
                     ago_ms: u64::try_from(l.ago.as_millis()).unwrap_or(u64::MAX),
                 })
                 .collect(),
+            log: kernel_log_status(&plane),
             interface: plane.interface.clone(),
             attach: plane.attached.to_string(),
             counters: plane.program().counters().map_or_else(
@@ -170,6 +171,28 @@ pub fn snapshot(sources: &Sources) -> Snapshot {
             .map(crate::announce::control::Handle::report),
         discovery: (**sources.discovery.load()).clone(),
     }
+}
+
+/// The XDP program's diagnostics level and lines, as status shows them.
+#[must_use]
+pub fn kernel_log_status(plane: &XdpPlane) -> KernelLogStatus {
+    let counts = plane.kernel_log_counts();
+    KernelLogStatus {
+        level: plane.kernel_log().to_string(),
+        lines: KernelLog::ALL[1..]
+            .iter()
+            .zip(log::Level::iter())
+            .map(|(name, level)| (name.to_string(), counts.lines(level)))
+            .filter(|(_, n)| *n > 0)
+            .collect(),
+        suppressed: counts.suppressed.load(Ordering::Relaxed),
+    }
+}
+
+/// The same, as the admin API answers it.
+#[must_use]
+pub fn kernel_log(plane: &XdpPlane) -> serde_json::Value {
+    serde_json::to_value(kernel_log_status(plane)).unwrap_or_default()
 }
 
 /// The plane serving `l`: `xdp` when the kernel serves it (`xdp`),

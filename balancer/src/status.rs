@@ -163,6 +163,20 @@ pub struct XdpStatus {
     /// Sources the per-source limits dropped in the last 10 s, most first.
     #[serde(default)]
     pub limited: Vec<LimitedStatus>,
+    /// What the program reports into the daemon's log.
+    #[serde(default)]
+    pub log: KernelLogStatus,
+}
+
+/// The XDP program's diagnostics: its level and the lines so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelLogStatus {
+    /// `off`, `error`, `warn`, `info`, `debug` or `trace`.
+    pub level: String,
+    /// Lines written, by level; levels with none left out.
+    pub lines: BTreeMap<String, u64>,
+    /// Lines over the rate limit, counted and not written.
+    pub suppressed: u64,
 }
 
 /// A source the per-source limits are dropping.
@@ -314,6 +328,12 @@ pub fn render(s: &Snapshot, now_ms: u64) -> String {
     }
     if let Some(x) = &s.xdp {
         let _ = writeln!(out, "\nXDP on {} ({}):", x.interface, x.attach);
+        let lines: u64 = x.log.lines.values().sum();
+        let _ = writeln!(
+            out,
+            "  kernel diagnostics: {} ({lines} lines, {} suppressed)",
+            x.log.level, x.log.suppressed
+        );
         for (k, v) in x.counters.iter().filter(|(_, v)| **v > 0) {
             let _ = writeln!(out, "  {k:<24} {v}");
         }
@@ -480,6 +500,11 @@ mod tests {
                     drops: 41,
                     ago_ms: 120,
                 }],
+                log: super::KernelLogStatus {
+                    level: "warn".into(),
+                    lines: BTreeMap::from([("warn".into(), 2)]),
+                    suppressed: 0,
+                },
             }),
             announce: Some(crate::announce::report::Report {
                 interface: "vip0".into(),

@@ -195,6 +195,7 @@ async fn handle(req: &Request<Incoming>, api: &Api, peer: SocketAddr) -> Respons
         ),
         Ok(Route::Guard(change)) => guard(api, change, peer).await,
         Ok(Route::Announce(command)) => announce(api, command, peer).await,
+        Ok(Route::XdpLog(level)) => xdp_log(api, level, peer),
         Ok(Route::Backend {
             pool,
             backend,
@@ -295,6 +296,33 @@ async fn announce(
         }
         Err(e) => error(status(e.status()), &e.to_string()),
     }
+}
+
+/// Shows or sets the level the XDP programs report at.
+fn xdp_log(
+    api: &Api,
+    level: Option<crate::config::model::KernelLog>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let Some(plane) = &api.sources.xdp else {
+        return error(
+            StatusCode::CONFLICT,
+            "the XDP plane is not running (no `xdp` section, or it could not attach), so no program reports",
+        );
+    };
+    let Ok(mut plane) = plane.lock() else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the XDP plane's lock is poisoned",
+        );
+    };
+    if let Some(level) = level {
+        if let Err(e) = plane.set_kernel_log(level) {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+        }
+        info!(%peer, %level, "admin API XDP diagnostics request done");
+    }
+    reply(StatusCode::OK, &publish::kernel_log(&plane))
 }
 
 /// Sends the message `make` builds around a reply channel to `to`, and

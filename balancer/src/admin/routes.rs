@@ -16,12 +16,14 @@
 //! | GET | `/announce` | each VIP's announcement and why |
 //! | POST | `/announce/withdraw` | take every VIP off (maintenance); lasts across restarts |
 //! | POST | `/announce/restore` | put back those that qualify |
+//! | GET | `/xdp/log` | the level the XDP programs report at, and counts |
+//! | POST | `/xdp/log/{off,error,warn,info,debug,trace}` | change it |
 
 use std::{fmt::Write as _, net::SocketAddr};
 
 use crate::{
     announce::control::Command,
-    config::{limits::MAX_WEIGHT, values},
+    config::{limits::MAX_WEIGHT, model::KernelLog, values},
     runtime::{
         control::Action,
         guard_lists::{Added, List, ListChange, Scope},
@@ -41,6 +43,8 @@ pub enum Route {
     Guard(ListChange),
     /// Show the announcements (`None`), or withdraw or restore the host.
     Announce(Option<Command>),
+    /// Show (`None`) or set the XDP programs' diagnostics level.
+    XdpLog(Option<KernelLog>),
     /// An action on one backend.
     Backend {
         /// Pool name.
@@ -93,9 +97,11 @@ impl Route {
             Route::Status
             | Route::Metrics
             | Route::Guard(ListChange::Show)
-            | Route::Announce(None) => "GET",
+            | Route::Announce(None)
+            | Route::XdpLog(None) => "GET",
             Route::Reload
             | Route::Backend { .. }
+            | Route::XdpLog(Some(_))
             | Route::Guard(ListChange::Add(_))
             | Route::Announce(Some(_)) => "POST",
             Route::Guard(ListChange::Remove(_)) => "DELETE",
@@ -116,6 +122,8 @@ impl Route {
             Route::Announce(None) => "/announce".to_owned(),
             Route::Announce(Some(Command::Withdraw)) => "/announce/withdraw".to_owned(),
             Route::Announce(Some(Command::Restore)) => "/announce/restore".to_owned(),
+            Route::XdpLog(None) => "/xdp/log".to_owned(),
+            Route::XdpLog(Some(level)) => format!("/xdp/log/{level}"),
             Route::Guard(ListChange::Add(entry) | ListChange::Remove(entry)) => {
                 let scope = match &entry.scope {
                     Scope::Global => String::new(),
@@ -164,6 +172,15 @@ pub fn route(method: &str, path: &str) -> Result<Route, RouteError> {
         ["announce"] => want("GET").map(|()| Route::Announce(None)),
         ["announce", "withdraw"] => want("POST").map(|()| Route::Announce(Some(Command::Withdraw))),
         ["announce", "restore"] => want("POST").map(|()| Route::Announce(Some(Command::Restore))),
+        ["xdp", "log"] => want("GET").map(|()| Route::XdpLog(None)),
+        ["xdp", "log", level] => {
+            let level = KernelLog::named(level).ok_or_else(|| {
+                RouteError::BadRequest(format!(
+                    "`{level}` is no diagnostics level; use off, error, warn, info, debug or trace"
+                ))
+            })?;
+            want("POST").map(|()| Route::XdpLog(Some(level)))
+        }
         ["guard", list, cidr @ ..] if !cidr.is_empty() => {
             guard_entry(method, path, Scope::Global, list, cidr)
         }
@@ -270,7 +287,7 @@ fn decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{Route, RouteError, route};
-    use crate::runtime::control::Action;
+    use crate::{config::model::KernelLog, runtime::control::Action};
 
     #[test]
     fn routes_and_their_errors() {
@@ -300,6 +317,20 @@ mod tests {
             Err(405)
         );
         assert_eq!(route("GET", "/nothing").map_err(|e| e.status()), Err(404));
+        assert_eq!(
+            route("POST", "/xdp/log/debug"),
+            Ok(Route::XdpLog(Some(KernelLog::Debug)))
+        );
+        let e = route("POST", "/xdp/log/loud").expect_err("level");
+        assert_eq!(e.status(), 400);
+        assert!(
+            e.to_string().contains("`loud` is no diagnostics level"),
+            "{e}"
+        );
+        assert_eq!(
+            route("GET", "/xdp/log/warn").map_err(|e| e.status()),
+            Err(405)
+        );
         assert_eq!(
             route("GET", "/announce/withdraw").map_err(|e| e.status()),
             Err(405)
@@ -342,6 +373,9 @@ mod tests {
             Route::Announce(None),
             Route::Announce(Some(crate::announce::control::Command::Withdraw)),
             Route::Announce(Some(crate::announce::control::Command::Restore)),
+            Route::XdpLog(None),
+            Route::XdpLog(Some(KernelLog::Off)),
+            Route::XdpLog(Some(KernelLog::Trace)),
             Route::Guard(ListChange::Show),
             Route::Guard(ListChange::Add(entry(
                 Scope::Global,

@@ -1,4 +1,4 @@
-//! `balancer backend`, `guard`, `announce` and `reload`: the commands that ask a running
+//! `balancer backend`, `guard`, `announce`, `xdp-log` and `reload`: the commands that ask a running
 //! daemon through its admin API. Each builds the [`Route`] the daemon's
 //! parser reads and sends it through [`client::send`], which also turns a
 //! refusal into an error; what is left here is finding the daemon and
@@ -139,6 +139,31 @@ pub(crate) fn announce(
     let report: Report = serde_json::from_value(body)
         .context("the daemon's answer is not an announcement report")?;
     Ok(report.render())
+}
+
+/// `xdp-log`: the level the XDP program reports at, and its lines so far.
+pub(crate) fn xdp_log(
+    level: Option<config::model::KernelLog>,
+    file: Option<&Path>,
+    admin: Option<SocketAddr>,
+) -> anyhow::Result<String> {
+    let body = Daemon::find(file, admin)?.ask(&Route::XdpLog(level))?;
+    let status: balancer::status::KernelLogStatus = serde_json::from_value(body)
+        .context("the daemon's answer is not an XDP diagnostics report")?;
+    let lines = if status.lines.is_empty() {
+        "no lines yet".to_owned()
+    } else {
+        let by: Vec<String> = status
+            .lines
+            .iter()
+            .map(|(l, n)| format!("{n} {l}"))
+            .collect();
+        format!("lines: {}", by.join(", "))
+    };
+    Ok(line(&format!(
+        "XDP diagnostics: {}; {lines}; {} suppressed by the rate limit",
+        status.level, status.suppressed
+    )))
 }
 
 /// A one-answer command's output: its text and a newline.

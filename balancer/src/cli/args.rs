@@ -96,6 +96,21 @@ pub(crate) enum Command {
         #[arg(long)]
         admin: Option<std::net::SocketAddr>,
     },
+    /// Show or set the level the running daemon's XDP program reports rare
+    /// events at (failed map writes, states that should never occur) into
+    /// the daemon's log, through its admin API. Lasts until the daemon
+    /// restarts or a reload changes `xdp.log`.
+    XdpLog {
+        /// The new level; without it, the current one and the line counts.
+        #[arg(value_enum)]
+        level: Option<balancer::config::model::KernelLog>,
+        /// Config file to read `admin.listen` and `admin.token_file` from.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Admin API address, over the config's.
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
+    },
     /// Make the running daemon re-read its config file (through its admin
     /// API); prints what changed, or the file's errors.
     Reload {
@@ -148,6 +163,10 @@ pub(crate) enum Command {
         /// Tunnel endpoint addresses to accept (default: the interface's own).
         #[arg(long)]
         endpoint: Vec<std::net::IpAddr>,
+        /// What the decapsulator reports into this log (packets it could
+        /// not unwrap).
+        #[arg(long, value_enum, default_value_t = balancer::config::model::KernelLog::Off)]
+        log: balancer::config::model::KernelLog,
     },
     /// Write the man pages or a shell's completions, made from this very
     /// command line (`cargo xtask dist` packages them).

@@ -28,9 +28,14 @@ pub(crate) fn run(file: Option<&Path>, upgrade: bool, log: LogFormat) -> ExitCod
 }
 
 /// Unwraps the balancer's tunnels arriving on `interface` until stopped.
-pub(crate) fn decap(interface: &str, endpoints: &[IpAddr], log: LogFormat) -> ExitCode {
+pub(crate) fn decap(
+    interface: &str,
+    endpoints: &[IpAddr],
+    level: balancer::config::model::KernelLog,
+    log: LogFormat,
+) -> ExitCode {
     served(log, || {
-        Ok(runtime()?.block_on(decap::run(interface, endpoints))?)
+        Ok(runtime()?.block_on(decap::run(interface, endpoints, level))?)
     })
 }
 

@@ -32,6 +32,9 @@
 //! | `balancer_xdp_packets_total` | counter | counter (verdict, parse outcome or drop reason) |
 //! | `balancer_guard_drops_total` | counter | listener, reason |
 //! | `balancer_guard_limited_source_drops` | gauge | source (top 10 limited in the last 10 s) |
+//! | `balancer_xdp_log_level` | gauge (1 for the current level) | level |
+//! | `balancer_xdp_log_lines_total` | counter | level |
+//! | `balancer_xdp_log_suppressed_total` | counter | (reports over the log's rate limit) |
 //! | `balancer_http_requests_total` | counter | listener, route, code |
 //! | `balancer_http_request_duration_seconds` | histogram | listener, route |
 //! | `balancer_tls_handshakes_total` | counter | listener, kind (`full`, `resumed`) |
@@ -47,6 +50,7 @@
 //! | `balancer_discovery_left_out` | gauge | pool, reason (`max_backends`, `port`) |
 
 mod discovery;
+mod kernel;
 
 use std::{
     fmt,
@@ -524,6 +528,7 @@ fn xdp(encoder: &mut DescriptorEncoder, s: &Sources) -> Result<(), fmt::Error> {
     let Some(plane) = s.xdp.as_ref().and_then(|x| x.lock().ok()) else {
         return Ok(());
     };
+    kernel::kernel_log(encoder, &plane)?;
     let Ok(c) = plane.program().counters() else {
         return Ok(());
     };

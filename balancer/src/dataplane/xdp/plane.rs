@@ -16,6 +16,10 @@ use super::{
     Attached, PlaneError, XdpProgram,
     adopt::{self, Adopted, Inputs},
     cookies::{Cookies, TcpSysctls},
+    diag::{
+        Diagnostics, Reading,
+        bridge::{Bridge, Counts},
+    },
     iface::Interface,
     pins::Pins,
     program::LimitedSource,
@@ -25,7 +29,7 @@ use super::{
 use crate::{
     config::{
         Config,
-        model::{Algorithm, Listener, Mode},
+        model::{Algorithm, KernelLog, Listener, Mode},
     },
     runtime::{
         plane::{Plane, WriteError},
@@ -56,6 +60,11 @@ pub struct XdpPlane {
     pub attachment: super::link::Attachment,
     /// How this start found the maps and the program, for status.
     pub started: String,
+    /// What the program reports, and at which level.
+    diag: Diagnostics,
+    /// `xdp.log` as the config last said: a reload changes the level only
+    /// when the file does, so a level set through the API lasts until then.
+    configured_log: KernelLog,
 }
 
 /// Whether the kernel plane can serve `l` at all (ignoring attach success):
@@ -113,6 +122,18 @@ impl XdpPlane {
         config: &Config,
         inherited: Option<std::os::fd::OwnedFd>,
     ) -> Result<Option<Self>, PlaneError> {
+        let level = config.xdp.as_ref().map_or(KernelLog::Off, |x| x.log);
+        Self::start_with(config, inherited, Arc::default(), level)
+    }
+
+    /// As [`Self::start`], counting kernel diagnostics into `counts` and
+    /// reporting at `level`.
+    fn start_with(
+        config: &Config,
+        inherited: Option<std::os::fd::OwnedFd>,
+        counts: Arc<Counts>,
+        level: KernelLog,
+    ) -> Result<Option<Self>, PlaneError> {
         let Some(xdp) = &config.xdp else {
             return Ok(None);
         };
@@ -158,6 +179,16 @@ impl XdpPlane {
             migrating,
             ..
         } = adopted;
+        // Before attaching, so the first packet's reports are read.
+        let diag = Diagnostics::take(
+            &mut program,
+            Bridge::to_tracing("balancer", counts),
+            level,
+            Reading::Task,
+        )?;
+        if level != KernelLog::Off {
+            info!(%level, "the XDP program reports rare events into this log");
+        }
         let attachment = super::link::attach(&mut program, &iface, &pins)?;
         // The new program runs already: a failed catch-up costs only the
         // flows placed in the last moments, which the ring places again.
@@ -212,6 +243,8 @@ impl XdpPlane {
             interface: iface.name,
             attachment,
             started,
+            diag,
+            configured_log: xdp.log,
         }))
     }
 
@@ -238,12 +271,16 @@ impl XdpPlane {
                 source,
             })
         })?;
-        let mut fresh = tokio::task::block_in_place(|| Self::start(config, Some(lock)))?
-            .ok_or_else(|| {
-                PlaneError::NeedsRestart("the config has no `xdp` section".to_owned())
-            })?;
+        let counts = self.diag.counts_handle();
+        let level = self.diag.level();
+        let mut fresh =
+            tokio::task::block_in_place(|| Self::start_with(config, Some(lock), counts, level))?
+                .ok_or_else(|| {
+                    PlaneError::NeedsRestart("the config has no `xdp` section".to_owned())
+                })?;
         fresh.update(config, status)?;
         fresh.started.clone_from(&self.started);
+        fresh.configured_log = self.configured_log;
         *self = fresh;
         info!("took the XDP maps back from an upgrade that did not finish");
         Ok(())
@@ -271,6 +308,28 @@ impl XdpPlane {
             }
         }
         changed
+    }
+
+    /// The level the program reports at.
+    #[must_use]
+    pub fn kernel_log(&self) -> KernelLog {
+        self.diag.level()
+    }
+
+    /// Makes the program report at `level` from now on (the admin API).
+    pub fn set_kernel_log(&mut self, level: KernelLog) -> Result<(), PlaneError> {
+        let before = self.diag.level();
+        self.diag.set(level)?;
+        if before != level {
+            info!(from = %before, to = %level, "XDP diagnostics level changed");
+        }
+        Ok(())
+    }
+
+    /// Kernel diagnostic lines written and suppressed so far.
+    #[must_use]
+    pub fn kernel_log_counts(&self) -> &Counts {
+        self.diag.counts()
     }
 
     /// Whether listener `index` is served here.
@@ -366,6 +425,10 @@ impl XdpPlane {
         self.cookies = cookies;
         self.egress = egress;
         self.routes = routes;
+        if xdp.log != self.configured_log {
+            self.set_kernel_log(xdp.log)?;
+            self.configured_log = xdp.log;
+        }
         Ok(())
     }
 

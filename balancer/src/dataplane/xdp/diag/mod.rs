@@ -54,10 +54,14 @@ impl Diagnostics {
         let logger = EbpfLogger::init_with_logger(&mut program.ebpf, bridge.clone())
             .map_err(|e| XdpError::Log(e.to_string()))?;
         let (reader, on_demand) = match reading {
-            Reading::Task => (
-                Some(reader::spawn(logger, bridge).map_err(|e| XdpError::Log(e.to_string()))?),
-                None,
-            ),
+            Reading::Task => {
+                // Registering the ring with the reactor panics outside a
+                // runtime; say so instead.
+                tokio::runtime::Handle::try_current().map_err(|e| XdpError::Log(e.to_string()))?;
+                let task =
+                    reader::spawn(logger, bridge).map_err(|e| XdpError::Log(e.to_string()))?;
+                (Some(task), None)
+            }
             Reading::OnDemand => (None, Some(logger)),
         };
         let mut diag = Self {
@@ -90,6 +94,12 @@ impl Diagnostics {
     #[must_use]
     pub fn counts(&self) -> &Counts {
         &self.counts
+    }
+
+    /// The counts, to share with the next program's diagnostics.
+    #[must_use]
+    pub fn counts_handle(&self) -> Arc<Counts> {
+        self.counts.clone()
     }
 
     /// Hands every record waiting in the ring to the bridge now (for
