@@ -4,6 +4,7 @@
 //! The kernel can report far faster than anyone reads, so lines beyond a
 //! rate are counted and summarised instead of written.
 
+use crate::logging::KERNEL_TARGET;
 use std::{
     sync::{
         Arc, Mutex,
@@ -183,15 +184,15 @@ fn emit(line: &Line) {
     let (program, at, text) = (line.program, line.at.as_str(), line.text.as_str());
     match line.level {
         log::Level::Error => {
-            tracing::error!(target: "balancer::kernel", program, at, "{text}");
+            tracing::error!(target: KERNEL_TARGET, program, at, "{text}");
         }
-        log::Level::Warn => tracing::warn!(target: "balancer::kernel", program, at, "{text}"),
-        log::Level::Info => tracing::info!(target: "balancer::kernel", program, at, "{text}"),
+        log::Level::Warn => tracing::warn!(target: KERNEL_TARGET, program, at, "{text}"),
+        log::Level::Info => tracing::info!(target: KERNEL_TARGET, program, at, "{text}"),
         log::Level::Debug => {
-            tracing::debug!(target: "balancer::kernel", program, at, "{text}");
+            tracing::debug!(target: KERNEL_TARGET, program, at, "{text}");
         }
         log::Level::Trace => {
-            tracing::trace!(target: "balancer::kernel", program, at, "{text}");
+            tracing::trace!(target: KERNEL_TARGET, program, at, "{text}");
         }
     }
 }
