@@ -18,17 +18,20 @@
 //! out of it and reports millions of packets per second. With
 //! `--against OBJECT`, another build's XDP object (say, the last commit's)
 //! runs the TCP, UDP and no-VIP cases interleaved with this one, as
-//! `against_*`: an A/B comparison within one run. Needs the `testkit`
-//! feature.
+//! `against_*`: an A/B comparison within one run. The established flow is
+//! also timed with the kernel diagnostics at `trace`
+//! (`diag_trace_established_tcp`): no report lies on that path, so it
+//! should cost what it costs with them off. Needs the `testkit` feature.
 
 use std::{fmt::Write as _, net::Ipv4Addr, time::Duration};
 
 use balancer_common::Counter;
 
 use balancer::{
-    config,
+    config::{self, model::KernelLog},
     dataplane::xdp::{
         Entry, Sizes, XdpProgram,
+        diag::{Diagnostics, Reading, bridge::Bridge},
         packet::{ACK, Frame, SYN},
         tables::{BackendIds, Tables},
         testkit,
@@ -115,6 +118,12 @@ fn main() -> anyhow::Result<()> {
         None => XdpProgram::load(Sizes::for_tables(&tables, 1_000_000))?,
     };
     other.apply(None, &tables)?;
+    // The same build reporting at its most verbose; the ring is never
+    // read, and nothing on the timed paths writes to it.
+    let mut traced = XdpProgram::load(Sizes::for_tables(&tables, 1_000_000))?;
+    traced.apply(None, &tables)?;
+    let quiet = Bridge::new("balancer", Box::new(|_| {}), std::sync::Arc::default());
+    let _diag = Diagnostics::take(&mut traced, quiet, KernelLog::Trace, Reading::OnDemand)?;
     let bare = XdpProgram::load_bare_tx()?;
     let lookup16 = XdpProgram::load_yardstick(Entry::Lookup16Tx)?;
     let lookup40 = XdpProgram::load_yardstick(Entry::Lookup40Tx)?;
@@ -125,6 +134,7 @@ fn main() -> anyhow::Result<()> {
     lb.run(&udp)?;
     other.run(&established)?;
     other.run(&udp)?;
+    traced.run(&established)?;
     let not_vip = Frame::tcp4(CLIENT, 40_000, Ipv4Addr::new(198, 18, 0, 2), 22, ACK).bytes();
 
     let syns = |base: u16| {
@@ -170,7 +180,7 @@ fn main() -> anyhow::Result<()> {
     // median of its slices; the harness's cost is subtracted slice by slice.
     lookup16.run(&established)?; // inserts the key
     lookup40.run(&established)?;
-    let cases: [(&str, &XdpProgram, &[u8]); 12] = [
+    let cases: [(&str, &XdpProgram, &[u8]); 13] = [
         ("bare_tx", &bare, &established),
         ("established_tcp", &lb, &established),
         ("udp", &lb, &udp),
@@ -183,6 +193,7 @@ fn main() -> anyhow::Result<()> {
         ("against_established_tcp", &other, &established),
         ("against_udp", &other, &udp),
         ("against_not_vip_pass", &other, &not_vip),
+        ("diag_trace_established_tcp", &traced, &established),
     ];
     let mut slices: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     for _ in 0..SLICES {

@@ -41,6 +41,10 @@ pub enum Which {
         /// Rounds; the report shows each figure's median and range.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
         rounds: u32,
+        /// Another commit (any git revision) whose XDP program runs beside
+        /// this one's, interleaved: an A/B comparison in one run.
+        #[arg(long)]
+        against: Option<String>,
     },
     /// The guard's cost per verdict beside a bare `XDP_DROP`, and a flood
     /// absorbed on veth.
@@ -99,12 +103,12 @@ pub fn run(root: &Path, which: &Which) -> Result<()> {
         Which::Proxy { rounds } => proxy::run(root, *rounds)?,
         Which::Http { rounds } => http::run(root, *rounds)?,
         Which::Tls { rounds } => tls::run(root, *rounds)?,
-        Which::Xdp { rounds } => xdp::run(root, *rounds)?,
+        Which::Xdp { rounds, against } => xdp::run(root, *rounds, against.as_deref())?,
         Which::Guard { rounds } => guard::run(root, *rounds)?,
         Which::Control { rounds } => control::run(root, *rounds)?,
         Which::Udp { rounds } => udp::run(root, *rounds)?,
         Which::All => {
-            xdp::run(root, 3)?;
+            xdp::run(root, 3, None)?;
             guard::run(root, 3)?;
             control::run(root, 3)?;
             proxy::run(root, 2)?;

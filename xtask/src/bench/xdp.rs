@@ -55,8 +55,8 @@ const CASES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Runs the benchmark.
-pub fn run(root: &Path, rounds: u32) -> Result<()> {
+/// Runs the benchmark; with `against`, that revision's XDP program too.
+pub fn run(root: &Path, rounds: u32, against: Option<&str>) -> Result<()> {
     status(
         Command::new("cargo")
             .args([
@@ -72,15 +72,48 @@ pub fn run(root: &Path, rounds: u32) -> Result<()> {
             ])
             .current_dir(root),
     )?;
-    let runs = measure(root, rounds)?;
-    report(root, rounds, &runs)
+    let other = against.map(|rev| object_of(root, rev)).transpose()?;
+    let runs = measure(root, rounds, other.as_ref().map(|(_, o)| o.as_path()))?;
+    report(root, rounds, &runs, other.as_ref().map(|(rev, _)| rev.as_str()))
+}
+
+/// Builds revision `rev`'s XDP object from a copy of its tree (`git
+/// archive`, under `target/bench-against/`) the way aya-build builds this
+/// one's; returns its short hash and the object's path.
+fn object_of(root: &Path, rev: &str) -> Result<(String, std::path::PathBuf)> {
+    let hash = output(Command::new("git").args(["rev-parse", "--short=12", rev]).current_dir(root))
+        .with_context(|| format!("`{rev}` is not a revision of this repository"))?;
+    let hash = hash.trim().to_owned();
+    let dir = root.join("target/bench-against").join(&hash);
+    if !dir.join("Cargo.toml").exists() {
+        std::fs::create_dir_all(&dir)?;
+        status(Command::new("sh").arg("-c").arg(format!(
+            "git -C '{}' archive --format=tar {hash} | tar -xf - -C '{}'",
+            root.display(),
+            dir.display()
+        )))?;
+    }
+    let flags = ["--cfg=bpf_target_arch=\"x86_64\"", "-Cdebuginfo=2", "-Clink-arg=--btf"].join("\x1f");
+    status(
+        Command::new("rustup")
+            .args(["run", "nightly", "cargo", "build", "--package", "balancer-ebpf", "--bins"])
+            .args(["--release", "--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+            .arg("--target-dir")
+            .arg(dir.join("target-ebpf"))
+            .env("CARGO_ENCODED_RUSTFLAGS", flags)
+            .env_remove("RUSTC")
+            .env_remove("RUSTC_WORKSPACE_WRAPPER")
+            .current_dir(&dir),
+    )
+    .with_context(|| format!("building the XDP program of {hash}"))?;
+    Ok((hash, dir.join("target-ebpf/bpfel-unknown-none/release/balancer")))
 }
 
 use super::Run;
 
 /// Runs the example `rounds` times inside a namespace of its own with a
 /// veth pair for the live-frames part.
-fn measure(root: &Path, rounds: u32) -> Result<Vec<Run>> {
+fn measure(root: &Path, rounds: u32, against: Option<&Path>) -> Result<Vec<Run>> {
     let bin = root.join("target/release/examples/xdp_bench");
     // Live frames leave through v0 and arrive at v1, which needs NAPI to take
     // XDP frames in: any XDP program gives it that, and ours is the
@@ -101,7 +134,11 @@ fn measure(root: &Path, rounds: u32) -> Result<Vec<Run>> {
     let mut runs: Vec<Run> = Vec::new();
     for r in 1..=rounds {
         let mut cmd = ns.command(bin.to_str().context("utf-8 path")?);
-        let text = output(cmd.arg("v0")).context("running the XDP benchmark (needs root)")?;
+        cmd.arg("v0");
+        if let Some(object) = against {
+            cmd.arg("--against").arg(object);
+        }
+        let text = output(&mut cmd).context("running the XDP benchmark (needs root)")?;
         eprintln!("bench xdp: round {r}/{rounds}: {}", text.trim());
         runs.push(serde_json::from_str(text.trim()).context("parsing xdp_bench output")?);
     }
@@ -162,8 +199,33 @@ fn rings_table(runs: &[Run]) -> String {
     t
 }
 
+/// The established flow with the kernel's reports off, at `trace`, and
+/// through the other build when there was one.
+fn diag_table(runs: &[Run], against: Option<&str>) -> String {
+    let mut t = String::from(
+        "| program | established TCP flow, ns/packet (median) | range |\n|---|---|---|\n",
+    );
+    let other = against.map_or_else(
+        || "this build again (no `--against`: the noise between two instances)".to_owned(),
+        |rev| format!("`{rev}`, built from its own tree"),
+    );
+    for (key, label) in [
+        ("established_tcp", "this build, diagnostics off (default)".to_owned()),
+        ("diag_trace_established_tcp", "this build, diagnostics at `trace`".to_owned()),
+        ("against_established_tcp", other),
+    ] {
+        if runs.iter().all(|r| r.get(key).is_none()) {
+            continue;
+        }
+        let (m, lo, hi) = super::median_range(runs, key);
+        let _ = writeln!(t, "| {label} | {m:.1} | {lo:.1}-{hi:.1} |");
+        println!("{label}: {m:.1} ns");
+    }
+    t
+}
+
 /// Prints the figures and writes the page, the JSON and the chart.
-fn report(root: &Path, rounds: u32, runs: &[Run]) -> Result<()> {
+fn report(root: &Path, rounds: u32, runs: &[Run], against: Option<&str>) -> Result<()> {
     let figure = |key: &str| super::median_range(runs, key);
     let mut table = String::from(
         "| case | ns/packet (median) | range | bare XDP_TX same way | ratio to bare |\n|---|---|---|---|---|\n",
@@ -193,8 +255,11 @@ fn report(root: &Path, rounds: u32, runs: &[Run]) -> Result<()> {
     );
     let curve = curve_table(runs);
     let rings = rings_table(runs);
+    let diag = diag_table(runs, against);
     let page = Page::new(root, "xdp")?;
-    let json = page.write_json(&serde_json::json!({ "rounds": runs, "cases": plot }))?;
+    let json = page.write_json(
+        &serde_json::json!({ "rounds": runs, "cases": plot, "against": against }),
+    )?;
     let png = page.file("png");
     status(
         Command::new("/usr/bin/python3")
@@ -214,6 +279,7 @@ fn report(root: &Path, rounds: u32, runs: &[Run]) -> Result<()> {
          ### Live frames on veth\n\n{live}\n\
          ### Cost as the flow table fills\n\n{curve}\n\
          ### Ring size and VIP count\n\n{rings}\n\
+         ### Kernel diagnostics\n\n{diag}\n\
          ## Method\n\n\
          `BPF_PROG_TEST_RUN` on the loaded, unattached programs (the balancer with a 3-backend TCP VIP and a\n\
          2-backend UDP VIP in DSR mode, a 1,000,000-entry flow table; and `bench_bare_tx`, which returns\n\
@@ -245,7 +311,11 @@ fn report(root: &Path, rounds: u32, runs: &[Run]) -> Result<()> {
          Ring size and VIP count: the same pool with `maglev_table_size` 65,537 or 655,373 behind one VIP,\n\
          and behind 1,000 XDP listeners (port 80 of 1,000 addresses, 198.18.104.1 up); 20,000 distinct SYNs each as\n\
          single runs (to the 500th listener), beside the bare program the same way, and a packet for no VIP\n\
-         repeated 1,000,000 times.\n",
+         repeated 1,000,000 times.\n\n\
+         Kernel diagnostics: the established flow through this build with its reports off (the\n\
+         default), through a second instance reporting at `trace` (its ring never read; no report lies\n\
+         on that path), and, with `--against REV`, through that revision's program built from its own\n\
+         tree (`target/bench-against/`), all interleaved in the same slices as the cases above.\n",
         kernel.trim()
     ))?;
     println!(
