@@ -202,31 +202,28 @@ fn buckets(
 
 #[inline(always)]
 fn remember(ctx: &XdpContext, key: &[u8; 16], now: u64) {
-    match LIMITED.get_ptr_mut(key) {
-        Some(l) => {
-            // SAFETY: as in `source`.
-            let l = unsafe { &mut *l };
-            l.drops += 1;
-            l.last_ns = now;
-        }
-        None => {
-            let inserted = LIMITED.insert(
-                key,
-                Limited {
-                    drops: 1,
-                    last_ns: now,
-                },
-                0,
-            );
-            if let Err(e) = inserted {
-                report_warn!(
-                    ctx,
-                    "limited-source table insert failed (error {}); {:i} is dropped but not listed",
-                    e,
-                    *key
-                );
-            }
-        }
+    if let Some(l) = LIMITED.get_ptr_mut(key) {
+        // SAFETY: as in `source`.
+        let l = unsafe { &mut *l };
+        l.drops += 1;
+        l.last_ns = now;
+        return;
+    }
+    let inserted = LIMITED.insert(
+        key,
+        Limited {
+            drops: 1,
+            last_ns: now,
+        },
+        0,
+    );
+    if let Err(e) = inserted {
+        report_warn!(
+            ctx,
+            "limited-source table insert failed (error {}); {:i} is dropped but not listed",
+            e,
+            *key
+        );
     }
 }
 

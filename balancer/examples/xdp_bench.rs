@@ -118,12 +118,7 @@ fn main() -> anyhow::Result<()> {
         None => XdpProgram::load(Sizes::for_tables(&tables, 1_000_000))?,
     };
     other.apply(None, &tables)?;
-    // The same build reporting at its most verbose; the ring is never
-    // read, and nothing on the timed paths writes to it.
-    let mut traced = XdpProgram::load(Sizes::for_tables(&tables, 1_000_000))?;
-    traced.apply(None, &tables)?;
-    let quiet = Bridge::new("balancer", Box::new(|_| {}), std::sync::Arc::default());
-    let _diag = Diagnostics::take(&mut traced, quiet, KernelLog::Trace, Reading::OnDemand)?;
+    let (traced, _diag) = traced(&tables)?;
     let bare = XdpProgram::load_bare_tx()?;
     let lookup16 = XdpProgram::load_yardstick(Entry::Lookup16Tx)?;
     let lookup40 = XdpProgram::load_yardstick(Entry::Lookup40Tx)?;
@@ -140,23 +135,10 @@ fn main() -> anyhow::Result<()> {
     let syns = |base: u16| {
         (0..DISTINCT).map(move |i| Frame::tcp4(CLIENT, base.wrapping_add(i), VIP, 80, SYN).bytes())
     };
-    let mut live = Vec::new();
-    if let Some(ifname) = ifname {
-        // Live frames: XDP_TX really transmits on `ifname`, whose peer must
-        // run NAPI (an XDP program). Packets per second, in millions.
-        let ifindex: u32 = std::fs::read_to_string(format!("/sys/class/net/{ifname}/ifindex"))?
-            .trim()
-            .parse()?;
-        let mpps = |d: Duration| f64::from(LIVE) / d.as_secs_f64() / 1e6;
-        live.push((
-            "live_bare_tx_mpps",
-            mpps(bare.live(&established, ifindex, LIVE)?),
-        ));
-        live.push((
-            "live_established_tcp_mpps",
-            mpps(lb.live(&established, ifindex, LIVE)?),
-        ));
-    }
+    let live = match ifname {
+        Some(ifname) => live_frames(&ifname, &bare, &lb, &established)?,
+        None => Vec::new(),
+    };
     // IP-in-IP: the same flows, behind the harness where repeated.
     let ipip_tables = tables_of(&CONFIG.replace("forwarding: dsr", "forwarding: ipip"))?;
     let ipip_sizes = Sizes::for_tables(&ipip_tables, 1_000_000);
@@ -214,17 +196,52 @@ fn main() -> anyhow::Result<()> {
         .zip(&slices)
         .map(|((name, _, _), v)| ((*name).to_owned(), median(v)))
         .collect();
-    pairs.push(("bare_tx_single".into(), single_runs(&bare, syns(1024))?));
-    pairs.push(("new_flow_syn_single".into(), single_runs(&lb, syns(1024))?));
-    pairs.push((
-        "ipip_new_flow_syn_single".into(),
-        single_runs(&ipip_plain, syns(1024))?,
-    ));
+    for (name, prog) in [
+        ("bare_tx_single", &bare),
+        ("new_flow_syn_single", &lb),
+        ("against_new_flow_syn_single", &other),
+        ("ipip_new_flow_syn_single", &ipip_plain),
+    ] {
+        pairs.push((name.to_owned(), single_runs(prog, syns(1024))?));
+    }
     pairs.extend(flow_curve(&tables, &established, &bare)?);
     pairs.extend(rings_and_vips(&bare, &not_vip)?);
     let results = serde_json_like(&pairs, &live);
     println!("{results}");
     Ok(())
+}
+
+/// Live frames: `XDP_TX` really transmits on `ifname`, whose peer must run
+/// NAPI (an XDP program). Packets per second, in millions, for the bare
+/// program and the balancer's established flow.
+fn live_frames(
+    ifname: &str,
+    bare: &XdpProgram,
+    lb: &XdpProgram,
+    frame: &[u8],
+) -> anyhow::Result<Vec<(&'static str, f64)>> {
+    let ifindex: u32 = std::fs::read_to_string(format!("/sys/class/net/{ifname}/ifindex"))?
+        .trim()
+        .parse()?;
+    let mpps = |d: Duration| f64::from(LIVE) / d.as_secs_f64() / 1e6;
+    Ok(vec![
+        ("live_bare_tx_mpps", mpps(bare.live(frame, ifindex, LIVE)?)),
+        (
+            "live_established_tcp_mpps",
+            mpps(lb.live(frame, ifindex, LIVE)?),
+        ),
+    ])
+}
+
+/// The balancer reporting at its most verbose; the ring is never read,
+/// and nothing on the timed paths writes to it. The diagnostics must live
+/// as long as the program is timed.
+fn traced(tables: &Tables) -> anyhow::Result<(XdpProgram, Diagnostics)> {
+    let mut traced = XdpProgram::load(Sizes::for_tables(tables, 1_000_000))?;
+    traced.apply(None, tables)?;
+    let quiet = Bridge::new("balancer", Box::new(|_| {}), std::sync::Arc::default());
+    let diag = Diagnostics::take(&mut traced, quiet, KernelLog::Trace, Reading::OnDemand)?;
+    Ok((traced, diag))
 }
 
 /// The median of `v` (not empty).

@@ -327,34 +327,40 @@ pub fn render(s: &Snapshot, now_ms: u64) -> String {
         let _ = write!(out, "\n{}", a.render());
     }
     if let Some(x) = &s.xdp {
-        let _ = writeln!(out, "\nXDP on {} ({}):", x.interface, x.attach);
-        let lines: u64 = x.log.lines.values().sum();
-        let _ = writeln!(
-            out,
-            "  kernel diagnostics: {} ({lines} lines, {} suppressed)",
-            x.log.level, x.log.suppressed
-        );
-        for (k, v) in x.counters.iter().filter(|(_, v)| **v > 0) {
-            let _ = writeln!(out, "  {k:<24} {v}");
-        }
-        for (listener, drops) in &x.guard {
-            let _ = writeln!(out, "\nguard drops, listener {listener}:");
-            for (k, v) in drops {
-                let _ = writeln!(out, "  {k:<24} {v}");
-            }
-        }
-        if !x.limited.is_empty() {
-            let _ = writeln!(out, "\nsources limited in the last 10 s:");
-            for l in &x.limited {
-                let _ = writeln!(
-                    out,
-                    "  {:<40} {:>10} drops, last {} ms ago",
-                    l.source, l.drops, l.ago_ms
-                );
-            }
-        }
+        render_xdp(&mut out, x);
     }
     out
+}
+
+/// The XDP plane: its counters, guard drops, limited sources and what
+/// the program reports.
+fn render_xdp(out: &mut String, x: &XdpStatus) {
+    let _ = writeln!(out, "\nXDP on {} ({}):", x.interface, x.attach);
+    let lines: u64 = x.log.lines.values().sum();
+    let _ = writeln!(
+        out,
+        "  kernel diagnostics: {} ({lines} lines, {} suppressed)",
+        x.log.level, x.log.suppressed
+    );
+    for (k, v) in x.counters.iter().filter(|(_, v)| **v > 0) {
+        let _ = writeln!(out, "  {k:<24} {v}");
+    }
+    for (listener, drops) in &x.guard {
+        let _ = writeln!(out, "\nguard drops, listener {listener}:");
+        for (k, v) in drops {
+            let _ = writeln!(out, "  {k:<24} {v}");
+        }
+    }
+    if !x.limited.is_empty() {
+        let _ = writeln!(out, "\nsources limited in the last 10 s:");
+        for l in &x.limited {
+            let _ = writeln!(
+                out,
+                "  {:<40} {:>10} drops, last {} ms ago",
+                l.source, l.drops, l.ago_ms
+            );
+        }
+    }
 }
 
 /// The discovery sources: what each follows, its set, and its failures.

@@ -53,6 +53,30 @@ fn install(root: &Path, deb: &Path) -> String {
         .arg(deb))
 }
 
+/// No systemd runs here, so the unit is linted rather than started:
+/// systemd-analyze parses it as systemd would and warns about every
+/// unknown key, bad value or missing command (`bin`, the installed
+/// binary, stands in for `/usr/bin/balancer`).
+fn lint_unit(unit: &str, bin: &Path, dir: &Path) {
+    let linted = dir.join("balancer.service");
+    std::fs::write(
+        &linted,
+        unit.replace("/usr/bin/balancer", &bin.display().to_string()),
+    )
+    .expect("unit copy");
+    let verify = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&linted)
+        .output()
+        .expect("systemd-analyze");
+    let said = String::from_utf8_lossy(&verify.stderr).into_owned()
+        + &String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        verify.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify: {said}"
+    );
+}
+
 #[test]
 fn the_package_passes_lintian_installs_and_keeps_its_conffile() {
     let deb = deb();
@@ -89,6 +113,7 @@ fn the_package_passes_lintian_installs_and_keeps_its_conffile() {
         "{unit}"
     );
     assert!(!unit.contains("/usr/local"), "{unit}");
+    lint_unit(&unit, &bin, dir.path());
     assert!(root.join("usr/lib/sysusers.d/balancer.conf").exists());
     for page in [
         "balancer",

@@ -65,6 +65,8 @@ const PACKAGES: &[(&str, &str)] = &[
     // `cargo xtask dist` checks the Debian package with it.
     ("lintian", "/usr/bin/lintian"),
     ("dpkg-dev", "/usr/bin/dpkg-shlibdeps"),
+    // The package test lints the packaged unit with systemd-analyze.
+    ("systemd", "/usr/bin/systemd-analyze"),
 ];
 
 /// Everything: toolchain and packages.

@@ -74,15 +74,24 @@ pub fn run(root: &Path, rounds: u32, against: Option<&str>) -> Result<()> {
     )?;
     let other = against.map(|rev| object_of(root, rev)).transpose()?;
     let runs = measure(root, rounds, other.as_ref().map(|(_, o)| o.as_path()))?;
-    report(root, rounds, &runs, other.as_ref().map(|(rev, _)| rev.as_str()))
+    report(
+        root,
+        rounds,
+        &runs,
+        other.as_ref().map(|(rev, _)| rev.as_str()),
+    )
 }
 
 /// Builds revision `rev`'s XDP object from a copy of its tree (`git
 /// archive`, under `target/bench-against/`) the way aya-build builds this
 /// one's; returns its short hash and the object's path.
 fn object_of(root: &Path, rev: &str) -> Result<(String, std::path::PathBuf)> {
-    let hash = output(Command::new("git").args(["rev-parse", "--short=12", rev]).current_dir(root))
-        .with_context(|| format!("`{rev}` is not a revision of this repository"))?;
+    let hash = output(
+        Command::new("git")
+            .args(["rev-parse", "--short=12", rev])
+            .current_dir(root),
+    )
+    .with_context(|| format!("`{rev}` is not a revision of this repository"))?;
     let hash = hash.trim().to_owned();
     let dir = root.join("target/bench-against").join(&hash);
     if !dir.join("Cargo.toml").exists() {
@@ -93,11 +102,30 @@ fn object_of(root: &Path, rev: &str) -> Result<(String, std::path::PathBuf)> {
             dir.display()
         )))?;
     }
-    let flags = ["--cfg=bpf_target_arch=\"x86_64\"", "-Cdebuginfo=2", "-Clink-arg=--btf"].join("\x1f");
+    let flags = [
+        "--cfg=bpf_target_arch=\"x86_64\"",
+        "-Cdebuginfo=2",
+        "-Clink-arg=--btf",
+    ]
+    .join("\x1f");
     status(
         Command::new("rustup")
-            .args(["run", "nightly", "cargo", "build", "--package", "balancer-ebpf", "--bins"])
-            .args(["--release", "--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+            .args([
+                "run",
+                "nightly",
+                "cargo",
+                "build",
+                "--package",
+                "balancer-ebpf",
+                "--bins",
+            ])
+            .args([
+                "--release",
+                "--target",
+                "bpfel-unknown-none",
+                "-Z",
+                "build-std=core",
+            ])
             .arg("--target-dir")
             .arg(dir.join("target-ebpf"))
             .env("CARGO_ENCODED_RUSTFLAGS", flags)
@@ -106,7 +134,10 @@ fn object_of(root: &Path, rev: &str) -> Result<(String, std::path::PathBuf)> {
             .current_dir(&dir),
     )
     .with_context(|| format!("building the XDP program of {hash}"))?;
-    Ok((hash, dir.join("target-ebpf/bpfel-unknown-none/release/balancer")))
+    Ok((
+        hash,
+        dir.join("target-ebpf/bpfel-unknown-none/release/balancer"),
+    ))
 }
 
 use super::Run;
@@ -202,24 +233,39 @@ fn rings_table(runs: &[Run]) -> String {
 /// The established flow with the kernel's reports off, at `trace`, and
 /// through the other build when there was one.
 fn diag_table(runs: &[Run], against: Option<&str>) -> String {
-    let mut t = String::from(
-        "| program | established TCP flow, ns/packet (median) | range |\n|---|---|---|\n",
-    );
+    let mut t =
+        String::from("| program | case | ns/packet (median) | range |\n|---|---|---|---|\n");
     let other = against.map_or_else(
         || "this build again (no `--against`: the noise between two instances)".to_owned(),
         |rev| format!("`{rev}`, built from its own tree"),
     );
-    for (key, label) in [
-        ("established_tcp", "this build, diagnostics off (default)".to_owned()),
-        ("diag_trace_established_tcp", "this build, diagnostics at `trace`".to_owned()),
-        ("against_established_tcp", other),
+    let established = "established TCP flow";
+    let new = "new TCP flow, single runs";
+    for (key, label, case) in [
+        (
+            "established_tcp",
+            "this build, diagnostics off (default)".to_owned(),
+            established,
+        ),
+        (
+            "diag_trace_established_tcp",
+            "this build, diagnostics at `trace`".to_owned(),
+            established,
+        ),
+        ("against_established_tcp", other.clone(), established),
+        (
+            "new_flow_syn_single",
+            "this build, diagnostics off (default)".to_owned(),
+            new,
+        ),
+        ("against_new_flow_syn_single", other, new),
     ] {
         if runs.iter().all(|r| r.get(key).is_none()) {
             continue;
         }
         let (m, lo, hi) = super::median_range(runs, key);
-        let _ = writeln!(t, "| {label} | {m:.1} | {lo:.1}-{hi:.1} |");
-        println!("{label}: {m:.1} ns");
+        let _ = writeln!(t, "| {label} | {case} | {m:.1} | {lo:.1}-{hi:.1} |");
+        println!("{label}, {case}: {m:.1} ns");
     }
     t
 }
@@ -257,9 +303,8 @@ fn report(root: &Path, rounds: u32, runs: &[Run], against: Option<&str>) -> Resu
     let rings = rings_table(runs);
     let diag = diag_table(runs, against);
     let page = Page::new(root, "xdp")?;
-    let json = page.write_json(
-        &serde_json::json!({ "rounds": runs, "cases": plot, "against": against }),
-    )?;
+    let json =
+        page.write_json(&serde_json::json!({ "rounds": runs, "cases": plot, "against": against }))?;
     let png = page.file("png");
     status(
         Command::new("/usr/bin/python3")
@@ -315,7 +360,9 @@ fn report(root: &Path, rounds: u32, runs: &[Run], against: Option<&str>) -> Resu
          Kernel diagnostics: the established flow through this build with its reports off (the\n\
          default), through a second instance reporting at `trace` (its ring never read; no report lies\n\
          on that path), and, with `--against REV`, through that revision's program built from its own\n\
-         tree (`target/bench-against/`), all interleaved in the same slices as the cases above.\n",
+         tree (`target/bench-against/`), all interleaved in the same slices as the cases above; new\n\
+         flows (whose path holds report sites for failures that do not happen here) as single runs,\n\
+         one program after the other.\n",
         kernel.trim()
     ))?;
     println!(

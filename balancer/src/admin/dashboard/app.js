@@ -173,7 +173,9 @@ function renderRest(s, find) {
       .map(([k]) => [k, rateCell((x) => x.xdp?.counters[k], `${k} per second`), s.xdp.counters[k]]);
     const drops = [];
     for (const [listener, by] of Object.entries(s.xdp.guard)) for (const [why, n] of Object.entries(by)) drops.push([listener, why, n]);
-    xdp.replaceChildren(el("p", {}, `on ${s.xdp.interface} (${s.xdp.attach})`),
+    const log = s.xdp.log || { level: "off", lines: {}, suppressed: 0 };
+    const written = Object.values(log.lines).reduce((a, n) => a + n, 0);
+    xdp.replaceChildren(el("p", {}, `on ${s.xdp.interface} (${s.xdp.attach}); kernel diagnostics ${log.level}, ${written} lines, ${log.suppressed} suppressed`),
       counters.length ? table(["counter", "rate", "total"], counters, "XDP counters") : empty("no packets yet"),
       drops.length ? table(["listener", "guard drop", "packets"], drops, "guard drops") : empty("no guard drops"));
   } else xdp.replaceChildren(empty("the XDP plane is not attached"));

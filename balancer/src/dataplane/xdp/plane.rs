@@ -207,24 +207,7 @@ impl XdpPlane {
             }
             None => None,
         };
-        let maps = if let Some(kept) = adopted_flows {
-            let migrated = caught_up.map_or(String::new(), |n| {
-                format!(", migrated from the older layout with {n} placed meanwhile")
-            });
-            format!("re-adopted the pinned XDP maps ({kept} flows kept{migrated})")
-        } else {
-            "fresh XDP maps".to_owned()
-        };
-        let program_note = match attachment.handover {
-            super::link::Handover::Fresh => "program attached".to_owned(),
-            super::link::Handover::Replaced { previous } => {
-                format!("replaced program {previous} in its pinned link")
-            }
-            super::link::Handover::Moved { from } => {
-                format!("program moved here from interface {from}")
-            }
-        };
-        let started = format!("{maps}; {program_note}");
+        let started = started_note(adopted_flows, caught_up, attachment.handover);
         let attached = attachment.attached;
         if attached == Attached::Generic {
             warn!(interface = %iface.name, "XDP attached in GENERIC mode: the driver has no native XDP; packets are balanced correctly but without the fast path's speed");
@@ -458,6 +441,34 @@ impl XdpPlane {
         )?;
         Ok(())
     }
+}
+
+/// How a start found the maps and the program, for status: `kept` flows
+/// re-adopted (`None`: fresh maps), `caught_up` placed during a layout
+/// migration, and what became of an earlier program.
+fn started_note(
+    kept: Option<usize>,
+    caught_up: Option<usize>,
+    handover: super::link::Handover,
+) -> String {
+    let maps = if let Some(kept) = kept {
+        let migrated = caught_up.map_or(String::new(), |n| {
+            format!(", migrated from the older layout with {n} placed meanwhile")
+        });
+        format!("re-adopted the pinned XDP maps ({kept} flows kept{migrated})")
+    } else {
+        "fresh XDP maps".to_owned()
+    };
+    let program = match handover {
+        super::link::Handover::Fresh => "program attached".to_owned(),
+        super::link::Handover::Replaced { previous } => {
+            format!("replaced program {previous} in its pinned link")
+        }
+        super::link::Handover::Moved { from } => {
+            format!("program moved here from interface {from}")
+        }
+    };
+    format!("{maps}; {program}")
 }
 
 /// SYN cookie settings for the listeners of `config` that ask for them,

@@ -14,9 +14,9 @@ use std::{
 };
 
 /// Lines written per second at most, and the burst above that.
-pub const RATE: f64 = 50.0;
+pub const RATE: u32 = 50;
 /// See [`RATE`].
-pub const BURST: f64 = 200.0;
+pub const BURST: u32 = 200;
 
 /// One record from a program.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,7 +78,7 @@ impl Bridge {
             program,
             sink: Arc::new(sink),
             bucket: Arc::new(Mutex::new(Bucket {
-                tokens: BURST,
+                tokens: f64::from(BURST),
                 last: now,
                 pending: 0,
                 since: now,
@@ -100,7 +100,7 @@ impl Bridge {
                 return;
             };
             let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
-            b.tokens = (b.tokens + elapsed * RATE).min(BURST);
+            b.tokens = (b.tokens + elapsed * f64::from(RATE)).min(f64::from(BURST));
             b.last = now;
             if b.tokens < 1.0 {
                 b.pending += 1;
@@ -277,7 +277,7 @@ mod tests {
         }
         assert_eq!(seen.lock().unwrap().len(), BURST as usize);
         assert_eq!(bridge.counts.suppressed.load(Ordering::Relaxed), 50);
-        assert_eq!(bridge.counts.lines(log::Level::Warn), BURST as u64);
+        assert_eq!(bridge.counts.lines(log::Level::Warn), u64::from(BURST));
         // A second later the bucket has room again; the next line comes
         // after a summary of what was suppressed.
         bridge.take(&line("later"), t0 + Duration::from_secs(1));
