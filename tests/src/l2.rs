@@ -20,6 +20,7 @@
 //!   client --+-- br0 --+-- balancer eth0        eth1 --+-- br1 --+-- backend i 198.18.2.(11+i)
 //! ```
 
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::{netns::Netns, process::Process};
@@ -62,6 +63,28 @@ pub fn routed_backend(i: usize) -> Ipv4Addr {
 #[must_use]
 pub fn backend6(i: usize) -> Ipv6Addr {
     Ipv6Addr::new(0xfd00, 2, 0, 0, 0, 0, 0, 0x11 + i as u16)
+}
+
+/// A config with one `xdp` TCP listener on the VIP's port 80 in DSR mode,
+/// its Maglev pool of backends `0..n` on port 80, and `xdp_extra` (such as
+/// `, pin_dir: "..."`) appended inside the `xdp` section.
+#[must_use]
+pub fn dsr_config(n: usize, xdp_extra: &str) -> String {
+    let backends = (0..n).fold(String::new(), |mut s, i| {
+        let _ = writeln!(s, "      - {{ address: \"{}:80\" }}", backend(i));
+        s
+    });
+    format!(
+        "version: 1
+listeners:
+  - {{ name: vip, address: \"{VIP}:80\", protocol: tcp, mode: xdp, pool: p }}
+pools:
+  - name: p
+    algorithm: maglev
+    backends:
+{backends}xdp: {{ interface: eth0, forwarding: dsr{xdp_extra} }}
+"
+    )
 }
 
 impl L2 {

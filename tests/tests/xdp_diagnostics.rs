@@ -9,27 +9,12 @@ use std::time::Duration;
 use balancer_tests::{
     admin, balancer_bin,
     client::hold,
-    l2::{L2, backend},
+    l2::{L2, backend, dsr_config},
     write_config,
 };
 
 fn config(log: &str) -> String {
-    format!(
-        "version: 1
-listeners:
-  - {{ name: vip, address: \"{}\", protocol: tcp, mode: xdp, pool: p }}
-pools:
-  - name: p
-    algorithm: maglev
-    backends:
-      - {{ address: \"{}:80\" }}
-      - {{ address: \"{}:80\" }}
-xdp: {{ interface: eth0, forwarding: dsr{log} }}
-",
-        L2::vip(80),
-        backend(0),
-        backend(1),
-    )
+    dsr_config(2, log)
 }
 
 fn without_backend2(yaml: &str) -> String {

@@ -14,7 +14,7 @@ use std::{
 use balancer_tests::{
     bpffs::BpfFs,
     client::http_get,
-    l2::{L2, VIP, backend},
+    l2::{self, L2},
     steady::{Tally, program_id, traffic},
 };
 
@@ -26,24 +26,7 @@ const KEPT: usize = 100;
 const NEW_PER_SEC: u32 = 50;
 
 fn config(pin_dir: &std::path::Path) -> String {
-    format!(
-        "version: 1
-listeners:
-  - {{ name: vip, address: \"{VIP}:80\", protocol: tcp, mode: xdp, pool: p }}
-pools:
-  - name: p
-    algorithm: maglev
-    backends:
-      - {{ address: \"{}:80\" }}
-      - {{ address: \"{}:80\" }}
-      - {{ address: \"{}:80\" }}
-xdp: {{ interface: eth0, forwarding: dsr, pin_dir: \"{}\" }}
-",
-        backend(0),
-        backend(1),
-        backend(2),
-        pin_dir.display()
-    )
+    l2::dsr_config(3, &format!(", pin_dir: \"{}\"", pin_dir.display()))
 }
 
 #[test]
