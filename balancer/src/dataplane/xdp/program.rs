@@ -396,7 +396,8 @@ pub(super) fn map_err(name: &'static str) -> impl Fn(MapError) -> XdpError {
     move |source| XdpError::Map { name, source }
 }
 
-fn missing(name: &'static str) -> XdpError {
+/// The error for a map the object lacks.
+pub(super) fn missing(name: &'static str) -> XdpError {
     XdpError::Map {
         name,
         source: MapError::InvalidName {

@@ -15,7 +15,10 @@ use aya_log::EbpfLogger;
 use balancer_common::diag::LOG_LEVEL_MAP;
 
 use self::bridge::{Bridge, Counts};
-use super::{XdpError, XdpProgram, program::map_err};
+use super::{
+    XdpError, XdpProgram,
+    program::{map_err, missing},
+};
 use crate::config::model::KernelLog;
 
 /// How the ring is read.
@@ -49,7 +52,7 @@ impl Diagnostics {
         let map = program
             .ebpf
             .take_map(LOG_LEVEL_MAP)
-            .ok_or_else(|| map_err(LOG_LEVEL_MAP)(missing(LOG_LEVEL_MAP)))?;
+            .ok_or_else(|| missing(LOG_LEVEL_MAP))?;
         let levels = Array::try_from(map).map_err(map_err(LOG_LEVEL_MAP))?;
         let logger = EbpfLogger::init_with_logger(&mut program.ebpf, bridge.clone())
             .map_err(|e| XdpError::Log(e.to_string()))?;
@@ -116,11 +119,5 @@ impl Drop for Diagnostics {
         if let Some(reader) = self.reader.take() {
             reader.abort();
         }
-    }
-}
-
-fn missing(name: &str) -> aya::maps::MapError {
-    aya::maps::MapError::InvalidName {
-        name: name.to_owned(),
     }
 }
