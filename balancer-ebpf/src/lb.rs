@@ -158,8 +158,13 @@ pub fn choose(
 
 #[inline(always)]
 fn backend(id: u32) -> Option<&'static BackendEntry> {
-    // By reference: the entry stays valid for this run (a racing rewrite
-    // can tear it as a copy would), and a copy costs stack the program
-    // has little of.
+    // By reference: the entry stays valid for this run, and a copy costs
+    // stack the program has little of. A rewrite racing this packet can
+    // now be seen half-done anywhere between here and the frame's last
+    // write, where a copy narrowed that to the copy itself. The daemon
+    // rewrites a live entry when a next hop's MAC changes and clears one
+    // when its backend goes (after no ring names it; flows still on it are
+    // placed again): a packet racing either may leave with a torn entry,
+    // as one racing the copy could, only over a few more instructions.
     BACKENDS.get(id).filter(|b| b.family != 0)
 }

@@ -12,7 +12,7 @@ use crate::{
     config::model::KernelLog,
     dataplane::xdp::{
         Attached, XdpError, XdpProgram,
-        diag::{Diagnostics, Reading, bridge::Bridge},
+        diag::Reports,
         iface::{IfaceError, Interface},
     },
 };
@@ -53,12 +53,12 @@ pub async fn run(
     let mut sigint = signal(SignalKind::interrupt()).map_err(DecapError::Signals)?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(DecapError::Signals)?;
     let mut program = XdpProgram::load_decap(&endpoints)?;
-    let diag = Diagnostics::take(
+    let diag = Reports::start(
         &mut program,
-        Bridge::to_tracing("balancer_decap", std::sync::Arc::default()),
+        "balancer_decap",
+        std::sync::Arc::default(),
         level,
-        Reading::Task,
-    )?;
+    );
     let attached = program.attach(interface)?;
     if attached == Attached::Generic {
         warn!(%interface, "decapsulator attached in GENERIC mode (no native XDP in this driver)");

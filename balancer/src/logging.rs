@@ -44,11 +44,47 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    // The kernel target's `trace` raised the filter's ceiling, and with it
+    // the `log` crate's (rustls and others log through it): keep that at
+    // what `RUST_LOG` asks of everything else, so their `trace!` calls stay
+    // a branch not taken. The kernel's reports go to tracing directly.
+    log::set_max_level(log_ceiling(from_env.as_deref()));
+}
+
+/// The highest level any directive of `RUST_LOG` (or `info`) lets through.
+fn log_ceiling(rust_log: Option<&str>) -> log::LevelFilter {
+    let base = rust_log.filter(|s| !s.trim().is_empty()).unwrap_or("info");
+    let hint = EnvFilter::try_new(base)
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .max_level_hint();
+    match hint {
+        Some(tracing::level_filters::LevelFilter::OFF) => log::LevelFilter::Off,
+        Some(tracing::level_filters::LevelFilter::ERROR) => log::LevelFilter::Error,
+        Some(tracing::level_filters::LevelFilter::WARN) => log::LevelFilter::Warn,
+        Some(tracing::level_filters::LevelFilter::INFO) => log::LevelFilter::Info,
+        Some(tracing::level_filters::LevelFilter::DEBUG) => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::filter_directives;
+
+    #[test]
+    fn the_log_crates_ceiling_ignores_the_kernel_target() {
+        use super::log_ceiling;
+        assert_eq!(log_ceiling(None), log::LevelFilter::Info);
+        assert_eq!(log_ceiling(Some("warn")), log::LevelFilter::Warn);
+        assert_eq!(
+            log_ceiling(Some("info,rustls=trace")),
+            log::LevelFilter::Trace
+        );
+        assert_eq!(
+            log_ceiling(Some("not a filter ===")),
+            log::LevelFilter::Info
+        );
+    }
 
     #[test]
     fn kernel_reports_pass_unless_rust_log_names_them() {

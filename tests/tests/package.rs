@@ -71,8 +71,14 @@ fn lint_unit(unit: &str, bin: &Path, dir: &Path) {
         .expect("systemd-analyze");
     let said = String::from_utf8_lossy(&verify.stderr).into_owned()
         + &String::from_utf8_lossy(&verify.stdout);
+    // Only what it says of this unit: a machine's own units (or their
+    // absence) are not the package's business.
+    let about_unit: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("balancer.service"))
+        .collect();
     assert!(
-        verify.status.success() && said.trim().is_empty(),
+        verify.status.success() && about_unit.is_empty(),
         "systemd-analyze verify: {said}"
     );
 }

@@ -118,6 +118,8 @@ fn kernel_reports_reach_the_log_only_at_the_level_set_through_the_api() {
     // A bad level is refused and changes nothing.
     let (code, body) = admin::call(&t.lb, "POST", "/xdp/log/loud", None);
     assert_eq!(code, 400, "{body}");
+    let (_, body) = admin::call(&t.lb, "GET", "/xdp/log", None);
+    assert_eq!(body["level"], "debug", "{body}");
     // The file changing `xdp.log` sets it: warn, so debug reports stop.
     let before = kernel_lines(&lb.output());
     outlive(&t, &config(", log: warn"));

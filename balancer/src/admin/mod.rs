@@ -318,7 +318,11 @@ fn xdp_log(
     };
     if let Some(level) = level {
         if let Err(e) = plane.set_kernel_log(level) {
-            return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+            let code = match e {
+                crate::dataplane::xdp::PlaneError::NeedsRestart(_) => StatusCode::CONFLICT,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            return error(code, &e.to_string());
         }
         info!(%peer, %level, "admin API XDP diagnostics request done");
     }

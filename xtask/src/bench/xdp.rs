@@ -86,26 +86,47 @@ pub fn run(root: &Path, rounds: u32, against: Option<&str>) -> Result<()> {
 /// archive`, under `target/bench-against/`) the way aya-build builds this
 /// one's; returns its short hash and the object's path.
 fn object_of(root: &Path, rev: &str) -> Result<(String, std::path::PathBuf)> {
+    let commit = format!("{rev}^{{commit}}");
     let hash = output(
         Command::new("git")
-            .args(["rev-parse", "--short=12", rev])
+            .args(["rev-parse", "--verify", &commit])
             .current_dir(root),
     )
-    .with_context(|| format!("`{rev}` is not a revision of this repository"))?;
+    .with_context(|| format!("`{rev}` is not a commit of this repository"))?;
     let hash = hash.trim().to_owned();
-    let dir = root.join("target/bench-against").join(&hash);
-    if !dir.join("Cargo.toml").exists() {
-        std::fs::create_dir_all(&dir)?;
-        status(Command::new("sh").arg("-c").arg(format!(
-            "git -C '{}' archive --format=tar {hash} | tar -xf - -C '{}'",
-            root.display(),
-            dir.display()
-        )))?;
+    let short = hash[..12.min(hash.len())].to_owned();
+    let dir = root.join("target/bench-against").join(&short);
+    if !dir.exists() {
+        // Unpacked beside, then renamed: an interrupted unpacking never
+        // passes for a tree.
+        let partial = dir.with_extension("partial");
+        let _ = std::fs::remove_dir_all(&partial);
+        std::fs::create_dir_all(&partial)?;
+        let tar = partial.with_extension("tar");
+        status(
+            Command::new("git")
+                .args(["archive", "--format=tar", "-o"])
+                .arg(&tar)
+                .arg(&hash)
+                .current_dir(root),
+        )?;
+        status(
+            Command::new("tar")
+                .arg("-xf")
+                .arg(&tar)
+                .arg("-C")
+                .arg(&partial),
+        )?;
+        std::fs::remove_file(&tar)?;
+        std::fs::rename(&partial, &dir)?;
     }
+    // As aya-build builds this one's (its target architecture is the
+    // host's here).
+    let arch = std::env::consts::ARCH;
     let flags = [
-        "--cfg=bpf_target_arch=\"x86_64\"",
-        "-Cdebuginfo=2",
-        "-Clink-arg=--btf",
+        format!("--cfg=bpf_target_arch=\"{arch}\""),
+        "-Cdebuginfo=2".to_owned(),
+        "-Clink-arg=--btf".to_owned(),
     ]
     .join("\x1f");
     status(
@@ -133,9 +154,9 @@ fn object_of(root: &Path, rev: &str) -> Result<(String, std::path::PathBuf)> {
             .env_remove("RUSTC_WORKSPACE_WRAPPER")
             .current_dir(&dir),
     )
-    .with_context(|| format!("building the XDP program of {hash}"))?;
+    .with_context(|| format!("building the XDP program of {short}"))?;
     Ok((
-        hash,
+        short,
         dir.join("target-ebpf/bpfel-unknown-none/release/balancer"),
     ))
 }

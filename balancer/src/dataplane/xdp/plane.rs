@@ -16,10 +16,7 @@ use super::{
     Attached, PlaneError, XdpProgram,
     adopt::{self, Adopted, Inputs},
     cookies::{Cookies, TcpSysctls},
-    diag::{
-        Diagnostics, Reading,
-        bridge::{Bridge, Counts},
-    },
+    diag::{Reports, bridge::Counts},
     iface::Interface,
     pins::Pins,
     program::LimitedSource,
@@ -61,7 +58,7 @@ pub struct XdpPlane {
     /// How this start found the maps and the program, for status.
     pub started: String,
     /// What the program reports, and at which level.
-    diag: Diagnostics,
+    diag: Reports,
     /// `xdp.log` as the config last said: a reload changes the level only
     /// when the file does, so a level set through the API lasts until then.
     configured_log: KernelLog,
@@ -180,15 +177,7 @@ impl XdpPlane {
             ..
         } = adopted;
         // Before attaching, so the first packet's reports are read.
-        let diag = Diagnostics::take(
-            &mut program,
-            Bridge::to_tracing("balancer", counts),
-            level,
-            Reading::Task,
-        )?;
-        if level != KernelLog::Off {
-            info!(%level, "the XDP program reports rare events into this log");
-        }
+        let diag = Reports::start(&mut program, "balancer", counts, level);
         let attachment = super::link::attach(&mut program, &iface, &pins)?;
         // The new program runs already: a failed catch-up costs only the
         // flows placed in the last moments, which the ring places again.
@@ -301,6 +290,11 @@ impl XdpPlane {
 
     /// Makes the program report at `level` from now on (the admin API).
     pub fn set_kernel_log(&mut self, level: KernelLog) -> Result<(), PlaneError> {
+        if self.handed {
+            return Err(PlaneError::NeedsRestart(
+                "this daemon is handing its XDP maps to a new one (`run --upgrade`); set the level on that one".to_owned(),
+            ));
+        }
         let before = self.diag.level();
         self.diag.set(level)?;
         if before != level {

@@ -95,9 +95,17 @@ impl Bridge {
 
     /// Takes one line in at `now`: written if the rate allows, else counted.
     pub fn take(&self, line: &Line, now: Instant) {
+        if self.admit(now) {
+            self.write(line);
+        }
+    }
+
+    /// Whether one more line may be written at `now`, taking its token; a
+    /// refused one is counted. A due summary is written first.
+    fn admit(&self, now: Instant) -> bool {
         let summary = {
             let Ok(mut b) = self.bucket.lock() else {
-                return;
+                return false;
             };
             let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
             b.tokens = (b.tokens + elapsed * f64::from(RATE)).min(f64::from(BURST));
@@ -105,7 +113,7 @@ impl Bridge {
             if b.tokens < 1.0 {
                 b.pending += 1;
                 self.counts.suppressed.fetch_add(1, Ordering::Relaxed);
-                return;
+                return false;
             }
             b.tokens -= 1.0;
             b.summary(now)
@@ -113,6 +121,10 @@ impl Bridge {
         if let Some(summary) = summary {
             (self.sink)(&self.summary_line(&summary));
         }
+        true
+    }
+
+    fn write(&self, line: &Line) {
         self.counts.lines[line.level as usize - 1].fetch_add(1, Ordering::Relaxed);
         (self.sink)(line);
     }
@@ -137,11 +149,15 @@ impl Bridge {
 }
 
 impl Bucket {
-    /// The text saying how many lines were suppressed since the last one,
-    /// resetting the count.
+    /// The text saying how many lines were suppressed since the last
+    /// summary, resetting the count; at most one per [`SETTLE`], so under a
+    /// lasting flood summaries do not double the lines written.
     fn summary(&mut self, now: Instant) -> Option<String> {
         if self.pending == 0 {
             self.since = now;
+            return None;
+        }
+        if now.saturating_duration_since(self.since) < SETTLE {
             return None;
         }
         let text = format!(
@@ -163,6 +179,10 @@ impl log::Log for Bridge {
     }
 
     fn log(&self, record: &log::Record<'_>) {
+        // The token first: under a flood, refused records cost no formatting.
+        if !self.admit(Instant::now()) {
+            return;
+        }
         let file = record.file().unwrap_or("?");
         // Only the file name: the program's build paths mean nothing here.
         let file = file.rsplit('/').next().unwrap_or(file);
@@ -172,7 +192,7 @@ impl log::Log for Bridge {
             at: format!("{file}:{}", record.line().unwrap_or(0)),
             text: unmap_ipv4(&record.args().to_string()),
         };
-        self.take(&line, Instant::now());
+        self.write(&line);
     }
 
     fn flush(&self) {}
@@ -291,6 +311,25 @@ mod tests {
             "{tail:?}"
         );
         assert_eq!(tail[1], "later");
+    }
+
+    #[test]
+    fn under_a_lasting_flood_summaries_come_at_most_once_per_settle() {
+        let (bridge, seen) = collecting();
+        let t0 = Instant::now();
+        // Ten seconds of 1,000 lines a second.
+        for ms in 0..10_000u64 {
+            bridge.take(&line("x"), t0 + Duration::from_millis(ms));
+        }
+        let seen = seen.lock().unwrap();
+        let summaries = seen
+            .iter()
+            .filter(|l| l.text.contains("suppressed"))
+            .count();
+        let written = seen.len() - summaries;
+        assert!(summaries <= 10, "{summaries} summaries");
+        assert!(written <= (BURST + 10 * RATE) as usize, "{written} lines");
+        assert!(written >= (BURST + 9 * RATE) as usize, "{written} lines");
     }
 
     #[test]
