@@ -23,12 +23,17 @@ pub const KERNEL_TARGET: &str = "balancer::kernel";
 /// plus every level of [`KERNEL_TARGET`] unless it names that target.
 #[must_use]
 pub fn filter_directives(rust_log: Option<&str>) -> String {
-    let base = rust_log.filter(|s| !s.trim().is_empty()).unwrap_or("info");
+    let base = base(rust_log);
     if base.contains(KERNEL_TARGET) {
         base.to_owned()
     } else {
         format!("{base},{KERNEL_TARGET}=trace")
     }
+}
+
+/// `RUST_LOG`'s directives, or `info` when it is unset or blank.
+fn base(rust_log: Option<&str>) -> &str {
+    rust_log.filter(|s| !s.trim().is_empty()).unwrap_or("info")
 }
 
 /// Installs the global subscriber writing to stderr.
@@ -53,8 +58,7 @@ pub fn init(format: LogFormat) {
 
 /// The highest level any directive of `RUST_LOG` (or `info`) lets through.
 fn log_ceiling(rust_log: Option<&str>) -> log::LevelFilter {
-    let base = rust_log.filter(|s| !s.trim().is_empty()).unwrap_or("info");
-    let hint = EnvFilter::try_new(base)
+    let hint = EnvFilter::try_new(base(rust_log))
         .unwrap_or_else(|_| EnvFilter::new("info"))
         .max_level_hint();
     match hint {

@@ -13,7 +13,7 @@ use balancer_common::Counter;
 use tracing::warn;
 
 use crate::{
-    config::{Config, discover::Origin, model::KernelLog},
+    config::{Config, discover::Origin},
     dataplane::xdp::plane::XdpPlane,
     runtime::{BackendState, ListenerStats, LivePool},
     status::{
@@ -179,11 +179,10 @@ pub fn kernel_log_status(plane: &XdpPlane) -> KernelLogStatus {
     let counts = plane.kernel_log_counts();
     KernelLogStatus {
         level: plane.kernel_log().to_string(),
-        lines: KernelLog::ALL[1..]
-            .iter()
-            .zip(log::Level::iter())
-            .map(|(name, level)| (name.to_string(), counts.lines(level)))
+        lines: counts
+            .by_level()
             .filter(|(_, n)| *n > 0)
+            .map(|(level, n)| (level.to_string(), n))
             .collect(),
         suppressed: counts.suppressed.load(Ordering::Relaxed),
     }

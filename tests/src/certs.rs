@@ -54,26 +54,7 @@ impl Ca {
                 .map(|n| n.to_string_lossy())
                 .unwrap_or_default()
         );
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "120",
-                "-subj",
-                &subject,
-            ],
-        );
+        self_signed_req(dir, ("ca.pem", "ca.key"), 120, &subject, &[]);
         Self {
             dir: dir.to_owned(),
             cert: dir.join("ca.pem"),
@@ -166,32 +147,44 @@ impl Ca {
 #[must_use]
 pub fn self_signed(dir: &Path, stem: &str, name: &str, days: u32) -> Pair {
     let (cert, key) = (format!("{stem}.pem"), format!("{stem}.key"));
-    openssl(
+    let san = format!("subjectAltName=DNS:{name}");
+    self_signed_req(
         dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            &days.to_string(),
-            "-subj",
-            &format!("/CN={name}"),
-            "-addext",
-            &format!("subjectAltName=DNS:{name}"),
-            "-keyout",
-            &key,
-            "-out",
-            &cert,
-        ],
+        (&cert, &key),
+        days,
+        &format!("/CN={name}"),
+        &["-addext", &san],
     );
     Pair {
         cert: dir.join(cert),
         key: dir.join(key),
     }
+}
+
+/// `openssl req -x509`: a new P-256 key and a certificate signed by it,
+/// written as `files` (certificate, key) in `dir`, valid `days` days for
+/// `subject`, with `extra` arguments.
+fn self_signed_req(dir: &Path, files: (&str, &str), days: u32, subject: &str, extra: &[&str]) {
+    let days = days.to_string();
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        &days,
+        "-subj",
+        subject,
+        "-keyout",
+        files.1,
+        "-out",
+        files.0,
+    ];
+    args.extend_from_slice(extra);
+    openssl(dir, &args);
 }
 
 /// A config with one TLS listener on the VIP's port 443 serving `pair`,

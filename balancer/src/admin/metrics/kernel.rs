@@ -29,10 +29,9 @@ pub(super) fn kernel_log(
         "balancer_xdp_log_lines",
         "Reports of the XDP program written into the daemon's log, by level",
         MetricType::Counter,
-        KernelLog::ALL[1..]
-            .iter()
-            .zip(log::Level::iter())
-            .map(|(l, level)| ([("level", l.name().to_owned())], counts.lines(level))),
+        counts
+            .by_level()
+            .map(|(level, n)| ([("level", level.name().to_owned())], n)),
     )?;
     family(
         encoder,

@@ -4,7 +4,7 @@
 //! The kernel can report far faster than anyone reads, so lines beyond a
 //! rate are counted and summarised instead of written.
 
-use crate::logging::KERNEL_TARGET;
+use crate::{config::model::KernelLog, logging::KERNEL_TARGET};
 use std::{
     sync::{
         Arc, Mutex,
@@ -48,6 +48,14 @@ impl Counts {
     #[must_use]
     pub fn lines(&self, level: log::Level) -> u64 {
         self.lines[level as usize - 1].load(Ordering::Relaxed)
+    }
+
+    /// Lines written, by level, error first (the order of `lines`).
+    pub fn by_level(&self) -> impl Iterator<Item = (KernelLog, u64)> + '_ {
+        KernelLog::ALL[1..]
+            .iter()
+            .zip(&self.lines)
+            .map(|(level, n)| (*level, n.load(Ordering::Relaxed)))
     }
 }
 
@@ -277,12 +285,12 @@ mod tests {
             unmap_ipv4("backend ::ffff:198.18.1.11 leaves"),
             "backend 198.18.1.11 leaves"
         );
-        assert_eq!(unmap_ipv4("::ffff:10.0.0.1"), "10.0.0.1");
+        assert_eq!(unmap_ipv4("::ffff:198.18.0.1"), "198.18.0.1");
         assert_eq!(unmap_ipv4("fd00::ffff:1 and ::1"), "fd00::ffff:1 and ::1");
-        assert_eq!(unmap_ipv4("a ::ffff:1.2.3 b"), "a ::ffff:1.2.3 b");
+        assert_eq!(unmap_ipv4("a ::ffff:198.18.3 b"), "a ::ffff:198.18.3 b");
         assert_eq!(
-            unmap_ipv4("x ::ffff:1.2.3.4, ::ffff:5.6.7.8."),
-            "x 1.2.3.4, 5.6.7.8."
+            unmap_ipv4("x ::ffff:198.18.0.4, ::ffff:198.19.0.8."),
+            "x 198.18.0.4, 198.19.0.8."
         );
         assert_eq!(unmap_ipv4("plain text"), "plain text");
     }
