@@ -82,10 +82,12 @@ try:
     until("the dashboard", lambda: shown("main"))
     until("backend rows", lambda: row_state(DOWN) and row_state(DRAIN))
     time.sleep(2.5)  # a few polls, so rates and sparklines have data
-    rows = [
+    # The page re-renders its tables every second, so a row read cell by
+    # cell can go stale midway: read them as `until` reads everything.
+    rows = until("the backend rows read whole", lambda: [
         [c.text for c in r.find_elements(By.TAG_NAME, "td")][:3]
         for r in driver.find_elements(By.CSS_SELECTOR, "#pools tbody tr")
-    ]
+    ])
     say(step="loaded", rows=rows, severe=severe(), sparks=len(driver.find_elements(By.CSS_SELECTOR, "svg.spark polyline")))
 
     sys.stdin.readline()  # the test stops a backend
